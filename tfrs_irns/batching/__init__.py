@@ -1,0 +1,1 @@
+"""Batching: which training examples share a batch, epoch by epoch."""

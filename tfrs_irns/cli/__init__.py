@@ -1,0 +1,1 @@
+"""The ``tfrs-irns`` command line."""

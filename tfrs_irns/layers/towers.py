@@ -1,0 +1,138 @@
+"""Query and candidate towers of a two-tower retrieval model.
+
+A two-tower model scores a (user, item) pair by the dot product of two
+embeddings computed independently: the query tower sees only the user, the
+candidate tower only the item. Independence is what makes retrieval cheap at
+serving time (embed every item once, then a nearest-neighbour search) and what
+lets IRNS embed thousands of sampled items per step with the same tower.
+
+Both towers take integer indices from :class:`~tfrs_irns.data.vocab.Vocabulary`
+(0 = OOV). Item features live inside the candidate tower as a table keyed by
+item index, so any item index — including ones sampled in-graph — can be
+embedded without looking anything up in the input batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+def _mlp(hidden: Sequence[int], output_dim: int, name: str) -> Optional[tf.keras.Sequential]:
+    """ReLU layers of sizes ``hidden`` then a linear projection, or None."""
+    if not hidden:
+        return None
+    layers = [tf.keras.layers.Dense(units, activation="relu") for units in hidden]
+    layers.append(tf.keras.layers.Dense(output_dim))
+    return tf.keras.Sequential(layers, name=name)
+
+
+class _Tower(tf.keras.layers.Layer):
+    """Shared body: id embedding (+ features) → optional MLP → optional L2 norm."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        hidden: Sequence[int] = (),
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.hidden = [int(h) for h in hidden]
+        self.normalize = bool(normalize)
+        self.embedding = tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
+        self.mlp = _mlp(self.hidden, self.embedding_dim, name="mlp")
+
+    def _features(self, indices: tf.Tensor) -> Optional[tf.Tensor]:
+        return None
+
+    def call(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = self.embedding(indices)
+        extra = self._features(indices)
+        if extra is not None:
+            x = x + extra
+        if self.mlp is not None:
+            x = self.mlp(x, training=training)
+        if self.normalize:
+            x = tf.math.l2_normalize(x, axis=-1)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            embedding_dim=self.embedding_dim,
+            hidden=self.hidden,
+            normalize=self.normalize,
+        )
+        return config
+
+
+class QueryTower(_Tower):
+    """User index → query embedding.
+
+    Args:
+      vocab_size: rows of the user table, known users plus the OOV row 0.
+      embedding_dim: output dimension ``d``.
+      hidden: sizes of optional ReLU layers applied after the embedding.
+      normalize: L2-normalise the output (cosine scoring).
+    """
+
+
+class CandidateTower(_Tower):
+    """Item index → candidate embedding, with optional item features.
+
+    ``item_features`` is a dense ``[vocab_size, F]`` table (e.g. multi-hot
+    genres) stored as a non-trainable weight and projected to ``d`` and added to
+    the id embedding, so items share what their features share.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        hidden: Sequence[int] = (),
+        normalize: bool = False,
+        item_features: Optional[np.ndarray] = None,
+        num_features: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(vocab_size, embedding_dim, hidden, normalize, **kwargs)
+        if item_features is not None:
+            item_features = np.asarray(item_features, np.float32)
+            if item_features.shape[0] != self.vocab_size:
+                raise ValueError(
+                    f"item_features has {item_features.shape[0]} rows, expected vocab_size={self.vocab_size}"
+                )
+            num_features = item_features.shape[1]
+        self.num_features = int(num_features)
+        self.feature_table = None
+        if self.num_features:
+            init = (
+                tf.keras.initializers.Constant(item_features)
+                if item_features is not None
+                else tf.keras.initializers.Zeros()
+            )
+            # A weight, not a constant, so checkpoints and SavedModels carry it.
+            self.feature_table = self.add_weight(
+                name="item_features",
+                shape=(self.vocab_size, self.num_features),
+                initializer=init,
+                trainable=False,
+            )
+            self.feature_projection = tf.keras.layers.Dense(self.embedding_dim, use_bias=False, name="features")
+
+    def _features(self, indices: tf.Tensor) -> Optional[tf.Tensor]:
+        if self.feature_table is None:
+            return None
+        return self.feature_projection(tf.gather(self.feature_table, indices))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["num_features"] = self.num_features
+        return config

@@ -1,0 +1,181 @@
+"""A training run: data → pipeline → model → ``model.fit`` → evaluation → files.
+
+A run directory holds everything needed to evaluate or export the model
+later without the original process:
+
+```
+<run>/config.yaml      the resolved config (data paths made absolute)
+<run>/metrics.json     test metrics, the most-popular baseline, timings, sizes
+<run>/checkpoints/     the trained weights (TF checkpoint)
+<run>/vocab/           user and item vocabularies (raw id of each index)
+<run>/logs/            TensorBoard
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_irns.config import Config, load_config, save_config
+from tfrs_irns.data.prepare import PreparedData, prepare_data
+from tfrs_irns.errors import UserError
+from tfrs_irns.evaluation import evaluate_model, popular_baseline
+from tfrs_irns.models.two_tower import TwoTowerModel, build_model
+from tfrs_irns.batching.pipeline import TrainPipeline
+
+CHECKPOINT = "checkpoints/weights"
+
+
+@dataclass
+class Run:
+    """A trained (or restored) model with its data and config."""
+
+    config: Config
+    data: PreparedData
+    model: TwoTowerModel
+    directory: str
+    metrics: Optional[dict[str, Any]] = None
+
+
+def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
+    t = config.train
+    if t.optimizer == "adagrad":
+        return tf.keras.optimizers.Adagrad(t.learning_rate)
+    if t.optimizer == "adam":
+        return tf.keras.optimizers.Adam(t.learning_rate)
+    return tf.keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay)
+
+
+def default_run_dir(config: Config) -> str:
+    return os.path.join("runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _absolute_paths(config: Config) -> Config:
+    """Make data paths absolute so ``evaluate --run`` works from any folder."""
+    data = config.data
+    if data.path:
+        data = dataclasses.replace(data, path=os.path.abspath(data.path))
+    if data.csv.items_path:
+        data = dataclasses.replace(data, csv=dataclasses.replace(data.csv, items_path=os.path.abspath(data.csv.items_path)))
+    return dataclasses.replace(config, data=data)
+
+
+def callbacks_for(config: Config, run_dir: str, pipeline: TrainPipeline, model: TwoTowerModel, data: PreparedData) -> list:
+    """The Keras callbacks a run uses: TensorBoard, batching strategy, validation."""
+    callbacks: list = [tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0)]
+    if config.batching.strategy == "gcbs":
+        from tfrs_irns.batching.gcbs import GCBSCallback
+
+        callbacks.append(GCBSCallback(pipeline, model, config.batching.gcbs, log_dir=os.path.join(run_dir, "logs")))
+    return callbacks
+
+
+def train(config: Config, run_dir: Optional[str] = None, verbose: int = 1) -> Run:
+    """Train the model ``config`` describes and write the run directory."""
+    config = _absolute_paths(config)
+    run_dir = run_dir or default_run_dir(config)
+    os.makedirs(run_dir, exist_ok=True)
+    save_config(config, os.path.join(run_dir, "config.yaml"))
+
+    tf.keras.utils.set_random_seed(config.train.seed)
+    data = prepare_data(config.data)
+    if verbose:
+        print(
+            f"data: {data.description} | train {len(data.train):,}, validation {len(data.validation):,}, "
+            f"test {len(data.test):,} | {data.num_users:,} users, {data.num_items:,} items"
+        )
+    pipeline = TrainPipeline(
+        data.train.user,
+        data.train.item,
+        config.train.batch_size,
+        seed=config.train.seed,
+        drop_remainder=config.batching.drop_remainder,
+    )
+    model = build_model(config, data)
+    model.compile(optimizer=make_optimizer(config))
+    callbacks = callbacks_for(config, run_dir, pipeline, model, data)
+
+    start = time.perf_counter()
+    history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
+    train_seconds = time.perf_counter() - start
+    epochs_run = len(history.epoch)
+
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    model.save_weights(os.path.join(run_dir, CHECKPOINT))
+    os.makedirs(os.path.join(run_dir, "vocab"), exist_ok=True)
+    data.user_vocab.save(os.path.join(run_dir, "vocab", "users.json"))
+    data.item_vocab.save(os.path.join(run_dir, "vocab", "items.json"))
+
+    metrics = test_metrics(config, data, model)
+    metrics.update(
+        train_seconds=round(train_seconds, 3),
+        train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
+        epochs_run=epochs_run,
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+    )
+    write_metrics(run_dir, metrics)
+    if verbose:
+        print(summary_line(metrics, config))
+    return Run(config, data, model, run_dir, metrics)
+
+
+def test_metrics(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
+    """Test-split metrics of ``model`` and of the most-popular baseline."""
+    e = config.eval
+    metrics = evaluate_model(model, data, split="test", ks=e.ks, exclude_seen=e.exclude_seen, chunk_size=e.chunk_size)
+    metrics["popular_baseline"] = popular_baseline(data, split="test", ks=e.ks, exclude_seen=e.exclude_seen)
+    metrics.update(
+        num_users=data.num_users,
+        num_items=data.num_items,
+        num_train=len(data.train),
+        num_validation=len(data.validation),
+        num_test=len(data.test),
+    )
+    return metrics
+
+
+def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:
+    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+        json.dump(metrics, fh, indent=2, sort_keys=False, default=float)
+
+
+def summary_line(metrics: dict[str, Any], config: Config) -> str:
+    k = max(config.eval.ks)
+    return (
+        f"test hit_rate@{k} = {metrics[f'hit_rate@{k}']:.4f} "
+        f"(most-popular baseline {metrics['popular_baseline'][f'hit_rate@{k}']:.4f}), "
+        f"recall@{k} = {metrics[f'recall@{k}']:.4f}, ndcg@{k} = {metrics[f'ndcg@{k}']:.4f}"
+    )
+
+
+def load_run(run_dir: str, overrides: tuple[str, ...] = ()) -> Run:
+    """Rebuild a finished run's data and model and restore its weights."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: run directory not found")
+    if not os.path.isfile(config_path):
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    if not os.path.isfile(os.path.join(run_dir, CHECKPOINT + ".index")):
+        raise UserError(f"{run_dir}: no checkpoint at {CHECKPOINT} (did training finish?)")
+    config = load_config(config_path, overrides)
+    data = prepare_data(config.data)
+    saved_items = os.path.join(run_dir, "vocab", "items.json")
+    if os.path.isfile(saved_items):
+        from tfrs_irns.data.vocab import Vocabulary
+
+        if not np.array_equal(Vocabulary.load(saved_items).ids, data.item_vocab.ids):
+            raise UserError(
+                f"{run_dir}: the data at {config.data.path or config.data.source} no longer matches the "
+                "item vocabulary the run was trained on"
+            )
+    model = build_model(config, data)
+    model.load_weights(os.path.join(run_dir, CHECKPOINT)).expect_partial()
+    return Run(config, data, model, run_dir)
