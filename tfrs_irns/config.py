@@ -26,9 +26,9 @@ class SyntheticConfig:
     num_items: int = 20000
     num_interactions: int = 500000
     num_clusters: int = 20
-    zipf_exponent: float = 1.0
+    zipf_exponent: float = 0.8
     # Share of interactions drawn from the user's own cluster (the planted signal).
-    affinity: float = 0.8
+    affinity: float = 0.9
 
 
 @dataclass
@@ -119,7 +119,7 @@ class EarlyStoppingConfig:
 class TrainConfig:
     batch_size: int = 600
     epochs: int = 3
-    learning_rate: float = 0.1
+    learning_rate: float = 0.2
     optimizer: Literal["adagrad", "adam", "adamw"] = "adagrad"
     weight_decay: float = 0.0
     seed: int = 0

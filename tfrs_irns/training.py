@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -48,7 +49,10 @@ class Run:
 def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
     t = config.train
     if t.optimizer == "adagrad":
-        return tf.keras.optimizers.Adagrad(t.learning_rate)
+        # Our loss is a mean over rows; TFRS's Adagrad(0.1) default assumes a sum, whose
+        # gradients are B times larger. A tiny initial accumulator restores Adagrad's
+        # scale invariance (with 0.1 the mean-loss updates barely move the embeddings).
+        return tf.keras.optimizers.Adagrad(t.learning_rate, initial_accumulator_value=1e-6)
     if t.optimizer == "adam":
         return tf.keras.optimizers.Adam(t.learning_rate)
     return tf.keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay)
@@ -78,8 +82,14 @@ def callbacks_for(config: Config, run_dir: str, pipeline: TrainPipeline, model: 
     return callbacks
 
 
-def train(config: Config, run_dir: Optional[str] = None, verbose: int = 1) -> Run:
-    """Train the model ``config`` describes and write the run directory."""
+def train(config: Config, run_dir: Optional[str] = None, verbose: Optional[int] = None) -> Run:
+    """Train the model ``config`` describes and write the run directory.
+
+    ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch; by default a
+    bar on a terminal and one line per epoch in logs (CI, files).
+    """
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
     config = _absolute_paths(config)
     run_dir = run_dir or default_run_dir(config)
     os.makedirs(run_dir, exist_ok=True)

@@ -57,8 +57,13 @@ class ItemTable:
 
 @dataclass(frozen=True)
 class RawDataset:
-    """What a source returns: all interactions plus the item table."""
+    """What a source returns: all interactions plus the item table.
+
+    ``skipped_rows`` counts malformed input rows dropped under
+    ``data.skip_bad_rows: true`` (always 0 otherwise).
+    """
 
     interactions: Interactions
     items: ItemTable
     description: str = ""
+    skipped_rows: int = 0

@@ -16,6 +16,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_irns.config import Config
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
+from tfrs_irns.tasks.irns import irns_task_from_config
 
 
 class TwoTowerModel(tfrs.models.Model):
@@ -74,8 +75,6 @@ def _embed_all(tower: tf.keras.layers.Layer, size: int, batch_size: int) -> np.n
 
 def build_model(config: Config, data: Any, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
     """The model ``config`` describes, sized for ``data`` (a ``PreparedData``)."""
-    from tfrs_irns.tasks.factory import build_task  # late: tasks depend on the towers' callables
-
     m = config.model
     query_tower = QueryTower(
         data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower"
@@ -90,7 +89,9 @@ def build_model(config: Config, data: Any, task: Optional[tf.keras.layers.Layer]
         name="candidate_tower",
     )
     if task is None:
-        task = build_task(config, data, candidate_tower)
+        task = irns_task_from_config(
+            config.negatives, candidate_tower, data.item_counts, temperature=config.model.temperature
+        )
     model = TwoTowerModel(query_tower, candidate_tower, task, embedding_l2=m.embedding_l2)
     # Create every weight now so checkpoints restore eagerly and exports see them.
     dummy = tf.zeros([1], tf.int32)

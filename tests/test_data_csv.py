@@ -1,0 +1,200 @@
+"""CSV/TSV source: column mapping, optional columns, items file, bad rows."""
+
+import logging
+
+import numpy as np
+import pytest
+
+import tfrs_irns  # noqa: F401
+from tfrs_irns.config import CsvConfig
+from tfrs_irns.data.csv_source import load_csv
+from tfrs_irns.errors import ConfigError, DataError
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return str(path)
+
+
+def test_csv_with_header_and_all_columns(tmp_path):
+    path = write(
+        tmp_path / "events.csv",
+        "ts,who,what,stars,extra\n"
+        "100,alice,m1,4.5,x\n"
+        " 50 , bob ,m2,3,y\n"
+        "\n"
+        "75,alice,\"m,3\",1,z\n",
+    )
+    cfg = CsvConfig(user_column="who", item_column="what", timestamp_column="ts", rating_column="stars")
+    raw = load_csv(path, cfg)
+    inter = raw.interactions
+    assert inter.user_id.tolist() == ["alice", "bob", "alice"]
+    assert inter.item_id.tolist() == ["m1", "m2", "m,3"]
+    assert inter.timestamp.tolist() == [100, 50, 75] and inter.timestamp.dtype == np.int64
+    assert inter.rating.tolist() == [4.5, 3.0, 1.0] and inter.rating.dtype == np.float32
+    assert sorted(raw.items.item_id.tolist()) == ["m,3", "m1", "m2"]
+    assert raw.items.title is None and raw.skipped_rows == 0
+    assert "3 interactions, 2 users, 3 items" in raw.description
+
+
+@pytest.mark.parametrize("delimiter", ["\t", "\\t", "tab"])
+def test_tsv_without_header_uses_positions(tmp_path, delimiter):
+    path = write(tmp_path / "events.tsv", "u1\ti1\t7\nu2\ti2\t9\n")
+    cfg = CsvConfig(
+        user_column="0", item_column="1", timestamp_column="2", delimiter=delimiter, header=False
+    )
+    raw = load_csv(path, cfg)
+    assert raw.interactions.user_id.tolist() == ["u1", "u2"]
+    assert raw.interactions.item_id.tolist() == ["i1", "i2"]
+    assert raw.interactions.timestamp.tolist() == [7, 9]
+
+
+def test_no_timestamp_column_uses_row_order(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id\na,x\nb,y\na,z\n")
+    raw = load_csv(path, CsvConfig(timestamp_column=None))
+    assert raw.interactions.timestamp.tolist() == [0, 1, 2]
+    assert raw.interactions.rating is None
+
+
+def test_float_timestamps_are_truncated(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1.9e3\nb,y,12.7\n")
+    assert load_csv(path, CsvConfig()).interactions.timestamp.tolist() == [1900, 12]
+
+
+def test_items_file_titles_and_genres(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1\nb,y,2\n")
+    items = write(
+        tmp_path / "items.csv",
+        'item_id,title,genres\nx,"Hello, World",Drama|Comedy\ny,Plain,\nz,Unused,Horror\n',
+    )
+    cfg = CsvConfig(items_path=items, genres_column="genres")
+    raw = load_csv(path, cfg)
+    assert raw.items.item_id.tolist() == ["x", "y", "z"]
+    assert raw.items.title.tolist() == ["Hello, World", "Plain", "Unused"]
+    assert raw.items.genres.tolist() == ["Drama|Comedy", "", "Horror"]
+
+
+def test_latin1_file_is_decoded(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nJosé,café,1\n", encoding="latin-1")
+    raw = load_csv(path, CsvConfig())
+    assert raw.interactions.user_id.tolist() == ["José"]
+    assert raw.interactions.item_id.tolist() == ["café"]
+
+
+def test_missing_file_names_the_path(tmp_path):
+    missing = str(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="nope.csv: no such file"):
+        load_csv(missing, CsvConfig())
+
+
+def test_missing_column_names_column_key_and_header(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id\na,x\n")
+    with pytest.raises(DataError) as err:
+        load_csv(path, CsvConfig())  # timestamp_column defaults to "timestamp"
+    msg = str(err.value)
+    assert "e.csv" in msg and "'timestamp'" in msg and "data.csv.timestamp_column" in msg
+    assert "'user_id', 'item_id'" in msg and "null" in msg
+
+
+def test_missing_title_column_in_items_file(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1\n")
+    items = write(tmp_path / "items.csv", "item_id,name\nx,X\n")
+    with pytest.raises(DataError, match=r"items.csv: no column 'title' \(data.csv.title_column\)"):
+        load_csv(path, CsvConfig(items_path=items))
+
+
+def test_headerless_needs_positions(tmp_path):
+    path = write(tmp_path / "e.csv", "a,x,1\n")
+    with pytest.raises(ConfigError, match="data.csv.user_column: with data.csv.header=false"):
+        load_csv(path, CsvConfig(header=False))
+
+
+def test_empty_file_and_header_only(tmp_path):
+    with pytest.raises(DataError, match="empty.csv: the file is empty"):
+        load_csv(write(tmp_path / "empty.csv", ""), CsvConfig())
+    with pytest.raises(DataError, match="head.csv: no interactions"):
+        load_csv(write(tmp_path / "head.csv", "user_id,item_id,timestamp\n"), CsvConfig())
+
+
+BAD_ROWS = [
+    # (body after the header, 1-based line of the first bad row, message part)
+    ("a,x,1\nb,y\nc,z,3\n", 3, "expected 3 columns, found 2"),
+    ("a,x,1\n\nb,y,soon\n", 4, "timestamp 'soon' is not a number"),
+    ("a,x,1\nb,y,nan\n", 3, "timestamp 'nan' is not a number"),
+    ("a,x,1\n ,y,2\n", 3, "user id ' ' is empty"),
+    ("a,x,1\nb,y,2,9\n", 3, "expected 3 columns, found 4"),
+    ('a,"multi\nline",1\nb,,2\n', 4, "item id '' is empty"),
+]
+
+
+@pytest.mark.parametrize("body,line,problem", BAD_ROWS)
+def test_bad_row_names_file_and_line(tmp_path, body, line, problem):
+    path = write(tmp_path / "bad.csv", "user_id,item_id,timestamp\n" + body)
+    with pytest.raises(DataError) as err:
+        load_csv(path, CsvConfig())
+    assert str(err.value) == f"{path}, line {line}: {problem}"
+
+
+def test_first_bad_row_is_reported_across_kinds_of_problem(tmp_path):
+    # A bad value on line 3 comes before a wrong column count on line 4.
+    path = write(tmp_path / "bad.csv", "user_id,item_id,timestamp\na,x,1\nb,y,zz\nc,z\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 3: timestamp 'zz'"):
+        load_csv(path, CsvConfig())
+
+
+def test_bad_rating_names_line(tmp_path):
+    path = write(tmp_path / "r.csv", "user_id,item_id,timestamp,rating\na,x,1,5\nb,y,2,great\n")
+    with pytest.raises(DataError, match=r"r.csv, line 3: rating 'great' is not a number"):
+        load_csv(path, CsvConfig(rating_column="rating"))
+
+
+def test_skip_bad_rows_counts_and_warns(tmp_path, caplog):
+    path = write(
+        tmp_path / "bad.csv",
+        "user_id,item_id,timestamp\na,x,1\nb,y\nc,z,oops\nd,w,4\n",
+    )
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y,extra\n")
+    with caplog.at_level(logging.WARNING):
+        raw = load_csv(path, CsvConfig(items_path=items), skip_bad_rows=True)
+    assert raw.interactions.user_id.tolist() == ["a", "d"]
+    assert raw.interactions.timestamp.tolist() == [1, 4]
+    assert raw.items.item_id.tolist() == ["x"]
+    assert raw.skipped_rows == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("bad.csv: skipped 2 malformed rows" in m and "first at line 3" in m for m in messages)
+    assert any("items.csv: skipped 1 malformed row " in m and "line 3" in m for m in messages)
+
+
+def test_skip_bad_rows_without_timestamps_keeps_row_order(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id\na,x\nb\nc,z\n")
+    raw = load_csv(path, CsvConfig(timestamp_column=None), skip_bad_rows=True)
+    assert raw.interactions.user_id.tolist() == ["a", "c"]
+    assert raw.interactions.timestamp.tolist() == [0, 1]
+
+
+def test_large_file_matches_csv_module_oracle(tmp_path):
+    # More rows than one conversion chunk, with a bad row near the end.
+    import csv as csvmod
+
+    import tfrs_irns.data.csv_source as cs
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    users = rng.integers(100, size=n)
+    lines = [f"u{u},i{i},{t}" for u, i, t in zip(users, rng.integers(50, size=n), rng.integers(10**9, size=n))]
+    lines[2500] = "bad,row"
+    path = write(tmp_path / "big.csv", "user_id,item_id,timestamp\n" + "\n".join(lines) + "\n")
+    old = cs._CHUNK_ROWS
+    cs._CHUNK_ROWS = 512
+    try:
+        with pytest.raises(DataError, match=r"big.csv, line 2502: expected 3 columns, found 2"):
+            load_csv(path, CsvConfig())
+        raw = load_csv(path, CsvConfig(), skip_bad_rows=True)
+    finally:
+        cs._CHUNK_ROWS = old
+    with open(path, newline="") as fh:
+        rows = [r for r in csvmod.reader(fh)][1:]
+    rows = [r for r in rows if len(r) == 3]
+    assert raw.interactions.user_id.tolist() == [r[0] for r in rows]
+    assert raw.interactions.item_id.tolist() == [r[1] for r in rows]
+    assert raw.interactions.timestamp.tolist() == [int(r[2]) for r in rows]

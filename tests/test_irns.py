@@ -1,0 +1,365 @@
+"""IRNSRetrieval against a numpy oracle, for every mode and option."""
+
+import tfrs_irns  # noqa: F401,I001  (first: pins Keras 2 before anything touches tf.keras)
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrs_irns.config import NegativesConfig
+from tfrs_irns.errors import ConfigError, UserError
+from tfrs_irns.sampling import UniformSampler, UnigramSampler
+from tfrs_irns.tasks import IRNSRetrieval, irns_task_from_config, softmax_cross_entropy
+from tfrs_irns.tasks.irns import MASK_VALUE
+
+N, D, B, M = 12, 5, 8, 10  # a tiny catalogue so duplicates and hits happen
+
+
+def make_tower(seed=0):
+    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.RandomNormal(seed=seed))
+    tower.build((None,))
+    return tower
+
+
+def make_counts():
+    counts = np.array([0, 9, 4, 1, 0, 7, 2, 3, 12, 1, 5, 2, 6], np.float64)
+    return counts, counts / counts.sum()
+
+
+def oracle(
+    table, q, pos, users, neg, mode, p, qprob, logq, hits, same_user, temperature, hard=None
+):
+    """Loss by definition: one row at a time, one column at a time (float64)."""
+    table, q = table.astype(np.float64), q.astype(np.float64)
+    b, m = len(pos), len(neg)
+    losses = []
+    for i in range(b):
+        if mode == "full":
+            cols = [(j, "item", None) for j in range(1, N + 1)]
+            label = pos[i] - 1
+        else:
+            batch_cols = [(pos[k], "batch", users[k]) for k in range(b)]
+            sampled = [(j, "sampled", None) for j in neg]
+            cols = {
+                "in_batch": batch_cols,
+                "mixed": batch_cols + sampled,
+                "random": [(pos[i], "batch", users[i])] + sampled,
+            }[mode]
+            label = 0 if mode == "random" else i
+        logits = []
+        for c, (item, kind, user) in enumerate(cols):
+            s = q[i] @ table[item] / temperature
+            if logq and mode != "full":
+                from_batch = b * p[item] if mode != "random" else 0.0
+                from_sampler = m * qprob[item] if mode != "in_batch" else 0.0
+                expected = from_batch + from_sampler
+                s -= np.log(max(expected, 1e-10))
+            masked = c != label and (
+                (hits and item == pos[i]) or (same_user and kind == "batch" and mode != "random" and user == users[i])
+            )
+            logits.append(-np.inf if masked else s)
+        logits = np.array(logits)
+        if hard is not None:
+            negatives = np.sort(np.delete(logits, label))[::-1][:hard]
+            logits = np.concatenate([[logits[label]], negatives])
+            label = 0
+        top = logits.max()
+        losses.append(np.log(np.exp(logits - top).sum()) + top - logits[label])
+    return float(np.mean(losses))
+
+
+def random_batch(rng):
+    pos = rng.choice([1, 2, 3, 5, 5, 8, 8, 8, 10, 12], size=B)  # duplicates on purpose
+    users = rng.integers(1, 4, size=B)  # few users: same-user pairs on purpose
+    q = rng.normal(size=(B, D)).astype(np.float32)
+    return pos.astype(np.int32), users.astype(np.int32), q
+
+
+CASES = list(
+    itertools.product(["in_batch", "random", "mixed", "full"], [False, True], [False, True], [False, True], [1.0, 0.3])
+)
+
+
+@pytest.mark.parametrize("mode,logq,hits,same_user,temperature", CASES)
+def test_loss_matches_numpy_oracle(mode, logq, hits, same_user, temperature):
+    rng = np.random.default_rng(hash((mode, logq, hits, same_user, temperature)) % 2**32)
+    tower = make_tower()
+    counts, p = make_counts()
+    sampler = UnigramSampler(counts, alpha=0.75) if (hits + same_user) % 2 else UniformSampler(N)
+    task = IRNSRetrieval(
+        tower, N, mode=mode, num_negatives=M, sampler=sampler, item_probabilities=p, logq=logq,
+        remove_accidental_hits=hits, mask_same_user=same_user, temperature=temperature, seed=3,
+    )
+    pos, users, q = random_batch(rng)
+    step = int(task.step.numpy())
+    loss = task(q, tower(pos), candidate_ids=pos, query_ids=users, training=True)
+    if mode in ("random", "mixed"):
+        neg, neg_q = (t.numpy() for t in task.sample_negatives(step))
+        qprob = sampler.probability(tf.range(N + 1)).numpy()
+        np.testing.assert_allclose(neg_q, qprob[neg], rtol=1e-6)
+    else:
+        neg, qprob = np.zeros(0, np.int32), None
+    expected = oracle(tower.embeddings.numpy(), q, pos, users, neg, mode, p, qprob, logq, hits, same_user, temperature)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=2e-5, atol=2e-5)
+    assert int(task.step.numpy()) == step + 1
+
+
+@pytest.mark.parametrize("mode", ["in_batch", "random", "mixed"])
+def test_hard_negative_mining_matches_oracle(mode):
+    rng = np.random.default_rng(1)
+    tower = make_tower()
+    counts, p = make_counts()
+    task = IRNSRetrieval(tower, N, mode=mode, num_negatives=M, item_probabilities=p, num_hard_negatives=3)
+    pos, users, q = random_batch(rng)
+    loss = task(q, tower(pos), candidate_ids=pos, query_ids=users, training=False)
+    neg = task.sample_negatives(0)[0].numpy() if mode != "in_batch" else np.zeros(0, np.int32)
+    qprob = np.full(N + 1, 1 / N)
+    logq = mode != "random"
+    expected = oracle(tower.embeddings.numpy(), q, pos, users, neg, mode, p, qprob, logq, True, False, 1.0, hard=3)
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=2e-5)
+
+
+def test_logq_mixture_on_a_hand_computed_2x4_example():
+    # B = 2 positives (items 1, 2) and M = 2 sampled items (3, 1); all scores
+    # are 0, so the logits are exactly the correction -log(B p_j + M q_j).
+    # p = [0, .5, .25, .25] (training shares), q uniform over 3 items.
+    #   item 1: 2*.5  + 2/3 = 5/3   item 2: 2*.25 + 2/3 = 7/6   item 3: 2*.25 + 2/3 = 7/6
+    class FixedSampler(UniformSampler):
+        def sample(self, num, seed):
+            return tf.constant([3, 1], tf.int32), tf.fill([2], 1 / 3)
+
+    tower = tf.keras.layers.Embedding(4, 2, embeddings_initializer="zeros")
+    task = IRNSRetrieval(
+        tower, 3, mode="mixed", num_negatives=2, sampler=FixedSampler(3), item_probabilities=[0, 0.5, 0.25, 0.25],
+        remove_accidental_hits=False,
+    )
+    ids = tf.constant([1, 2])
+    logits, labels, _ = task.logits_and_labels(tf.zeros([2, 2]), tower(ids), ids)
+    row = -np.log([5 / 3, 7 / 6, 7 / 6, 5 / 3])
+    np.testing.assert_allclose(logits.numpy(), [row, row], rtol=1e-6)
+    # Sign: the popular item 1 is pushed down relative to the rarer ones.
+    assert logits.numpy()[0, 0] < logits.numpy()[0, 1]
+    np.testing.assert_array_equal(labels.numpy(), [0, 1])
+    # Loss of row 0: logsumexp(row) - row[0]; row 1: logsumexp(row) - row[1].
+    lse = np.log(np.exp(row).sum())
+    expected = np.mean([lse - row[0], lse - row[1]])
+    np.testing.assert_allclose(task(tf.zeros([2, 2]), tower(ids), candidate_ids=ids).numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("logq", [False, True])
+def test_random_with_the_whole_catalogue_equals_full(logq):
+    # Uniform, M = N without replacement and hit masking: the random mode's
+    # candidate set is exactly the catalogue, so it is the exact softmax.
+    rng = np.random.default_rng(2)
+    tower = make_tower(1)
+    pos, users, q = random_batch(rng)
+    sampler = UniformSampler(N, replacement=False)
+    rand = IRNSRetrieval(tower, N, mode="random", num_negatives=N, sampler=sampler, logq=logq)
+    full = IRNSRetrieval(tower, N, mode="full")
+    a = rand(q, tower(pos), candidate_ids=pos, training=True)
+    b = full(q, tower(pos), candidate_ids=pos, training=True)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
+
+
+def test_fused_cross_entropy_value_and_gradient_match_tensorflow():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(6, 9)).astype(np.float32) * 3
+    logits[1, 4] = MASK_VALUE
+    logits = tf.constant(logits)
+    labels = tf.constant([0, 3, 8, 2, 2, 5])
+    weights = tf.constant(rng.uniform(size=6), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        ours = softmax_cross_entropy(logits, labels)
+        ref = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        lo, lr = tf.reduce_sum(ours * weights), tf.reduce_sum(ref * weights)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(lo, logits).numpy(), tape.gradient(lr, logits).numpy(), atol=1e-6)
+
+
+def test_gradients_match_the_dense_formulation():
+    # The sparse hit masking + fused loss give the gradients of the plain
+    # definition (dense mask, TensorFlow's cross-entropy).
+    rng = np.random.default_rng(5)
+    tower = make_tower()
+    counts, p = make_counts()
+    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, item_probabilities=p, mask_same_user=True)
+    pos, users, q = random_batch(rng)
+    q = tf.constant(q)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(q)
+        loss = task(q, tower(pos), candidate_ids=pos, query_ids=users, training=False)
+        neg, neg_q = task.sample_negatives(0)
+        cols = tf.concat([pos, neg], 0)
+        logits = tf.matmul(q, tower(cols), transpose_b=True)
+        expected = B * tf.gather(p.astype(np.float32), cols) + M * tf.concat([tf.fill([B], 1 / N), neg_q], 0)
+        logits -= tf.math.log(expected)[None, :]
+        same_user = np.equal.outer(users, users)
+        mask = (np.equal.outer(pos, cols.numpy()) | np.pad(same_user, [(0, 0), (0, M)])) & ~np.eye(B, B + M, dtype=bool)
+        logits = tf.where(mask, -1e30, logits)
+        ref = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(B), logits))
+    np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-5)
+    for ours, theirs in zip(tape.gradient(loss, [q, tower.embeddings]), tape.gradient(ref, [q, tower.embeddings])):
+        np.testing.assert_allclose(tf.convert_to_tensor(ours).numpy(), tf.convert_to_tensor(theirs).numpy(), atol=1e-5)
+
+
+# ----------------------------------------------------------- seeds, steps
+
+
+def test_steps_draw_new_negatives_reproducibly_and_eval_does_not_advance():
+    tower = make_tower()
+    a = IRNSRetrieval(tower, N, mode="random", num_negatives=M, seed=9)
+    b = IRNSRetrieval(tower, N, mode="random", num_negatives=M, seed=9)
+    pos, users, q = random_batch(np.random.default_rng(0))
+    step = tf.function(lambda t: t(q, tower(pos), candidate_ids=pos, training=True))
+    losses_a = [float(step(a)) for _ in range(3)]
+    losses_b = [float(step(b)) for _ in range(3)]
+    assert losses_a == losses_b  # same seed, same draws, step after step
+    assert len(set(losses_a)) == 3  # a new draw every step
+    assert int(a.step.numpy()) == 3
+    eval_loss = [float(a(q, tower(pos), candidate_ids=pos, training=False)) for _ in range(2)]
+    assert eval_loss[0] == eval_loss[1] and int(a.step.numpy()) == 3
+    draws = {s: a.sample_negatives(s)[0].numpy().tolist() for s in range(3)}
+    assert draws[0] != draws[1] != draws[2]
+    c = IRNSRetrieval(tower, N, mode="random", num_negatives=M, seed=10)
+    assert c.sample_negatives(0)[0].numpy().tolist() != draws[0]
+
+
+@pytest.mark.parametrize("mode,width", [("in_batch", B), ("random", 1 + M), ("mixed", B + M), ("full", N)])
+def test_logit_shapes_and_labels(mode, width):
+    tower = make_tower()
+    task = IRNSRetrieval(tower, N, mode=mode, num_negatives=M, item_probabilities=make_counts()[1])
+    pos, users, q = random_batch(np.random.default_rng(0))
+    logits, labels, rows = task.logits_and_labels(q, tower(pos), pos, users)
+    assert logits.shape == (B, width)
+    expected = {"in_batch": np.arange(B), "mixed": np.arange(B), "random": np.zeros(B), "full": pos - 1}[mode]
+    np.testing.assert_array_equal(labels.numpy(), expected)
+    assert float(rows) == B
+
+
+def test_loss_is_a_mean_not_tfrs_sum():
+    tower = make_tower()
+    pos, users, q = random_batch(np.random.default_rng(0))
+    ours = IRNSRetrieval(tower, N, mode="in_batch", logq=False, remove_accidental_hits=False)
+    theirs = tfrs.tasks.Retrieval()
+    c = tower(pos)
+    np.testing.assert_allclose(ours(q, c, candidate_ids=pos).numpy() * B, theirs(q, c).numpy(), rtol=1e-5)
+
+
+# -------------------------------------------------------- tutorial-style use
+
+
+def string_tower(ids):
+    return tf.keras.Sequential(
+        [tf.keras.layers.StringLookup(vocabulary=ids, mask_token=None), tf.keras.layers.Embedding(len(ids) + 1, D)]
+    )
+
+
+def test_raw_id_tower_with_candidate_ids_table():
+    ids = np.array([f"m{k}" for k in range(1, N + 1)])
+    tower = string_tower(ids)
+    table = np.concatenate([["[UNK]"], ids])
+    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, candidate_ids_table=table, logq=False)
+    index_task = IRNSRetrieval(tower.layers[1], N, mode="mixed", num_negatives=M, logq=False)
+    pos, users, q = random_batch(np.random.default_rng(0))
+    raw = tf.constant(table[pos])
+    a = task(q, tower(raw), candidate_ids=raw, training=True)
+    b = index_task(q, tower.layers[1](pos), candidate_ids=pos, training=True)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    full = IRNSRetrieval(tower, N, mode="full", candidate_ids_table=table)
+    full_index = IRNSRetrieval(tower.layers[1], N, mode="full")
+    np.testing.assert_allclose(
+        full(q, tower(raw), candidate_ids=raw).numpy(), full_index(q, tower.layers[1](pos), candidate_ids=pos).numpy()
+    )
+
+
+def test_factorized_metrics_never_meet_the_sampled_negatives():
+    # TFRS 0.7.7 crashes when extra negatives, candidate_ids and
+    # compute_metrics=True meet; IRNSRetrieval hands metrics the positives only.
+    ids = np.array([f"m{k}" for k in range(1, N + 1)])
+    tower = string_tower(ids)
+    table = np.concatenate([["[UNK]"], ids])
+    candidates = tf.data.Dataset.from_tensor_slices(ids).batch(4).map(lambda x: (x, tower(x)))
+    pos, users, q = random_batch(np.random.default_rng(0))
+    raw = tf.constant(table[pos])
+    c = tower(raw)
+
+    negatives = tower(tf.constant(ids[:M]))
+    crashing = tfrs.tasks.Retrieval(metrics=tfrs.metrics.FactorizedTopK(candidates, ks=(1, 5)))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        crashing(q, tf.concat([c, negatives], 0), candidate_ids=tf.concat([raw, ids[:M]], 0), compute_metrics=True)
+
+    metric = tfrs.metrics.FactorizedTopK(candidates, ks=(1, 5))
+    task = IRNSRetrieval(tower, N, num_negatives=M, candidate_ids_table=table, logq=False, metrics=[metric])
+    step = tf.function(lambda: task(q, c, candidate_ids=raw, training=True, compute_metrics=True))
+    step()
+    reference = tfrs.metrics.FactorizedTopK(candidates, ks=(1, 5))
+    reference.update_state(q, c, true_candidate_ids=raw)
+    np.testing.assert_allclose([m.result().numpy() for m in metric.metrics], [m.result().numpy() for m in reference.metrics])
+    for m in metric.metrics:
+        m.reset_state()
+    task(q, c, candidate_ids=raw, training=True, compute_metrics=False)
+    assert all(m.result().numpy() == 0 for m in metric.metrics)
+
+
+def test_batch_metrics_see_the_final_logits():
+    tower = make_tower()
+    acc = tf.keras.metrics.CategoricalAccuracy()
+    task = IRNSRetrieval(tower, N, mode="in_batch", logq=False, remove_accidental_hits=False, batch_metrics=[acc])
+    pos, users, q = random_batch(np.random.default_rng(0))
+    task(q, tower(pos), candidate_ids=pos)
+    scores = q @ tower.embeddings.numpy()[pos].T
+    assert acc.result().numpy() == pytest.approx(np.mean(scores.argmax(1) == np.arange(B)))
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_task_from_config():
+    counts, p = make_counts()
+    neg = NegativesConfig(mode="mixed", num_negatives=7, sampler="unigram", alpha=0.5, seed=4, mask_same_user=True)
+    task = irns_task_from_config(neg, make_tower(), counts, temperature=0.2)
+    assert isinstance(task.sampler, UnigramSampler) and task.sampler.alpha == 0.5
+    assert task.logq and task.mask_same_user and task.num_negatives == 7 and task.seed == 4
+    assert task.temperature == 0.2
+    np.testing.assert_allclose(task._item_probabilities.numpy(), p, rtol=1e-6)
+    full = irns_task_from_config(NegativesConfig(mode="full", logq=True), make_tower(), counts)
+    assert not full.logq and full.sampler is None
+    cfg = task.get_config()
+    assert cfg["mode"] == "mixed" and cfg["sampler"]["class_name"] == "UnigramSampler"
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_errors_name_keys_and_values():
+    tower = make_tower()
+    with pytest.raises(ConfigError) as err:
+        IRNSRetrieval(tower, 1_000_000, mode="full")
+    assert "1000000 items" in str(err.value) and "negatives.full_max_items=200000" in str(err.value)
+    assert isinstance(err.value, UserError)
+    with pytest.raises(ConfigError, match="negatives.num_negatives=5000 exceeds the 1682 items in the catalogue"):
+        IRNSRetrieval(tower, 1682, num_negatives=5000, sampler=UniformSampler(1682, replacement=False), logq=False)
+    with pytest.raises(ConfigError, match="negatives.mode='hard'"):
+        IRNSRetrieval(tower, N, mode="hard")
+    with pytest.raises(ConfigError, match="model.temperature must be > 0, got 0"):
+        IRNSRetrieval(tower, N, temperature=0, logq=False)
+    with pytest.raises(ConfigError, match="negatives.num_hard_negatives must be > 0, got 0"):
+        IRNSRetrieval(tower, N, num_hard_negatives=0, logq=False)
+    with pytest.raises(ConfigError, match="negatives.num_negatives must be > 0, got 0"):
+        IRNSRetrieval(tower, N, num_negatives=0, logq=False)
+    with pytest.raises(ValueError, match="needs item_probabilities"):
+        IRNSRetrieval(tower, N, mode="mixed")
+    with pytest.raises(ValueError, match=r"item_probabilities must have shape \(13,\)"):
+        IRNSRetrieval(tower, N, item_probabilities=[0.5, 0.5])
+    with pytest.raises(ValueError, match="expected num_items=12"):
+        IRNSRetrieval(tower, N, sampler=UniformSampler(5), logq=False)
+    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, logq=False)
+    with pytest.raises(ValueError, match="needs candidate_ids"):
+        task(tf.zeros([2, D]), tf.zeros([2, D]))
+    same_user = IRNSRetrieval(tower, N, mode="in_batch", logq=False, mask_same_user=True)
+    with pytest.raises(ValueError, match="needs query_ids"):
+        same_user(tf.zeros([2, D]), tf.zeros([2, D]), candidate_ids=tf.constant([1, 2]))

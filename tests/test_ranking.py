@@ -1,0 +1,208 @@
+"""Full-corpus ranking against numpy and TensorFlow oracles."""
+
+import tfrs_irns  # noqa: F401  (pins Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import tensorflow as tf
+
+from tfrs_irns.errors import UserError
+from tfrs_irns.evaluation import ranking as R
+
+
+def int_embeddings(rng, rows, dim=2, low=-2, high=3):
+    """Small integers: float32 scores are exact, and ties are everywhere."""
+    return rng.integers(low, high, (rows, dim)).astype(np.float32)
+
+
+def oracle_scores(queries, cands, exclude_lists):
+    scores = queries.astype(np.float64) @ cands[1:].astype(np.float64).T
+    for q, items in enumerate(exclude_lists):
+        items = np.asarray(items, int)
+        scores[q, items[items > 0] - 1] = -np.inf
+    return scores
+
+
+def oracle_top_k(scores, k):
+    n = scores.shape[1]
+    out = []
+    for row in scores:
+        order = np.lexsort((np.arange(n), -row))[: min(k, n)]  # score desc, index asc
+        out.append(np.where(row[order] == -np.inf, 0, order + 1))
+    return np.array(out).reshape(scores.shape[0], min(k, n))
+
+
+def oracle_rank(queries, cands, q, t, exclude_items):
+    scores = queries[q].astype(np.float64) @ cands[1:].astype(np.float64).T
+    own = scores[t - 1]
+    j = np.arange(1, cands.shape[0])
+    out = np.isin(j, np.asarray(exclude_items, int)) & (j != t)
+    better = (scores > own) | ((scores == own) & (j < t))
+    return int(np.sum(better & ~out & (j != t)))
+
+
+def random_case(rng, num_items, num_queries, ints=True):
+    cands = int_embeddings(rng, num_items + 1) if ints else rng.standard_normal((num_items + 1, 4))
+    queries = int_embeddings(rng, num_queries) if ints else rng.standard_normal((num_queries, 4))
+    exclude = [rng.choice(num_items + 1, rng.integers(0, num_items // 2 + 1), replace=False) for _ in range(num_queries)]
+    return queries.astype(np.float32), cands.astype(np.float32), exclude
+
+
+@pytest.mark.parametrize("ints", [True, False])
+@pytest.mark.parametrize("chunk_size", [1, 2, 5, 1024])
+def test_top_k_matches_sort_oracle(ints, chunk_size):
+    rng = np.random.default_rng(chunk_size + 10 * ints)
+    for _ in range(10):
+        queries, cands, exclude = random_case(rng, int(rng.integers(1, 30)), 7, ints)
+        k = int(rng.integers(1, 35))
+        expected = oracle_top_k(oracle_scores(queries, cands, [[]] * 7), k)
+        idx, _ = R.top_k(queries, cands, k, chunk_size=chunk_size)
+        np.testing.assert_array_equal(idx, expected)
+        expected = oracle_top_k(oracle_scores(queries, cands, exclude), k)
+        idx, scores = R.top_k(queries, cands, k, exclude=exclude, chunk_size=chunk_size)
+        np.testing.assert_array_equal(idx, expected)
+        assert np.all((idx == 0) == (scores == -np.inf))
+
+
+def test_top_k_large_catalogue_threshold_path_with_ties_and_skew():
+    # n >= 8k makes top_k use the sampled threshold; sorted scores skew the
+    # strided sample and integer scores tie across the cut-off.
+    rng = np.random.default_rng(3)
+    n = 20000
+    cands = int_embeddings(rng, n + 1, dim=1, low=-50, high=50)
+    cands[1:, 0] = np.sort(cands[1:, 0])
+    queries = np.array([[1.0], [-1.0], [0.0], [2.0]], np.float32)
+    for k in (1, 10, 37, 100):
+        idx, scores = R.top_k(queries, cands, k)
+        np.testing.assert_array_equal(idx, oracle_top_k(oracle_scores(queries, cands, [[]] * 4), k))
+    floats = rng.standard_normal((n + 1, 8)).astype(np.float32)
+    q = rng.standard_normal((3, 8)).astype(np.float32)
+    idx, _ = R.top_k(q, floats, 50)
+    np.testing.assert_array_equal(idx, oracle_top_k(oracle_scores(q, floats, [[]] * 3), 50))
+
+
+def test_top_k_equals_tf_math_top_k_including_ties():
+    rng = np.random.default_rng(4)
+    queries, cands, _ = random_case(rng, 40, 9, ints=True)
+    scores = tf.matmul(queries, cands[1:], transpose_b=True)
+    values, indices = tf.math.top_k(scores, k=12)
+    idx, got = R.top_k(queries, cands, 12, chunk_size=4)
+    np.testing.assert_array_equal(idx, indices.numpy() + 1)
+    np.testing.assert_array_equal(got, values.numpy())
+
+
+def test_k_larger_than_catalogue_is_clipped_and_padded_after_exclusion():
+    cands = np.array([[9.0], [1.0], [3.0], [2.0]], np.float32)  # row 0 (OOV) scores highest: never ranked
+    queries = np.array([[1.0], [1.0]], np.float32)
+    idx, scores = R.top_k(queries, cands, 10, exclude=[[2], [0]])
+    np.testing.assert_array_equal(idx, [[3, 1, 0], [2, 3, 1]])
+    np.testing.assert_array_equal(scores, [[2.0, 1.0, -np.inf], [3.0, 2.0, 1.0]])
+    np.testing.assert_array_equal(R.target_ranks(queries, cands, np.array([1, 2])), [2, 0])
+    np.testing.assert_array_equal(R.target_ranks(queries, cands, np.array([1, 2]), exclude=[[2], [0]]), [1, 0])
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1024])
+def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size):
+    rng = np.random.default_rng(5 + chunk_size)
+    for _ in range(10):
+        num_items, num_queries = int(rng.integers(1, 25)), 6
+        queries, cands, exclude = random_case(rng, num_items, num_queries, ints=True)
+        rows = rng.integers(0, num_queries, 30)
+        targets = rng.integers(0, num_items + 1, 30)
+        # Make some targets excluded items: they must still be ranked.
+        for j in range(0, 30, 4):
+            if len(exclude[rows[j]]):
+                targets[j] = exclude[rows[j]][0]
+        ranks = R.target_ranks(queries, cands, targets, rows, exclude=exclude, chunk_size=chunk_size)
+        for j in range(30):
+            if targets[j] == 0:
+                assert ranks[j] == R.UNRANKABLE
+            else:
+                assert ranks[j] == oracle_rank(queries, cands, rows[j], targets[j], exclude[rows[j]])
+
+
+def test_target_ranks_hand_example_tie_rule():
+    # Scores for the single query: items 1..5 -> 2, 5, 2, 2, 1.
+    cands = np.array([[0], [2], [5], [2], [2], [1]], np.float32)
+    q = np.ones((1, 1), np.float32)
+    ranks = R.target_ranks(q, cands, np.array([2, 1, 3, 4, 5, 0]), np.zeros(6, int))
+    np.testing.assert_array_equal(ranks, [0, 1, 2, 3, 4, R.UNRANKABLE])
+    # Excluding items 2 and 3 moves the others up; excluded target 3 keeps its place among the rest.
+    ranks = R.target_ranks(q, cands, np.array([1, 3, 4, 5]), np.zeros(4, int), exclude=[[2, 3]])
+    np.testing.assert_array_equal(ranks, [0, 1, 1, 2])
+
+
+def test_rank_below_k_iff_in_top_k():
+    rng = np.random.default_rng(6)
+    queries, cands, exclude = random_case(rng, 30, 8, ints=True)
+    rows = np.repeat(np.arange(8), 30)
+    targets = np.tile(np.arange(1, 31), 8)
+    ranks, idx, _ = R.rank_and_top_k(queries, cands, targets, rows, 30, exclude, chunk_size=3)
+    for k in (1, 4, 10, 30):
+        top, _ = R.top_k(queries, cands, k, exclude=exclude)
+        for r, t, rank in zip(rows, targets, ranks):
+            if t in exclude[r]:
+                continue
+            assert (rank < k) == (t in top[r]), (r, t, rank, k)
+        np.testing.assert_array_equal(idx[:, :k], top)
+
+
+@pytest.mark.parametrize("ints", [True, False])
+def test_chunking_and_memory_bound_do_not_change_results(monkeypatch, ints):
+    rng = np.random.default_rng(7)
+    queries, cands, exclude = random_case(rng, 50, 11, ints=ints)
+    rows = rng.integers(0, 11, 40)
+    targets = rng.integers(0, 51, 40)
+
+    def check(got):
+        # BLAS may round the last bit differently per chunk shape: exact scores
+        # (small integers) must match bit for bit, float scores to 1e-5.
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+        np.testing.assert_allclose(got[2], base[2], rtol=0, atol=0 if ints else 1e-5)
+
+    base = R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024)
+    for chunk in (1, 2, 4, 10):
+        check(R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=chunk))
+    monkeypatch.setattr(R, "MAX_CHUNK_BYTES", 4 * 50 * 3)  # at most 3 queries per chunk
+    check(R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024))
+
+
+def test_exclude_as_sparse_matrix_equals_lists():
+    rng = np.random.default_rng(8)
+    queries, cands, exclude = random_case(rng, 20, 5, ints=True)
+    rows = np.repeat(np.arange(5), [len(e) for e in exclude])
+    cols = np.concatenate(exclude).astype(int)
+    matrix = sp.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(5, 21))
+    a = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, exclude)
+    b = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, matrix)
+    c = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, sp.csr_array(matrix).tocoo())
+    for x, y, z in zip(a, b, c):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
+
+
+def test_bad_inputs_raise_clear_errors():
+    q = np.ones((2, 3), np.float32)
+    c = np.ones((5, 3), np.float32)
+    with pytest.raises(UserError, match="query_emb contains NaN or inf.*learning_rate"):
+        R.top_k(np.full((2, 3), np.nan), c, 2)
+    with pytest.raises(UserError, match="candidate_emb contains NaN or inf"):
+        R.top_k(q, np.full((5, 3), np.inf), 2)
+    with pytest.raises(ValueError, match="dimension 3 but candidate_emb has 2"):
+        R.top_k(q, np.ones((5, 2)), 2)
+    with pytest.raises(ValueError, match=r"exclude has shape \(2, 4\), expected .*\(2, 5\)"):
+        R.top_k(q, c, 2, exclude=sp.csr_matrix((2, 4)))
+    with pytest.raises(ValueError, match=r"excluded items must lie in 0..4"):
+        R.top_k(q, c, 2, exclude=[[5], []])
+    with pytest.raises(ValueError, match=r"target items must lie in 0..4"):
+        R.target_ranks(q, c, np.array([1, 5]))
+    with pytest.raises(ValueError, match="3 targets for 2 queries"):
+        R.target_ranks(q, c, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"target_rows must lie in 0..1"):
+        R.target_ranks(q, c, np.array([1, 2]), np.array([0, 2]))
+    with pytest.raises(ValueError, match="2-D"):
+        R.top_k(np.ones(3), c, 2)
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        R.top_k(q, c, 2, chunk_size=0)

@@ -1,0 +1,212 @@
+"""Keras callback that gives the epochs GCBS is due for a GCBS batch order.
+
+The order of an epoch must exist before Keras creates that epoch's iterator,
+so the callback computes the order of epoch ``e`` at the end of epoch
+``e - 1`` (or at the start of training for the first epoch), with the model
+as training left it; see :mod:`tfrs_irns.batching.gcbs` for the method.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+import tfrs_irns  # noqa: F401  (Keras 2 policy before tensorflow)
+import tensorflow as tf
+
+from tfrs_irns.batching.gcbs import DEFAULT_MAX_LINKS, embed_examples, gcbs_order, is_due
+from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
+from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.config import GcbsConfig
+from tfrs_irns.errors import ConfigError
+
+# Keys added to every epoch's Keras logs (NaN on epochs GCBS did not order,
+# so History keeps one value per epoch for every key).
+LOG_KEYS: tuple[str, ...] = (
+    "gcbs_active",
+    "gcbs_seconds",
+    "gcbs_links_per_example",
+    "gcbs_bandwidth",
+    "gcbs_links_in_batch",
+    "gcbs_neg_sim",
+    "gcbs_neg_sim_random",
+    "gcbs_hit_share",
+    "gcbs_hit_share_random",
+    "gcbs_same_user_share",
+    "gcbs_same_user_share_random",
+    "gcbs_gap",
+    "gcbs_gap_random",
+)
+
+Tower = Union[tf.keras.layers.Layer, Callable[[tf.Tensor], Any]]
+
+
+def check_gcbs_config(cfg: GcbsConfig) -> None:
+    """Raise :class:`ConfigError` naming the ``batching.gcbs`` key that is out of range."""
+    if cfg.threshold not in ("topk", "quantile"):
+        raise ConfigError(f"batching.gcbs.threshold: expected 'topk' or 'quantile', got {cfg.threshold!r}")
+    if cfg.start_epoch < 0:
+        raise ConfigError(f"batching.gcbs.start_epoch: must be >= 0, got {cfg.start_epoch!r}")
+    if cfg.every <= 0:
+        raise ConfigError(f"batching.gcbs.every: must be > 0, got {cfg.every!r}")
+    if cfg.neighbors <= 0:
+        raise ConfigError(f"batching.gcbs.neighbors: must be > 0, got {cfg.neighbors!r}")
+    if not 0 < cfg.quantile < 1:
+        raise ConfigError(f"batching.gcbs.quantile: must be in (0, 1), got {cfg.quantile!r}")
+
+
+def _as_numpy_fn(tower: Tower) -> Callable[[np.ndarray], np.ndarray]:
+    if isinstance(tower, tf.keras.layers.Layer):
+        return lambda ids: tower(tf.constant(ids, tf.int32), training=False).numpy()
+    return lambda ids: np.asarray(tower(tf.constant(ids, tf.int32)))
+
+
+class GCBSCallback(tf.keras.callbacks.Callback):
+    """Tail Batch Sampling: hard-negative batches on the epochs it is due.
+
+    Epochs count from 1 as Keras prints them. GCBS orders epoch ``e`` when
+    ``e >= start_epoch`` and ``(e - start_epoch) % every == 0``; the other
+    epochs keep the pipeline's random order. Before a due epoch the callback
+    embeds every training pair with the current towers (inference mode),
+    builds the hard-negative graph, reorders it and hands the permutation to
+    ``pipeline.set_epoch_order``.
+
+    Each epoch's logs (hence ``History``) get the :data:`LOG_KEYS`: whether
+    GCBS ordered the epoch, the seconds the order took, the links kept per
+    example, the bandwidth of the reordered graph, the share of links inside
+    a batch, and, for the new order and a random one, the mean in-batch
+    negative similarity, the shares of accidental hits and same-user pairs,
+    and the estimated ``L_global - L_train`` gap
+    (:mod:`~tfrs_irns.batching.gcbs_diagnostics`). They are NaN on epochs GCBS
+    did not order. With ``log_dir`` they also go to TensorBoard under
+    ``log_dir/gcbs`` (due epochs only).
+
+    Args:
+      pipeline: the :class:`TrainPipeline` the model trains on.
+      towers: ``(query_tower, candidate_tower)`` (Keras layers or functions of
+        int32 indices), a model with ``query_tower``/``candidate_tower``, or
+        None for the model being fitted.
+      config: the ``batching.gcbs`` section.
+      log_dir: TensorBoard directory, optional.
+      temperature: divides scores in the loss-gap estimate (``model.temperature``).
+      initial_epoch: the ``initial_epoch`` given to ``fit`` when resuming.
+      max_links: cap on the links of the graph (see ``gcbs.hard_negative_graph``).
+      diagnostics: compute the similarity / gap measures (cheap, on a sample).
+      verbose: print one line per GCBS epoch.
+    """
+
+    def __init__(
+        self,
+        pipeline: TrainPipeline,
+        towers: Union[None, tf.keras.Model, Sequence[Tower]] = None,
+        config: Optional[GcbsConfig] = None,
+        log_dir: Optional[str] = None,
+        temperature: float = 1.0,
+        initial_epoch: int = 0,
+        max_links: int = DEFAULT_MAX_LINKS,
+        diagnostics: bool = True,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        self.config = config if config is not None else GcbsConfig()
+        check_gcbs_config(self.config)
+        self.pipeline = pipeline
+        self.towers = towers
+        self.log_dir = log_dir
+        self.temperature = float(temperature)
+        self.initial_epoch = int(initial_epoch)
+        self.max_links = int(max_links)
+        self.diagnostics = diagnostics
+        self.verbose = verbose
+        self._planned: Optional[tuple[int, dict[str, float]]] = None
+        self._writer: Optional[Any] = None
+
+    # ----------------------------------------------------------- Keras hooks
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        self._plan(self.initial_epoch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        done = epoch + 1  # 1-based
+        stats = self._planned[1] if self._planned and self._planned[0] == done else {}
+        if logs is not None:
+            logs.update({key: float(stats.get(key, math.nan)) for key in LOG_KEYS})
+            logs["gcbs_active"] = 1.0 if stats else 0.0
+        last = done >= self.params.get("epochs", done + 1) if self.params else False
+        if not last and not getattr(self.model, "stop_training", False):
+            self._plan(done + 1)
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        # Leave the pipeline random for whatever uses it next.
+        self.pipeline.set_epoch_order(None)
+        if self._writer is not None:
+            self._writer.flush()
+
+    # ------------------------------------------------------------- the work
+
+    def order_for(self, epoch: int) -> tuple[np.ndarray, dict[str, float]]:
+        """Compute (without applying) the GCBS order of 1-based ``epoch`` and its stats."""
+        cfg = self.config
+        pipe = self.pipeline
+        clock = time.perf_counter()
+        query_fn, candidate_fn = self._tower_fns()
+        emb = embed_examples(pipe.users, pipe.items, query_fn, candidate_fn)
+        result = gcbs_order(
+            emb, pipe.batch_size, cfg.neighbors, cfg.threshold, cfg.quantile, cfg.seed, epoch, self.max_links
+        )
+        stats = {
+            "gcbs_active": 1.0,
+            "gcbs_seconds": time.perf_counter() - clock,
+            "gcbs_links_per_example": float(result.links_per_example),
+            "gcbs_bandwidth": float(result.bandwidth),
+            "gcbs_links_in_batch": links_in_batch(result.src, result.dst, result.order, pipe.batch_size),
+        }
+        if self.diagnostics:
+            rng = np.random.default_rng([cfg.seed, epoch, 1])
+            found = compare_orders(emb, result.order, pipe.batch_size, rng, self.temperature)
+            stats.update({"gcbs_" + key: value for key, value in found.items()})
+        return result.order, stats
+
+    def _plan(self, epoch: int) -> None:
+        cfg = self.config
+        if not is_due(epoch, cfg.start_epoch, cfg.every):
+            self.pipeline.set_epoch_order(None)
+            self._planned = None
+            return
+        order, stats = self.order_for(epoch)
+        self.pipeline.set_epoch_order(order)
+        self._planned = (epoch, stats)
+        self._log(epoch, stats)
+
+    def _tower_fns(self) -> tuple[Callable, Callable]:
+        towers = self.towers if self.towers is not None else self.model
+        if isinstance(towers, (tuple, list)):
+            query, candidate = towers
+        elif hasattr(towers, "query_tower") and hasattr(towers, "candidate_tower"):
+            query, candidate = towers.query_tower, towers.candidate_tower
+        else:
+            raise TypeError(
+                "GCBSCallback needs towers=(query_tower, candidate_tower) or a model with "
+                f"query_tower and candidate_tower attributes, got {type(towers).__name__}"
+            )
+        return _as_numpy_fn(query), _as_numpy_fn(candidate)
+
+    def _log(self, epoch: int, stats: dict[str, float]) -> None:
+        if self.verbose:
+            print(
+                f"GCBS epoch {epoch}: {self.pipeline.num_examples} examples ordered in "
+                f"{stats['gcbs_seconds']:.2f}s, in-batch negative similarity "
+                f"{stats.get('gcbs_neg_sim', math.nan):.4f} (random "
+                f"{stats.get('gcbs_neg_sim_random', math.nan):.4f})"
+            )
+        if self.log_dir is None:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "gcbs"))
+        with self._writer.as_default():
+            for key, value in stats.items():
+                tf.summary.scalar(key, value, step=epoch)

@@ -1,0 +1,147 @@
+"""From raw string ids to the index arrays every later stage uses.
+
+Vocabularies (user and item) and item counts are learned from the *training*
+split only, after validation has been taken out: a retrieval model can only
+embed what it trained on, so validation and test ids never seen in training
+map to the OOV index 0 (and count as misses when they are the target). Item
+titles and genres are aligned to the item vocabulary, row ``i`` describing
+item index ``i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from tfrs_irns.config import DataConfig
+from tfrs_irns.data.sources import load_raw
+from tfrs_irns.data.splits import split_interactions
+from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
+from tfrs_irns.data.vocab import Vocabulary
+from tfrs_irns.errors import DataError
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """One split as parallel index arrays (0 = OOV)."""
+
+    user: np.ndarray  # int32 user indices
+    item: np.ndarray  # int32 item indices
+    timestamp: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Encoded splits, vocabularies and item side information."""
+
+    train: EncodedSplit
+    validation: EncodedSplit  # may be empty
+    test: EncodedSplit
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+    item_counts: np.ndarray  # float64 [num_items + 1], training counts, [0] = 0
+    item_titles: np.ndarray  # str [num_items + 1], '' for OOV / unknown
+    item_genres: Optional[np.ndarray]  # float32 multi-hot [num_items + 1, G] or None
+    genre_names: list[str]
+    description: str
+    skipped_rows: int
+
+    @property
+    def num_users(self) -> int:
+        """Known users (the OOV bucket not counted)."""
+        return len(self.user_vocab)
+
+    @property
+    def num_items(self) -> int:
+        """Known items (the OOV bucket not counted)."""
+        return len(self.item_vocab)
+
+
+def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
+    return EncodedSplit(
+        user=users.lookup(inter.user_id),
+        item=items.lookup(inter.item_id),
+        timestamp=np.asarray(inter.timestamp, np.int64),
+    )
+
+
+def _align(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
+    """``out[index[j]] = values[j]`` for known items, first occurrence wins."""
+    out = np.full(size, "", dtype=object)
+    known = index > 0
+    # Reversed so that for duplicated ids the first row is written last.
+    out[index[known][::-1]] = values[known][::-1]
+    out[0] = ""
+    return out.astype(str)
+
+
+def _item_side(items: ItemTable, vocab: Vocabulary) -> tuple[np.ndarray, Optional[np.ndarray], list[str]]:
+    index = vocab.lookup(items.item_id) if len(items) else np.zeros(0, np.int32)
+    titles = np.full(vocab.size, "", dtype=str)
+    if items.title is not None:
+        titles = _align(np.asarray(items.title).astype(str), index, vocab.size)
+    if items.genres is None:
+        return titles, None, []
+    joined = _align(np.asarray(items.genres).astype(str), index, vocab.size)
+    split = [[g.strip() for g in s.split("|") if g.strip()] for s in joined.tolist()]
+    names = sorted({g for gs in split for g in gs})
+    if not names:
+        return titles, None, []
+    column = {g: j for j, g in enumerate(names)}
+    rows = np.repeat(np.arange(len(split)), [len(gs) for gs in split])
+    cols = np.array([column[g] for gs in split for g in gs], dtype=np.int64)
+    multi_hot = np.zeros((vocab.size, len(names)), np.float32)
+    multi_hot[rows, cols] = 1.0
+    return titles, multi_hot, names
+
+
+def prepare_from_raw(raw: RawDataset, cfg: DataConfig) -> PreparedData:
+    """Split ``raw`` by ``cfg`` and encode it (vocabularies from train only)."""
+    train, validation, test = split_interactions(
+        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed
+    )
+    if len(train) == 0:
+        raise DataError(
+            f"the training split is empty ({len(raw.interactions)} interactions, "
+            f"data.split={cfg.split}); the dataset is too small for this split"
+        )
+    if len(test) == 0:
+        raise DataError(
+            f"the test split is empty ({len(raw.interactions)} interactions, data.split={cfg.split}"
+            + (", and no user has 2 or more interactions" if cfg.split == "leave_last_out" else "")
+            + "); nothing to evaluate on"
+        )
+    user_vocab = Vocabulary.from_ids(train.user_id)
+    item_vocab = Vocabulary.from_ids(train.item_id)
+    enc_train = _encode(train, user_vocab, item_vocab)
+    counts = np.bincount(enc_train.item, minlength=item_vocab.size).astype(np.float64)
+    counts[0] = 0.0
+    titles, genres, genre_names = _item_side(raw.items, item_vocab)
+    description = (
+        f"{raw.description}; {cfg.split} split: {len(train):,} train / "
+        f"{len(validation):,} validation / {len(test):,} test; "
+        f"{len(user_vocab):,} users and {len(item_vocab):,} items in training"
+    )
+    return PreparedData(
+        train=enc_train,
+        validation=_encode(validation, user_vocab, item_vocab),
+        test=_encode(test, user_vocab, item_vocab),
+        user_vocab=user_vocab,
+        item_vocab=item_vocab,
+        item_counts=counts,
+        item_titles=titles,
+        item_genres=genres,
+        genre_names=genre_names,
+        description=description,
+        skipped_rows=raw.skipped_rows,
+    )
+
+
+def prepare_data(cfg: DataConfig) -> PreparedData:
+    """Load the source named by ``cfg``, split it and encode it."""
+    return prepare_from_raw(load_raw(cfg), cfg)

@@ -1,0 +1,83 @@
+"""Train / validation / test splits of an interaction table.
+
+How the held-out interactions are chosen decides what a metric means:
+
+* ``random``: a seeded shuffle, the last ``test_fraction`` is test (the TFRS
+  tutorial protocol: seed 42, 80/20). Measures "fill in missing
+  interactions".
+* ``temporal``: a global time cut, the latest ``test_fraction`` of
+  interactions is test. Measures "predict the future"; no test interaction
+  is older than a training one.
+* ``leave_last_out``: each user's last interaction (ties broken by row
+  order) is test; users with a single interaction keep it in train. The
+  usual next-item protocol; ``test_fraction`` is not used.
+
+Validation is carved from the non-test part the same way (a random share,
+the latest share, or each user's second-to-last interaction for users with
+at least 3), so it never touches test. ``validation_fraction = 0`` gives an
+empty validation split. Every split keeps the input's row order and is
+deterministic given ``seed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfrs_irns.data.table import Interactions
+
+METHODS = ("random", "temporal", "leave_last_out")
+
+
+def _tail(order: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(head, tail) of ``order``; the tail holds ``round(fraction * n)`` rows."""
+    k = int(round(fraction * len(order)))
+    return order[: len(order) - k], order[len(order) - k :]
+
+
+def _by_time(inter: Interactions, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by timestamp, ties by row order (deterministic)."""
+    return rows[np.lexsort((rows, inter.timestamp[rows]))]
+
+
+def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.ndarray:
+    """Each user's last row of ``rows`` (by time, then row order), for users
+    with at least ``min_count`` rows among ``rows``."""
+    if len(rows) == 0:
+        return rows
+    _, user = np.unique(inter.user_id[rows], return_inverse=True)
+    order = np.lexsort((rows, inter.timestamp[rows], user))
+    user_sorted = user[order]
+    is_last = np.append(user_sorted[1:] != user_sorted[:-1], True)
+    counts = np.bincount(user_sorted)
+    last = order[is_last]  # one per user, in user-code order
+    return rows[last[counts[user_sorted[is_last]] >= min_count]]
+
+
+def split_interactions(
+    inter: Interactions,
+    method: str,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+) -> tuple[Interactions, Interactions, Interactions]:
+    """``(train, validation, test)`` of ``inter`` by ``method`` (see module doc)."""
+    n = len(inter)
+    rows = np.arange(n)
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        rest, test = _tail(rng.permutation(n), test_fraction)
+        # ``rest`` is already shuffled, so its tail is a random share.
+        train, val = _tail(rest, validation_fraction)
+    elif method == "temporal":
+        rest, test = _tail(_by_time(inter, rows), test_fraction)
+        train, val = _tail(rest, validation_fraction)
+    elif method == "leave_last_out":
+        test = _last_per_user(inter, rows, min_count=2)
+        rest = np.setdiff1d(rows, test)
+        # Second-to-last = the last of the non-test rows; needing 2 of those
+        # means 3 in all, so every user with a validation row keeps one in train.
+        val = _last_per_user(inter, rest, min_count=2) if validation_fraction > 0 else rows[:0]
+        train = np.setdiff1d(rest, val)
+    else:
+        raise ValueError(f"unknown split method {method!r}; expected one of {', '.join(METHODS)}")
+    return inter.take(np.sort(train)), inter.take(np.sort(val)), inter.take(np.sort(test))

@@ -1,0 +1,327 @@
+"""One evaluation protocol for training, ``evaluate``, export checks, early
+stopping and benchmarks.
+
+Retrieval is judged the way it is used: each test user is scored against the
+whole catalogue with the model's own towers in inference mode, and every test
+item is located in that ranking (:mod:`~tfrs_irns.evaluation.ranking`). The
+numbers (:mod:`~tfrs_irns.evaluation.metrics`) come back as one flat dict —
+what ``metrics.json`` holds — together with a ``"protocol"`` entry that says
+exactly how they were produced, so two runs are only compared when their
+protocols match.
+
+Choices a reader of the numbers must know (all recorded in ``"protocol"``):
+
+* full-corpus ranking over items ``1..num_items`` (OOV 0 never ranked), ties
+  by lower item index;
+* items the user saw in training stay in the ranking (the TFRS protocol)
+  unless ``exclude_seen``; a target is never removed from its own ranking;
+* a test item unseen in training (OOV index 0) can never be retrieved: it is a
+  miss at every K and counts in every denominator;
+* test users unseen in training are ranked with the OOV user row 0 and, with
+  no raw id to tell them apart, form one user in per-user averages;
+* head = the most popular items holding 50% of the training interactions,
+  tail = everything else, including unseen items.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from tfrs_irns.errors import DataError, UserError
+from tfrs_irns.evaluation import metrics as M
+from tfrs_irns.evaluation.ranking import TIE_RULE, rank_and_top_k
+
+DEFAULT_KS = (1, 5, 10, 50, 100)
+#: Share of training interactions held by the head items.
+HEAD_SHARE = 0.5
+#: Which earlier splits count as "seen" for ``exclude_seen``.
+HISTORY = {"validation": ("train",), "test": ("train", "validation")}
+
+
+def evaluate_embeddings(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    ks: Sequence[int] = DEFAULT_KS,
+    train_users: Optional[np.ndarray] = None,
+    train_items: Optional[np.ndarray] = None,
+    item_counts: Optional[np.ndarray] = None,
+    exclude_seen: bool = False,
+    chunk_size: int = 1024,
+    max_queries: Optional[int] = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Full-corpus retrieval metrics of precomputed embeddings.
+
+    Args:
+      user_emb: ``[num_users + 1, d]`` query embeddings by user index.
+      item_emb: ``[num_items + 1, d]`` candidate embeddings by item index.
+      test_users, test_items: the test interactions (indices, 0 = OOV).
+      ks: cut-offs K (any K > 0; K above ``num_items`` keeps every item).
+      train_users, train_items: the history removed when ``exclude_seen``;
+        also gives item counts when ``item_counts`` is None.
+      item_counts: ``[num_items + 1]`` training counts for the head/tail
+        split; without it (and without training arrays) no bands are reported.
+      exclude_seen: remove each user's history items from their ranking.
+      chunk_size: users scored per matrix product.
+      max_queries: evaluate at most this many test users, sampled with
+        ``seed`` (all their test interactions are kept).
+
+    Returns:
+      ``hit_rate@K``, ``recall@K``, ``ndcg@K``, ``coverage@K``, ``mrr``,
+      ``num_test_interactions``, ``num_test_users``, ``"head"`` and
+      ``"tail"`` dicts with the same keys, and ``"protocol"``. A metric with no
+      test interaction to average over is ``None``.
+    """
+    ks = _check_ks(ks)
+    num_users = np.shape(user_emb)[0] - 1
+    num_items = np.shape(item_emb)[0] - 1
+    users = np.asarray(test_users, np.int64).reshape(-1)
+    items = np.asarray(test_items, np.int64).reshape(-1)
+    if users.shape != items.shape:
+        raise ValueError(f"{users.shape[0]} test users but {items.shape[0]} test items")
+    if users.size == 0:
+        raise DataError("evaluation: there are no test interactions to evaluate")
+    _check_range("test user", users, num_users, "user")
+    _check_range("test item", items, num_items, "item")
+
+    queries, rows = np.unique(users, return_inverse=True)
+    total_users = int(queries.size)
+    if max_queries is not None and queries.size > max_queries:
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        picked = np.random.default_rng(seed).choice(queries.size, int(max_queries), replace=False)
+        keep = np.isin(rows, picked)
+        users, items = users[keep], items[keep]
+        queries, rows = np.unique(users, return_inverse=True)
+
+    exclude = None
+    if exclude_seen:
+        if train_users is None or train_items is None:
+            raise ValueError("exclude_seen=True needs train_users and train_items")
+        exclude = _seen_matrix(queries, train_users, train_items, num_items)
+    ranks, top, _ = rank_and_top_k(
+        np.asarray(user_emb)[queries],
+        item_emb,
+        targets=items,
+        target_rows=rows,
+        k=max(ks),
+        exclude=exclude,
+        chunk_size=chunk_size,
+    )
+
+    result = _metric_block(ranks, rows, items, top, ks, num_items)
+    if item_counts is None and train_items is not None:
+        train = np.asarray(train_items, np.int64).reshape(-1)
+        item_counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
+    head_items = None
+    if item_counts is not None:
+        if np.shape(item_counts) != (num_items + 1,):
+            raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
+        head = M.popularity_head(item_counts, HEAD_SHARE)
+        head_items = int(head.sum())
+        result["head"] = _metric_block(ranks, rows, items, top, ks, num_items, band=head)
+        result["tail"] = _metric_block(ranks, rows, items, top, ks, num_items, band=~head)
+
+    oov_items = int(np.count_nonzero(items == 0))
+    oov_users = int(np.count_nonzero(users == 0))
+    result["protocol"] = {
+        "ranking": f"full corpus, brute force: each test user scored against all {num_items} catalogue items",
+        "num_items": int(num_items),
+        "catalogue": "item indices 1..num_items; the OOV index 0 is never ranked",
+        "tie_rule": TIE_RULE,
+        "exclude_seen": bool(exclude_seen),
+        "seen_items": (
+            "each user's history items are removed from their ranking, except the target itself"
+            if exclude_seen
+            else "items seen in training stay in the ranking (TFRS protocol)"
+        ),
+        "hit_rate": "per test interaction: share ranked < K (TFRS FactorizedTopK top-K accuracy)",
+        "recall": "per user: share of the user's distinct test items ranked < K; mean over users",
+        "ndcg": "per user, binary relevance, ideal DCG from min(#test items, K); mean over users",
+        "mrr": "per user: mean of 1/(rank+1) over the user's distinct test items; mean over users",
+        "coverage": "share of catalogue (or band) items in at least one evaluated user's top K",
+        "k_above_catalogue": "K > num_items ranks the whole catalogue",
+        "oov_items": (
+            f"{oov_items} test interactions have an item unseen in training (OOV); "
+            "they cannot be retrieved and count as misses"
+        ),
+        "oov_users": (
+            f"{oov_users} test interactions have a user unseen in training; they are ranked "
+            "with the OOV user embedding and form one user in per-user metrics"
+        ),
+        "head": (
+            f"the {head_items} most popular items holding {HEAD_SHARE:.0%} of training interactions "
+            "(ties by lower index); tail = every other item, including OOV and unseen items"
+            if head_items is not None
+            else "not computed: no training item counts given"
+        ),
+        "max_queries": None if max_queries is None else int(max_queries),
+        "evaluated_users": f"{int(queries.size)} of {total_users} test users",
+        "seed": int(seed),
+    }
+    return result
+
+
+def evaluate_model(
+    model: Any,
+    data: Any,
+    split: str = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude_seen: bool = False,
+    chunk_size: int = 1024,
+    max_queries: Optional[int] = None,
+    seed: int = 0,
+    batch_size: int = 8192,
+) -> dict[str, Any]:
+    """:func:`evaluate_embeddings` of ``model``'s towers on a split of ``data``.
+
+    Every user and item index (OOV rows included) is embedded once with
+    ``model.query_tower`` / ``model.candidate_tower`` in inference mode
+    (``training=False``), so dropout or batch statistics never leak in. With
+    ``exclude_seen`` the history is the training split for ``"validation"``
+    and training + validation for ``"test"``.
+
+    Args:
+      model: anything with ``query_tower`` and ``candidate_tower`` layers.
+      data: a :class:`~tfrs_irns.data.prepare.PreparedData` (or an object
+        with the same attributes).
+      split: ``"validation"`` or ``"test"``.
+      batch_size: indices embedded per tower call.
+    """
+    user_emb, item_emb = embed_all(model, data.num_users, data.num_items, batch_size)
+    return evaluate_on_split(
+        user_emb,
+        item_emb,
+        data,
+        split,
+        ks=ks,
+        exclude_seen=exclude_seen,
+        chunk_size=chunk_size,
+        max_queries=max_queries,
+        seed=seed,
+    )
+
+
+def evaluate_on_split(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    data: Any,
+    split: str = "test",
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude_seen: bool = False,
+    chunk_size: int = 1024,
+    max_queries: Optional[int] = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`evaluate_embeddings` on ``data``'s ``split``, with its history
+    (see :data:`HISTORY`) and training ``item_counts``; records the split."""
+    if split not in HISTORY:
+        raise UserError(f"evaluation split {split!r}: expected 'validation' or 'test'")
+    part = getattr(data, split)
+    if len(part) == 0:
+        raise DataError(
+            f"the {split} split is empty: nothing to evaluate"
+            + (" (data.validation_fraction is 0?)" if split == "validation" else "")
+        )
+    history = [getattr(data, name) for name in HISTORY[split]]
+    result = evaluate_embeddings(
+        user_emb,
+        item_emb,
+        part.user,
+        part.item,
+        ks=ks,
+        train_users=np.concatenate([np.asarray(h.user) for h in history]),
+        train_items=np.concatenate([np.asarray(h.item) for h in history]),
+        item_counts=data.item_counts,
+        exclude_seen=exclude_seen,
+        chunk_size=chunk_size,
+        max_queries=max_queries,
+        seed=seed,
+    )
+    result["protocol"]["split"] = split
+    result["protocol"]["history"] = list(HISTORY[split]) if exclude_seen else []
+    return result
+
+
+def embed_all(model: Any, num_users: int, num_items: int, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """``([num_users + 1, d], [num_items + 1, d])`` float32 tower outputs for
+    every index, OOV row 0 included, computed with ``training=False``."""
+    return (
+        _embed(model.query_tower, num_users + 1, batch_size),
+        _embed(model.candidate_tower, num_items + 1, batch_size),
+    )
+
+
+def _embed(tower: Any, rows: int, batch_size: int) -> np.ndarray:
+    parts = [
+        np.asarray(tower(tf.constant(np.arange(start, min(start + batch_size, rows), dtype=np.int32)), training=False))
+        for start in range(0, rows, batch_size)
+    ]
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _metric_block(
+    ranks: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+    top: np.ndarray,
+    ks: Sequence[int],
+    num_items: int,
+    band: Optional[np.ndarray] = None,
+) -> dict[str, Any]:
+    """Every metric over the test interactions whose item is in ``band``."""
+    if band is not None:
+        inside = band[items]
+        ranks, rows, items = ranks[inside], rows[inside], items[inside]
+    # Per-user metrics count each (user, item) once; every OOV interaction is
+    # a different unknown item, so those rows all stay.
+    _, first = np.unique(rows * (num_items + 1) + items, return_index=True)
+    distinct = np.zeros(ranks.shape[0], bool)
+    distinct[first] = True
+    distinct |= items == 0
+    r, u = ranks[distinct], rows[distinct]
+    out: dict[str, Any] = {}
+    out.update({f"hit_rate@{k}": M.hit_rate(ranks, k) for k in ks})
+    out.update({f"recall@{k}": M.recall(r, u, k) for k in ks})
+    out.update({f"ndcg@{k}": M.ndcg(r, u, k) for k in ks})
+    out.update({f"coverage@{k}": M.coverage(top, k, num_items, band) for k in ks})
+    out["mrr"] = M.mrr(r, u)
+    out = {key: (None if math.isnan(value) else value) for key, value in out.items()}
+    out["num_test_interactions"] = int(ranks.shape[0])
+    out["num_test_users"] = int(np.unique(rows).shape[0])
+    return out
+
+
+def _seen_matrix(queries: np.ndarray, users: np.ndarray, items: np.ndarray, num_items: int) -> sp.csr_matrix:
+    """``[len(queries), num_items + 1]`` CSR of each query user's history items."""
+    users = np.asarray(users, np.int64).reshape(-1)
+    items = np.asarray(items, np.int64).reshape(-1)
+    pos = np.minimum(np.searchsorted(queries, users), queries.shape[0] - 1)
+    keep = (queries[pos] == users) & (items > 0) & (items <= num_items)
+    return sp.csr_matrix(
+        (np.ones(int(keep.sum()), np.int8), (pos[keep], items[keep])),
+        shape=(queries.shape[0], num_items + 1),
+    )
+
+
+def _check_ks(ks: Sequence[int]) -> list[int]:
+    values = list(ks)
+    if not values or any(isinstance(k, bool) or int(k) != k or k < 1 for k in values):
+        raise UserError(f"eval.ks: must be a non-empty list of integers K > 0, got {values!r}")
+    return sorted({int(k) for k in values})
+
+
+def _check_range(what: str, values: np.ndarray, size: int, table: str) -> None:
+    bad = (values < 0) | (values > size)
+    if bad.any():
+        raise DataError(
+            f"evaluation: {what} index {int(values[bad][0])} is outside the {table} "
+            f"embedding table (rows 0..{size}); were the model and the data prepared from the same data?"
+        )

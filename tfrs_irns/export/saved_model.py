@@ -1,0 +1,428 @@
+"""Versioned SavedModels that stock TF Serving can serve.
+
+Serving a two-tower model is a lookup and a dot product: the user's query
+embedding against every candidate embedding, then the k best. Because the
+query tower sees only the user index, every user's embedding can be computed
+once at export time, so the exported graph needs no Keras, no TFRS and no
+custom op (ScaNN's would not load in stock TF Serving): a string→index hash
+table, a gather, a ``matmul`` and ``tf.math.top_k``.
+
+Layout (TF Serving's: integer version folders under the model name)::
+
+    <base_dir>/<name>/<version>/saved_model.pb
+                                variables/            embeddings
+                                assets/users.txt      user id of index 1, 2, ... (one per line)
+                                assets/items.tsv      item id <TAB> title of index 1, 2, ...
+                                assets.extra/metadata.json
+
+The two asset files are the lookup tables themselves (``tf.lookup``
+initialises from them at load), so the item table always travels with the
+model. A version is written under a hidden temporary name and renamed into
+place at the end: a crash never leaves a half-written version, and an
+existing version is never overwritten.
+
+Signatures (named inputs and outputs):
+
+* ``serving_default``: ``user_id`` string[B] → ``item_ids`` string[B, k], ``scores`` float32[B, k]
+* ``query_embedding``: ``user_id`` string[B] → ``embedding`` float32[B, d]
+* ``candidate_embedding``: ``item_id`` string[B] → ``embedding`` float32[B, d]
+* ``recommend_k_excluding``: ``user_id`` string[B], ``k`` int32[], ``exclude_item_ids``
+  string[B, n] ('' pads) → ``item_ids`` string[B, k], ``scores`` float32[B, k]
+
+An id the model never saw (a new user, an unknown item) maps to the
+out-of-vocabulary index 0 and gets the OOV embedding: a valid answer, never an
+error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+from typing import Any, Optional, Union
+
+import numpy as np
+import tensorflow as tf
+
+import tfrs_irns
+from tfrs_irns.errors import UserError
+
+USERS_FILE = "users.txt"
+ITEMS_FILE = "items.tsv"
+METADATA_FILE = os.path.join("assets.extra", "metadata.json")
+SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "recommend_k_excluding")
+# Items are scored in blocks of this many rows so a batch of 256 queries over a
+# 1M-item catalogue never materialises a 1 GB score matrix (measured: within
+# ~10% of one unblocked matmul + top_k at 100k and 1M items).
+DEFAULT_CHUNK_SIZE = 1 << 17
+_TMP_PREFIX = ".tmp-"
+
+
+class RetrievalModule(tf.Module):
+    """Brute-force top-k retrieval over precomputed two-tower embeddings.
+
+    Args:
+      user_embeddings: ``[U + 1, d]`` query embeddings, row 0 = OOV user.
+      item_embeddings: ``[N + 1, d]`` candidate embeddings, row 0 = OOV item.
+      users_file: one user id per line; line i is user index i + 1.
+      items_file: ``item_id<TAB>title`` per line; line i is item index i + 1.
+      k: how many items ``serving_default`` returns (clipped to N).
+      chunk_size: items scored per ``matmul`` block.
+    """
+
+    def __init__(
+        self,
+        user_embeddings: np.ndarray,
+        item_embeddings: np.ndarray,
+        users_file: str,
+        items_file: str,
+        k: int,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        super().__init__(name="retrieval")
+        self.num_users = int(user_embeddings.shape[0]) - 1
+        self.num_items = int(item_embeddings.shape[0]) - 1
+        self.k = min(int(k), self.num_items)
+        self.chunk_size = int(chunk_size)
+        self.users_file = tf.saved_model.Asset(users_file)
+        self.items_file = tf.saved_model.Asset(items_file)
+        line, whole = tf.lookup.TextFileIndex.LINE_NUMBER, tf.lookup.TextFileIndex.WHOLE_LINE
+        # value_index_offset=1: line 0 is index 1; unknown ids fall to the default, OOV 0.
+        self.user_index_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.users_file, tf.string, whole, tf.int64, line, vocab_size=self.num_users, value_index_offset=1
+            ),
+            default_value=0,
+        )
+        self.item_index_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.items_file, tf.string, 0, tf.int64, line, vocab_size=self.num_items, value_index_offset=1
+            ),
+            default_value=0,
+        )
+        # Row r of the score matrix is item index r + 1, i.e. line r of the file.
+        self.item_id_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(self.items_file, tf.int64, line, tf.string, 0, vocab_size=self.num_items),
+            default_value="",
+        )
+        # Variables, not constants: they live in variables/ instead of bloating the graph.
+        self.user_embeddings = tf.Variable(user_embeddings, trainable=False, name="user_embeddings")
+        self.item_embeddings = tf.Variable(item_embeddings[1:], trainable=False, name="item_embeddings")
+        self.oov_item_embedding = tf.Variable(item_embeddings[0], trainable=False, name="oov_item_embedding")
+
+    def _query(self, user_id: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self.user_embeddings, self.user_index_table.lookup(user_id))
+
+    def _top_k(
+        self, query: tf.Tensor, k: Union[int, tf.Tensor], exclude: Optional[tf.Tensor] = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Scores and item ids of the best ``k`` items per row; ``exclude`` holds
+        0-based item rows to skip (-1 = nothing)."""
+        values: list[tf.Tensor] = []
+        rows: list[tf.Tensor] = []
+        for start in range(0, self.num_items, self.chunk_size):
+            size = min(self.chunk_size, self.num_items - start)
+            # One block after the other (not in parallel), so only one [B, chunk]
+            # score matrix is alive at a time.
+            with tf.control_dependencies(values[-1:]):
+                scores = tf.matmul(query, self.item_embeddings[start : start + size], transpose_b=True)
+            if exclude is not None:
+                scores = _mask(scores, exclude - start, size)
+            kk = min(k, size) if isinstance(k, int) else tf.minimum(k, size)
+            v, r = tf.math.top_k(scores, k=kk)
+            values.append(v)
+            rows.append(r + start)
+        if len(values) == 1:
+            top, row = values[0], rows[0]
+        else:
+            top, best = tf.math.top_k(tf.concat(values, axis=1), k=k)
+            row = tf.gather(tf.concat(rows, axis=1), best, batch_dims=1)
+        ids = self.item_id_table.lookup(tf.cast(row, tf.int64))
+        if exclude is not None:
+            # Fewer than k items left after exclusion: pad with '' (score -inf).
+            ids = tf.where(tf.equal(top, float("-inf")), tf.constant("", tf.string), ids)
+        return top, ids
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serving_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores, ids = self._top_k(self._query(user_id), self.k)
+        return {"item_ids": ids, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def query_embedding(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"embedding": self._query(user_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
+    def candidate_embedding(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        index = self.item_index_table.lookup(item_id)
+        known = tf.gather(self.item_embeddings, tf.maximum(index - 1, 0))
+        return {"embedding": tf.where((index > 0)[:, None], known, self.oov_item_embedding[None, :])}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
+        ]
+    )
+    def recommend_k_excluding(self, user_id: tf.Tensor, k: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        checks = [
+            tf.debugging.assert_non_negative(k, message="recommend_k_excluding: k must be >= 0"),
+            tf.debugging.assert_equal(
+                tf.shape(exclude_item_ids)[0],
+                tf.shape(user_id)[0],
+                message="recommend_k_excluding: exclude_item_ids needs one row per user_id",
+            ),
+        ]
+        with tf.control_dependencies(checks):  # before any top_k sees k
+            k = tf.minimum(k, self.num_items)
+        # '' and unknown ids look up to index 0, row -1: matches no item.
+        exclude = tf.cast(self.item_index_table.lookup(exclude_item_ids), tf.int32) - 1
+        scores, ids = self._top_k(self._query(user_id), k, exclude)
+        return {"item_ids": ids, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def user_index(self, user_id: tf.Tensor) -> tf.Tensor:
+        """Vocabulary index of each user id (0 = unknown); for tools, not a signature."""
+        return self.user_index_table.lookup(user_id)
+
+    def signatures(self) -> dict[str, Any]:
+        return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+
+
+def _mask(scores: tf.Tensor, rows: tf.Tensor, size: int) -> tf.Tensor:
+    """Set ``scores[b, rows[b, j]]`` to -inf where ``0 <= rows[b, j] < size``."""
+    hit = tf.where((rows >= 0) & (rows < size))  # [m, 2]: (batch row, position in rows)
+    cols = tf.cast(tf.gather_nd(rows, hit), tf.int64)
+    index = tf.stack([hit[:, 0], cols], axis=1)
+    return tf.tensor_scatter_nd_update(scores, index, tf.fill(tf.shape(cols), float("-inf")))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _check_name(name: str) -> None:
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise UserError(
+            f"export.name: {name!r} is not a valid model name (one folder name, e.g. 'quickstart'); "
+            "set it with --set export.name=NAME"
+        )
+
+
+def _check_ids(ids: np.ndarray, kind: str, forbidden: str) -> list[str]:
+    """Ids as a list of str; they become lines of a lookup file, so each must be
+    non-empty, unique and free of ``forbidden`` characters."""
+    out = [str(i) for i in ids]
+    for raw in out:
+        if not raw or any(c in raw for c in forbidden):
+            raise UserError(
+                f"{kind} id {raw!r} cannot be exported: ids must be non-empty and contain no "
+                "tab or line break (the export's lookup files hold one id per line)"
+            )
+    if len(set(out)) != len(out):
+        unique, counts = np.unique(np.asarray(out), return_counts=True)
+        raise UserError(f"{kind} id {str(unique[counts > 1][0])!r} appears twice in the vocabulary")
+    return out
+
+
+def _write_lines(path: str, lines: list[str]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("\n".join(lines))
+        fh.write("\n")
+
+
+_LINE_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+
+
+def _clean_title(title: Any) -> str:
+    """A title as one TSV field: tabs and line breaks become spaces."""
+    return "" if title is None else str(title).translate(_LINE_BREAKS)
+
+
+def version_dirs(model_dir: str) -> dict[int, str]:
+    """Integer-named entries of ``model_dir`` (TF Serving's versions) → path."""
+    out: dict[int, str] = {}
+    for entry in os.listdir(model_dir):
+        if entry.isascii() and entry.isdigit():
+            out[int(entry)] = os.path.join(model_dir, entry)
+    return out
+
+
+def _publish(tmp: str, model_dir: str, attempts: int = 100) -> str:
+    """Rename ``tmp`` to the next free version; never replace an existing one."""
+    for _ in range(attempts):
+        version = max(version_dirs(model_dir), default=0) + 1
+        final = os.path.join(model_dir, str(version))
+        try:
+            # Another exporter's finished version is non-empty, so rename fails
+            # (ENOTEMPTY/EEXIST) instead of replacing it: take the next number.
+            os.rename(tmp, final)
+            return final
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+    raise UserError(f"{model_dir}: could not find a free version number after {attempts} attempts")
+
+
+def _versions_info() -> dict[str, Optional[str]]:
+    def dist(name: str) -> Optional[str]:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "tensorflow": tf.__version__,
+        "tensorflow_recommenders": dist("tensorflow-recommenders"),
+        "tf_keras": dist("tf-keras"),
+        "tfrs_irns": tfrs_irns.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------- API
+
+
+def export_embeddings(
+    user_embeddings: np.ndarray,
+    item_embeddings: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    item_titles: Optional[np.ndarray] = None,
+    base_dir: str = "saved_models",
+    name: str = "model",
+    k: int = 100,
+    metadata: Optional[dict[str, Any]] = None,
+    chunk_size: Optional[int] = None,
+) -> str:
+    """Export precomputed embeddings; returns the new version directory.
+
+    ``user_embeddings`` is ``[len(user_ids) + 1, d]`` and ``item_embeddings``
+    ``[len(item_ids) + 1, d]``, row 0 being the OOV row; ``item_titles`` (if
+    given) has one entry per item index, entry 0 (OOV) ignored.
+    ``chunk_size`` (default :data:`DEFAULT_CHUNK_SIZE`) is how many items one
+    scoring block holds.
+    """
+    _check_name(name)
+    if int(k) < 1:
+        raise UserError(f"export.k: must be > 0, got {k}")
+    users = _check_ids(np.asarray(user_ids), "user", "\n\r")
+    items = _check_ids(np.asarray(item_ids), "item", "\t\n\r")
+    user_embeddings = np.asarray(user_embeddings, np.float32)
+    item_embeddings = np.asarray(item_embeddings, np.float32)
+    if not users or not items:
+        raise UserError(f"cannot export {name!r}: the model knows {len(users)} users and {len(items)} items")
+    for kind, emb, ids in (("user", user_embeddings, users), ("item", item_embeddings, items)):
+        if emb.ndim != 2 or emb.shape[0] != len(ids) + 1:
+            raise ValueError(f"{kind} embeddings have shape {emb.shape}, expected [{len(ids) + 1}, d]")
+    if user_embeddings.shape[1] != item_embeddings.shape[1]:
+        raise ValueError(f"embedding dims differ: users {user_embeddings.shape[1]}, items {item_embeddings.shape[1]}")
+    titles = [""] * len(items)
+    if item_titles is not None:
+        if len(item_titles) != len(items) + 1:
+            raise ValueError(f"item_titles has {len(item_titles)} entries, expected {len(items) + 1} (OOV first)")
+        titles = [_clean_title(t) for t in list(item_titles)[1:]]
+
+    model_dir = os.path.join(base_dir, name)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{model_dir}: cannot create the export folder ({exc.strerror})") from None
+    pending = max(version_dirs(model_dir), default=0) + 1
+    tmp = os.path.join(model_dir, f"{_TMP_PREFIX}{pending}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a crashed process with our pid
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfrs_irns-export-") as sources:
+            users_file = os.path.join(sources, USERS_FILE)
+            items_file = os.path.join(sources, ITEMS_FILE)
+            _write_lines(users_file, users)
+            _write_lines(items_file, [f"{i}\t{t}" for i, t in zip(items, titles)])
+            module = RetrievalModule(
+                user_embeddings, item_embeddings, users_file, items_file, int(k), chunk_size or DEFAULT_CHUNK_SIZE
+            )
+            tf.saved_model.save(module, tmp, signatures=module.signatures())
+        info = dict(metadata or {})
+        info.update(
+            name=name,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            k=module.k,
+            k_requested=int(k),
+            num_users=module.num_users,
+            num_items=module.num_items,
+            embedding_dim=int(item_embeddings.shape[1]),
+            score="dot product of the query and candidate embeddings (higher is better)",
+            signatures=list(SIGNATURES),
+            versions=_versions_info(),
+        )
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2, default=_json_default)
+        return _publish(tmp, model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def export_model(
+    model: Any,
+    user_vocab: Any,
+    item_vocab: Any,
+    item_titles: Optional[np.ndarray] = None,
+    base_dir: str = "saved_models",
+    name: str = "model",
+    k: int = 100,
+    metadata: Optional[dict[str, Any]] = None,
+    chunk_size: Optional[int] = None,
+) -> str:
+    """Export a two-tower ``model`` as ``<base_dir>/<name>/<next version>/``.
+
+    ``model`` needs ``user_embeddings()`` and ``item_embeddings()`` (as
+    :class:`~tfrs_irns.models.two_tower.TwoTowerModel`); the vocabularies give
+    the raw id of each index. Returns the version directory.
+    """
+    return export_embeddings(
+        model.user_embeddings(),
+        model.item_embeddings(),
+        user_vocab.ids,
+        item_vocab.ids,
+        item_titles,
+        base_dir=base_dir,
+        name=name,
+        k=k,
+        metadata=metadata,
+        chunk_size=chunk_size,
+    )
+
+
+def export_run(run: Any) -> str:
+    """Export a training ``Run`` with its ``export.*`` config, metrics and vocabularies."""
+    config = run.config
+    metrics = run.metrics
+    metrics_path = os.path.join(run.directory, "metrics.json")
+    if metrics is None and os.path.isfile(metrics_path):
+        with open(metrics_path, encoding="utf-8") as fh:
+            metrics = json.load(fh)
+    return export_model(
+        run.model,
+        run.data.user_vocab,
+        run.data.item_vocab,
+        getattr(run.data, "item_titles", None),
+        base_dir=config.export.base_dir,
+        name=config.export.name or config.name,
+        k=config.export.k,
+        metadata={"config": config.to_dict(), "metrics": metrics, "run_directory": os.path.abspath(run.directory)},
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

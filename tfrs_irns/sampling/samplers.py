@@ -1,0 +1,207 @@
+"""In-graph negative samplers: which catalogue items serve as random negatives.
+
+IRNS draws ``M`` item indices from the whole catalogue once per training step
+and shares them across the batch. The draw happens inside the compiled train
+step with stateless random ops keyed by a per-step seed, so it costs no host
+round trip, no ``tf.data`` stage, and the same (seed, step) always gives the
+same negatives — runs are reproducible and every replica of a distributed
+step can draw the identical set.
+
+The catalogue is item indices ``1..num_items``; index ``0`` is the OOV bucket
+and is never drawn. Every draw comes with its per-draw probability ``q_j``,
+which the task needs for the logQ correction (``M * q_j`` is the expected
+number of copies of item ``j`` among the ``M`` draws).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_irns.errors import ConfigError
+
+
+class NegativeSampler:
+    """Interface of an in-graph sampler over item indices ``1..num_items``.
+
+    Subclasses implement :meth:`sample` and :meth:`probability`; both run
+    inside ``tf.function``.
+    """
+
+    num_items: int
+    replacement: bool
+
+    def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Draw ``num`` item indices with the stateless ``seed`` (int ``[2]``).
+
+        Returns ``(indices int32 [num], probabilities float32 [num])``, where
+        ``probabilities[k]`` is the per-draw probability ``q`` of
+        ``indices[k]``.
+        """
+        raise NotImplementedError
+
+    def probability(self, indices: tf.Tensor) -> tf.Tensor:
+        """Per-draw probability ``q`` (float32) of each of ``indices``."""
+        raise NotImplementedError
+
+    @property
+    def num_available(self) -> int:
+        """How many distinct items can be drawn at all."""
+        return self.num_items
+
+    def check_num(self, num: int) -> None:
+        """Raise a :class:`ConfigError` if ``num`` draws are impossible."""
+        if not self.replacement and num > self.num_available:
+            raise ConfigError(
+                f"negatives.num_negatives={num} exceeds the {self.num_available} items "
+                f"{self._available_phrase} with negatives.replacement=false; lower "
+                "negatives.num_negatives or set negatives.replacement=true"
+            )
+
+    _available_phrase = "in the catalogue"
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "NegativeSampler":
+        return cls(**config)
+
+
+class UniformSampler(NegativeSampler):
+    """Every catalogue item equally likely: ``q_j = 1 / num_items``.
+
+    With replacement (the default) a draw is one ``stateless_uniform`` call,
+    ``O(M)`` whatever the catalogue size. Without replacement it is a
+    stateless shuffle of the whole catalogue, ``O(num_items)`` per step; each
+    item is then included with probability ``M / num_items``, so ``q_j`` keeps
+    its meaning (``M * q_j`` expected copies).
+
+    Args:
+      num_items: catalogue size ``N`` (items ``1..N``).
+      replacement: draw with replacement (duplicates possible) or not.
+    """
+
+    def __init__(self, num_items: int, replacement: bool = True) -> None:
+        if int(num_items) <= 0:
+            raise ValueError(f"num_items must be > 0, got {num_items}")
+        self.num_items = int(num_items)
+        self.replacement = bool(replacement)
+
+    def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        self.check_num(num)
+        if self.replacement:
+            ids = tf.random.stateless_uniform([num], seed, minval=1, maxval=self.num_items + 1, dtype=tf.int32)
+        else:
+            catalogue = tf.range(1, self.num_items + 1, dtype=tf.int32)
+            ids = tf.random.experimental.stateless_shuffle(catalogue, seed)[:num]
+        return ids, tf.fill([num], tf.constant(1.0 / self.num_items, tf.float32))
+
+    def probability(self, indices: tf.Tensor) -> tf.Tensor:
+        indices = tf.convert_to_tensor(indices)
+        inside = (indices >= 1) & (indices <= self.num_items)
+        return tf.where(inside, tf.constant(1.0 / self.num_items, tf.float32), 0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"num_items": self.num_items, "replacement": self.replacement}
+
+
+class UnigramSampler(NegativeSampler):
+    """Popular items more likely: ``q_j ∝ count_j ** alpha``.
+
+    ``alpha = 1`` samples like the training data, ``alpha = 0`` uniformly over
+    the items seen in training, and the word2vec-style default ``0.75`` in
+    between, so popular items are seen often as negatives without drowning out
+    the tail. Items with ``count == 0`` (never in the training split) get
+    probability 0 and are never drawn, whatever ``alpha`` (``0 ** 0`` is taken
+    as 0 here, not 1).
+
+    With replacement a draw is a binary search of ``M`` stateless uniforms in a
+    precomputed float64 CDF: ``O(M log N)`` per step. Without replacement it is
+    Gumbel-top-k over the catalogue, ``O(N)`` per step; the first draw then
+    follows ``q`` exactly, later draws are conditioned on the earlier ones, and
+    the reported ``q_j`` stays the per-draw (first-draw) probability, so
+    ``M * q_j`` overstates the inclusion of items with ``M * q_j`` near or
+    above 1 — the logQ correction is an approximation in that one case.
+
+    Args:
+      counts: training interaction counts indexed by item index, length
+        ``num_items + 1`` (``counts[0]``, the OOV bucket, is ignored).
+      alpha: exponent applied to the counts.
+      replacement: draw with replacement (duplicates possible) or not.
+    """
+
+    _available_phrase = "with a non-zero training count"
+
+    def __init__(self, counts: Any, alpha: float = 0.75, replacement: bool = True) -> None:
+        counts = np.asarray(counts, dtype=np.float64)
+        if counts.ndim != 1 or counts.shape[0] < 2:
+            raise ValueError(f"counts must be a vector of length num_items + 1 >= 2, got shape {counts.shape}")
+        if np.any(counts < 0) or not np.all(np.isfinite(counts)):
+            raise ValueError("counts must be finite and >= 0")
+        if alpha < 0:
+            raise ConfigError(f"negatives.alpha must be >= 0, got {alpha}")
+        self.counts = counts
+        self.alpha = float(alpha)
+        self.replacement = bool(replacement)
+        self.num_items = counts.shape[0] - 1
+        weights = np.where(counts > 0, np.power(np.maximum(counts, 1e-300), self.alpha), 0.0)
+        weights[0] = 0.0  # OOV is never a negative
+        total = weights.sum()
+        if total <= 0:
+            raise ValueError("counts has no item with a non-zero count: nothing to sample")
+        self._num_nonzero = int(np.count_nonzero(weights))
+        probs = weights / total
+        cdf = np.cumsum(probs)
+        # Pin the CDF's top to exactly 1 from the last drawable item on, so a
+        # uniform in [0, 1) can never fall past the end through rounding.
+        cdf[int(np.flatnonzero(weights)[-1]) :] = 1.0
+        self.probabilities = probs  # float64, by item index
+        self._probs = tf.constant(probs, tf.float32)
+        self._cdf = tf.constant(cdf, tf.float64)
+        with np.errstate(divide="ignore"):
+            self._log_weights = tf.constant(np.log(probs), tf.float32)
+
+    @property
+    def num_available(self) -> int:
+        return self._num_nonzero
+
+    def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        self.check_num(num)
+        if self.replacement:
+            u = tf.random.stateless_uniform([num], seed, dtype=tf.float64)
+            ids = tf.searchsorted(self._cdf, u, side="right", out_type=tf.int32)
+        else:
+            # Gumbel-top-k: the top ``num`` of log q + Gumbel noise are a draw
+            # without replacement (successive sampling proportional to q).
+            u = tf.random.stateless_uniform(
+                [self.num_items + 1], seed, minval=np.finfo(np.float32).tiny, maxval=1.0, dtype=tf.float32
+            )
+            _, ids = tf.math.top_k(self._log_weights - tf.math.log(-tf.math.log(u)), k=num)
+        return ids, tf.gather(self._probs, ids)
+
+    def probability(self, indices: tf.Tensor) -> tf.Tensor:
+        indices = tf.convert_to_tensor(indices)
+        inside = (indices >= 0) & (indices <= self.num_items)
+        return tf.where(inside, tf.gather(self._probs, tf.clip_by_value(indices, 0, self.num_items)), 0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"counts": self.counts.tolist(), "alpha": self.alpha, "replacement": self.replacement}
+
+
+def make_sampler(
+    kind: str, num_items: int, counts: Any = None, alpha: float = 0.75, replacement: bool = True
+) -> NegativeSampler:
+    """The sampler ``negatives.sampler`` names (``uniform`` or ``unigram``)."""
+    if kind == "uniform":
+        return UniformSampler(num_items, replacement=replacement)
+    if kind == "unigram":
+        if counts is None:
+            raise ValueError("the unigram sampler needs the training item counts")
+        sampler = UnigramSampler(counts, alpha=alpha, replacement=replacement)
+        if sampler.num_items != num_items:
+            raise ValueError(f"counts covers {sampler.num_items} items, expected num_items={num_items}")
+        return sampler
+    raise ConfigError(f"negatives.sampler={kind!r}: expected one of 'uniform', 'unigram'")
