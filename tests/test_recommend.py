@@ -3,7 +3,6 @@ resolution, k beyond the export, and every error a user can trigger."""
 
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,17 +18,15 @@ NUM_USERS, NUM_ITEMS, DIM, K = 6, 30, 4, 5
 USER_IDS = np.array([f"u{i}" for i in range(NUM_USERS)])
 ITEM_IDS = np.array([f"m{i:02d}" for i in range(NUM_ITEMS)])
 TITLES = np.array([""] + [f"Movie number {i} (19{i:02d})" for i in range(NUM_ITEMS)])
+_rng = np.random.default_rng(3)
+USERS = _rng.normal(size=(NUM_USERS + 1, DIM)).astype(np.float32)  # row 0: the OOV user
+ITEMS = _rng.normal(size=(NUM_ITEMS + 1, DIM)).astype(np.float32)
 
 
 def _top(user_row, k):
     scores = USERS[user_row] @ ITEMS[1:].T
     top = np.argsort(-scores, kind="stable")[:k]
     return ITEM_IDS[top].tolist(), scores[top]
-
-
-rng = np.random.default_rng(3)
-USERS = rng.normal(size=(NUM_USERS + 1, DIM)).astype(np.float32)
-ITEMS = rng.normal(size=(NUM_ITEMS + 1, DIM)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +79,11 @@ def test_k_beyond_the_catalogue_is_clipped(model_dir, capsys):
 
 def test_latest_integer_version_with_a_saved_model_wins(model_dir, tmp_path):
     copy = tmp_path / "demo"
-    for name in ("1", "3"):
+    for name in ("1", "03"):  # TF Serving reads "03" as version 3
         shutil.copytree(model_dir / "1", copy / name)
     (copy / "12").mkdir()  # an integer folder without a SavedModel: not a version
     (copy / ".tmp-4-999").mkdir()  # an export in progress
-    assert resolve_version_dir(str(copy)) == str(copy / "3")
+    assert resolve_version_dir(str(copy)) == str(copy / "03")
     assert resolve_version_dir(str(copy / "1")) == str(copy / "1")
 
 

@@ -20,15 +20,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.config import Config, load_config, save_config
 from tfrs_irns.data.prepare import PreparedData, prepare_data
-from tfrs_irns.errors import UserError
+from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
+from tfrs_irns.evaluation.validation import EpochMetrics
 from tfrs_irns.models.two_tower import TwoTowerModel, build_model
 from tfrs_irns.batching.pipeline import TrainPipeline
 
@@ -73,16 +74,84 @@ def _absolute_paths(config: Config) -> Config:
 
 
 def callbacks_for(config: Config, run_dir: str, pipeline: TrainPipeline, model: TwoTowerModel, data: PreparedData) -> list:
-    """The Keras callbacks a run uses: TensorBoard, batching strategy, validation."""
-    callbacks: list = [tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0)]
-    if config.batching.strategy == "gcbs":
-        from tfrs_irns.batching.gcbs import GCBSCallback
+    """The Keras callbacks a run uses, in the order they must see the logs.
 
-        callbacks.append(GCBSCallback(pipeline, model, config.batching.gcbs, log_dir=os.path.join(run_dir, "logs")))
+    Validation metrics first (early stopping and TensorBoard read them from
+    the same logs dict), then the batching strategy, then TensorBoard.
+    """
+    callbacks: list = []
+    stopping = config.train.early_stopping
+    if len(data.validation):
+        callbacks.append(
+            EpochMetrics(
+                data,
+                "validation",
+                ks=config.eval.ks,
+                exclude_seen=config.eval.exclude_seen,
+                chunk_size=config.eval.chunk_size,
+                max_queries=stopping.max_queries,
+                seed=config.train.seed,
+                keys=validation_keys(config),
+            )
+        )
+    if stopping.enabled:
+        if not len(data.validation):
+            raise ConfigError(
+                "train.early_stopping.enabled=true needs a validation split: set data.validation_fraction > 0 "
+                "or train.early_stopping.enabled=false"
+            )
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                mode="min" if stopping.monitor.endswith("loss") else "max",
+                patience=stopping.patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    if config.batching.strategy == "gcbs":
+        from tfrs_irns.batching.gcbs_callback import GCBSCallback
+
+        callbacks.append(
+            GCBSCallback(
+                pipeline,
+                model,
+                config.batching.gcbs,
+                log_dir=os.path.join(run_dir, "logs"),
+                temperature=config.model.temperature,
+            )
+        )
+    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
     return callbacks
 
 
-def train(config: Config, run_dir: Optional[str] = None, verbose: Optional[int] = None) -> Run:
+def validation_keys(config: Config) -> list[str]:
+    """Validation metrics logged each epoch: every hit_rate@K, mrr, and the monitored one."""
+    keys = [f"hit_rate@{k}" for k in config.eval.ks] + ["mrr"]
+    monitor = config.train.early_stopping.monitor
+    if monitor.startswith("val_") and monitor[4:] not in keys:
+        keys.append(monitor[4:])
+    return keys
+
+
+def check_monitor(config: Config) -> None:
+    """``train.early_stopping.monitor`` must name a validation metric."""
+    names = ["loss"] + [f"val_{m}@{k}" for m in ("hit_rate", "recall", "ndcg", "coverage") for k in config.eval.ks]
+    names.append("val_mrr")
+    if config.train.early_stopping.monitor not in names:
+        raise ConfigError(
+            f"train.early_stopping.monitor={config.train.early_stopping.monitor!r}: expected one of "
+            + ", ".join(names)
+            + " (K from eval.ks)"
+        )
+
+
+def train(
+    config: Config,
+    run_dir: Optional[str] = None,
+    verbose: Optional[int] = None,
+    extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+) -> Run:
     """Train the model ``config`` describes and write the run directory.
 
     ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch; by default a
@@ -90,6 +159,7 @@ def train(config: Config, run_dir: Optional[str] = None, verbose: Optional[int] 
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    check_monitor(config)
     config = _absolute_paths(config)
     run_dir = run_dir or default_run_dir(config)
     os.makedirs(run_dir, exist_ok=True)
@@ -111,12 +181,13 @@ def train(config: Config, run_dir: Optional[str] = None, verbose: Optional[int] 
     )
     model = build_model(config, data)
     model.compile(optimizer=make_optimizer(config))
-    callbacks = callbacks_for(config, run_dir, pipeline, model, data)
+    callbacks = callbacks_for(config, run_dir, pipeline, model, data) + list(extra_callbacks)
 
     start = time.perf_counter()
     history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
+    best_epoch = _best_epoch(callbacks, epochs_run)
 
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     model.save_weights(os.path.join(run_dir, CHECKPOINT))
@@ -129,12 +200,21 @@ def train(config: Config, run_dir: Optional[str] = None, verbose: Optional[int] 
         train_seconds=round(train_seconds, 3),
         train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
         epochs_run=epochs_run,
+        # 1-based epoch whose weights were kept (early stopping restores the best one).
+        best_epoch=best_epoch,
         history={k: [float(v) for v in vals] for k, vals in history.history.items()},
     )
     write_metrics(run_dir, metrics)
     if verbose:
         print(summary_line(metrics, config))
     return Run(config, data, model, run_dir, metrics)
+
+
+def _best_epoch(callbacks: list, epochs_run: int) -> int:
+    for callback in callbacks:
+        if isinstance(callback, tf.keras.callbacks.EarlyStopping) and callback.best_weights is not None:
+            return int(callback.best_epoch) + 1
+    return epochs_run
 
 
 def test_metrics(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:

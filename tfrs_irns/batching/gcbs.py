@@ -210,11 +210,8 @@ def hard_negative_graph(
     step = np.arange(src.shape[0]) - np.repeat(np.cumsum(out) - out, out)
     user = emb.user_row[src]
     hard = rows[user, (rank[src] * k + step) % size[src]]
-    # One holder per hard item, at random, so links spread over all holders.
-    holders = np.argsort(emb.item_row, kind="stable").astype(np.int32)
-    count = np.bincount(emb.item_row, minlength=n_items)
-    first = np.cumsum(count) - count
-    dst = _pick_holders(emb, src, hard, holders, first, count, rng, HOLDER_TRIES)
+    # One holder per hard item, drawn at random so links spread over all holders.
+    dst = _pick_holders(emb, src, hard, rng, HOLDER_TRIES)
     # Cap incoming links: a hub would make every BFS level huge.
     indeg = np.bincount(dst, minlength=n)
     cap = _IN_CAP * k
@@ -232,26 +229,51 @@ def hard_negative_graph(
     return graph, GraphInfo(k, int(src.shape[0]), float(cut), src, dst)
 
 
-def _pick_holders(emb, src, hard, holders, first, count, rng, tries):
-    best = None
-    best_score = None
-    for t in range(tries):
-        pick = np.minimum((rng.random(hard.shape[0], dtype=np.float32) * count[hard]).astype(np.int64), count[hard] - 1)
-        cand = holders[first[hard] + pick]
-        if tries == 1:
-            return cand
-        score = np.empty(cand.shape[0], np.float32)
-        for c in range(0, cand.shape[0], 1 << 20):
-            score[c : c + (1 << 20)] = np.einsum("nd,nd->n", emb.queries(cand[c : c + (1 << 20)]), emb.candidates(src[c : c + (1 << 20)]))
-        if best is None:
-            best, best_score = cand, score
-        else:
-            better = score > best_score
-            best[better] = cand[better]
-            best_score[better] = score[better]
-    return best
+def _pick_holders(
+    emb: ExampleEmbeddings, src: np.ndarray, hard: np.ndarray, rng: np.random.Generator, tries: int
+) -> np.ndarray:
+    """For each link ``src -> hard item``, one example holding the item.
+
+    Of ``tries`` holders drawn at random keep the one whose user scores the
+    source's item highest: the link is then hard both ways, and the graph
+    more transitive (two hard neighbours of an example tend to be hard for
+    each other), which is what lets a bandwidth ordering pack them together.
+    """
+    n_items = len(emb.item_ids)
+    holders = np.argsort(emb.item_row, kind="stable").astype(np.int32)
+    count = np.bincount(emb.item_row, minlength=n_items)
+    first = (np.cumsum(count) - count)[hard]
+    count = count[hard]
+
+    def draw() -> np.ndarray:
+        return first + np.minimum((rng.random(hard.shape[0], dtype=np.float32) * count).astype(np.int64), count - 1)
+
+    best = draw()
+    if tries > 1:
+        holder_user = emb.user_row[holders]
+        wanted = emb.item_row[src]
+        dense = len(emb.user_ids) * n_items <= _DENSE_SCORES
+        table = (emb.user_vectors @ emb.item_vectors.T).ravel() if dense else None
+
+        def score(slot: np.ndarray) -> np.ndarray:
+            users = holder_user[slot]
+            if table is not None:
+                return table[users.astype(np.int64) * n_items + wanted]
+            return np.concatenate([
+                np.einsum("nd,nd->n", emb.user_vectors[users[s : s + 65536]], emb.item_vectors[wanted[s : s + 65536]])
+                for s in range(0, slot.shape[0], 65536)
+            ])
+
+        best_score = score(best)
+        for _ in range(tries - 1):
+            slot = draw()
+            value = score(slot)
+            better = value > best_score
+            best[better], best_score[better] = slot[better], value[better]
+    return holders[best]
 
 
+_DENSE_SCORES = 1 << 25
 HOLDER_TRIES = 1
 
 

@@ -25,9 +25,9 @@ def resolve_version_dir(model_path: str) -> str:
         raise UserError(f"{model_path}: not a directory (expected saved_models/<name> or saved_models/<name>/<version>)")
     if os.path.isfile(os.path.join(model_path, "saved_model.pb")):
         return model_path
-    versions = [v for v, path in version_dirs(model_path).items() if os.path.isfile(os.path.join(path, "saved_model.pb"))]
+    versions = {v: path for v, path in version_dirs(model_path).items() if os.path.isfile(os.path.join(path, "saved_model.pb"))}
     if versions:
-        return os.path.join(model_path, str(max(versions)))
+        return versions[max(versions)]
     if os.path.basename(os.path.normpath(model_path)).isdigit():
         raise UserError(f"{model_path}: not a SavedModel (no saved_model.pb)")
     raise UserError(

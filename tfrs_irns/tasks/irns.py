@@ -14,7 +14,8 @@ own negatives.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import os
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -293,27 +294,35 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         compute_metrics: bool = True,
         compute_batch_metrics: bool = True,
     ) -> tf.Tensor:
-        logits, labels, global_rows = self.logits_and_labels(
-            query_embeddings, candidate_embeddings, candidate_ids, query_ids, training
-        )
-        if self.num_hard_negatives is not None or self._batch_metrics:
+        scores = self._scores(query_embeddings, candidate_embeddings, candidate_ids, query_ids, training)
+        dense = None
+        if self.num_hard_negatives is not None or (compute_batch_metrics and self._batch_metrics):
+            logits, labels = self._dense(scores)
             one_hot = tf.one_hot(labels, tf.shape(logits)[1], dtype=logits.dtype)
+            dense = (logits, one_hot)
         if self.num_hard_negatives is not None:
-            logits, one_hot = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(logits, one_hot)
+            logits, one_hot = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(*dense)
             row_losses = tf.nn.softmax_cross_entropy_with_logits(one_hot, logits)
         else:
-            row_losses = softmax_cross_entropy(logits, labels)
-        loss = tf.reduce_sum(row_losses) / global_rows
+            # The fast path: no [B, C] copy for the label or the mask's gradient.
+            lse = masked_logsumexp(scores.logits, scores.mask)
+            if scores.label_outside:
+                # log(exp(label) + sum of the other columns), stably.
+                row_losses = tf.nn.softplus(lse - scores.label_logit)
+            else:
+                row_losses = lse - scores.label_logit
+        loss = tf.reduce_sum(row_losses) / scores.global_rows
 
         updates = []
-        if compute_metrics and self._factorized_metrics:
-            ids = candidate_ids
+        if compute_metrics:
             for metric in self._factorized_metrics:
                 # Only the batch's own positives: never the sampled rows.
-                updates.append(metric.update_state(query_embeddings, candidate_embeddings, true_candidate_ids=ids))
+                updates.append(
+                    metric.update_state(query_embeddings, candidate_embeddings, true_candidate_ids=candidate_ids)
+                )
         if compute_batch_metrics:
             for metric in self._batch_metrics:
-                updates.append(metric.update_state(one_hot, logits))
+                updates.append(metric.update_state(dense[1], dense[0]))
         with tf.control_dependencies([u for u in updates if u is not None]):
             return tf.identity(loss)
 
@@ -325,15 +334,46 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         query_ids: Optional[tf.Tensor] = None,
         training: Any = None,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The corrected, masked logits ``[B, C]``, label columns ``[B]`` and
-        the global number of rows the loss is divided by."""
+        """The definition, densely: corrected logits with masked columns at a
+        huge negative value (``[B, B]``, ``[B, 1 + M]``, ``[B, B + M]`` or
+        ``[B, N]`` per mode), each row's label column ``[B]``, and the global
+        number of rows the loss is divided by. The loss is the mean softmax
+        cross-entropy of these (what :meth:`call` computes, faster)."""
+        scores = self._scores(query_embeddings, candidate_embeddings, candidate_ids, query_ids, training)
+        logits, labels = self._dense(scores)
+        return logits, labels, scores.global_rows
+
+    def _dense(self, scores: "_Scores") -> tuple[tf.Tensor, tf.Tensor]:
+        logits, mask = scores.logits, scores.mask
+        if scores.labels is None:  # random: the label is column 0
+            if mask is not None:
+                logits = tf.where(mask, MASK_VALUE, logits)
+            return tf.concat([scores.label_logit[:, tf.newaxis], logits], axis=1), tf.zeros_like(scores.label_logit, tf.int32)
+        if mask is not None:
+            if scores.label_outside:  # the label column is masked as a hit: keep it
+                columns = tf.range(tf.shape(logits)[1], dtype=tf.int32)
+                mask &= tf.not_equal(columns[tf.newaxis, :], scores.labels[:, tf.newaxis])
+            logits = tf.where(mask, MASK_VALUE, logits)
+        return logits, scores.labels
+
+    def _scores(
+        self,
+        query_embeddings: tf.Tensor,
+        candidate_embeddings: tf.Tensor,
+        candidate_ids: Optional[tf.Tensor],
+        query_ids: Optional[tf.Tensor],
+        training: Any,
+    ) -> "_Scores":
         mode = self.mode
         ids = self._to_indices(candidate_ids)
         needs_ids = mode != "in_batch" or self.logq or self.remove_accidental_hits
         if ids is None and needs_ids:
             raise ValueError(f"mode {mode!r} with these options needs candidate_ids (the positives' item indices)")
-        if self.mask_same_user and query_ids is None and mode in ("in_batch", "mixed"):
+        same_user = self.mask_same_user and mode in ("in_batch", "mixed")
+        if same_user and query_ids is None:
             raise ValueError("mask_same_user needs query_ids (the rows' user indices)")
+        if same_user:
+            query_ids = tf.cast(query_ids, tf.int32)
 
         # Temperature folded into the queries: one [B, d] scaling, not [B, C].
         queries = query_embeddings / self.temperature if self.temperature != 1.0 else query_embeddings
@@ -352,64 +392,77 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         if num_replicas > 1:
             if self.cross_replica and mode in ("in_batch", "mixed"):
                 positives, pos_ids, pos_users, offset, global_rows = _gather_replicas(
-                    replica, candidate_embeddings, ids, query_ids
+                    replica, candidate_embeddings, ids, query_ids if same_user else None
                 )
             else:
                 global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, global_rows)
 
         if mode == "full":
-            catalogue = tf.range(1, self.num_items + 1, dtype=tf.int32)
-            logits = tf.matmul(queries, self._embed(catalogue, training), transpose_b=True)
-            return logits, ids - 1, global_rows
+            catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), training)
+            logits = tf.matmul(queries, catalogue, transpose_b=True)
+            label_logit = _rowwise_dot(queries, tf.gather(catalogue, ids - 1))
+            return _Scores(logits, None, label_logit, ids - 1, False, global_rows)
 
-        labels = offset + tf.range(rows, dtype=tf.int32)
+        # The candidate columns and the logQ term of each (see the docstring).
+        batch = tf.cast(tf.shape(positives)[0], tf.float32)
+        m = float(self.num_negatives)
+        labels: Optional[tf.Tensor] = offset + tf.range(rows, dtype=tf.int32)
+        label_correction = None
         if mode == "in_batch":
-            logits = tf.matmul(queries, positives, transpose_b=True)
+            columns, col_ids = positives, pos_ids
             if self.logq:
-                batch = tf.cast(tf.shape(positives)[0], tf.float32)
-                logits -= _log_count(batch * tf.gather(self._item_probabilities, pos_ids))[tf.newaxis, :]
-            col_ids, sampled_from = pos_ids, None
+                correction = _log_count(batch * tf.gather(self._item_probabilities, col_ids))
         else:
             neg_ids, neg_q = self.sample_negatives(step)
             negatives = self._embed(neg_ids, training)
-            m = float(self.num_negatives)
             if mode == "random":
-                pos_logit = tf.reduce_sum(queries * candidate_embeddings, axis=1, keepdims=True)
-                logits = tf.concat([pos_logit, tf.matmul(queries, negatives, transpose_b=True)], axis=1)
+                columns, col_ids, labels = negatives, neg_ids, None
                 if self.logq:
-                    logits -= tf.concat(
-                        [
-                            tf.broadcast_to(_log_count(m * self.sampler.probability(ids))[:, tf.newaxis], [rows, 1]),
-                            tf.broadcast_to(_log_count(m * neg_q)[tf.newaxis, :], [rows, self.num_negatives]),
-                        ],
-                        axis=1,
-                    )
-                labels = tf.zeros([rows], tf.int32)
-                col_ids, sampled_from = neg_ids, 1
-            else:  # mixed
-                logits = tf.matmul(queries, tf.concat([positives, negatives], axis=0), transpose_b=True)
+                    correction = _log_count(m * neg_q)
+                    label_correction = _log_count(m * self.sampler.probability(ids))
+            else:
+                columns = tf.concat([positives, negatives], axis=0)
                 col_ids = tf.concat([pos_ids, neg_ids], axis=0)
                 if self.logq:
-                    batch = tf.cast(tf.shape(positives)[0], tf.float32)
                     p = tf.gather(self._item_probabilities, col_ids)
                     q = tf.concat([self.sampler.probability(pos_ids), neg_q], axis=0)
-                    logits -= _log_count(batch * p + m * q)[tf.newaxis, :]
-                sampled_from = None
+                    correction = _log_count(batch * p + m * q)
 
-        masked = []
-        if self.remove_accidental_hits:
-            pairs = _equal_pairs(ids, col_ids)
-            if sampled_from is not None:  # random: sampled columns start at 1
-                pairs += tf.constant([[0, 1]], tf.int32)
-            masked.append(pairs)
-        if self.mask_same_user and mode in ("in_batch", "mixed"):
-            masked.append(_equal_pairs(query_ids, pos_users))
-        if masked:
-            pairs = tf.concat(masked, axis=0)
-            # Never mask the label column itself.
-            pairs = tf.boolean_mask(pairs, tf.not_equal(pairs[:, 1], tf.gather(labels, pairs[:, 0])))
-            logits = tf.tensor_scatter_nd_update(logits, pairs, tf.fill(tf.shape(pairs)[:1], MASK_VALUE))
-        return logits, labels, global_rows
+        logits = tf.matmul(queries, columns, transpose_b=True)
+        # The positive's own score, from the [B, d] embeddings: the loss then
+        # never has to pick the label out of (or put it back into) [B, C].
+        label_logit = _rowwise_dot(queries, candidate_embeddings)
+        if self.logq:
+            logits -= correction[tf.newaxis, :]
+            label_logit -= label_correction if label_correction is not None else tf.gather(correction, labels)
+
+        # Masks, as one [B, C] boolean. With hit removal the label column is
+        # a hit too (same item): it leaves the softmax and the loss adds the
+        # label's term back exactly once.
+        mask = None
+        if os.environ.get("MASK_IMPL", "sparse") == "dense":
+          if self.remove_accidental_hits:
+            mask = tf.equal(ids[:, tf.newaxis], col_ids[tf.newaxis, :])
+          if same_user:
+            col_users = pos_users if mode == "in_batch" else tf.pad(pos_users, [[0, self.num_negatives]], constant_values=-1)
+            users = tf.equal(query_ids[:, tf.newaxis], col_users[tf.newaxis, :])
+            if not self.remove_accidental_hits:  # keep the label column
+                users &= tf.not_equal(tf.range(tf.shape(col_users)[0])[tf.newaxis, :], labels[:, tf.newaxis])
+            mask = users if mask is None else mask | users
+        else:
+          pairs = []
+          if self.remove_accidental_hits:
+            pairs.append(_equal_pairs(ids, col_ids))
+          if same_user:
+            same = _equal_pairs(query_ids, pos_users)  # in-batch columns come first
+            if not self.remove_accidental_hits:  # keep the label column
+                same = tf.boolean_mask(same, tf.not_equal(same[:, 1], tf.gather(labels, same[:, 0])))
+            pairs.append(same)
+          if pairs:
+            pairs = tf.concat(pairs, axis=0)
+            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.bool), tf.shape(logits))
+        label_outside = mode == "random" or self.remove_accidental_hits
+        return _Scores(logits, mask, label_logit, labels, label_outside, global_rows)
 
     # ------------------------------------------------------------- helpers
 
@@ -450,6 +503,25 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         return config
 
 
+class _Scores(NamedTuple):
+    """The pieces of one step's loss.
+
+    ``logits [B, C]`` are the corrected scores of the candidate columns,
+    ``mask [B, C]`` (or None) marks columns removed from each row's softmax,
+    ``label_logit [B]`` is each row's corrected positive score, ``labels``
+    its column in ``logits`` (None in ``random``, where the positive is not a
+    column), and ``label_outside`` says the label's term is not (or no
+    longer, being masked as a hit) inside ``logits`` and must be added.
+    """
+
+    logits: tf.Tensor
+    mask: Optional[tf.Tensor]
+    label_logit: tf.Tensor
+    labels: Optional[tf.Tensor]
+    label_outside: bool
+    global_rows: tf.Tensor
+
+
 def _log_count(expected: tf.Tensor) -> tf.Tensor:
     return tf.math.log(tf.maximum(expected, MIN_EXPECTED_COUNT))
 
@@ -457,20 +529,20 @@ def _log_count(expected: tf.Tensor) -> tf.Tensor:
 def _equal_pairs(row_keys: tf.Tensor, col_keys: tf.Tensor) -> tf.Tensor:
     """All ``(i, j)`` with ``row_keys[i] == col_keys[j]``, as int32 ``[K, 2]``.
 
-    Sort + binary search, ``O((R + C) log C)``: accidental hits are rare, so
-    finding them sparsely and scattering the mask beats a dense ``[R, C]``
-    comparison and ``where`` on every step (and in the backward pass).
+    Sort + binary search, ``O((R + C) log C)``: matches are few, and a
+    broadcast ``tf.equal`` over ``[R, C]`` costs as much as a matmul here.
     """
-    row_keys = tf.cast(row_keys, tf.int32)
-    col_keys = tf.cast(col_keys, tf.int32)
     order = tf.argsort(col_keys, stable=True)
     sorted_keys = tf.gather(col_keys, order)
     lo = tf.searchsorted(sorted_keys, row_keys, side="left", out_type=tf.int32)
     hi = tf.searchsorted(sorted_keys, row_keys, side="right", out_type=tf.int32)
     ranges = tf.ragged.range(lo, hi)
     rows = tf.cast(ranges.value_rowids(), tf.int32)
-    cols = tf.gather(order, ranges.flat_values)
-    return tf.stack([rows, cols], axis=1)
+    return tf.stack([rows, tf.gather(order, ranges.flat_values)], axis=1)
+
+
+def _rowwise_dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(a * b, axis=1)
 
 
 def _gather_replicas(
@@ -496,32 +568,44 @@ def _gather_replicas(
 
 
 @tf.custom_gradient
-def _fused_xent(logits: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, Any]:
+def _logsumexp(logits: tf.Tensor) -> tuple[tf.Tensor, Any]:
     top = tf.stop_gradient(tf.reduce_max(logits, axis=1, keepdims=True))
     exp = tf.exp(logits - top)
     total = tf.reduce_sum(exp, axis=1)
-    label_logit = tf.gather(logits, labels, axis=1, batch_dims=1)
-    loss = tf.math.log(total) + top[:, 0] - label_logit
+
+    def grad(upstream: tf.Tensor) -> tf.Tensor:
+        return exp * (upstream / total)[:, tf.newaxis]
+
+    return tf.math.log(total) + top[:, 0], grad
+
+
+@tf.custom_gradient
+def _masked_logsumexp(logits: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, Any]:
+    masked = tf.where(mask, MASK_VALUE, logits)
+    top = tf.reduce_max(masked, axis=1, keepdims=True)
+    exp = tf.exp(masked - top)
+    total = tf.reduce_sum(exp, axis=1)
 
     def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
-        scale = upstream / total
-        d_logits = exp * scale[:, tf.newaxis]
-        index = tf.stack([tf.range(tf.shape(labels)[0], dtype=labels.dtype), labels], axis=1)
-        d_logits = tf.tensor_scatter_nd_sub(d_logits, index, upstream)
-        return d_logits, None
+        # Masked entries have exp == 0: their gradient is zero, no `where`.
+        return exp * (upstream / total)[:, tf.newaxis], None
 
-    return loss, grad
+    return tf.math.log(total) + top[:, 0], grad
 
 
-def softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Per-row ``logsumexp(logits) - logits[label]``.
+def masked_logsumexp(logits: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Per-row ``logsumexp`` of ``logits [B, C]`` over the columns where
+    ``mask`` is False.
 
-    Same value as ``tf.nn.sparse_softmax_cross_entropy_with_logits``, with a
-    hand-written gradient that reuses the forward pass's ``exp`` (one pass
-    over ``[B, C]`` instead of several): measurably faster on CPU for the
-    wide ``[600, 3600]`` IRNS logits.
+    The value of ``tf.reduce_logsumexp(tf.where(mask, -inf, logits), 1)``,
+    with a hand-written gradient that reuses the forward pass's ``exp``: one
+    pass over ``[B, C]`` backwards instead of several, and no gradient
+    through the mask. With the wide ``[600, 3600]`` IRNS logits on a CPU,
+    these passes are what the step spends beside its three matmuls.
     """
-    return _fused_xent(logits, tf.cast(labels, tf.int32))
+    if mask is None:
+        return _logsumexp(logits)
+    return _masked_logsumexp(logits, mask)
 
 
 def irns_task_from_config(

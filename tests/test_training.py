@@ -1,0 +1,103 @@
+"""Training runs: run directory contract, validation metrics, early stopping."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrs_irns  # noqa: F401
+from tfrs_irns.config import load_config
+from tfrs_irns.errors import ConfigError
+from tfrs_irns.evaluation import evaluate_model
+from tfrs_irns.training import load_run, train
+
+from conftest import TINY_OVERRIDES as TINY
+
+
+def tiny(*extra):
+    return load_config("configs/quickstart.yaml", TINY + list(extra))
+
+
+class WeightsPerEpoch(tf.keras.callbacks.Callback):
+    """Keeps a copy of the weights at every epoch's end (after the metrics)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([w.copy() for w in self.model.get_weights()])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    saver = WeightsPerEpoch()
+    result = train(tiny("train.epochs=2", "train.early_stopping.enabled=false"), str(out), verbose=0, extra_callbacks=[saver])
+    result.saver = saver
+    return result
+
+
+def test_run_directory_contract(run):
+    names = set(os.listdir(run.directory))
+    assert {"config.yaml", "metrics.json", "checkpoints", "logs", "vocab"} <= names
+    metrics = json.loads(open(os.path.join(run.directory, "metrics.json")).read())
+    for k in (1, 5, 10, 50, 100):
+        for name in ("hit_rate", "recall", "ndcg"):
+            assert 0.0 <= metrics[f"{name}@{k}"] <= 1.0
+            assert f"{name}@{k}" in metrics["popular_baseline"]
+    for key in ("train_seconds", "train_examples_per_second", "num_users", "num_items", "num_train", "num_test",
+                "best_epoch", "epochs_run", "protocol", "head", "tail", "mrr"):
+        assert key in metrics, key
+    assert metrics["num_train"] == len(run.data.train)
+    assert metrics["epochs_run"] == 2 and metrics["best_epoch"] == 2
+    assert len(metrics["history"]["val_hit_rate@100"]) == 2
+    # TensorBoard got event files.
+    assert any(files for _, _, files in os.walk(os.path.join(run.directory, "logs")))
+
+
+def test_validation_metric_equals_the_evaluation_module(run):
+    """The logged val_hit_rate@K of each epoch is evaluate_model on that epoch's weights."""
+    cfg = run.config
+    for epoch, weights in enumerate(run.saver.weights):
+        run.model.set_weights(weights)
+        expected = evaluate_model(
+            run.model, run.data, split="validation", ks=cfg.eval.ks,
+            max_queries=cfg.train.early_stopping.max_queries, seed=cfg.train.seed,
+        )
+        for k in cfg.eval.ks:
+            assert run.metrics["history"][f"val_hit_rate@{k}"][epoch] == pytest.approx(expected[f"hit_rate@{k}"])
+
+
+def test_load_run_restores_the_same_model(run):
+    run.model.set_weights(run.saver.weights[-1])
+    again = load_run(run.directory)
+    np.testing.assert_allclose(again.model.user_embeddings(), run.model.user_embeddings(), rtol=1e-6)
+    np.testing.assert_allclose(again.model.item_embeddings(), run.model.item_embeddings(), rtol=1e-6)
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    saver = WeightsPerEpoch()
+    # A learning rate this high makes the validation metric fall after a peak.
+    result = train(
+        tiny("train.epochs=12", "train.optimizer=adam", "train.learning_rate=0.5", "train.early_stopping.patience=1"),
+        str(tmp_path), verbose=0, extra_callbacks=[saver],
+    )
+    curve = result.metrics["history"]["val_hit_rate@100"]
+    assert result.metrics["epochs_run"] < 12, curve
+    best = int(np.argmax(curve))
+    assert result.metrics["best_epoch"] == best + 1
+    for restored, kept in zip(result.model.get_weights(), saver.weights[best]):
+        np.testing.assert_array_equal(restored, kept)
+
+
+def test_monitor_must_name_a_validation_metric(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.early_stopping.monitor='val_hitrate@100': expected one of .*val_hit_rate@100"):
+        train(tiny("train.early_stopping.monitor=val_hitrate@100"), str(tmp_path), verbose=0)
+
+
+def test_early_stopping_needs_a_validation_split(tmp_path):
+    with pytest.raises(ConfigError, match=r"needs a validation split: set data.validation_fraction > 0"):
+        train(tiny("data.validation_fraction=0"), str(tmp_path), verbose=0)
