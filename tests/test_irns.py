@@ -12,7 +12,7 @@ import tensorflow_recommenders as tfrs
 from tfrs_irns.config import NegativesConfig
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
-from tfrs_irns.tasks import IRNSRetrieval, irns_task_from_config, masked_logsumexp
+from tfrs_irns.tasks import IRNSRetrieval, irns_task_from_config, logsumexp_excluding, masked_logsumexp
 
 N, D, B, M = 12, 5, 8, 10  # a tiny catalogue so duplicates and hits happen
 
@@ -178,13 +178,15 @@ def test_masked_logsumexp_value_and_gradient_match_tensorflow(with_mask):
     np.testing.assert_allclose(tape.gradient(lo, logits).numpy(), tape.gradient(lr, logits).numpy(), atol=1e-6)
 
 
-def test_gradients_match_the_dense_formulation():
-    # The sparse hit masking + fused loss give the gradients of the plain
-    # definition (dense mask, TensorFlow's cross-entropy).
+@pytest.mark.parametrize("same_user", [False, True], ids=["sparse-hits", "dense-mask"])
+def test_gradients_match_the_dense_formulation(same_user):
+    # The fast paths (hits subtracted sparsely, or a dense mask, and the
+    # hand-written logsumexp gradients) give the gradients of the plain
+    # definition: dense mask, TensorFlow's cross-entropy.
     rng = np.random.default_rng(5)
     tower = make_tower()
     counts, p = make_counts()
-    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, item_probabilities=p, mask_same_user=True)
+    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, item_probabilities=p, mask_same_user=same_user)
     pos, users, q = random_batch(rng)
     q = tf.constant(q)
     with tf.GradientTape(persistent=True) as tape:
@@ -195,13 +197,50 @@ def test_gradients_match_the_dense_formulation():
         logits = tf.matmul(q, tower(cols), transpose_b=True)
         expected = B * tf.gather(p.astype(np.float32), cols) + M * tf.concat([tf.fill([B], 1 / N), neg_q], 0)
         logits -= tf.math.log(expected)[None, :]
-        same_user = np.equal.outer(users, users)
-        mask = (np.equal.outer(pos, cols.numpy()) | np.pad(same_user, [(0, 0), (0, M)])) & ~np.eye(B, B + M, dtype=bool)
+        users_mask = np.equal.outer(users, users) & same_user
+        mask = (np.equal.outer(pos, cols.numpy()) | np.pad(users_mask, [(0, 0), (0, M)])) & ~np.eye(B, B + M, dtype=bool)
         logits = tf.where(mask, -1e30, logits)
         ref = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.range(B), logits))
     np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-5)
     for ours, theirs in zip(tape.gradient(loss, [q, tower.embeddings]), tape.gradient(ref, [q, tower.embeddings])):
         np.testing.assert_allclose(tf.convert_to_tensor(ours).numpy(), tf.convert_to_tensor(theirs).numpy(), atol=1e-5)
+
+
+def test_logsumexp_excluding_matches_the_masked_value():
+    rng = np.random.default_rng(6)
+    logits = tf.constant(rng.normal(size=(5, 7)).astype(np.float32) * 4)
+    pairs = tf.constant([[0, 1], [0, 4], [2, 0], [4, 6], [4, 2]], tf.int32)
+    mask = tf.scatter_nd(pairs, tf.ones([5], tf.bool), [5, 7])
+    ours = logsumexp_excluding(logits, pairs, tf.gather_nd(logits, pairs))
+    ref = tf.reduce_logsumexp(tf.where(mask, -np.inf, logits), axis=1)
+    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["in_batch", "random", "mixed"])
+def test_dominant_accidental_hits_stay_finite_and_exact(mode):
+    # The positive (item 3) scores ~60 above everything and also appears as
+    # in-batch duplicates and sampled copies: subtracting the hits' terms
+    # cancels almost everything, and the loss must still be ~0, not NaN.
+    table = np.zeros((N + 1, D), np.float32)
+    table[3, 0] = 30.0
+    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.Constant(table))
+    tower.build((None,))
+
+    class Threes(UniformSampler):
+        def sample(self, num, seed):
+            return tf.constant([3] * 4 + [5] * (num - 4), tf.int32), tf.fill([num], 1 / N)
+
+    task = IRNSRetrieval(tower, N, mode=mode, num_negatives=M, sampler=Threes(N), logq=False)
+    pos = tf.constant([3, 3, 3, 7], tf.int32)
+    q = tf.constant(np.tile(np.eye(1, D, dtype=np.float32) * 2, (4, 1)))
+    with tf.GradientTape() as tape:
+        tape.watch(q)
+        loss = task(q, tower(pos), candidate_ids=pos, training=False)
+    grad = tape.gradient(loss, q)
+    neg = task.sample_negatives(0)[0].numpy() if mode != "in_batch" else np.zeros(0, np.int32)
+    expected = oracle(table, q.numpy(), pos.numpy(), np.arange(4), neg, mode, None, None, False, True, False, 1.0)
+    assert np.isfinite(loss.numpy()) and np.all(np.isfinite(grad.numpy()))
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------- seeds, steps

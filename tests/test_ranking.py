@@ -45,7 +45,9 @@ def oracle_rank(queries, cands, q, t, exclude_items):
 def random_case(rng, num_items, num_queries, ints=True):
     cands = int_embeddings(rng, num_items + 1) if ints else rng.standard_normal((num_items + 1, 4))
     queries = int_embeddings(rng, num_queries) if ints else rng.standard_normal((num_queries, 4))
-    exclude = [rng.choice(num_items + 1, rng.integers(0, num_items // 2 + 1), replace=False) for _ in range(num_queries)]
+    exclude = [
+        rng.choice(num_items + 1, rng.integers(0, num_items // 2 + 1), replace=False) for _ in range(num_queries)
+    ]
     return queries.astype(np.float32), cands.astype(np.float32), exclude
 
 

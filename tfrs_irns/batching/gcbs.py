@@ -25,19 +25,24 @@ first implementation we know of, and the first for recommenders):
 Recommender structure makes step 2 cheap. A score depends only on the
 (user, item) pair, and users and items repeat across examples, so we score
 the *unique* users against the *unique* items block-wise (``tf.math.top_k``
-per block, never an N x N matrix), then expand each (user, hard item) hit to
-one example holding that item, picked at random so that links spread over all
-the item's holders. Memory is O(N * neighbors). A user's own positives are
-never its hard negatives (they would be false negatives), which also rules out
-every link between two examples of the same user or of the same item.
+per block, never an N x N matrix): each user gets a pool of its ``neighbors``
+hardest items. Each example then links to a few items of its user's pool
+(``links_per_example``; a user's examples share out the pool, hardest items
+first), and each (example, item) link is expanded to one example holding that
+item: of a few holders drawn at random, the one whose user finds the source's
+item hardest, so links are hard in both directions. Memory is
+O(N * links_per_example + users * neighbors).
 
-``threshold="topk"`` keeps the ``neighbors`` strongest links per example;
-``"quantile"`` (the paper's rule) keeps links scoring above the global
-``quantile`` of example-pair scores, estimated on a sample, still at most
-``neighbors`` per example. Either way at most ``max_links`` links are built in
-total (the per-example count shrinks on big data: a graph of a few links per
-example already orders the examples well, see ``benchmarks/gcbs.py``), and an
-example receives at most as many links as it sends, so no hub dominates the
+What counts as a negative follows the recommender, not the paper: a user's
+own positives are never its hard negatives (they would be false negatives),
+which also rules out every link between two examples of the same user or of
+the same item (an accidental hit the loss would mask anyway).
+
+``threshold="topk"`` keeps each user's ``neighbors`` strongest items;
+``"quantile"`` (the paper's rule) keeps only those scoring above the global
+``quantile`` of example-pair scores, estimated on a sample, so examples with
+no strong similarity stay unlinked and fall into random batches. An example
+receives at most twice as many links as it sends, so no hub dominates the
 ordering.
 
 The Keras side (when to recompute, diagnostics) is
@@ -59,11 +64,18 @@ import tensorflow as tf
 
 from tfrs_irns.errors import ConfigError
 
-# Default cap on links in the graph: ~1 s of graph work per 10M links here.
-DEFAULT_MAX_LINKS = 16_000_000
-_IN_CAP = 2
+# Links each example sends (the graph's out-degree); it receives at most twice
+# as many. A few links per example already order the examples well, and the
+# graph's cost grows with them (see benchmarks/gcbs.py).
+LINKS_PER_EXAMPLE = 16
+# Random holders tried per link; the one hardest back is kept (see _pick_holders).
+HOLDER_TRIES = 8
 # Scores held at once while ranking items for a block of users.
 _SCORE_BLOCK = 8_000_000
+# A user x item score table up to this size is precomputed for holder choice;
+# beyond it holders are scored on the fly, at most _PAIR_BUDGET pairs.
+_DENSE_SCORES = 1 << 25
+_PAIR_BUDGET = 1 << 25
 # Example pairs scored to estimate the quantile threshold.
 _QUANTILE_SAMPLE = 200_000
 
@@ -161,6 +173,11 @@ def estimate_quantile(emb: ExampleEmbeddings, q: float, rng: np.random.Generator
     return float(np.quantile(scores, q))
 
 
+def _check_threshold(threshold: str) -> None:
+    if threshold not in ("topk", "quantile"):
+        raise ConfigError(f"batching.gcbs.threshold: expected 'topk' or 'quantile', got {threshold!r}")
+
+
 @dataclass
 class GraphInfo:
     """What :func:`hard_negative_graph` kept (for logs and tests)."""
@@ -179,27 +196,30 @@ def hard_negative_graph(
     rng: np.random.Generator,
     threshold: str = "topk",
     quantile: float = 0.99,
-    max_links: int = DEFAULT_MAX_LINKS,
+    links_per_example: int = LINKS_PER_EXAMPLE,
+    holder_tries: int = HOLDER_TRIES,
 ) -> tuple[sp.csr_matrix, GraphInfo]:
     """The symmetric example graph whose bandwidth GCBS minimises.
 
-    Example ``i`` sends links to up to ``k = min(neighbors, max_links // n)``
-    examples, one holder of each of its user's ``k`` hardest non-positive
-    items; an example's incoming links are thinned at random to at most ``k``.
-    Returns the structure as a CSR matrix (entries 1; a pair linked both ways
-    appears twice, which reordering ignores) and a :class:`GraphInfo`.
+    Each user's pool of hard items is its ``neighbors`` best-scoring items
+    that are not its positives (with ``threshold="quantile"``: only those
+    scoring above the quantile). The ``r``-th example of a user links to
+    ``k = min(links_per_example, neighbors)`` items of that pool, starting at
+    item ``r * k`` (cyclically), so a user's examples cover the hardest items
+    first and together as much of the pool as they can; each link goes to one
+    example holding the item (:func:`_pick_holders`). Incoming links beyond
+    ``2k`` are thinned at random. Returns the structure as a CSR matrix
+    (entries 1; a pair linked both ways appears twice, which reordering
+    ignores) and a :class:`GraphInfo`.
     """
-    if threshold not in ("topk", "quantile"):
-        raise ConfigError(f"batching.gcbs.threshold: expected 'topk' or 'quantile', got {threshold!r}")
+    _check_threshold(threshold)
     n, n_items = len(emb), len(emb.item_ids)
     pool = int(min(neighbors, n_items))
-    k = int(min(pool, max(1, max_links // n)))
+    k = int(min(pool, links_per_example))
     rows, scores = _hard_items(emb, pool)
     cut = estimate_quantile(emb, quantile, rng) if threshold == "quantile" else -np.inf
     # top_k sorts descending, so each user's pool is a prefix of its row.
     pool_size = (scores > cut).sum(axis=1)
-    # The r-th example of a user takes pool items r*k, r*k+1, ... (cyclically):
-    # together a user's examples cover its hardest items first.
     by_user = np.argsort(emb.user_row, kind="stable")
     user_count = np.bincount(emb.user_row)
     rank = np.empty(n, np.int64)
@@ -208,16 +228,11 @@ def hard_negative_graph(
     out = np.minimum(size, k)
     src = np.repeat(np.arange(n, dtype=np.int32), out)
     step = np.arange(src.shape[0]) - np.repeat(np.cumsum(out) - out, out)
-    user = emb.user_row[src]
-    hard = rows[user, (rank[src] * k + step) % size[src]]
-    # One holder per hard item, drawn at random so links spread over all holders.
-    dst = _pick_holders(emb, src, hard, rng, HOLDER_TRIES)
-    # Cap incoming links: a hub would make every BFS level huge.
-    indeg = np.bincount(dst, minlength=n)
-    cap = _IN_CAP * k
-    if indeg.max(initial=0) > cap:
-        kept = rng.random(dst.shape[0], dtype=np.float32) * indeg[dst] < cap
-        src, dst = src[kept], dst[kept]
+    hard = rows[emb.user_row[src], (rank[src] * k + step) % size[src]]
+    dst, ok = _pick_holders(emb, src, hard, rng, holder_tries)
+    src, dst = src[ok], dst[ok]
+    keep = _cap_in_degree(dst, 2 * k, n, rng)
+    src, dst = src[keep], dst[keep]
     forward = sp.csr_matrix(
         (np.ones(src.shape[0], np.int8), dst, np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])),
         shape=(n, n),
@@ -229,15 +244,35 @@ def hard_negative_graph(
     return graph, GraphInfo(k, int(src.shape[0]), float(cut), src, dst)
 
 
+def _cap_in_degree(dst: np.ndarray, cap: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Mask keeping a random ``cap`` of the links into each example that has
+    more: a hub would make every BFS level of the reordering huge."""
+    keep = np.ones(dst.shape[0], bool)
+    indeg = np.bincount(dst, minlength=n)
+    over = np.flatnonzero(indeg[dst] > cap)
+    if over.size:
+        # Links into crowded examples in random order, grouped by example.
+        shuffled = over[rng.permutation(over.size)]
+        shuffled = shuffled[np.argsort(dst[shuffled], kind="stable")]
+        group = dst[shuffled]
+        start = np.searchsorted(group, group)  # first slot of each group
+        keep[shuffled[np.arange(group.size) - start >= cap]] = False
+    return keep
+
+
 def _pick_holders(
     emb: ExampleEmbeddings, src: np.ndarray, hard: np.ndarray, rng: np.random.Generator, tries: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """For each link ``src -> hard item``, one example holding the item.
 
-    Of ``tries`` holders drawn at random keep the one whose user scores the
-    source's item highest: the link is then hard both ways, and the graph
-    more transitive (two hard neighbours of an example tend to be hard for
-    each other), which is what lets a bandwidth ordering pack them together.
+    Holders are drawn at random, so links spread over all of an item's
+    holders. Of ``tries`` draws we keep the holder whose user scores the
+    source's item highest: the link is then hard both ways and the graph more
+    transitive (two hard neighbours of an example tend to be hard for each
+    other), which is what lets a bandwidth ordering pack them into one batch.
+    A holder whose user has the source's item among its positives would be a
+    false negative in the source's batch and is never kept (``tries > 1``).
+    Returns the holders and a mask of the links that found one.
     """
     n_items = len(emb.item_ids)
     holders = np.argsort(emb.item_row, kind="stable").astype(np.int32)
@@ -246,35 +281,43 @@ def _pick_holders(
     count = count[hard]
 
     def draw() -> np.ndarray:
-        return first + np.minimum((rng.random(hard.shape[0], dtype=np.float32) * count).astype(np.int64), count - 1)
+        pick = (rng.random(hard.shape[0], dtype=np.float32) * count).astype(np.int64)
+        return first + np.minimum(pick, count - 1)
 
     best = draw()
-    if tries > 1:
-        holder_user = emb.user_row[holders]
-        wanted = emb.item_row[src]
-        dense = len(emb.user_ids) * n_items <= _DENSE_SCORES
-        table = (emb.user_vectors @ emb.item_vectors.T).ravel() if dense else None
+    if tries <= 1 or best.shape[0] == 0:
+        return holders[best], np.ones(best.shape[0], bool)
+    tries = min(tries, max(2, _PAIR_BUDGET // best.shape[0]))
+    holder_user = emb.user_row[holders].astype(np.int64)
+    wanted = emb.item_row[src]
+    positives = np.unique(emb.user_row.astype(np.int64) * n_items + emb.item_row)
+    if len(emb.user_ids) * n_items <= _DENSE_SCORES:
+        table = (emb.user_vectors @ emb.item_vectors.T).ravel()
+        table[positives] = -np.inf
+
+        def score(slot: np.ndarray) -> np.ndarray:
+            return table[holder_user[slot] * n_items + wanted]
+
+    else:
 
         def score(slot: np.ndarray) -> np.ndarray:
             users = holder_user[slot]
-            if table is not None:
-                return table[users.astype(np.int64) * n_items + wanted]
-            return np.concatenate([
+            value = np.concatenate([
                 np.einsum("nd,nd->n", emb.user_vectors[users[s : s + 65536]], emb.item_vectors[wanted[s : s + 65536]])
                 for s in range(0, slot.shape[0], 65536)
             ])
+            key = users * n_items + wanted
+            at = np.minimum(np.searchsorted(positives, key), positives.shape[0] - 1)
+            value[positives[at] == key] = -np.inf
+            return value
 
-        best_score = score(best)
-        for _ in range(tries - 1):
-            slot = draw()
-            value = score(slot)
-            better = value > best_score
-            best[better], best_score[better] = slot[better], value[better]
-    return holders[best]
-
-
-_DENSE_SCORES = 1 << 25
-HOLDER_TRIES = 1
+    best_score = score(best)
+    for _ in range(tries - 1):
+        slot = draw()
+        value = score(slot)
+        better = value > best_score
+        best[better], best_score[better] = slot[better], value[better]
+    return holders[best], best_score > -np.inf
 
 
 def cut_into_batches(order: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -297,8 +340,8 @@ class GcbsOrder:
     """The permutation for one epoch and how it was made."""
 
     order: np.ndarray
-    # Position of each example in the bandwidth-minimising order; graph edges
-    # join examples whose positions differ by at most ``bandwidth``.
+    # Largest distance, in the bandwidth-minimising order, between two linked
+    # examples (before the runs of B are shuffled).
     bandwidth: int
     links_per_example: int
     num_links: int
@@ -318,10 +361,12 @@ def gcbs_order(
     quantile: float = 0.99,
     seed: int = 0,
     epoch: int = 0,
-    max_links: int = DEFAULT_MAX_LINKS,
+    links_per_example: int = LINKS_PER_EXAMPLE,
+    holder_tries: int = HOLDER_TRIES,
 ) -> GcbsOrder:
     """A permutation of ``range(len(emb))`` whose runs of ``batch_size`` are
     GCBS batches, reproducible from ``(seed, epoch)``."""
+    _check_threshold(threshold)
     rng = np.random.default_rng([seed, epoch])
     n = len(emb)
     clock = time.perf_counter()
@@ -331,7 +376,9 @@ def gcbs_order(
     if n <= batch_size:  # one batch whatever the order
         empty = np.zeros(0, np.int32)
         return GcbsOrder(relabel, 0, 0, 0, -np.inf, n, {"graph": 0.0, "reorder": 0.0}, empty, empty)
-    graph, info = hard_negative_graph(emb.take(relabel), neighbors, rng, threshold, quantile, max_links)
+    graph, info = hard_negative_graph(
+        emb.take(relabel), neighbors, rng, threshold, quantile, links_per_example, holder_tries
+    )
     graph_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
     rcm = reverse_cuthill_mckee(graph, symmetric_mode=True)

@@ -18,7 +18,7 @@ import numpy as np
 import tfrs_irns  # noqa: F401  (Keras 2 policy before tensorflow)
 import tensorflow as tf
 
-from tfrs_irns.batching.gcbs import DEFAULT_MAX_LINKS, embed_examples, gcbs_order, is_due
+from tfrs_irns.batching.gcbs import HOLDER_TRIES, LINKS_PER_EXAMPLE, embed_examples, gcbs_order, is_due
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.config import GcbsConfig
@@ -29,6 +29,7 @@ from tfrs_irns.errors import ConfigError
 LOG_KEYS: tuple[str, ...] = (
     "gcbs_active",
     "gcbs_seconds",
+    "gcbs_diagnostics_seconds",
     "gcbs_links_per_example",
     "gcbs_bandwidth",
     "gcbs_links_in_batch",
@@ -76,7 +77,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
     ``pipeline.set_epoch_order``.
 
     Each epoch's logs (hence ``History``) get the :data:`LOG_KEYS`: whether
-    GCBS ordered the epoch, the seconds the order took, the links kept per
+    GCBS ordered the epoch, the seconds the order took (and the diagnostics
+    after it), the links kept per
     example, the bandwidth of the reordered graph, the share of links inside
     a batch, and, for the new order and a random one, the mean in-batch
     negative similarity, the shares of accidental hits and same-user pairs,
@@ -94,7 +96,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
       log_dir: TensorBoard directory, optional.
       temperature: divides scores in the loss-gap estimate (``model.temperature``).
       initial_epoch: the ``initial_epoch`` given to ``fit`` when resuming.
-      max_links: cap on the links of the graph (see ``gcbs.hard_negative_graph``).
+      links_per_example, holder_tries: graph size and link quality (see
+        :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
       diagnostics: compute the similarity / gap measures (cheap, on a sample).
       verbose: print one line per GCBS epoch.
     """
@@ -107,7 +110,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
         initial_epoch: int = 0,
-        max_links: int = DEFAULT_MAX_LINKS,
+        links_per_example: int = LINKS_PER_EXAMPLE,
+        holder_tries: int = HOLDER_TRIES,
         diagnostics: bool = True,
         verbose: int = 0,
     ) -> None:
@@ -119,7 +123,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         self.log_dir = log_dir
         self.temperature = float(temperature)
         self.initial_epoch = int(initial_epoch)
-        self.max_links = int(max_links)
+        self.links_per_example = int(links_per_example)
+        self.holder_tries = int(holder_tries)
         self.diagnostics = diagnostics
         self.verbose = verbose
         self._planned: Optional[tuple[int, dict[str, float]]] = None
@@ -156,7 +161,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         query_fn, candidate_fn = self._tower_fns()
         emb = embed_examples(pipe.users, pipe.items, query_fn, candidate_fn)
         result = gcbs_order(
-            emb, pipe.batch_size, cfg.neighbors, cfg.threshold, cfg.quantile, cfg.seed, epoch, self.max_links
+            emb, pipe.batch_size, cfg.neighbors, cfg.threshold, cfg.quantile, cfg.seed, epoch,
+            self.links_per_example, self.holder_tries,
         )
         stats = {
             "gcbs_active": 1.0,
@@ -166,9 +172,11 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             "gcbs_links_in_batch": links_in_batch(result.src, result.dst, result.order, pipe.batch_size),
         }
         if self.diagnostics:
+            clock = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, epoch, 1])
             found = compare_orders(emb, result.order, pipe.batch_size, rng, self.temperature)
             stats.update({"gcbs_" + key: value for key, value in found.items()})
+            stats["gcbs_diagnostics_seconds"] = time.perf_counter() - clock
         return result.order, stats
 
     def _plan(self, epoch: int) -> None:

@@ -250,7 +250,9 @@ def evaluate_on_split(
     return result
 
 
-def embed_all(model: Any, num_users: int, num_items: int, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+def embed_all(
+    model: Any, num_users: int, num_items: int, batch_size: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
     """``([num_users + 1, d], [num_items + 1, d])`` float32 tower outputs for
     every index, OOV row 0 included, computed with ``training=False``."""
     return (
@@ -260,10 +262,10 @@ def embed_all(model: Any, num_users: int, num_items: int, batch_size: int = 8192
 
 
 def _embed(tower: Any, rows: int, batch_size: int) -> np.ndarray:
-    parts = [
-        np.asarray(tower(tf.constant(np.arange(start, min(start + batch_size, rows), dtype=np.int32)), training=False))
-        for start in range(0, rows, batch_size)
-    ]
+    parts = []
+    for start in range(0, rows, batch_size):
+        indices = tf.constant(np.arange(start, min(start + batch_size, rows), dtype=np.int32))
+        parts.append(np.asarray(tower(indices, training=False)))
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 

@@ -25,12 +25,15 @@ items the user already saw in training). A target is never removed from its own
 ranking, so a test item the user also saw in training is still ranked.
 
 **Cost.** The scores of a chunk of queries (``[chunk, num_items]`` float32,
-at most :data:`MAX_CHUNK_BYTES`) come from one BLAS ``matmul``; each row is then
-processed while it sits in cache: the top ``k`` are found by a sampled
-threshold (a strided sample gives a score that at least ``k`` items reach,
-then only the items above it are sorted), and each target's rank costs one
-comparison pass over the row. ``benchmarks/eval_scale.py`` compares this with
-``tf.matmul`` + ``tf.math.top_k``, which was several times slower on CPU.
+at most :data:`MAX_CHUNK_BYTES`) come from one BLAS ``matmul``; rows are then
+processed one at a time, so repeated passes over a row hit the cache. The top
+``k`` are found by a sampled threshold (a strided sample gives a score that at
+least ``k`` items reach; only the items above it are sorted), and each
+target's rank costs one comparison pass over the row.
+``benchmarks/eval_scale.py`` compares this with
+``tf.matmul`` + ``tf.math.top_k`` + TF comparisons: on 2 CPU cores, 20k test
+interactions against 100k items took 1.7 s here and 30.9 s in TensorFlow
+(medians of 3); against 1M items 34 s and 744 s.
 
 **Precision.** Scores are float32 BLAS dot products, whose last bit may depend
 on how queries are grouped into chunks; items whose scores agree to ~1e-7

@@ -218,12 +218,13 @@ def _check_ids(ids: np.ndarray, kind: str, forbidden: str) -> list[str]:
     """Ids as a list of str; they become lines of a lookup file, so each must be
     non-empty, unique and free of ``forbidden`` characters."""
     out = [str(i) for i in ids]
-    for raw in out:
-        if not raw or any(c in raw for c in forbidden):
-            raise UserError(
-                f"{kind} id {raw!r} cannot be exported: ids must be non-empty and contain no "
-                "tab or line break (the export's lookup files hold one id per line)"
-            )
+    joined = "\0".join(out)  # one C-speed scan instead of a Python loop per id
+    if any(c in joined for c in forbidden) or not all(out):
+        raw = next(i for i in out if not i or any(c in i for c in forbidden))
+        raise UserError(
+            f"{kind} id {raw!r} cannot be exported: ids must be non-empty and contain no "
+            "tab or line break (the export's lookup files hold one id per line)"
+        )
     if len(set(out)) != len(out):
         unique, counts = np.unique(np.asarray(out), return_counts=True)
         raise UserError(f"{kind} id {str(unique[counts > 1][0])!r} appears twice in the vocabulary")

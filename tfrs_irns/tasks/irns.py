@@ -14,7 +14,6 @@ own negatives.
 
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -304,8 +303,12 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             logits, one_hot = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(*dense)
             row_losses = tf.nn.softmax_cross_entropy_with_logits(one_hot, logits)
         else:
-            # The fast path: no [B, C] copy for the label or the mask's gradient.
-            lse = masked_logsumexp(scores.logits, scores.mask)
+            # The fast path: no [B, C] copy for the label, the mask or their
+            # gradients (see `_scores`).
+            if scores.excluded is not None:
+                lse = logsumexp_excluding(scores.logits, *scores.excluded)
+            else:
+                lse = masked_logsumexp(scores.logits, scores.mask)
             if scores.label_outside:
                 # log(exp(label) + sum of the other columns), stably.
                 row_losses = tf.nn.softplus(lse - scores.label_logit)
@@ -345,6 +348,9 @@ class IRNSRetrieval(tf.keras.layers.Layer):
 
     def _dense(self, scores: "_Scores") -> tuple[tf.Tensor, tf.Tensor]:
         logits, mask = scores.logits, scores.mask
+        if scores.excluded is not None:
+            pairs = scores.excluded[0]
+            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.bool), tf.shape(logits))
         if scores.labels is None:  # random: the label is column 0
             if mask is not None:
                 logits = tf.where(mask, MASK_VALUE, logits)
@@ -401,7 +407,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), training)
             logits = tf.matmul(queries, catalogue, transpose_b=True)
             label_logit = _rowwise_dot(queries, tf.gather(catalogue, ids - 1))
-            return _Scores(logits, None, label_logit, ids - 1, False, global_rows)
+            return _Scores(logits, None, None, label_logit, ids - 1, False, global_rows)
 
         # The candidate columns and the logQ term of each (see the docstring).
         batch = tf.cast(tf.shape(positives)[0], tf.float32)
@@ -436,33 +442,32 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             logits -= correction[tf.newaxis, :]
             label_logit -= label_correction if label_correction is not None else tf.gather(correction, labels)
 
-        # Masks, as one [B, C] boolean. With hit removal the label column is
-        # a hit too (same item): it leaves the softmax and the loss adds the
-        # label's term back exactly once.
-        mask = None
-        if os.environ.get("MASK_IMPL", "sparse") == "dense":
-          if self.remove_accidental_hits:
-            mask = tf.equal(ids[:, tf.newaxis], col_ids[tf.newaxis, :])
-          if same_user:
+        # Accidental hits. With hit removal the label column is a hit too
+        # (same item): every copy of the positive leaves the softmax, and the
+        # loss adds the label's term back exactly once.
+        mask, excluded = None, None
+        if same_user:
+            # Rare option: one dense [B, C] mask for hits and same-user columns.
+            if self.remove_accidental_hits:
+                mask = tf.equal(ids[:, tf.newaxis], col_ids[tf.newaxis, :])
             col_users = pos_users if mode == "in_batch" else tf.pad(pos_users, [[0, self.num_negatives]], constant_values=-1)
             users = tf.equal(query_ids[:, tf.newaxis], col_users[tf.newaxis, :])
             if not self.remove_accidental_hits:  # keep the label column
                 users &= tf.not_equal(tf.range(tf.shape(col_users)[0])[tf.newaxis, :], labels[:, tf.newaxis])
             mask = users if mask is None else mask | users
-        else:
-          pairs = []
-          if self.remove_accidental_hits:
-            pairs.append(_equal_pairs(ids, col_ids))
-          if same_user:
-            same = _equal_pairs(query_ids, pos_users)  # in-batch columns come first
-            if not self.remove_accidental_hits:  # keep the label column
-                same = tf.boolean_mask(same, tf.not_equal(same[:, 1], tf.gather(labels, same[:, 0])))
-            pairs.append(same)
-          if pairs:
-            pairs = tf.concat(pairs, axis=0)
-            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.bool), tf.shape(logits))
+        elif self.remove_accidental_hits:
+            # Hits are few (K ~ B + B*M/N): find them by sorting and subtract
+            # their terms from the row sums, recomputing their logits from the
+            # [K, d] embeddings so their gradients cancel too. A dense mask
+            # would cost a [B, C] compare and `where`, more than the softmax.
+            pairs = _equal_pairs(ids, col_ids)
+            rows_k, cols_k = pairs[:, 0], pairs[:, 1]
+            hit_logits = _rowwise_dot(tf.gather(queries, rows_k), tf.gather(columns, cols_k))
+            if self.logq:
+                hit_logits -= tf.gather(correction, cols_k)
+            excluded = (pairs, hit_logits)
         label_outside = mode == "random" or self.remove_accidental_hits
-        return _Scores(logits, mask, label_logit, labels, label_outside, global_rows)
+        return _Scores(logits, mask, excluded, label_logit, labels, label_outside, global_rows)
 
     # ------------------------------------------------------------- helpers
 
@@ -508,6 +513,8 @@ class _Scores(NamedTuple):
 
     ``logits [B, C]`` are the corrected scores of the candidate columns,
     ``mask [B, C]`` (or None) marks columns removed from each row's softmax,
+    ``excluded`` (or None) lists them sparsely instead, as ``(pairs [K, 2],
+    their logits [K])``,
     ``label_logit [B]`` is each row's corrected positive score, ``labels``
     its column in ``logits`` (None in ``random``, where the positive is not a
     column), and ``label_outside`` says the label's term is not (or no
@@ -516,6 +523,7 @@ class _Scores(NamedTuple):
 
     logits: tf.Tensor
     mask: Optional[tf.Tensor]
+    excluded: Optional[tuple[tf.Tensor, tf.Tensor]]
     label_logit: tf.Tensor
     labels: Optional[tf.Tensor]
     label_outside: bool
@@ -591,6 +599,39 @@ def _masked_logsumexp(logits: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, An
         return exp * (upstream / total)[:, tf.newaxis], None
 
     return tf.math.log(total) + top[:, 0], grad
+
+
+@tf.custom_gradient
+def _sum_exp(logits: tf.Tensor, top: tf.Tensor) -> tuple[tf.Tensor, Any]:
+    exp = tf.exp(logits - top[:, tf.newaxis])
+
+    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
+        return exp * upstream[:, tf.newaxis], None
+
+    return tf.reduce_sum(exp, axis=1), grad
+
+
+def logsumexp_excluding(logits: tf.Tensor, pairs: tf.Tensor, excluded_logits: tf.Tensor) -> tf.Tensor:
+    """Per-row ``logsumexp`` of ``logits [B, C]`` without the entries
+    ``pairs [K, 2]`` (row, column), whose values are ``excluded_logits [K]``.
+
+    Sums every entry, then subtracts the excluded ones' terms: no ``[B, C]``
+    mask, no ``where``. When ``excluded_logits`` are recomputed from the
+    embeddings (not gathered from ``logits``) their gradients cancel the
+    dense ones through the embeddings, again without touching ``[B, C]``.
+    The subtraction cancels badly only when the excluded terms dominate a
+    row; for accidental hits, whose logit equals the label's, the loss then
+    is ``softplus`` of a hugely negative number: ~0 either way. The
+    remainder is floored at a tiny positive value so it never reaches
+    ``log(0)``.
+    """
+    top = tf.stop_gradient(tf.reduce_max(logits, axis=1))
+    total = _sum_exp(logits, top)
+    rows = pairs[:, 0]
+    removed = tf.math.unsorted_segment_sum(
+        tf.exp(excluded_logits - tf.gather(top, rows)), rows, num_segments=tf.shape(logits)[0]
+    )
+    return tf.math.log(tf.maximum(total - removed, 1e-30)) + top
 
 
 def masked_logsumexp(logits: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:

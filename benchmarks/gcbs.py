@@ -1,0 +1,214 @@
+"""GCBS cost: recompute time at 100k and 1M examples, share of a training run.
+
+Three measurements, all in this process, one after another:
+
+1. **Share of a default run.** ``tfrs_irns.training.train`` on
+   ``configs/movielens-latest-small.yaml`` (3 epochs, batch 600, mixed
+   negatives with 3000 sampled items) with ``batching.strategy=random`` and
+   ``gcbs`` (default ``batching.gcbs``: epochs 2 and 3 reordered), after one
+   warm-up run, alternating, ``--repeats`` times each. Reports median
+   ``train_seconds`` (``model.fit`` wall time) and the GCBS seconds logged.
+2. **Recompute at ~73k examples** (ml-latest-small training split) with the
+   model of the last GCBS run above (trained weights, not random towers), for
+   the default settings and a few variants: seconds (median of
+   ``--repeats``) and the diagnostics (GCBS vs random batches).
+3. **Recompute at 1M examples**: synthetic users/items with clustered
+   embeddings (20k users, 50k items, 50 clusters, 80% of a user's
+   interactions in its own cluster, Zipf-like popularity), default settings,
+   through the same callback code path.
+
+    python benchmarks/gcbs.py                 # ~4 min on 2 cores
+    python benchmarks/gcbs.py --skip-1m --repeats 1
+
+Other engineers may share the CPU: compare numbers of one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import tfrs_irns  # noqa: E402,F401  (pins Keras 2 first)
+import tensorflow as tf  # noqa: E402
+
+from tfrs_irns.batching.gcbs import embed_examples, gcbs_order  # noqa: E402
+from tfrs_irns.batching.gcbs_callback import GCBSCallback  # noqa: E402
+from tfrs_irns.batching.gcbs_diagnostics import compare_orders  # noqa: E402
+from tfrs_irns.batching.pipeline import TrainPipeline  # noqa: E402
+from tfrs_irns.config import GcbsConfig, load_config  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
+STAT_KEYS = ("neg_sim", "neg_sim_random", "gap", "gap_random", "hit_share", "hit_share_random",
+             "same_user_share", "same_user_share_random")
+
+
+def share_of_run(data_path: str, repeats: int) -> tuple[dict[str, Any], Any]:
+    from tfrs_irns.training import train
+
+    def one(strategy: str) -> Any:
+        config = load_config(
+            str(ROOT / "configs" / "movielens-latest-small.yaml"),
+            [f"data.path={data_path}", f"batching.strategy={strategy}", "export.enabled=false"],
+        )
+        with tempfile.TemporaryDirectory() as run_dir:
+            start = time.perf_counter()
+            run = train(config, run_dir=run_dir, verbose=0)
+            run.metrics["wall_seconds"] = time.perf_counter() - start
+        return run
+
+    one("random")  # warm-up: first fit in a process pays tracing and caches
+    runs: dict[str, list] = {"random": [], "gcbs": []}
+    for _ in range(repeats):
+        for strategy in ("random", "gcbs"):
+            runs[strategy].append(one(strategy))
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    rnd = med([r.metrics["train_seconds"] for r in runs["random"]])
+    gcb = med([r.metrics["train_seconds"] for r in runs["gcbs"]])
+    gcbs_logged = med([
+        float(np.nansum(r.metrics["history"]["gcbs_seconds"]) + np.nansum(r.metrics["history"]["gcbs_diagnostics_seconds"]))
+        for r in runs["gcbs"]
+    ])
+    epochs = runs["random"][0].metrics["epochs_run"]
+    out = {
+        "examples": runs["random"][0].metrics["num_train"],
+        "epochs": epochs,
+        "fit_seconds_random": rnd,
+        "fit_seconds_gcbs": gcb,
+        "epoch_seconds_random": rnd / epochs,
+        "gcbs_seconds_in_run": gcbs_logged,
+        "added_share_measured": gcb / rnd - 1.0,
+        "added_share_logged": gcbs_logged / rnd,
+        "wall_seconds_random": med([r.metrics["wall_seconds"] for r in runs["random"]]),
+        "wall_seconds_gcbs": med([r.metrics["wall_seconds"] for r in runs["gcbs"]]),
+    }
+    return out, runs["gcbs"][-1]
+
+
+def recompute_variants(run: Any, repeats: int) -> list[dict[str, Any]]:
+    data, model = run.data, run.model
+    pipe = TrainPipeline(data.train.user, data.train.item, run.config.train.batch_size)
+    variants = [
+        ("default", {}, {}),
+        ("links=4", {}, {"links_per_example": 4}),
+        ("links=32", {}, {"links_per_example": 32}),
+        ("tries=1 (random holder)", {}, {"holder_tries": 1}),
+        ("neighbors=100", {"neighbors": 100}, {}),
+        ("threshold=quantile", {"threshold": "quantile"}, {}),
+    ]
+    rows = []
+    for name, cfg, kw in variants:
+        callback = GCBSCallback(pipe, model, GcbsConfig(**cfg), temperature=run.config.model.temperature, **kw)
+        seconds, stats = [], {}
+        for r in range(repeats):
+            _, stats = callback.order_for(2 + r)
+            seconds.append(stats["gcbs_seconds"])
+        row = {"variant": name, "seconds": statistics.median(seconds),
+               "diagnostics_seconds": stats["gcbs_diagnostics_seconds"],
+               "links_per_example": stats["gcbs_links_per_example"],
+               "links_in_batch": stats["gcbs_links_in_batch"], "bandwidth": stats["gcbs_bandwidth"]}
+        row.update({k: stats["gcbs_" + k] for k in STAT_KEYS})
+        rows.append(row)
+    return rows
+
+
+def synthetic(n: int, num_users: int, num_items: int, clusters: int = 50, dim: int = 64, seed: int = 0):
+    """Users and items in ``clusters`` clusters; 80% of a user's interactions
+    fall in its own cluster; item popularity ~ rank^-0.8 within the pool."""
+    rng = np.random.default_rng(seed)
+    user_cluster = rng.integers(0, clusters, num_users)
+    item_cluster = rng.integers(0, clusters, num_items)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32)
+    q = np.vstack([np.zeros((1, dim)), centres[user_cluster] + 0.5 * rng.normal(size=(num_users, dim))])
+    c = np.vstack([np.zeros((1, dim)), centres[item_cluster] + 0.5 * rng.normal(size=(num_items, dim))])
+    popularity = 1.0 / np.arange(1, num_items + 1) ** 0.8
+    users = rng.integers(0, num_users, n)
+    items = rng.choice(num_items, n, p=popularity / popularity.sum())
+    own = rng.random(n) < 0.8
+    for k in range(clusters):
+        pool = np.flatnonzero(item_cluster == k)
+        pick = own & (user_cluster[users] == k)
+        w = popularity[pool]
+        items[pick] = rng.choice(pool, pick.sum(), p=w / w.sum())
+    return (users + 1).astype(np.int32), (items + 1).astype(np.int32), q.astype(np.float32), c.astype(np.float32)
+
+
+def one_million(n: int, repeats: int) -> dict[str, Any]:
+    users, items, q, c = synthetic(n, 20_000, 50_000)
+    query = tf.keras.layers.Embedding(q.shape[0], q.shape[1])
+    candidate = tf.keras.layers.Embedding(c.shape[0], c.shape[1])
+    query.build((None,))
+    candidate.build((None,))
+    query.set_weights([q])
+    candidate.set_weights([c])
+    pipe = TrainPipeline(users, items, 600)
+    callback = GCBSCallback(pipe, (query, candidate), GcbsConfig())
+    seconds, stats = [], {}
+    for r in range(repeats):
+        _, stats = callback.order_for(2 + r)
+        seconds.append(stats["gcbs_seconds"])
+    # Phase split of one more recompute, outside the callback.
+    clock = time.perf_counter()
+    emb = embed_examples(users, items, lambda u: q[u], lambda v: c[v])
+    embed_s = time.perf_counter() - clock
+    result = gcbs_order(emb, 600, epoch=99)
+    out = {"examples": n, "users": 20_000, "items": 50_000, "seconds": statistics.median(seconds),
+           "all_seconds": seconds, "diagnostics_seconds": stats["gcbs_diagnostics_seconds"],
+           "phase_embed": embed_s, "phase_graph": result.seconds["graph"],
+           "phase_reorder": result.seconds["reorder"], "links_per_example": result.links_per_example,
+           "num_links": result.num_links, "bandwidth": result.bandwidth}
+    out.update({k: stats["gcbs_" + k] for k in STAT_KEYS})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(SHARED), help="ml-latest-small folder")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--examples", type=int, default=1_000_000, help="size of the synthetic run")
+    parser.add_argument("--skip-ml", action="store_true")
+    parser.add_argument("--skip-1m", action="store_true")
+    parser.add_argument("--out", help="also write the results as JSON here")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    if not args.skip_ml:
+        if not Path(args.data).is_dir():
+            sys.exit(f"{args.data}: ml-latest-small not found (use --data or --skip-ml)")
+        share, run = share_of_run(args.data, args.repeats)
+        results["share_of_run"] = share
+        print("\n== ml-latest-small default run (3 epochs, batch 600, 3000 sampled negatives) ==")
+        for key, value in share.items():
+            print(f"  {key:24s} {value:.3f}" if isinstance(value, float) else f"  {key:24s} {value}")
+        rows = recompute_variants(run, args.repeats)
+        results["recompute_ml"] = rows
+        print(f"\n== recompute on {share['examples']:,} ml-latest-small examples (trained model) ==")
+        print(f"  {'variant':26s} {'sec':>6s} {'links':>5s} {'in-batch':>8s} {'neg_sim':>16s} {'gap':>16s} "
+              f"{'hits':>14s} {'same user':>14s}")
+        for r in rows:
+            print(f"  {r['variant']:26s} {r['seconds']:6.2f} {r['links_per_example']:5.0f} {r['links_in_batch']:8.4f} "
+                  f"{r['neg_sim']:7.3f}/{r['neg_sim_random']:7.3f} {r['gap']:7.4f}/{r['gap_random']:7.4f} "
+                  f"{r['hit_share']:6.4f}/{r['hit_share_random']:6.4f} "
+                  f"{r['same_user_share']:6.4f}/{r['same_user_share_random']:6.4f}")
+        print("  (x/y = GCBS/random batches)")
+    if not args.skip_1m:
+        big = one_million(args.examples, args.repeats)
+        results["recompute_1m"] = big
+        print(f"\n== recompute on {big['examples']:,} synthetic examples (clustered embeddings) ==")
+        for key, value in big.items():
+            print(f"  {key:24s} {value:.3f}" if isinstance(value, float) else f"  {key:24s} {value}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()

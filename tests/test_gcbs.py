@@ -1,0 +1,278 @@
+"""GCBS ordering: graph construction, reordering, batching, edge cases."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import tfrs_irns  # noqa: F401
+from tfrs_irns.batching.gcbs import (
+    ExampleEmbeddings,
+    _hard_items,
+    cut_into_batches,
+    embed_examples,
+    estimate_quantile,
+    gcbs_order,
+    hard_negative_graph,
+    is_due,
+)
+from tfrs_irns.batching.gcbs_diagnostics import compare_orders
+from tfrs_irns.errors import ConfigError
+
+
+def clustered(num_clusters=4, users_per=10, items_per=20, per_user=10, dim=8, seed=0):
+    """Users interact only with items of their own cluster; the embeddings put
+    clusters apart (one-hot centres, scale 3, small noise)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = num_clusters * users_per, num_clusters * items_per
+    user_cluster = np.arange(n_users) // users_per
+    item_cluster = np.arange(n_items) // items_per
+    users, items = [], []
+    for u in range(n_users):
+        own = np.flatnonzero(item_cluster == user_cluster[u])
+        users += [u + 1] * per_user
+        items += list(rng.choice(own, per_user, replace=False) + 1)
+    centres = 3.0 * np.eye(num_clusters, dim, dtype=np.float32)
+    q = np.zeros((n_users + 1, dim), np.float32)
+    c = np.zeros((n_items + 1, dim), np.float32)
+    q[1:] = centres[user_cluster] + 0.1 * rng.normal(size=(n_users, dim))
+    c[1:] = centres[item_cluster] + 0.1 * rng.normal(size=(n_items, dim))
+    return np.array(users, np.int32), np.array(items, np.int32), q, c
+
+
+def embed(users, items, q, c):
+    return embed_examples(users, items, lambda u: q[u], lambda v: c[v])
+
+
+def random_embeddings(n, n_users, n_items, dim=4, seed=0):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(1, n_users + 1, n).astype(np.int32)
+    items = rng.integers(1, n_items + 1, n).astype(np.int32)
+    q = rng.normal(size=(n_users + 1, dim)).astype(np.float32)
+    c = rng.normal(size=(n_items + 1, dim)).astype(np.float32)
+    return users, items, q, c
+
+
+def assert_permutation(order, n):
+    assert order.shape == (n,)
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+
+
+# ------------------------------------------------------------------ schedule
+
+
+@pytest.mark.parametrize(
+    "start, every, due",
+    [(2, 1, [2, 3, 4, 5, 6]), (2, 2, [2, 4, 6]), (1, 3, [1, 4]), (0, 3, [3, 6]), (7, 1, [])],
+)
+def test_is_due_follows_start_and_every(start, every, due):
+    assert [e for e in range(1, 7) if is_due(e, start, every)] == due
+
+
+# ------------------------------------------------------------- embeddings
+
+
+def test_embed_examples_embeds_each_unique_index_once():
+    calls = []
+
+    def fn(ids):
+        calls.append(np.array(ids))
+        return np.stack([ids, -ids], 1).astype(np.float32)
+
+    emb = embed_examples(np.array([5, 3, 5, 9]), np.array([2, 2, 7, 1]), fn, fn, chunk_size=2)
+    np.testing.assert_array_equal(np.concatenate(calls[:2]), [3, 5, 9])
+    np.testing.assert_array_equal(emb.queries(np.arange(4))[:, 0], [5, 3, 5, 9])
+    np.testing.assert_array_equal(emb.candidates(np.arange(4))[:, 0], [2, 2, 7, 1])
+    taken = emb.take(np.array([3, 0]))
+    np.testing.assert_array_equal(taken.queries(np.arange(2))[:, 0], [9, 5])
+
+
+# -------------------------------------------------------------- the graph
+
+
+def test_hard_items_match_a_numpy_oracle():
+    users, items, q, c = random_embeddings(300, 12, 40, seed=1)
+    emb = embed(users, items, q, c)
+    rows, scores = _hard_items(emb, k=7)
+    full = emb.user_vectors @ emb.item_vectors.T
+    for u in range(len(emb.user_ids)):
+        seen = set(emb.item_row[emb.user_row == u])
+        ranked = [i for i in np.argsort(-full[u]) if i not in seen][:7]
+        np.testing.assert_array_equal(rows[u], ranked)
+        np.testing.assert_allclose(scores[u], full[u, ranked], rtol=1e-5)
+
+
+def test_hard_items_pad_with_minus_inf_when_a_user_saw_almost_everything():
+    users = np.array([1, 1, 1, 2], np.int32)
+    items = np.array([1, 2, 3, 1], np.int32)
+    emb = embed(users, items, np.ones((3, 2), np.float32), np.ones((4, 2), np.float32))
+    rows, scores = _hard_items(emb, k=3)
+    assert np.all(np.isneginf(scores[0]))  # user 1 has no non-positive item
+    assert np.isfinite(scores[1, :2]).all() and np.isneginf(scores[1, 2])
+    assert set(rows[1, :2]) == {1, 2}
+
+
+def test_quantile_estimate_matches_the_exact_quantile():
+    users, items, q, c = random_embeddings(400, 30, 50, seed=2)
+    emb = embed(users, items, q, c)
+    n = len(emb)
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    ok = (emb.user_row[i] != emb.user_row[j]) & (emb.item_row[i] != emb.item_row[j])
+    exact = np.quantile(np.einsum("nd,nd->n", emb.queries(i[ok]), emb.candidates(j[ok])), 0.9)
+    est = estimate_quantile(emb, 0.9, np.random.default_rng(0))
+    spread = np.std(emb.user_vectors @ emb.item_vectors.T)
+    assert abs(est - exact) < 0.05 * spread
+
+
+def graph_for(emb, **kw):
+    return hard_negative_graph(emb, rng=np.random.default_rng(0), **kw)
+
+
+def test_no_link_joins_a_user_or_an_item_to_itself_or_a_false_negative():
+    users, items, q, c = random_embeddings(500, 15, 30, seed=3)
+    users = np.concatenate([users, users[:50]])  # duplicate pairs too
+    items = np.concatenate([items, items[:50]])
+    emb = embed(users, items, q, c)
+    graph, info = graph_for(emb, neighbors=10, links_per_example=5, holder_tries=4)
+    rows, cols = graph.nonzero()
+    assert rows.size > 0
+    assert not np.any(emb.user_row[rows] == emb.user_row[cols])
+    assert not np.any(emb.item_row[rows] == emb.item_row[cols])
+    positives = set(zip(emb.user_row, emb.item_row))
+    # Neither end's item is a positive of the other end's user.
+    assert not any((emb.user_row[a], emb.item_row[b]) in positives for a, b in zip(rows, cols))
+
+
+def test_links_go_to_the_users_hardest_items_with_bounded_degrees():
+    users, items, q, c = random_embeddings(600, 20, 60, seed=4)
+    emb = embed(users, items, q, c)
+    graph, info = graph_for(emb, neighbors=12, links_per_example=4, holder_tries=1)
+    assert info.links_per_example == 4
+    pool, _ = _hard_items(emb, 12)
+    for s, d in zip(info.src, info.dst):
+        assert emb.item_row[d] in pool[emb.user_row[s]]
+    assert np.bincount(info.src, minlength=len(emb)).max() <= 4
+    assert np.bincount(info.dst, minlength=len(emb)).max() <= 8
+    # A user's examples share out its pool: the union covers more than k items.
+    u = np.bincount(emb.user_row).argmax()
+    covered = set(emb.item_row[info.dst[emb.user_row[info.src] == u]])
+    assert len(covered) > 4
+    # The graph is the symmetrised links.
+    forward = sp.csr_matrix((np.ones(info.src.size), (info.src, info.dst)), shape=graph.shape)
+    expected = ((forward + forward.T) > 0).astype(int)
+    np.testing.assert_array_equal(((graph > 0).astype(int) - expected).toarray(), 0)
+
+
+def test_holder_choice_prefers_holders_for_whom_the_link_is_hard_back():
+    # Example 0: user 1 with item 1. Item 2 is user 1's only hard item and has
+    # two holders: user 2 (who finds item 1 easy) and user 3 (who finds it hard).
+    users = np.array([1, 2, 3], np.int32)
+    items = np.array([1, 2, 2], np.int32)
+    q = np.array([[0, 0], [1, 0], [0, 1], [-1, 0]], np.float32)
+    c = np.array([[0, 0], [-1, 0], [1, 0], [0, 0]], np.float32)
+    emb = embed(users, items, q, c)
+    _, info = graph_for(emb, neighbors=5, links_per_example=1, holder_tries=40)
+    assert info.dst[info.src == 0].tolist() == [2]
+
+
+def test_quantile_threshold_keeps_only_strong_links():
+    users, items, q, c = clustered()
+    emb = embed(users, items, q, c)
+    _, top = graph_for(emb, neighbors=40, links_per_example=8)
+    _, strong = graph_for(emb, neighbors=40, links_per_example=8, threshold="quantile", quantile=0.9)
+    score = lambda info: np.einsum("nd,nd->n", emb.queries(info.src), emb.candidates(info.dst))  # noqa: E731
+    assert np.all(score(strong) > strong.threshold)
+    assert score(top).min() < strong.threshold  # topk alone also keeps weak ones here
+
+
+def test_bad_threshold_names_the_key():
+    users, items, q, c = clustered()
+    with pytest.raises(ConfigError, match=r"batching\.gcbs\.threshold.*'best'"):
+        gcbs_order(embed(users, items, q, c), 50, threshold="best")
+
+
+# ------------------------------------------------------------- the batches
+
+
+def test_cut_into_batches_shuffles_whole_runs_and_puts_the_short_run_last():
+    order = np.arange(23)[::-1].copy()
+    out = cut_into_batches(order, 5, np.random.default_rng(0))
+    assert_permutation(out, 23)
+    position = np.argsort(order)
+    for start in range(0, 23, 5):
+        run = position[out[start : start + 5]]
+        assert np.all(np.diff(run) == 1)  # a contiguous run of the input
+    assert len(out[20:]) == 3
+    # Over seeds the short run comes from different places.
+    shorts = {tuple(cut_into_batches(order, 5, np.random.default_rng(s))[20:]) for s in range(20)}
+    assert len(shorts) > 1
+
+
+def test_gcbs_batches_are_harder_than_random_ones():
+    users, items, q, c = clustered()
+    emb = embed(users, items, q, c)
+    result = gcbs_order(emb, batch_size=50, neighbors=8, links_per_example=4)
+    assert_permutation(result.order, len(emb))
+    stats = compare_orders(emb, result.order, 50, np.random.default_rng(0), max_batches=8, sample_size=400)
+    # Random batches mix 4 clusters (~1/4 of pairs similar, score ~9);
+    # GCBS batches should be mostly one cluster.
+    assert stats["neg_sim"] > 2.5 * stats["neg_sim_random"]
+    assert stats["gap"] < stats["gap_random"] - 0.5
+
+
+def test_quantile_batches_are_harder_than_random_ones():
+    users, items, q, c = clustered()
+    emb = embed(users, items, q, c)
+    result = gcbs_order(emb, batch_size=50, neighbors=40, threshold="quantile", quantile=0.8)
+    stats = compare_orders(emb, result.order, 50, np.random.default_rng(0), max_batches=8, sample_size=400)
+    assert stats["neg_sim"] > 2.5 * stats["neg_sim_random"]
+
+
+def test_order_is_deterministic_under_seed_and_epoch():
+    users, items, q, c = clustered()
+    emb = embed(users, items, q, c)
+    a = gcbs_order(emb, 50, neighbors=8, seed=3, epoch=2).order
+    b = gcbs_order(emb, 50, neighbors=8, seed=3, epoch=2).order
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, gcbs_order(emb, 50, neighbors=8, seed=3, epoch=3).order)
+    assert not np.array_equal(a, gcbs_order(emb, 50, neighbors=8, seed=4, epoch=2).order)
+
+
+# -------------------------------------------------------------- edge cases
+
+
+@pytest.mark.parametrize("n, batch", [(7, 50), (50, 50), (401, 50), (130, 7)])
+def test_any_size_gives_a_permutation(n, batch):
+    users, items, q, c = random_embeddings(n, 9, 13, seed=n)
+    result = gcbs_order(embed(users, items, q, c), batch, neighbors=5)
+    assert_permutation(result.order, n)
+
+
+def test_many_components_and_isolated_examples():
+    # Clusters share no item and strong quantile: several components plus
+    # isolated examples; still one permutation covering every example.
+    users, items, q, c = clustered(num_clusters=6, users_per=3, items_per=6, per_user=3)
+    emb = embed(users, items, q, c)
+    result = gcbs_order(emb, 10, neighbors=3, threshold="quantile", quantile=0.95, links_per_example=1)
+    assert_permutation(result.order, len(emb))
+    graph, _ = graph_for(emb.take(np.arange(len(emb))), neighbors=3, links_per_example=1)
+    from scipy.sparse.csgraph import connected_components
+
+    assert connected_components(graph, directed=False)[0] > 1
+
+
+def test_neighbors_beyond_n_and_a_single_item():
+    users, items, q, c = random_embeddings(60, 20, 5, seed=5)
+    result = gcbs_order(embed(users, items, q, c), 8, neighbors=10_000)
+    assert_permutation(result.order, 60)
+    assert result.links_per_example <= 5
+    one = gcbs_order(embed(users, np.ones(60, np.int32), q, c), 8, neighbors=600)
+    assert_permutation(one.order, 60)
+    assert one.num_links == 0  # the only item is everyone's positive
+
+
+def test_duplicate_pairs_keep_every_copy():
+    users = np.repeat(np.arange(1, 11, dtype=np.int32), 6)
+    items = np.tile(np.array([1, 2, 3, 1, 2, 3], np.int32), 10) + (users % 3) * 3
+    rng = np.random.default_rng(6)
+    q, c = rng.normal(size=(11, 3)).astype(np.float32), rng.normal(size=(13, 3)).astype(np.float32)
+    assert_permutation(gcbs_order(embed(users, items, q, c), 7, neighbors=4).order, 60)

@@ -1,0 +1,167 @@
+"""GCBSCallback inside model.fit: which epochs get GCBS batches, logs, errors."""
+
+import glob
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfrs_irns  # noqa: F401
+from tfrs_irns.batching.gcbs_callback import LOG_KEYS, GCBSCallback
+from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.config import GcbsConfig
+from tfrs_irns.errors import ConfigError
+
+NUM_USERS, NUM_ITEMS, BATCH = 30, 60, 40
+
+
+def data(seed=0):
+    """Distinct (user, item) pairs, so a pair identifies its example."""
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(NUM_USERS * NUM_ITEMS, 230, replace=False)
+    return (keys // NUM_ITEMS + 1).astype(np.int32), (keys % NUM_ITEMS + 1).astype(np.int32)
+
+
+class RecordingPipeline(TrainPipeline):
+    """Remembers every order set, in call order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def set_epoch_order(self, order):
+        self.calls.append(None if order is None else np.array(order))
+        super().set_epoch_order(order)
+
+
+class TinyModel(tf.keras.Model):
+    """Dot-product two-tower with an in-batch softmax; records its batches."""
+
+    def __init__(self):
+        super().__init__()
+        self.query_tower = tf.keras.layers.Embedding(NUM_USERS + 1, 4)
+        self.candidate_tower = tf.keras.layers.Embedding(NUM_ITEMS + 1, 4)
+        self.seen = []
+
+    def train_step(self, batch):
+        self.seen.append((batch["user"].numpy(), batch["item"].numpy()))
+        with tf.GradientTape() as tape:
+            q = self.query_tower(batch["user"])
+            c = self.candidate_tower(batch["item"])
+            logits = tf.matmul(q, c, transpose_b=True)
+            labels = tf.range(tf.shape(logits)[0])
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"loss": loss}
+
+
+def fit(config, epochs=3, **kw):
+    users, items = data()
+    pipe = RecordingPipeline(users, items, BATCH, seed=1)
+    model = TinyModel()
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
+    callback = GCBSCallback(pipe, config=config, **kw)
+    history = model.fit(pipe.dataset, epochs=epochs, verbose=0, callbacks=[callback])
+    index = {(u, i): k for k, (u, i) in enumerate(zip(users, items))}
+    steps = pipe.steps_per_epoch
+    epochs_seen = [model.seen[e * steps : (e + 1) * steps] for e in range(epochs)]
+    batches = [
+        {frozenset(index[p] for p in zip(u, i)) for u, i in epoch} for epoch in epochs_seen
+    ]
+    return pipe, history, batches
+
+
+def runs(order):
+    return {frozenset(order[s : s + BATCH]) for s in range(0, len(order), BATCH)}
+
+
+@pytest.mark.parametrize("start, every, due", [(2, 1, [2, 3]), (1, 2, [1, 3]), (4, 1, [])])
+def test_only_due_epochs_get_gcbs_batches(start, every, due):
+    pipe, history, batches = fit(GcbsConfig(start_epoch=start, every=every, neighbors=10))
+    # One call before each epoch (none after the last), then the reset.
+    assert len(pipe.calls) == 3 + 1 and pipe.calls[-1] is None
+    for epoch in (1, 2, 3):
+        order = pipe.calls[epoch - 1]
+        if epoch in due:
+            assert order is not None
+            assert batches[epoch - 1] == runs(order)
+        else:
+            assert order is None
+            # A random epoch matches no GCBS order that was set.
+            assert all(batches[epoch - 1] != runs(o) for o in pipe.calls if o is not None)
+    assert history.history["gcbs_active"] == [1.0 if e in due else 0.0 for e in (1, 2, 3)]
+
+
+def test_logs_hold_every_key_every_epoch():
+    _, history, _ = fit(GcbsConfig(start_epoch=2, neighbors=10))
+    for key in LOG_KEYS:
+        values = history.history[key]
+        assert len(values) == 3
+    assert math.isnan(history.history["gcbs_neg_sim"][0])
+    for key in ("gcbs_seconds", "gcbs_neg_sim", "gcbs_neg_sim_random", "gcbs_gap", "gcbs_gap_random"):
+        assert all(np.isfinite(history.history[key][1:])), key
+    assert history.history["gcbs_links_per_example"][1] > 0
+
+
+def test_tensorboard_scalars_for_gcbs_epochs(tmp_path):
+    fit(GcbsConfig(start_epoch=2, neighbors=10), log_dir=str(tmp_path))
+    files = glob.glob(str(tmp_path / "gcbs" / "events.out.tfevents.*"))
+    assert files
+    steps = {}
+    for event in tf.compat.v1.train.summary_iterator(files[0]):
+        for value in event.summary.value:
+            steps.setdefault(value.tag, set()).add(event.step)
+    assert steps["gcbs_neg_sim"] == {2, 3}
+    assert steps["gcbs_seconds"] == {2, 3}
+
+
+def test_towers_may_be_given_as_functions():
+    users, items = data()
+    pipe = TrainPipeline(users, items, BATCH)
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(NUM_USERS + 1, 3)).astype(np.float32)
+    c = rng.normal(size=(NUM_ITEMS + 1, 3)).astype(np.float32)
+    towers = (lambda u: tf.gather(q, u), lambda v: tf.gather(c, v))
+    callback = GCBSCallback(pipe, towers, GcbsConfig(neighbors=10))
+    order, stats = callback.order_for(2)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(users)))
+    assert stats["gcbs_active"] == 1.0
+    again, _ = GCBSCallback(pipe, towers, GcbsConfig(neighbors=10)).order_for(2)
+    np.testing.assert_array_equal(order, again)
+
+
+def test_towers_of_the_wrong_kind_are_named():
+    users, items = data()
+    callback = GCBSCallback(TrainPipeline(users, items, BATCH), towers=object())
+    with pytest.raises(TypeError, match="query_tower and candidate_tower"):
+        callback.order_for(2)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("threshold", "best", r"batching\.gcbs\.threshold: expected 'topk' or 'quantile', got 'best'"),
+        ("every", 0, r"batching\.gcbs\.every: must be > 0, got 0"),
+        ("start_epoch", -1, r"batching\.gcbs\.start_epoch: must be >= 0, got -1"),
+        ("neighbors", 0, r"batching\.gcbs\.neighbors: must be > 0, got 0"),
+        ("quantile", 1.0, r"batching\.gcbs\.quantile: must be in \(0, 1\), got 1\.0"),
+    ],
+)
+def test_bad_config_names_the_key(field, value, message):
+    users, items = data()
+    with pytest.raises(ConfigError, match=message):
+        GCBSCallback(TrainPipeline(users, items, BATCH), config=GcbsConfig(**{field: value}))
+
+
+def test_resumed_training_plans_from_initial_epoch():
+    users, items = data()
+    pipe = RecordingPipeline(users, items, BATCH)
+    model = TinyModel()
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
+    callback = GCBSCallback(pipe, config=GcbsConfig(start_epoch=2, every=2, neighbors=10), initial_epoch=1)
+    history = model.fit(pipe.dataset, epochs=3, initial_epoch=1, verbose=0, callbacks=[callback])
+    # Keras runs epochs 2 and 3: GCBS is due for 2 only.
+    assert history.history["gcbs_active"] == [1.0, 0.0]
+    assert pipe.calls[0] is not None and pipe.calls[1] is None
