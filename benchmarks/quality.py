@@ -49,12 +49,8 @@ VARIANTS: dict[str, list[str]] = {
 DATASETS: dict[str, dict[str, Any]] = {
     "synthetic": {
         "config": "configs/quickstart.yaml",
-        "small": [
-            "data.synthetic.num_users=2000",
-            "data.synthetic.num_items=5000",
-            "data.synthetic.num_interactions=100000",
-        ],
-        "full": [],
+        "small": ["data.synthetic.num_interactions=100000"],
+        "full": ["data.synthetic.num_interactions=100000"],
     },
     "ml-latest-small": {
         "config": "configs/movielens-latest-small.yaml",
@@ -64,7 +60,7 @@ DATASETS: dict[str, dict[str, Any]] = {
 }
 
 PRESETS = {
-    "small": {"seeds": [0, 1, 2], "variants": list(VARIANTS)},
+    "small": {"seeds": [0], "variants": list(VARIANTS)},
     "full": {"seeds": [0, 1, 2], "variants": list(VARIANTS)},
 }
 

@@ -6,8 +6,11 @@ Measures training examples/s of one compiled train step (the function
 positive gets its own M negatives: B x M = 1.8M embedded items per step), at
 B = 600, d = 64, ID-embedding towers and catalogues of 10k, 100k and 1M items.
 Each variant runs in its own subprocess so its peak RSS is its own; the step
-time is the median over timed steps after warm-up (the machine is shared:
-compare ratios from one run, not absolute numbers across runs).
+time is the median over timed steps after warm-up. The machine is shared, and
+other jobs only ever slow a run down, so the cheap modes run in two rounds
+(separate subprocesses, the second in reverse order) and the round with the
+lower median is kept; the table also shows the quietest 5-step stretch.
+Compare ratios from one run, not absolute numbers across runs.
 
     python benchmarks/throughput.py --quick          # the full grid, < 5 min
     python benchmarks/throughput.py --json out.json --plot out.png
@@ -101,7 +104,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         train_step(data)["loss"].numpy()
         times.append(time.perf_counter() - start)
     step = float(np.median(times))
+    # The quietest stretch: min over blocks of 5 steps of the block median.
+    blocks = [np.median(times[i : i + 5]) for i in range(0, max(len(times) - 4, 1), 5)]
     return {
+        "quiet_ms": round(float(min(blocks)) * 1000, 2),
         "mode": mode,
         "num_items": n,
         "batch_size": b,
@@ -159,15 +165,25 @@ def run_variant(spec: dict[str, Any], timeout: float) -> Optional[dict[str, Any]
 
 
 def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
-    rows, notes = [], []
-    steps, warmup = (15, 3) if args.quick else (50, 5)
-    for n in args.items:
-        for mode in args.modes:
+    """Every (catalogue, mode) in its own subprocess; the cheap modes in
+    ``args.rounds`` rounds (the later ones in reverse order), keeping the
+    round with the lower median: other jobs on a shared CPU only ever slow a
+    round down."""
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    notes: list[str] = []
+    steps, warmup = (40, 5) if args.quick else (100, 10)
+    jobs = [(n, mode) for n in args.items for mode in args.modes]
+    for round_ in range(args.rounds):
+        order = jobs if round_ % 2 == 0 else jobs[::-1]
+        for n, mode in order:
+            if round_ > 0 and mode in ("full", "naive"):  # seconds per step: one round is plenty
+                continue
             if mode == "full" and n > args.full_max_items:
-                notes.append(
-                    f"full at {n:,} items skipped: above full_max_items={args.full_max_items:,} "
-                    f"(its [B, N] logits alone are {args.batch_size * n * 4 / 2**30:.1f} GiB per step)"
-                )
+                if round_ == 0:
+                    notes.append(
+                        f"full at {n:,} items skipped: above full_max_items={args.full_max_items:,} "
+                        f"(its [B, N] logits alone are {args.batch_size * n * 4 / 2**30:.1f} GiB per step)"
+                    )
                 continue
             spec = {
                 "mode": mode, "num_items": n, "batch_size": args.batch_size, "num_negatives": args.num_negatives,
@@ -176,30 +192,38 @@ def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
             if mode == "naive":  # seconds per step: a few steps say enough
                 spec.update(steps=2 if args.quick else 5, warmup=1)
             if mode == "full":
-                spec.update(steps=min(steps, 8 if args.quick else 20), warmup=2)
+                spec.update(steps=6 if args.quick else 20, warmup=2)
             start = time.perf_counter()
             row = run_variant(spec, timeout=args.timeout)
             if row is None:
-                notes.append(f"{mode} at {n:,} items failed (see stderr)")
+                notes.append(f"{mode} at {n:,} items failed in round {round_ + 1} (see stderr)")
                 continue
-            rows.append(row)
             print(
-                f"  {mode:9s} {n:>9,} items: {row['step_ms']:9.1f} ms/step {row['examples_per_second']:>10,.0f} ex/s "
+                f"  round {round_ + 1} {mode:9s} {n:>9,} items: {row['step_ms']:9.1f} ms/step "
+                f"(quietest {row['quiet_ms']:.1f}) {row['examples_per_second']:>10,.0f} ex/s "
                 f"{row['peak_rss_mb']:>8,.0f} MB  ({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
+            key = (mode, n)
+            if key in best:
+                row["peak_rss_mb"] = max(row["peak_rss_mb"], best[key]["peak_rss_mb"])
+                if best[key]["step_ms"] <= row["step_ms"]:
+                    best[key]["peak_rss_mb"] = row["peak_rss_mb"]
+                    continue
+            best[key] = row
+    rows = [best[(mode, n)] for n, mode in jobs if (mode, n) in best]
     return rows, notes
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| mode | items | B | M | examples/s | step ms | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| mode | items | B | M | examples/s | step ms (median) | quietest 5 steps ms | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['mode']} | {r['num_items']:,} | {r['batch_size']} | {r['num_negatives']} | "
-            f"{r['examples_per_second']:,.0f} | {r['step_ms']:.1f} | {r['peak_rss_mb']:,.0f} |"
+            f"{r['examples_per_second']:,.0f} | {r['step_ms']:.1f} | {r['quiet_ms']:.1f} | {r['peak_rss_mb']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -215,7 +239,8 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"  {name}: not measured")
             return
         ok = value >= limit if higher else value <= limit
-        out.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value:,.2f}{unit} ({'>=' if higher else '<='} {limit:,}{unit})")
+        bound = f"{'>=' if higher else '<='} {limit:,}{unit}"
+        out.append(f"  [{'PASS' if ok else 'MISS'}] {name}: {value:,.2f}{unit} ({bound})")
 
     small = min(CATALOGUES)
     mixed_small, mixed_big = get("mixed", small), get("mixed", max(CATALOGUES))
@@ -224,14 +249,14 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
         "mixed step time at 1M / at 10k",
         mixed_small and mixed_big and mixed_big["step_ms"] / mixed_small["step_ms"], 1.3, False, "x",
     )
-    naive_ratios = [
-        get("naive", n)["step_ms"] / get("mixed", n)["step_ms"] for n in CATALOGUES if get("naive", n) and get("mixed", n)
-    ]
-    check("naive step time / mixed (smallest over catalogues)", min(naive_ratios) if naive_ratios else None, 30, True, "x")
-    in_batch_ratios = [
-        get("mixed", n)["step_ms"] / get("in_batch", n)["step_ms"] for n in CATALOGUES if get("in_batch", n) and get("mixed", n)
-    ]
-    check("mixed step time / in_batch (largest over catalogues)", max(in_batch_ratios) if in_batch_ratios else None, 3.5, False, "x")
+    def ratios(slow: str, fast: str) -> list[float]:
+        pairs = [(get(slow, n), get(fast, n)) for n in CATALOGUES]
+        return [s["step_ms"] / f["step_ms"] for s, f in pairs if s and f]
+
+    naive = ratios("naive", "mixed")
+    check("naive step time / mixed (smallest over catalogues)", min(naive) if naive else None, 30, True, "x")
+    in_batch = ratios("mixed", "in_batch")
+    check("mixed step time / in_batch (largest over catalogues)", max(in_batch) if in_batch else None, 3.5, False, "x")
     rss = [r["peak_rss_mb"] for r in rows if r["mode"] == "mixed"]
     check("mixed peak RSS (largest over catalogues)", max(rss) if rss else None, 1536, False, " MB")
     return out
@@ -275,6 +300,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--num-users", type=int, default=10_000)
     parser.add_argument("--full-max-items", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the cheap modes; the faster round is kept")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--json", help="write the rows here")
     parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "out" / "throughput.png"))

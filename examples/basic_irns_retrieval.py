@@ -146,7 +146,9 @@ def build_model(
 # --------------------------------------------------------------------------
 
 
-def hit_rate(model: MovielensModel, unique_movie_ids: np.ndarray, test_users: np.ndarray, test_movies: np.ndarray, k: int) -> float:
+def hit_rate(
+    model: MovielensModel, unique_movie_ids: np.ndarray, test_users: np.ndarray, test_movies: np.ndarray, k: int
+) -> float:
     """Share of held-out (user, movie) pairs whose movie is in the user's top k."""
     index = tfrs.layers.factorized_top_k.BruteForce(model.user_model, k=k)
     movies = tf.data.Dataset.from_tensor_slices(unique_movie_ids).batch(1024)

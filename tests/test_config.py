@@ -29,7 +29,7 @@ def test_file_and_overrides(tmp_path):
     assert c.negatives.mode == "in_batch"
     assert c.eval.ks == [1, 10]
     assert c.negatives.logq is False
-    assert c.train.learning_rate == 0.2  # untouched default
+    assert c.train.learning_rate == 0.1  # untouched default
 
 
 def test_ints_accepted_for_floats_not_the_reverse(tmp_path):

@@ -163,7 +163,8 @@ def test_without_replacement_more_than_catalogue_names_both_numbers():
 def test_unigram_without_replacement_counts_only_drawable_items():
     sampler = UnigramSampler(COUNTS, replacement=False)  # 6 items with count > 0
     sampler.check_num(6)
-    with pytest.raises(ConfigError, match=r"negatives.num_negatives=7 exceeds the 6 items with a non-zero training count"):
+    message = r"negatives.num_negatives=7 exceeds the 6 items with a non-zero training count"
+    with pytest.raises(ConfigError, match=message):
         sampler.check_num(7)
     UnigramSampler(COUNTS, replacement=True).check_num(10_000)  # with replacement any number is fine
 

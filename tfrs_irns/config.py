@@ -70,7 +70,7 @@ class ModelConfig:
     candidate_hidden: list[int] = field(default_factory=list)
     use_genres: bool = False
     # L2 penalty on the embedding rows looked up in each batch.
-    embedding_l2: float = 0.0
+    embedding_l2: float = 0.1
 
 
 @dataclass
@@ -94,10 +94,16 @@ class NegativesConfig:
 class GcbsConfig:
     start_epoch: int = 2
     every: int = 1
+    # Each user's pool of hardest items (see tfrs_irns/batching/gcbs.py).
     neighbors: int = 600
     threshold: Literal["topk", "quantile"] = "topk"
     quantile: float = 0.99
     seed: int = 0
+    # Graph links each example sends, and holders tried per link.
+    links_per_example: int = 16
+    holder_tries: int = 8
+    # Log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch.
+    diagnostics: bool = True
 
 
 @dataclass
@@ -118,8 +124,9 @@ class EarlyStoppingConfig:
 @dataclass
 class TrainConfig:
     batch_size: int = 600
-    epochs: int = 3
-    learning_rate: float = 0.2
+    # An upper bound: early stopping on the validation metric ends training sooner.
+    epochs: int = 30
+    learning_rate: float = 0.1
     optimizer: Literal["adagrad", "adam", "adamw"] = "adagrad"
     weight_decay: float = 0.0
     seed: int = 0
@@ -180,6 +187,8 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "batching.gcbs.every": (lambda v: v > 0, "must be > 0"),
     "batching.gcbs.neighbors": (lambda v: v > 0, "must be > 0"),
     "batching.gcbs.quantile": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "batching.gcbs.links_per_example": (lambda v: v > 0, "must be > 0"),
+    "batching.gcbs.holder_tries": (lambda v: v > 0, "must be > 0"),
     "train.batch_size": (lambda v: v > 0, "must be > 0"),
     "train.epochs": (lambda v: v > 0, "must be > 0"),
     "train.learning_rate": (lambda v: v > 0, "must be > 0"),

@@ -119,6 +119,9 @@ def callbacks_for(config: Config, run_dir: str, pipeline: TrainPipeline, model: 
                 config.batching.gcbs,
                 log_dir=os.path.join(run_dir, "logs"),
                 temperature=config.model.temperature,
+                links_per_example=config.batching.gcbs.links_per_example,
+                holder_tries=config.batching.gcbs.holder_tries,
+                diagnostics=config.batching.gcbs.diagnostics,
             )
         )
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
@@ -232,9 +235,22 @@ def test_metrics(config: Config, data: PreparedData, model: TwoTowerModel) -> di
     return metrics
 
 
+def _strict_json(value: Any) -> Any:
+    """NaN/inf (e.g. GCBS diagnostics on epochs it skipped) become null: strict JSON."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-        json.dump(metrics, fh, indent=2, sort_keys=False, default=float)
+        json.dump(_strict_json(metrics), fh, indent=2, allow_nan=False)
 
 
 def summary_line(metrics: dict[str, Any], config: Config) -> str:

@@ -78,13 +78,13 @@ class GCBSCallback(tf.keras.callbacks.Callback):
 
     Each epoch's logs (hence ``History``) get the :data:`LOG_KEYS`: whether
     GCBS ordered the epoch, the seconds the order took (and the diagnostics
-    after it), the links kept per
-    example, the bandwidth of the reordered graph, the share of links inside
-    a batch, and, for the new order and a random one, the mean in-batch
-    negative similarity, the shares of accidental hits and same-user pairs,
-    and the estimated ``L_global - L_train`` gap
-    (:mod:`~tfrs_irns.batching.gcbs_diagnostics`). They are NaN on epochs GCBS
-    did not order. With ``log_dir`` they also go to TensorBoard under
+    after it), the links kept per example, the bandwidth of the reordered
+    graph, the share of links inside a batch, and, for the new order and a
+    random one, the mean in-batch negative similarity, the shares of
+    accidental hits and same-user pairs, and the estimated
+    ``L_global - L_train`` gap (:mod:`~tfrs_irns.batching.gcbs_diagnostics`).
+    They are NaN on epochs GCBS did not order, so every key has one value per
+    epoch. With ``log_dir`` they also go to TensorBoard under
     ``log_dir/gcbs`` (due epochs only).
 
     Args:
@@ -169,10 +169,10 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             "gcbs_seconds": time.perf_counter() - clock,
             "gcbs_links_per_example": float(result.links_per_example),
             "gcbs_bandwidth": float(result.bandwidth),
-            "gcbs_links_in_batch": links_in_batch(result.src, result.dst, result.order, pipe.batch_size),
         }
         if self.diagnostics:
             clock = time.perf_counter()
+            stats["gcbs_links_in_batch"] = links_in_batch(result.src, result.dst, result.order, pipe.batch_size)
             rng = np.random.default_rng([cfg.seed, epoch, 1])
             found = compare_orders(emb, result.order, pipe.batch_size, rng, self.temperature)
             stats.update({"gcbs_" + key: value for key, value in found.items()})

@@ -83,16 +83,16 @@ def loss_gap(
     scale = np.log((n - 1) / (s - 1)) if s > 1 else 0.0
     glob = logsumexp(np.where(keep, logits + scale, -np.inf), axis=1)
     glob = np.logaddexp(glob, positive)
-    # Train: the rest of each sampled example's batch.
-    start = batch_of(order, batch_size)[sample] * batch_size
-    slot = start[:, None] + np.arange(batch_size)[None, :]
-    members = order[np.minimum(slot, n - 1)]
-    valid = (slot < n) & (item[members] != item[sample][:, None])
-    # In chunks: [s, B, d] candidate vectors at once would be large.
-    batch_logits = np.concatenate([
-        np.einsum("sd,sbd->sb", q[c : c + 64], emb.candidates(members[c : c + 64])) for c in range(0, s, 64)
-    ])
-    train = np.logaddexp(logsumexp(np.where(valid, batch_logits, -np.inf), axis=1), positive)
+    # Train: the rest of each sampled example's batch, one matmul per batch.
+    where = batch_of(order, batch_size)[sample]
+    train = np.empty(s)
+    for b in np.unique(where):
+        rows = np.flatnonzero(where == b)
+        members = order[b * batch_size : (b + 1) * batch_size]
+        logits = q[rows] @ emb.candidates(members).T
+        valid = item[members][None, :] != item[sample[rows]][:, None]
+        train[rows] = logsumexp(np.where(valid, logits, -np.inf), axis=1)
+    train = np.logaddexp(train, positive)
     return float(np.mean(glob - train))
 
 

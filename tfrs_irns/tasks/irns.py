@@ -113,8 +113,11 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ``mask_same_user`` also removes the in-batch columns that are another
     positive of the same user (``in_batch`` and ``mixed``; there are no
     in-batch columns in ``random`` and ``full``). Masking happens after the
-    logQ shift, before hard-negative mining; masked logits are set to a huge
-    negative finite value.
+    logQ shift, before hard-negative mining. :meth:`logits_and_labels` shows
+    the definition densely (masked logits at a huge negative value); the
+    loss itself finds hits sparsely, by sorting, and subtracts their terms
+    from the row sums, because a dense ``[B, C]`` mask costs more on a CPU
+    than the softmax it masks.
 
     **Hard negatives.** ``num_hard_negatives=k`` keeps, per row, the label and
     the ``k`` highest negative logits (TFRS's ``HardNegativeMining``).
@@ -354,7 +357,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         if scores.labels is None:  # random: the label is column 0
             if mask is not None:
                 logits = tf.where(mask, MASK_VALUE, logits)
-            return tf.concat([scores.label_logit[:, tf.newaxis], logits], axis=1), tf.zeros_like(scores.label_logit, tf.int32)
+            logits = tf.concat([scores.label_logit[:, tf.newaxis], logits], axis=1)
+            return logits, tf.zeros_like(scores.label_logit, tf.int32)
         if mask is not None:
             if scores.label_outside:  # the label column is masked as a hit: keep it
                 columns = tf.range(tf.shape(logits)[1], dtype=tf.int32)
@@ -450,7 +454,9 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             # Rare option: one dense [B, C] mask for hits and same-user columns.
             if self.remove_accidental_hits:
                 mask = tf.equal(ids[:, tf.newaxis], col_ids[tf.newaxis, :])
-            col_users = pos_users if mode == "in_batch" else tf.pad(pos_users, [[0, self.num_negatives]], constant_values=-1)
+            col_users = pos_users
+            if mode == "mixed":  # sampled columns belong to no user
+                col_users = tf.pad(pos_users, [[0, self.num_negatives]], constant_values=-1)
             users = tf.equal(query_ids[:, tf.newaxis], col_users[tf.newaxis, :])
             if not self.remove_accidental_hits:  # keep the label column
                 users &= tf.not_equal(tf.range(tf.shape(col_users)[0])[tf.newaxis, :], labels[:, tf.newaxis])
