@@ -47,7 +47,6 @@ import tensorflow as tf  # noqa: E402
 
 from tfrs_irns.batching.gcbs import embed_examples, gcbs_order  # noqa: E402
 from tfrs_irns.batching.gcbs_callback import GCBSCallback  # noqa: E402
-from tfrs_irns.batching.gcbs_diagnostics import compare_orders  # noqa: E402
 from tfrs_irns.batching.pipeline import TrainPipeline  # noqa: E402
 from tfrs_irns.config import GcbsConfig, load_config  # noqa: E402
 

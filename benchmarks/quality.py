@@ -105,7 +105,7 @@ def table(rows: list[dict], dataset: str, ks: list[int]) -> str:
     if not picked:
         return ""
     kmax = max(ks)
-    cols = [f"hit_rate@{kmax}", f"hit_rate@10", f"recall@10", f"ndcg@10", "mrr",
+    cols = [f"hit_rate@{kmax}", "hit_rate@10", "recall@10", "ndcg@10", "mrr",
             f"head/hit_rate@{kmax}", f"tail/hit_rate@{kmax}", f"coverage@{kmax}", "epochs", "seconds"]
     lines = ["| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     variants = list(dict.fromkeys(r["variant"] for r in picked))

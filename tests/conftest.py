@@ -1,5 +1,9 @@
 """Shared test settings."""
 
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before any test touches tf.keras)
@@ -19,3 +23,27 @@ TINY_OVERRIDES = [
 @pytest.fixture
 def tiny_overrides():
     return list(TINY_OVERRIDES)
+
+
+@dataclass
+class Split:  # stand-in for tfrs_irns.data.prepare.EncodedSplit
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+@dataclass
+class Data:  # stand-in for tfrs_irns.data.prepare.PreparedData
+    train: Split
+    validation: Split
+    test: Split
+    num_users: int
+    num_items: int
+    item_counts: np.ndarray
+
+
+def split(users, items):
+    return Split(np.asarray(users, np.int32), np.asarray(items, np.int32), np.zeros(len(users), np.int64))

@@ -2,8 +2,6 @@
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before TensorFlow)
 
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -11,28 +9,7 @@ import pytest
 from tfrs_irns.evaluation import popular_baseline, popular_baseline_arrays, popularity_embeddings
 
 
-@dataclass
-class Split:  # stand-in for tfrs_irns.data.prepare.EncodedSplit
-    user: np.ndarray
-    item: np.ndarray
-    timestamp: Optional[np.ndarray] = None
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-
-@dataclass
-class Data:  # stand-in for tfrs_irns.data.prepare.PreparedData
-    train: Split
-    validation: Split
-    test: Split
-    num_users: int
-    num_items: int
-    item_counts: np.ndarray
-
-
-def split(users, items):
-    return Split(np.asarray(users, np.int32), np.asarray(items, np.int32))
+from conftest import Data, split  # noqa: E402  (shared stand-ins)
 
 
 # Training counts: item 1: 3, item 2: 2, item 3: 1, items 4 and 5: 0 -> order 1, 2, 3, 4, 5.

@@ -2,7 +2,6 @@
 
 import csv
 import logging
-import time
 import zipfile
 from pathlib import Path
 
@@ -249,10 +248,8 @@ def test_no_ratings_is_an_error(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.skipif(not ML_LATEST_SMALL.is_dir(), reason=f"shared MovieLens data not found at {ML_LATEST_SMALL}")
-def test_ml_latest_small_counts_oracle_and_load_time():
-    start = time.perf_counter()
+def test_ml_latest_small_counts_and_oracle():
     raw = load_movielens(str(ML_LATEST_SMALL))
-    seconds = time.perf_counter() - start
     inter = raw.interactions
     assert len(inter) == 100_836
     assert len(np.unique(inter.user_id)) == 610
@@ -268,5 +265,3 @@ def test_ml_latest_small_counts_oracle_and_load_time():
         movies = list(csv.reader(fh))[1:]
     assert raw.items.title.tolist() == [m[1].strip() for m in movies]  # a few end in a space
     assert raw.items.genres.tolist() == ["" if m[2] == "(no genres listed)" else m[2] for m in movies]
-    # Target: well under 2 s (about 0.2 s measured); generous for a busy machine.
-    assert seconds < 2.0, f"loading ml-latest-small took {seconds:.2f} s"

@@ -4,8 +4,6 @@ import tfrs_irns  # noqa: F401  (pins Keras 2 before TensorFlow)
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -16,28 +14,7 @@ from tfrs_irns.errors import DataError, UserError
 from tfrs_irns.evaluation import evaluate_embeddings, evaluate_model
 
 
-@dataclass
-class Split:  # stand-in for tfrs_irns.data.prepare.EncodedSplit
-    user: np.ndarray
-    item: np.ndarray
-    timestamp: Optional[np.ndarray] = None
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-
-@dataclass
-class Data:  # stand-in for tfrs_irns.data.prepare.PreparedData
-    train: Split
-    validation: Split
-    test: Split
-    num_users: int
-    num_items: int
-    item_counts: np.ndarray
-
-
-def split(users, items):
-    return Split(np.asarray(users, np.int32), np.asarray(items, np.int32), np.zeros(len(users), np.int64))
+from conftest import Data, split  # noqa: E402  (shared stand-ins)
 
 
 # d = 1: user 1 ranks items 1, 2, 3, 4; user 2 ranks 4, 3, 2, 1; row 0 is OOV.

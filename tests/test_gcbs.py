@@ -7,7 +7,6 @@ from scipy.sparse.csgraph import connected_components
 
 import tfrs_irns  # noqa: F401
 from tfrs_irns.batching.gcbs import (
-    ExampleEmbeddings,
     _hard_items,
     _positive_keys,
     cut_into_batches,
