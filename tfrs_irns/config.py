@@ -101,7 +101,7 @@ class GcbsConfig:
     seed: int = 0
     # Graph links each example sends, and holders tried per link.
     links_per_example: int = 16
-    holder_tries: int = 8
+    holder_tries: int = 1
     # Log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch.
     diagnostics: bool = True
 
