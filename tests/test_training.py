@@ -37,6 +37,7 @@ def run(tmp_path_factory):
     saver = WeightsPerEpoch()
     result = train(tiny("train.epochs=2", "train.early_stopping.enabled=false"), str(out), verbose=0, extra_callbacks=[saver])
     result.saver = saver
+    result.final = (result.model.user_embeddings(), result.model.item_embeddings())
     return result
 
 
@@ -58,6 +59,11 @@ def test_run_directory_contract(run):
     assert any(files for _, _, files in os.walk(os.path.join(run.directory, "logs")))
 
 
+def test_trained_model_answers_unknown_users_with_the_mean_user(run):
+    table = run.model.query_tower.embedding.embeddings.numpy()
+    np.testing.assert_allclose(table[0], table[1:].mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
 def test_validation_metric_equals_the_evaluation_module(run):
     """The logged val_hit_rate@K of each epoch is evaluate_model on that epoch's weights."""
     cfg = run.config
@@ -72,10 +78,9 @@ def test_validation_metric_equals_the_evaluation_module(run):
 
 
 def test_load_run_restores_the_same_model(run):
-    run.model.set_weights(run.saver.weights[-1])
     again = load_run(run.directory)
-    np.testing.assert_allclose(again.model.user_embeddings(), run.model.user_embeddings(), rtol=1e-6)
-    np.testing.assert_allclose(again.model.item_embeddings(), run.model.item_embeddings(), rtol=1e-6)
+    np.testing.assert_allclose(again.model.user_embeddings(), run.final[0], rtol=1e-6)
+    np.testing.assert_allclose(again.model.item_embeddings(), run.final[1], rtol=1e-6)
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path):
@@ -89,8 +94,13 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     assert result.metrics["epochs_run"] < 12, curve
     best = int(np.argmax(curve))
     assert result.metrics["best_epoch"] == best + 1
-    for restored, kept in zip(result.model.get_weights(), saver.weights[best]):
+    # Every weight is the best epoch's, except the OOV user row (set to the mean user after training).
+    users = [i for i, w in enumerate(result.model.weights) if w is result.model.query_tower.embedding.embeddings]
+    for i, (restored, kept) in enumerate(zip(result.model.get_weights(), saver.weights[best])):
+        if i in users:
+            restored, kept = restored[1:], kept[1:]
         np.testing.assert_array_equal(restored, kept)
+    assert len(users) == 1
 
 
 def test_monitor_must_name_a_validation_metric(tmp_path):

@@ -63,3 +63,10 @@ def test_fit_runs_and_lowers_the_loss():
     history = model.fit(ds, epochs=2, verbose=0)
     # Minimising sum(q·c) drives it down from the first epoch to the second.
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_oov_user_becomes_the_mean_user():
+    model = make()
+    model.set_oov_user_to_mean()
+    table = model.query_tower.embedding.embeddings.numpy()
+    np.testing.assert_allclose(table[0], table[1:].mean(axis=0), rtol=1e-6)

@@ -191,6 +191,7 @@ def train(
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
     best_epoch = _best_epoch(callbacks, epochs_run)
+    model.set_oov_user_to_mean()
 
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     model.save_weights(os.path.join(run_dir, CHECKPOINT))

@@ -56,6 +56,19 @@ class TwoTowerModel(tfrs.models.Model):
             loss = loss + self.embedding_l2 * penalty
         return loss
 
+    def set_oov_user_to_mean(self) -> None:
+        """Make the OOV user row (index 0) the mean of the known users' rows.
+
+        No training example ever has index 0 (vocabularies come from the
+        training split), so its row keeps its random initial value and an
+        unknown user at evaluation or serving time would get random items.
+        The mean user instead gets what users score highest on average — a
+        sensible, popularity-like answer for someone we know nothing about.
+        """
+        table = self.query_tower.embedding.embeddings
+        if table.shape[0] > 1:
+            table[0].assign(tf.reduce_mean(table[1:], axis=0))
+
     def user_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Query embeddings of every user index (row 0 = OOV), ``[U + 1, d]``."""
         return _embed_all(self.query_tower, self.query_tower.vocab_size, batch_size)
