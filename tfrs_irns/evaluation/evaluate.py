@@ -30,11 +30,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-import tensorflow as tf
 
 from tfrs_irns.errors import DataError, UserError
 from tfrs_irns.evaluation import metrics as M
 from tfrs_irns.evaluation.ranking import TIE_RULE, rank_and_top_k
+from tfrs_irns.layers.towers import embed_indices
 
 DEFAULT_KS = (1, 5, 10, 50, 100)
 #: Share of training interactions held by the head items.
@@ -256,17 +256,9 @@ def embed_all(
     """``([num_users + 1, d], [num_items + 1, d])`` float32 tower outputs for
     every index, OOV row 0 included, computed with ``training=False``."""
     return (
-        _embed(model.query_tower, num_users + 1, batch_size),
-        _embed(model.candidate_tower, num_items + 1, batch_size),
+        embed_indices(model.query_tower, num_users + 1, batch_size),
+        embed_indices(model.candidate_tower, num_items + 1, batch_size),
     )
-
-
-def _embed(tower: Any, rows: int, batch_size: int) -> np.ndarray:
-    parts = []
-    for start in range(0, rows, batch_size):
-        indices = tf.constant(np.arange(start, min(start + batch_size, rows), dtype=np.int32))
-        parts.append(np.asarray(tower(indices, training=False)))
-    return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def _metric_block(

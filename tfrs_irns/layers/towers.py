@@ -20,6 +20,16 @@ import numpy as np
 import tensorflow as tf
 
 
+def embed_indices(tower: Any, rows: int, batch_size: int = 65536) -> np.ndarray:
+    """``tower`` outputs for indices ``0..rows-1`` (OOV row 0 included), float32,
+    in inference mode and in batches so a 1M-row catalogue stays bounded."""
+    parts = []
+    for start in range(0, rows, batch_size):
+        indices = tf.range(start, min(start + batch_size, rows), dtype=tf.int32)
+        parts.append(np.asarray(tower(indices, training=False)))
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
 def _mlp(hidden: Sequence[int], output_dim: int, name: str) -> Optional[tf.keras.Sequential]:
     """ReLU layers of sizes ``hidden`` then a linear projection, or None."""
     if not hidden:

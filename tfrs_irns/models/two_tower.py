@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_irns.config import Config
-from tfrs_irns.layers.towers import CandidateTower, QueryTower
+from tfrs_irns.layers.towers import CandidateTower, QueryTower, embed_indices
 from tfrs_irns.tasks.irns import irns_task_from_config
 
 
@@ -71,19 +71,11 @@ class TwoTowerModel(tfrs.models.Model):
 
     def user_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Query embeddings of every user index (row 0 = OOV), ``[U + 1, d]``."""
-        return _embed_all(self.query_tower, self.query_tower.vocab_size, batch_size)
+        return embed_indices(self.query_tower, self.query_tower.vocab_size, batch_size)
 
     def item_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Candidate embeddings of every item index (row 0 = OOV), ``[N + 1, d]``."""
-        return _embed_all(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
-
-
-def _embed_all(tower: tf.keras.layers.Layer, size: int, batch_size: int) -> np.ndarray:
-    parts = [
-        tower(tf.range(start, min(start + batch_size, size), dtype=tf.int32), training=False).numpy()
-        for start in range(0, size, batch_size)
-    ]
-    return np.concatenate(parts, axis=0)
+        return embed_indices(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
 
 
 def build_model(config: Config, data: Any, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
