@@ -36,7 +36,7 @@ import tfrs_irns  # noqa: E402,F401
 from tfrs_irns.config import load_config  # noqa: E402
 from tfrs_irns.data.prepare import prepare_data  # noqa: E402
 from tfrs_irns.evaluation.validation import EpochMetrics  # noqa: E402
-from tfrs_irns.training import train  # noqa: E402
+from tfrs_irns.runs.training import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 MODES = {

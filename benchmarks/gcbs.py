@@ -2,7 +2,7 @@
 
 Three measurements, all in this process, one after another:
 
-1. **Share of a default run.** ``tfrs_irns.training.train`` on
+1. **Share of a default run.** ``tfrs_irns.runs.training.train`` on
    ``configs/movielens-latest-small.yaml`` (12 epochs — about the default
    run with early stopping — , batch 600, mixed
    negatives with 3000 sampled items) with ``batching.strategy=random`` and
@@ -30,6 +30,7 @@ Other engineers may share the CPU: compare numbers of one run, not across runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -60,7 +61,7 @@ EPOCHS = 12
 
 
 def share_of_run(data_path: str, repeats: int) -> tuple[dict[str, Any], Any]:
-    from tfrs_irns.training import train
+    from tfrs_irns.runs.training import train
 
     def one(strategy: str) -> Any:
         config = load_config(
@@ -116,16 +117,17 @@ def recompute_variants(run: Any, repeats: int) -> list[dict[str, Any]]:
     data, model = run.data, run.model
     pipe = TrainPipeline(data.train.user, data.train.item, run.config.train.batch_size)
     variants = [
-        ("default", {}, {}),
-        ("links=4", {}, {"links_per_example": 4}),
-        ("links=32", {}, {"links_per_example": 32}),
-        ("tries=8 (hardest of 8 holders)", {}, {"holder_tries": 8}),
-        ("neighbors=100", {"neighbors": 100}, {}),
-        ("threshold=quantile", {"threshold": "quantile"}, {}),
+        ("default", {}),
+        ("links=4", {"links_per_example": 4}),
+        ("links=32", {"links_per_example": 32}),
+        ("tries=8 (hardest of 8 holders)", {"holder_tries": 8}),
+        ("neighbors=100", {"neighbors": 100}),
+        ("threshold=quantile", {"threshold": "quantile"}),
     ]
     rows = []
-    for name, cfg, kw in variants:
-        callback = GCBSCallback(pipe, model, GcbsConfig(**cfg), temperature=run.config.model.temperature, **kw)
+    for name, kw in variants:
+        settings = {**dataclasses.asdict(GcbsConfig()), **kw}
+        callback = GCBSCallback(pipe, model, temperature=run.config.model.temperature, **settings)
         seconds, cpu, stats = [], [], {}
         for r in range(repeats):
             clock = time.process_time()
@@ -171,7 +173,7 @@ def one_million(n: int, repeats: int) -> dict[str, Any]:
     query.set_weights([q])
     candidate.set_weights([c])
     pipe = TrainPipeline(users, items, 600)
-    callback = GCBSCallback(pipe, (query, candidate), GcbsConfig())
+    callback = GCBSCallback(pipe, (query, candidate), **dataclasses.asdict(GcbsConfig()))
     seconds, stats = [], {}
     for r in range(repeats):
         _, stats = callback.order_for(2 + r)

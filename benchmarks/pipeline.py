@@ -30,8 +30,7 @@ import tfrs_irns  # noqa: E402,F401
 from tfrs_irns.batching.pipeline import TrainPipeline  # noqa: E402
 from tfrs_irns.config import load_config  # noqa: E402
 from tfrs_irns.data.prepare import prepare_data  # noqa: E402
-from tfrs_irns.models.two_tower import build_model  # noqa: E402
-from tfrs_irns.training import make_optimizer  # noqa: E402
+from tfrs_irns.runs.build import build_model, make_optimizer  # noqa: E402
 
 
 def epoch_rate(pipeline: TrainPipeline) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import tfrs_irns  # noqa: E402,F401  (pins Keras 2 first)
 from tfrs_irns.config import load_config  # noqa: E402
-from tfrs_irns.training import train  # noqa: E402
+from tfrs_irns.runs.training import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 

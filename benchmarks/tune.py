@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import tfrs_irns  # noqa: E402,F401
 from tfrs_irns.config import load_config  # noqa: E402
-from tfrs_irns.training import train  # noqa: E402
+from tfrs_irns.runs.training import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 DATASETS = {

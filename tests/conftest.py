@@ -1,12 +1,13 @@
 """Shared test settings."""
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before any test touches tf.keras)
+from tfrs_irns.data.prepare import EncodedSplit, PreparedData
+from tfrs_irns.data.vocab import Vocabulary
 
 # A synthetic dataset small enough to train in seconds, with the quickstart's structure.
 TINY_OVERRIDES = [
@@ -25,25 +26,39 @@ def tiny_overrides():
     return list(TINY_OVERRIDES)
 
 
-@dataclass
-class Split:  # stand-in for tfrs_irns.data.prepare.EncodedSplit
-    user: np.ndarray
-    item: np.ndarray
-    timestamp: Optional[np.ndarray] = None
-
-    def __len__(self) -> int:
-        return len(self.user)
+def encoded_split(users, items) -> EncodedSplit:
+    """A split of the given user and item indices (timestamps all 0)."""
+    return EncodedSplit(np.asarray(users, np.int32), np.asarray(items, np.int32), np.zeros(len(users), np.int64))
 
 
-@dataclass
-class Data:  # stand-in for tfrs_irns.data.prepare.PreparedData
-    train: Split
-    validation: Split
-    test: Split
-    num_users: int
-    num_items: int
-    item_counts: np.ndarray
+def vocabulary(prefix: str, size: int) -> Vocabulary:
+    """``size`` known ids whose sorted order is their index: ``f"{prefix}00001"`` is index 1."""
+    return Vocabulary(np.array([f"{prefix}{i:05d}" for i in range(1, size + 1)]))
 
 
-def split(users, items):
-    return Split(np.asarray(users, np.int32), np.asarray(items, np.int32), np.zeros(len(users), np.int64))
+def prepared_data(
+    train: EncodedSplit,
+    validation: EncodedSplit,
+    test: EncodedSplit,
+    num_users: int,
+    num_items: int,
+    item_counts: Optional[np.ndarray] = None,
+) -> PreparedData:
+    """Real ``PreparedData`` around hand-made splits; ``item_counts`` defaults,
+    as in ``prepare_data``, to the training counts with OOV 0 at 0."""
+    if item_counts is None:
+        item_counts = np.bincount(train.item, minlength=num_items + 1).astype(np.float64)
+        item_counts[0] = 0.0
+    return PreparedData(
+        train=train,
+        validation=validation,
+        test=test,
+        user_vocab=vocabulary("user", num_users),
+        item_vocab=vocabulary("item", num_items),
+        item_counts=np.asarray(item_counts, np.float64),
+        item_titles=np.full(num_items + 1, "", dtype=str),
+        item_genres=None,
+        genre_names=[],
+        description="hand-made test data",
+        skipped_rows=0,
+    )

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_irns.sampling import UniformSampler
+from tfrs_irns.sampling import UniformSampler, UnigramSampler
 from tfrs_irns.tasks import IRNSRetrieval
 
 NUM_USERS, NUM_ITEMS, DIM, BATCH, NEGATIVES = 6, 15, 4, 8, 9
@@ -40,12 +40,14 @@ class Model(tfrs.models.Model):
         self.candidate_tower.set_weights([weights[1]])
         counts = np.arange(NUM_ITEMS + 1, dtype=np.float64) % 4 + 1
         counts[0] = 0
+        # `mixed` draws from a unigram sampler: its tables are mirrored weights.
+        sampler = UnigramSampler(counts) if mode == "mixed" else UniformSampler(NUM_ITEMS)
         self.task = IRNSRetrieval(
             self.candidate_tower,
             NUM_ITEMS,
             mode=mode,
             num_negatives=NEGATIVES,
-            sampler=UniformSampler(NUM_ITEMS),
+            sampler=sampler,
             item_probabilities=counts / counts.sum(),
             mask_same_user=mode != "random",
             temperature=0.5,

@@ -9,14 +9,14 @@ import pytest
 from tfrs_irns.evaluation import popular_baseline, popular_baseline_arrays, popularity_embeddings
 
 
-from conftest import Data, split  # noqa: E402  (shared stand-ins)
+from conftest import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
 
 
 # Training counts: item 1: 3, item 2: 2, item 3: 1, items 4 and 5: 0 -> order 1, 2, 3, 4, 5.
-DATA = Data(
-    train=split([1, 1, 1, 2, 2, 3], [1, 1, 2, 3, 1, 2]),
-    validation=split([1], [4]),
-    test=split([1, 2, 3, 2], [3, 2, 5, 0]),  # ranks 2, 1, 4 and an OOV item
+DATA = prepared_data(
+    train=encoded_split([1, 1, 1, 2, 2, 3], [1, 1, 2, 3, 1, 2]),
+    validation=encoded_split([1], [4]),
+    test=encoded_split([1, 2, 3, 2], [3, 2, 5, 0]),  # ranks 2, 1, 4 and an OOV item
     num_users=3,
     num_items=5,
     item_counts=np.array([0, 3, 2, 1, 0, 0], np.float64),

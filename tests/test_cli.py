@@ -105,3 +105,42 @@ def test_console_script_reports_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"tfrs-irns train: error: {tmp_path / 'missing.yaml'}: config file not found"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        # Caught when the config is loaded.
+        (["model.temperature=0"], r"configs/quickstart.yaml \(with --set\): model.temperature: must be > 0, got 0"),
+        (["data.validation_fraction=0"], r"train.early_stopping.enabled=true needs a validation split"),
+        # Caught once the data is known (the catalogue size), still before any folder is made.
+        (["negatives.replacement=false", "negatives.num_negatives=100000"], r"negatives.num_negatives=100000 exceeds"),
+    ],
+)
+def test_a_wrong_config_leaves_no_run_folder(capsys, tmp_path, overrides, message):
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *TINY, *overrides
+    )
+    assert code == 2
+    assert re.search(message, err.strip().splitlines()[-1]), err
+    assert not out.exists()
+
+
+def test_repeated_set_flags_all_apply(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),
+        "--set", *TINY, "--set", "train.batch_size=0",
+    )
+    assert code == 2 and "train.batch_size: must be > 0, got 0" in err
+
+
+@pytest.mark.parametrize("name", ["a/b", ".."])
+def test_a_bad_export_name_stops_before_training(capsys, tmp_path, name):
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *TINY,
+        "export.enabled=true", f"export.name={name}",
+    )
+    assert code == 2 and f"export.name: {name!r} is not a valid model name" in err
+    assert not out.exists()

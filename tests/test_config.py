@@ -1,9 +1,27 @@
 """Config loading: defaults, overrides, and one clear error per mistake."""
 
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Optional
+
 import pytest
 import yaml
 
-from tfrs_irns.config import Config, from_dict, load_config, parse_overrides, resolve_logq, save_config
+from tfrs_irns import config as config_module
+from tfrs_irns.config import (
+    Config,
+    EvalConfig,
+    _f,
+    absolute_paths,
+    from_dict,
+    iter_keys,
+    load_config,
+    monitor_names,
+    parse_overrides,
+    save_config,
+    validate,
+)
 from tfrs_irns.errors import ConfigError
 
 
@@ -23,7 +41,10 @@ def test_defaults_are_the_paper_setup():
 
 def test_file_and_overrides(tmp_path):
     path = write(tmp_path, "train:\n  epochs: 2\nnegatives:\n  mode: in_batch\n")
-    c = load_config(path, ["train.epochs=7", "eval.ks=[1, 10]", "negatives.logq=false", "data.min_rating=null"])
+    c = load_config(path, [
+        "train.epochs=7", "eval.ks=[1, 10]", "negatives.logq=false", "data.min_rating=null",
+        "train.early_stopping.monitor=val_hit_rate@10",  # K must be one of eval.ks
+    ])
     assert c.name == "exp"
     assert c.train.epochs == 7
     assert c.negatives.mode == "in_batch"
@@ -96,6 +117,8 @@ def test_save_round_trip(tmp_path):
 
 
 def test_logq_default_depends_on_mode():
+    from tfrs_irns.runs.build import resolve_logq  # the rule lives where the task is built
+
     assert resolve_logq(from_dict({"negatives": {"mode": "mixed"}}).negatives)
     assert resolve_logq(from_dict({"negatives": {"mode": "in_batch"}}).negatives)
     assert not resolve_logq(from_dict({"negatives": {"mode": "random"}}).negatives)
@@ -114,3 +137,211 @@ def test_shipped_configs_load():
     }
     for path in paths:
         load_config(path)
+
+
+# ------------------------------------------------- every key's rule, at load
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        # The batching.gcbs rules (once also checked by the GCBS callback).
+        ({"batching": {"gcbs": {"threshold": "best"}}}, r"batching\.gcbs\.threshold: expected 'topk' or 'quantile', got 'best'$"),
+        ({"batching": {"gcbs": {"every": 0}}}, r"batching\.gcbs\.every: must be > 0, got 0$"),
+        ({"batching": {"gcbs": {"start_epoch": -1}}}, r"batching\.gcbs\.start_epoch: must be >= 0, got -1$"),
+        ({"batching": {"gcbs": {"neighbors": 0}}}, r"batching\.gcbs\.neighbors: must be > 0, got 0$"),
+        ({"batching": {"gcbs": {"quantile": 1.0}}}, r"batching\.gcbs\.quantile: must be in \(0, 1\), got 1\.0$"),
+        ({"batching": {"gcbs": {"links_per_example": 0}}}, r"batching\.gcbs\.links_per_example: must be > 0, got 0$"),
+        # The task's and the sampler's keys (the library objects now name their own arguments).
+        ({"model": {"temperature": 0}}, r"model\.temperature: must be > 0, got 0$"),
+        ({"model": {"temperature": -0.5}}, r"model\.temperature: must be > 0, got -0\.5$"),
+        ({"negatives": {"num_hard_negatives": 0}}, r"negatives\.num_hard_negatives: must be > 0, got 0$"),
+        ({"negatives": {"num_negatives": 0}}, r"negatives\.num_negatives: must be > 0, got 0$"),
+        ({"negatives": {"alpha": -1}}, r"negatives\.alpha: must be >= 0, got -1$"),
+        ({"negatives": {"sampler": "zipf"}}, r"negatives\.sampler: expected 'uniform' or 'unigram', got 'zipf'$"),
+        ({"negatives": {"full_max_items": 0}}, r"negatives\.full_max_items: must be > 0, got 0$"),
+        ({"eval": {"ks": [5, 0]}}, r"eval\.ks: must be a non-empty list of K > 0, got \[5, 0\]$"),
+        ({"eval": {"ks": [2.5]}}, r"eval\.ks: expected an integer, got 2\.5$"),
+    ],
+)
+def test_every_config_key_rule_is_checked_at_load(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(raw)
+
+
+def test_null_hard_negatives_and_zero_alpha_are_allowed():
+    c = from_dict({"negatives": {"num_hard_negatives": None, "alpha": 0}})
+    assert c.negatives.num_hard_negatives is None and c.negatives.alpha == 0.0
+
+
+def test_every_range_rule_names_a_real_key():
+    # A renamed field must not silently lose its rule.
+    leaves = {key for key, tp, _ in iter_keys() if not dataclasses.is_dataclass(tp)}
+    assert set(config_module._RULES) <= leaves
+    assert {key for keys, _, _ in config_module._CROSS_RULES for key in keys} <= leaves
+
+
+# --------------------------------------------------- rules across keys
+
+
+def test_monitor_must_name_a_metric_the_run_logs():
+    ks = {"eval": {"ks": [1, 10]}}
+    assert monitor_names(Config(eval=EvalConfig(ks=[1, 10]))) == [
+        "loss", "val_hit_rate@1", "val_hit_rate@10", "val_recall@1", "val_recall@10",
+        "val_ndcg@1", "val_ndcg@10", "val_coverage@1", "val_coverage@10", "val_mrr",
+    ]
+    for good in ("loss", "val_mrr", "val_ndcg@10", "val_coverage@1"):
+        assert from_dict({**ks, "train": {"early_stopping": {"monitor": good}}}).train.early_stopping.monitor == good
+    # K must come from eval.ks: the default monitor val_hit_rate@100 is wrong with ks [1, 10].
+    with pytest.raises(ConfigError) as err:
+        from_dict(ks)
+    assert str(err.value) == (
+        "train.early_stopping.monitor='val_hit_rate@100': expected one of loss, val_hit_rate@1, val_hit_rate@10, "
+        "val_recall@1, val_recall@10, val_ndcg@1, val_ndcg@10, val_coverage@1, val_coverage@10, val_mrr "
+        "(K from eval.ks)"
+    )
+    with pytest.raises(ConfigError, match=r"train.early_stopping.monitor='val_hitrate@100': expected one of .*val_hit_rate@100"):
+        from_dict({"train": {"early_stopping": {"monitor": "val_hitrate@100"}}})
+
+
+@pytest.mark.parametrize("split", ["random", "temporal", "leave_last_out"])
+def test_early_stopping_needs_a_validation_fraction(split):
+    with pytest.raises(ConfigError) as err:
+        from_dict({"data": {"split": split, "validation_fraction": 0}})
+    assert str(err.value) == (
+        "train.early_stopping.enabled=true needs a validation split: set data.validation_fraction > 0 "
+        "or train.early_stopping.enabled=false"
+    )
+    off = from_dict({"data": {"split": split, "validation_fraction": 0}, "train": {"early_stopping": {"enabled": False}}})
+    assert off.data.validation_fraction == 0.0
+
+
+def test_cross_replica_is_refused_by_the_cli_config():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"negatives": {"cross_replica": True}})
+    message = str(err.value)
+    assert message.startswith("negatives.cross_replica=true needs a multi-replica tf.distribute strategy")
+    assert "does not open" in message and "cross_replica=True" in message
+    assert from_dict({"negatives": {"cross_replica": False}}).negatives.cross_replica is False
+
+
+def test_rules_across_keys_name_the_file_and_the_set_flags(tmp_path):
+    path = write(tmp_path, "negatives:\n  cross_replica: true\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: negatives.cross_replica=true needs"):
+        load_config(path)
+    path = write(tmp_path, "eval:\n  ks: [1, 10]\n", "ks.yaml")
+    with pytest.raises(ConfigError, match=rf"^{path} \(with --set\): train.early_stopping.monitor='val_hit_rate@50'"):
+        load_config(path, ["train.early_stopping.monitor=val_hit_rate@50"])
+
+
+def test_validate_checks_a_config_built_in_python():
+    c = Config()
+    assert validate(c) == c
+    c.negatives.cross_replica = True
+    with pytest.raises(ConfigError, match="negatives.cross_replica=true"):
+        validate(c)
+    c = Config()
+    c.train.batch_size = 0
+    with pytest.raises(ConfigError, match=r"^in code: train.batch_size: must be > 0, got 0$"):
+        validate(c, "in code: ")
+    c = Config()
+    c.train.learning_rate = 1
+    checked = validate(c)
+    assert isinstance(checked.train.learning_rate, float) and c.train.learning_rate == 1
+
+
+# ------------------------------------------------------ reading the file
+
+
+def test_a_config_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("train:\n  epochs: 2\nname: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert str(err.value) == f"{path}: line 3: not UTF-8 text (save the config file as UTF-8)"
+
+
+def test_a_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbftrain:\n  epochs: 3\n")
+    assert load_config(str(path)).train.epochs == 3
+
+
+def test_a_folder_is_not_a_config(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(str(tmp_path))
+    assert str(err.value) == f"{tmp_path}: is a folder, expected a YAML config file"
+
+
+def test_an_unreadable_config_names_the_file(tmp_path, monkeypatch):
+    path = write(tmp_path, "train:\n  epochs: 2\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    # Tests run as root, where chmod does not stop reads: fail the open itself.
+    monkeypatch.setattr(config_module, "open", refuse, raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: cannot read the config file (Permission denied)"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_config_without_read_permission(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 2\n")
+    os.chmod(path, 0)
+    with pytest.raises(ConfigError, match=rf"^{path}: cannot read the config file"):
+        load_config(path)
+
+
+# ------------------------------------------------------------ path keys
+
+
+def test_the_path_keys():
+    flagged = {key for key, _, f in iter_keys() if f.metadata.get("path")}
+    assert flagged == {"data.path", "data.tfds_data_dir", "data.csv.items_path"}
+
+
+def test_absolute_paths_fixes_every_path_key_and_nothing_else(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    c = from_dict({
+        "data": {"path": "ml/ratings.csv", "tfds_data_dir": "tfds", "csv": {"items_path": "../items.csv"}},
+        "export": {"base_dir": "out"},
+        "name": "relative",
+    })
+    fixed = absolute_paths(c)
+    assert fixed.data.path == os.path.join(str(tmp_path), "ml", "ratings.csv")
+    assert fixed.data.tfds_data_dir == os.path.join(str(tmp_path), "tfds")
+    assert fixed.data.csv.items_path == os.path.join(os.path.dirname(str(tmp_path)), "items.csv")
+    # Everything else is what it was; the input is not changed.
+    restored = dataclasses.replace(
+        fixed,
+        data=dataclasses.replace(
+            fixed.data, path="ml/ratings.csv", tfds_data_dir="tfds",
+            csv=dataclasses.replace(fixed.data.csv, items_path="../items.csv"),
+        ),
+    )
+    assert restored == c
+    assert c.data.path == "ml/ratings.csv" and fixed.export.base_dir == "out"
+    # Null paths stay null, absolute ones as they are.
+    assert absolute_paths(Config()) == Config()
+    assert absolute_paths(from_dict({"data": {"path": "/srv/ml"}})).data.path == "/srv/ml"
+
+
+@dataclass
+class _Inner:
+    where: Optional[str] = _f(None, "a nested path", path=True)
+    label: str = _f("x/y", "not a path")
+
+
+@dataclass
+class _Outer:
+    inner: _Inner = _f(help="a section", factory=_Inner)
+    top: Optional[str] = _f(None, "a path", path=True)
+
+
+def test_absolute_paths_walks_any_depth(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed = absolute_paths(_Outer(_Inner(where="a/b", label="c/d"), top="e"))
+    assert fixed == _Outer(_Inner(where=str(tmp_path / "a" / "b"), label="c/d"), top=str(tmp_path / "e"))
+    assert absolute_paths(_Outer()) == _Outer()

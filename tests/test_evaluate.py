@@ -2,6 +2,8 @@
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before TensorFlow)
 
+import dataclasses
+import inspect
 import json
 import math
 
@@ -11,10 +13,19 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_irns.errors import DataError, UserError
-from tfrs_irns.evaluation import evaluate_embeddings, evaluate_model
+from tfrs_irns.evaluation import (
+    DEFAULT_KS,
+    ProtocolArgs,
+    evaluate_embeddings,
+    evaluate_model,
+    evaluate_on_split,
+    popular_baseline,
+    popular_baseline_arrays,
+)
+from tfrs_irns.evaluation.validation import EpochMetrics
 
 
-from conftest import Data, split  # noqa: E402  (shared stand-ins)
+from conftest import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
 
 
 # d = 1: user 1 ranks items 1, 2, 3, 4; user 2 ranks 4, 3, 2, 1; row 0 is OOV.
@@ -185,12 +196,9 @@ class TwoEmbeddings:
 
 def make_data(rng, num_users=12, num_items=40):
     def part(n):
-        return split(rng.integers(0, num_users + 1, n), rng.integers(0, num_items + 1, n))
+        return encoded_split(rng.integers(0, num_users + 1, n), rng.integers(0, num_items + 1, n))
 
-    train = part(300)
-    counts = np.bincount(train.item, minlength=num_items + 1).astype(np.float64)
-    counts[0] = 0
-    return Data(train, part(40), part(60), num_users, num_items, counts)
+    return prepared_data(part(300), part(40), part(60), num_users, num_items)
 
 
 @pytest.mark.parametrize("split_name,history", [("test", ("train", "validation")), ("validation", ("train",))])
@@ -216,9 +224,7 @@ def test_evaluate_model_equals_evaluate_embeddings_on_its_weights(split_name, hi
 def test_user_errors_name_the_problem():
     data = make_data(np.random.default_rng(4))
     model = TwoEmbeddings(data.num_users, data.num_items)
-    with pytest.raises(UserError, match="evaluation split 'train'"):
-        evaluate_model(model, data, split="train")
-    data.validation = split([], [])
+    data = dataclasses.replace(data, validation=encoded_split([], []))
     with pytest.raises(DataError, match="validation split is empty.*validation_fraction"):
         evaluate_model(model, data, split="validation")
     with pytest.raises(DataError, match="no test interactions"):
@@ -227,17 +233,37 @@ def test_user_errors_name_the_problem():
         evaluate_embeddings(USER_EMB, ITEM_EMB, [1], [9])
     with pytest.raises(DataError, match=r"test user index 3 is outside the user embedding table \(rows 0..2\)"):
         evaluate_embeddings(USER_EMB, ITEM_EMB, [3], [1])
-    for bad in ([], [0], [5, -1], [2.5]):
-        with pytest.raises(UserError, match="eval.ks: must be a non-empty list"):
-            evaluate_embeddings(USER_EMB, ITEM_EMB, [1], [1], ks=bad)
     with pytest.raises(UserError, match="NaN or inf"):
         evaluate_embeddings(USER_EMB * np.nan, ITEM_EMB, [1], [1])
 
 
 def test_programming_errors():
+    model = TwoEmbeddings(3, 4)
+    with pytest.raises(ValueError, match="split must be 'validation' or 'test', got 'train'"):
+        evaluate_model(model, make_data(np.random.default_rng(4), 3, 4), split="train")
+    for bad in ([], [0], [5, -1], [2.5], [True]):
+        with pytest.raises(ValueError, match=r"ks must be a non-empty list of integers K > 0, got \["):
+            evaluate_embeddings(USER_EMB, ITEM_EMB, [1], [1], ks=bad)
+    with pytest.raises(TypeError, match="positional"):
+        evaluate_model(model, make_data(np.random.default_rng(4), 3, 4), "test", [1, 5])  # ks is keyword-only
     with pytest.raises(ValueError, match="exclude_seen=True needs train_users and train_items"):
         evaluate_embeddings(USER_EMB, ITEM_EMB, [1], [1], exclude_seen=True)
     with pytest.raises(ValueError, match=r"item_counts has shape \(3,\), expected \(5,\)"):
         evaluate_embeddings(USER_EMB, ITEM_EMB, [1], [1], item_counts=np.ones(3))
     with pytest.raises(ValueError, match="2 test users but 1 test items"):
         evaluate_embeddings(USER_EMB, ITEM_EMB, [1, 2], [1])
+
+
+def test_protocol_keywords_and_defaults_are_declared_once():
+    # Every entry point forwards ProtocolArgs to evaluate_embeddings, which holds the defaults.
+    defaults = {name: p.default for name, p in inspect.signature(evaluate_embeddings).parameters.items()}
+    assert set(ProtocolArgs.__annotations__) == {"ks", "exclude_seen", "chunk_size", "max_queries", "seed"}
+    assert defaults["ks"] == DEFAULT_KS
+    for entry in (evaluate_model, evaluate_on_split, popular_baseline, popular_baseline_arrays):
+        assert inspect.signature(entry).parameters["protocol"].kind is inspect.Parameter.VAR_KEYWORD
+    # The Keras callback spells them out (its attributes); same defaults.
+    callback = inspect.signature(EpochMetrics).parameters
+    for name in ProtocolArgs.__annotations__:
+        assert callback[name].default == defaults[name], name
+    with pytest.raises(TypeError, match="k_list"):
+        evaluate_model(TwoEmbeddings(3, 4), make_data(np.random.default_rng(0), 3, 4), k_list=[1])

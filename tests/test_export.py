@@ -1,7 +1,7 @@
 """SavedModel export: parity with the model and numpy, the serving contract
-(signatures, core ops only, fresh process, saved_model_cli), atomic versions."""
+(signatures, core ops only, fresh process, saved_model_cli), bad input.
+The version folders themselves are tested in test_export_versions.py."""
 
-import errno
 import json
 import os
 import re
@@ -24,9 +24,11 @@ from tfrs_irns.config import Config
 from tfrs_irns.data.vocab import Vocabulary
 from tfrs_irns.errors import UserError
 from tfrs_irns.export import saved_model as sm
-from tfrs_irns.export import export_embeddings, export_model, export_run
+from tfrs_irns.export import export_embeddings, export_model
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
+from tfrs_irns.runs.exporting import export_run
+from tfrs_irns.runs.training import Run
 
 NUM_USERS, NUM_ITEMS, DIM, K = 20, 50, 8, 10
 CHUNK = 16  # 50 items → blocks of 16, 16, 16, 2: exercises the block merge
@@ -67,7 +69,7 @@ def _strings(tensor):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """One export through ``export_run`` (a stand-in Run), loaded back."""
+    """One export through ``export_run`` (a Run with stand-in data), loaded back."""
     root = tmp_path_factory.mktemp("export")
     model = _model()
     run_dir = root / "run"
@@ -80,7 +82,7 @@ def setup(tmp_path_factory):
     data = SimpleNamespace(
         user_vocab=Vocabulary(ids=USER_IDS), item_vocab=Vocabulary(ids=ITEM_IDS), item_titles=TITLES, num_items=NUM_ITEMS
     )
-    run = SimpleNamespace(config=config, data=data, model=model, directory=str(run_dir), metrics=None)
+    run = Run(config=config, data=data, model=model, directory=str(run_dir))
     with pytest.MonkeyPatch.context() as patch:
         # export_run uses the default block size; shrink it so the blocked path is what we test.
         patch.setattr(sm, "DEFAULT_CHUNK_SIZE", CHUNK)
@@ -214,33 +216,11 @@ def test_second_export_is_version_2_and_k_is_clipped(setup):
 # --------------------------------------------------------------------------- atomicity
 
 
-def _copy_v1(setup, tmp_path):
+def test_crash_while_writing_leaves_no_version(setup, tmp_path, monkeypatch):
+    """A failing save publishes nothing and leaves the existing version as it was."""
     model_dir = tmp_path / "unit"
     shutil.copytree(setup.path, model_dir / "1")
-    return model_dir, (model_dir / "1" / "saved_model.pb").read_bytes()
-
-
-def _export_again(setup, model_dir):
-    return export_model(
-        setup.model, Vocabulary(ids=USER_IDS), Vocabulary(ids=ITEM_IDS), TITLES, str(model_dir.parent), "unit", k=K
-    )
-
-
-def test_crash_before_rename_leaves_no_version(setup, tmp_path, monkeypatch):
-    model_dir, before = _copy_v1(setup, tmp_path)
-
-    def boom(src, dst):
-        raise OSError(errno.EIO, "simulated crash")
-
-    monkeypatch.setattr(os, "rename", boom)
-    with pytest.raises(OSError, match="simulated crash"):
-        _export_again(setup, model_dir)
-    assert sorted(os.listdir(model_dir)) == ["1"]
-    assert (model_dir / "1" / "saved_model.pb").read_bytes() == before
-
-
-def test_crash_while_writing_leaves_no_version(setup, tmp_path, monkeypatch):
-    model_dir, before = _copy_v1(setup, tmp_path)
+    before = (model_dir / "1" / "saved_model.pb").read_bytes()
     real_save = tf.saved_model.save
 
     def half_save(obj, export_dir, signatures=None):
@@ -249,47 +229,28 @@ def test_crash_while_writing_leaves_no_version(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", half_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        _export_again(setup, model_dir)
+        export_model(
+            setup.model, Vocabulary(ids=USER_IDS), Vocabulary(ids=ITEM_IDS), TITLES, str(tmp_path), "unit", k=K
+        )
     assert sorted(os.listdir(model_dir)) == ["1"]
     assert (model_dir / "1" / "saved_model.pb").read_bytes() == before
-
-
-def test_a_version_taken_meanwhile_is_not_clobbered(setup, tmp_path, monkeypatch):
-    """Another exporter publishes version 2 while we write: we become 3."""
-    model_dir, _ = _copy_v1(setup, tmp_path)
-    real_rename = os.rename
-    calls = []
-
-    def racing_rename(src, dst):
-        if not calls:
-            (model_dir / "2").mkdir()
-            (model_dir / "2" / "saved_model.pb").write_text("the other exporter's model")
-        calls.append(dst)
-        real_rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", racing_rename)
-    path = _export_again(setup, model_dir)
-    assert path == str(model_dir / "3")
-    assert calls == [str(model_dir / "2"), str(model_dir / "3")]
-    assert (model_dir / "2" / "saved_model.pb").read_text() == "the other exporter's model"
-    assert sorted(os.listdir(model_dir)) == ["1", "2", "3"]
 
 
 # --------------------------------------------------------------------------- bad input
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        (dict(name="a/b"), r"export.name: 'a/b' is not a valid model name"),
-        (dict(name=".."), r"export.name: '\.\.' is not a valid model name"),
-        (dict(k=0), r"export.k: must be > 0, got 0"),
-        (dict(item_ids=np.array(["a", "b\tc"])), r"item id 'b\\tc' cannot be exported"),
-        (dict(user_ids=np.array(["", "x"])), r"user id '' cannot be exported"),
-        (dict(item_ids=np.array(["a", "a"])), r"item id 'a' appears twice"),
+        (dict(name="a/b"), ValueError, r"name: 'a/b' is not a valid model name"),
+        (dict(name=".."), ValueError, r"name: '\.\.' is not a valid model name"),
+        (dict(k=0), ValueError, r"k must be > 0, got 0"),
+        (dict(item_ids=np.array(["a", "b\tc"])), UserError, r"item id 'b\\tc' cannot be exported"),
+        (dict(user_ids=np.array(["", "x"])), UserError, r"user id '' cannot be exported"),
+        (dict(item_ids=np.array(["a", "a"])), UserError, r"item id 'a' appears twice"),
     ],
 )
-def test_bad_exports_name_the_value(tmp_path, kwargs, message):
+def test_bad_exports_name_the_value(tmp_path, kwargs, error, message):
     args = dict(
         user_embeddings=np.zeros((3, 2)),
         item_embeddings=np.zeros((3, 2)),
@@ -299,16 +260,9 @@ def test_bad_exports_name_the_value(tmp_path, kwargs, message):
         name="m",
     )
     args.update(kwargs)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(error, match=message):
         export_embeddings(**args)
     assert not (tmp_path / "m").exists() or os.listdir(tmp_path / "m") == []
-
-
-def test_base_dir_that_is_a_file(tmp_path):
-    blocker = tmp_path / "saved_models"
-    blocker.write_text("not a folder")
-    with pytest.raises(UserError, match=re.escape(str(blocker / "m")) + ": cannot create the export folder"):
-        export_embeddings(np.zeros((2, 2)), np.zeros((2, 2)), ["u"], ["i"], base_dir=str(blocker), name="m")
 
 
 # --------------------------------------------------------------------------- outside this process

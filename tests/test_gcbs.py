@@ -17,7 +17,6 @@ from tfrs_irns.batching.gcbs import (
     is_due,
 )
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders
-from tfrs_irns.errors import ConfigError
 
 
 def clustered(num_clusters=4, users_per=10, items_per=20, per_user=10, dim=8, seed=0):
@@ -197,10 +196,25 @@ def test_quantile_threshold_keeps_only_strong_links():
     assert score(top).min() < strong.threshold  # topk alone also keeps weak ones here
 
 
-def test_bad_threshold_names_the_key():
-    users, items, q, c = clustered()
-    with pytest.raises(ConfigError, match=r"batching\.gcbs\.threshold.*'best'"):
-        gcbs_order(embed(users, items, q, c), 50, threshold="best")
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("threshold", "best", r"threshold: expected 'topk' or 'quantile', got 'best'"),
+        ("neighbors", 0, r"neighbors: must be > 0, got 0"),
+        ("quantile", 1.0, r"quantile: must be in \(0, 1\), got 1\.0"),
+        ("links_per_example", 0, r"links_per_example: must be > 0, got 0"),
+        ("holder_tries", 0, r"holder_tries: must be > 0, got 0"),
+    ],
+)
+def test_bad_arguments_are_named(argument, value, message):
+    emb = embed(*clustered())
+    with pytest.raises(ValueError, match=message):
+        gcbs_order(emb, 50, **{argument: value})
+    # Also when one batch holds every example (no graph is built).
+    with pytest.raises(ValueError, match=message):
+        gcbs_order(emb, len(emb), **{argument: value})
+    with pytest.raises(ValueError, match=message):
+        graph_for(emb, **{"neighbors": 10, argument: value})
 
 
 # ------------------------------------------------------------- the batches

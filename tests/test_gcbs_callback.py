@@ -1,6 +1,8 @@
 """GCBSCallback inside model.fit: which epochs get GCBS batches, logs, errors."""
 
+import dataclasses
 import glob
+import inspect
 import math
 
 import numpy as np
@@ -8,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 import tfrs_irns  # noqa: F401
+from tfrs_irns.batching import gcbs_callback
 from tfrs_irns.batching.gcbs_callback import LOG_KEYS, GCBSCallback
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.config import GcbsConfig
-from tfrs_irns.errors import ConfigError
 
 NUM_USERS, NUM_ITEMS, BATCH = 30, 60, 40
 
@@ -57,12 +59,12 @@ class TinyModel(tf.keras.Model):
         return {"loss": loss}
 
 
-def fit(config, epochs=3, **kw):
+def fit(epochs=3, **kw):
     users, items = data()
     pipe = RecordingPipeline(users, items, BATCH, seed=1)
     model = TinyModel()
     model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
-    callback = GCBSCallback(pipe, config=config, **kw)
+    callback = GCBSCallback(pipe, **kw)
     history = model.fit(pipe.dataset, epochs=epochs, verbose=0, callbacks=[callback])
     index = {(u, i): k for k, (u, i) in enumerate(zip(users, items))}
     steps = pipe.steps_per_epoch
@@ -79,7 +81,7 @@ def runs(order):
 
 @pytest.mark.parametrize("start, every, due", [(2, 1, [2, 3]), (1, 2, [1, 3]), (4, 1, [])])
 def test_only_due_epochs_get_gcbs_batches(start, every, due):
-    pipe, history, batches = fit(GcbsConfig(start_epoch=start, every=every, neighbors=10))
+    pipe, history, batches = fit(start_epoch=start, every=every, neighbors=10)
     # One call before each epoch (none after the last), then the reset.
     assert len(pipe.calls) == 3 + 1 and pipe.calls[-1] is None
     for epoch in (1, 2, 3):
@@ -95,7 +97,7 @@ def test_only_due_epochs_get_gcbs_batches(start, every, due):
 
 
 def test_logs_hold_every_key_every_epoch():
-    _, history, _ = fit(GcbsConfig(start_epoch=2, neighbors=10))
+    _, history, _ = fit(start_epoch=2, neighbors=10)
     for key in LOG_KEYS:
         values = history.history[key]
         assert len(values) == 3
@@ -106,7 +108,7 @@ def test_logs_hold_every_key_every_epoch():
 
 
 def test_tensorboard_scalars_for_gcbs_epochs(tmp_path):
-    fit(GcbsConfig(start_epoch=2, neighbors=10), log_dir=str(tmp_path))
+    fit(start_epoch=2, neighbors=10, log_dir=str(tmp_path))
     files = glob.glob(str(tmp_path / "gcbs" / "events.out.tfevents.*"))
     assert files
     steps = {}
@@ -124,11 +126,11 @@ def test_towers_may_be_given_as_functions():
     q = rng.normal(size=(NUM_USERS + 1, 3)).astype(np.float32)
     c = rng.normal(size=(NUM_ITEMS + 1, 3)).astype(np.float32)
     towers = (lambda u: tf.gather(q, u), lambda v: tf.gather(c, v))
-    callback = GCBSCallback(pipe, towers, GcbsConfig(neighbors=10))
+    callback = GCBSCallback(pipe, towers, neighbors=10)
     order, stats = callback.order_for(2)
     np.testing.assert_array_equal(np.sort(order), np.arange(len(users)))
     assert stats["gcbs_active"] == 1.0
-    again, _ = GCBSCallback(pipe, towers, GcbsConfig(neighbors=10)).order_for(2)
+    again, _ = GCBSCallback(pipe, towers, neighbors=10).order_for(2)
     np.testing.assert_array_equal(order, again)
 
 
@@ -140,19 +142,50 @@ def test_towers_of_the_wrong_kind_are_named():
 
 
 @pytest.mark.parametrize(
-    "field, value, message",
+    "argument, value, message",
     [
-        ("threshold", "best", r"batching\.gcbs\.threshold: expected 'topk' or 'quantile', got 'best'"),
-        ("every", 0, r"batching\.gcbs\.every: must be > 0, got 0"),
-        ("start_epoch", -1, r"batching\.gcbs\.start_epoch: must be >= 0, got -1"),
-        ("neighbors", 0, r"batching\.gcbs\.neighbors: must be > 0, got 0"),
-        ("quantile", 1.0, r"batching\.gcbs\.quantile: must be in \(0, 1\), got 1\.0"),
+        ("threshold", "best", r"threshold: expected 'topk' or 'quantile', got 'best'"),
+        ("every", 0, r"every: must be > 0, got 0"),
+        ("start_epoch", -1, r"start_epoch: must be >= 0, got -1"),
+        ("neighbors", 0, r"neighbors: must be > 0, got 0"),
+        ("quantile", 1.0, r"quantile: must be in \(0, 1\), got 1\.0"),
+        ("links_per_example", 0, r"links_per_example: must be > 0, got 0"),
+        ("holder_tries", 0, r"holder_tries: must be > 0, got 0"),
     ],
 )
-def test_bad_config_names_the_key(field, value, message):
+def test_bad_arguments_are_named_at_construction(argument, value, message):
     users, items = data()
-    with pytest.raises(ConfigError, match=message):
-        GCBSCallback(TrainPipeline(users, items, BATCH), config=GcbsConfig(**{field: value}))
+    with pytest.raises(ValueError, match=message):
+        GCBSCallback(TrainPipeline(users, items, BATCH), **{argument: value})
+
+
+def test_a_config_section_is_exactly_the_keyword_arguments():
+    # runs/build.py passes **asdict(config.batching.gcbs): every key must be an
+    # argument, with the same default, so a YAML default means what the library's does.
+    parameters = inspect.signature(GCBSCallback).parameters
+    for name, default in dataclasses.asdict(GcbsConfig()).items():
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert parameters[name].default == default, name
+
+
+def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
+    seen = {}
+    real = gcbs_callback.gcbs_order
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gcbs_callback, "gcbs_order", spy)
+    users, items = data()
+    pipe = TrainPipeline(users, items, BATCH)
+    towers = (lambda u: tf.one_hot(u % 3, 3), lambda v: tf.one_hot(v % 3, 3))
+    given = dict(neighbors=7, threshold="quantile", quantile=0.5, seed=5, links_per_example=3, holder_tries=8)
+    GCBSCallback(pipe, towers, **given).order_for(4)
+    assert seen == {**given, "epoch": 4}
+    seen.clear()
+    GCBSCallback(pipe, towers, **dataclasses.asdict(GcbsConfig(holder_tries=8))).order_for(2)
+    assert seen["holder_tries"] == 8
 
 
 def test_resumed_training_plans_from_initial_epoch():
@@ -160,7 +193,7 @@ def test_resumed_training_plans_from_initial_epoch():
     pipe = RecordingPipeline(users, items, BATCH)
     model = TinyModel()
     model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
-    callback = GCBSCallback(pipe, config=GcbsConfig(start_epoch=2, every=2, neighbors=10), initial_epoch=1)
+    callback = GCBSCallback(pipe, start_epoch=2, every=2, neighbors=10, initial_epoch=1)
     history = model.fit(pipe.dataset, epochs=3, initial_epoch=1, verbose=0, callbacks=[callback])
     # Keras runs epochs 2 and 3: GCBS is due for 2 only.
     assert history.history["gcbs_active"] == [1.0, 0.0]

@@ -3,16 +3,15 @@
 import tfrs_irns  # noqa: F401,I001  (first: pins Keras 2 before anything touches tf.keras)
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_irns.config import NegativesConfig
-from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
-from tfrs_irns.tasks import IRNSRetrieval, irns_task_from_config, logsumexp_excluding, masked_logsumexp
+from tfrs_irns.tasks import IRNSRetrieval, default_logq
 
 N, D, B, M = 12, 5, 8, 10  # a tiny catalogue so duplicates and hits happen
 
@@ -163,21 +162,6 @@ def test_random_with_the_whole_catalogue_equals_full(logq):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("with_mask", [False, True])
-def test_masked_logsumexp_value_and_gradient_match_tensorflow(with_mask):
-    rng = np.random.default_rng(4)
-    logits = tf.constant(rng.normal(size=(6, 9)).astype(np.float32) * 3)
-    mask = tf.constant(rng.random((6, 9)) < 0.3) if with_mask else None
-    weights = tf.constant(rng.uniform(size=6), tf.float32)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(logits)
-        ours = masked_logsumexp(logits, mask)
-        ref = tf.reduce_logsumexp(logits if mask is None else tf.where(mask, -np.inf, logits), axis=1)
-        lo, lr = tf.reduce_sum(ours * weights), tf.reduce_sum(ref * weights)
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(tape.gradient(lo, logits).numpy(), tape.gradient(lr, logits).numpy(), atol=1e-6)
-
-
 @pytest.mark.parametrize("same_user", [False, True], ids=["sparse-hits", "dense-mask"])
 def test_gradients_match_the_dense_formulation(same_user):
     # The fast paths (hits subtracted sparsely, or a dense mask, and the
@@ -205,16 +189,6 @@ def test_gradients_match_the_dense_formulation(same_user):
     np.testing.assert_allclose(loss.numpy(), ref.numpy(), rtol=1e-5)
     for ours, theirs in zip(tape.gradient(loss, [q, tower.embeddings]), tape.gradient(ref, [q, tower.embeddings])):
         np.testing.assert_allclose(tf.convert_to_tensor(ours).numpy(), tf.convert_to_tensor(theirs).numpy(), atol=1e-5)
-
-
-def test_logsumexp_excluding_matches_the_masked_value():
-    rng = np.random.default_rng(6)
-    logits = tf.constant(rng.normal(size=(5, 7)).astype(np.float32) * 4)
-    pairs = tf.constant([[0, 1], [0, 4], [2, 0], [4, 6], [4, 2]], tf.int32)
-    mask = tf.scatter_nd(pairs, tf.ones([5], tf.bool), [5, 7])
-    ours = logsumexp_excluding(logits, pairs, tf.gather_nd(logits, pairs))
-    ref = tf.reduce_logsumexp(tf.where(mask, -np.inf, logits), axis=1)
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["in_batch", "random", "mixed"])
@@ -354,41 +328,116 @@ def test_batch_metrics_see_the_final_logits():
     assert acc.result().numpy() == pytest.approx(np.mean(scores.argmax(1) == np.arange(B)))
 
 
-# ------------------------------------------------------------------ config
+def test_default_logq():
+    assert [default_logq(m) for m in ("in_batch", "random", "mixed", "full")] == [True, False, True, False]
+    assert IRNSRetrieval(make_tower(), N, mode="random", num_negatives=M).logq is False
+    assert IRNSRetrieval(make_tower(), N, mode="full", logq=True).logq is False  # the exact softmax
 
 
-def test_task_from_config():
+# ----------------------------------------------------------- serialization
+
+
+def rebuilt(task):
+    """``task`` through Keras serialization and JSON, then its weights."""
+    config = json.loads(json.dumps(tf.keras.layers.serialize(task)))
+    again = tf.keras.layers.deserialize(config)
+    assert type(again) is IRNSRetrieval and again.candidate_tower is not task.candidate_tower
+    again.candidate_tower.build((None,))  # a deserialized layer is built on first use
+    again.set_weights(task.get_weights())
+    return again
+
+
+SERIAL_CASES = [
+    ("in_batch", None, dict(logq=True, mask_same_user=True)),
+    ("random", "unigram", dict(logq=True, temperature=0.5)),
+    ("random", "uniform-norepl", dict(logq=False, num_hard_negatives=3)),
+    ("mixed", "unigram", dict(logq=True)),
+    ("mixed", "unigram-norepl", dict(logq=True, remove_accidental_hits=False, mask_same_user=True)),
+    ("mixed", None, dict(logq=False)),
+    ("full", None, dict()),
+]
+
+
+@pytest.mark.parametrize("mode,sampler,options", SERIAL_CASES)
+def test_config_and_weights_round_trip_to_the_same_loss(mode, sampler, options):
     counts, p = make_counts()
-    neg = NegativesConfig(mode="mixed", num_negatives=7, sampler="unigram", alpha=0.5, seed=4, mask_same_user=True)
-    task = irns_task_from_config(neg, make_tower(), counts, temperature=0.2)
-    assert isinstance(task.sampler, UnigramSampler) and task.sampler.alpha == 0.5
-    assert task.logq and task.mask_same_user and task.num_negatives == 7 and task.seed == 4
-    assert task.temperature == 0.2
-    np.testing.assert_allclose(task._item_probabilities.numpy(), p, rtol=1e-6)
-    full = irns_task_from_config(NegativesConfig(mode="full", logq=True), make_tower(), counts)
-    assert not full.logq and full.sampler is None
-    cfg = task.get_config()
-    assert cfg["mode"] == "mixed" and cfg["sampler"]["class_name"] == "UnigramSampler"
+    samplers = {
+        None: None,
+        "unigram": UnigramSampler(counts, alpha=0.5),
+        "unigram-norepl": UnigramSampler(counts, alpha=0.75, replacement=False),
+        "uniform-norepl": UniformSampler(N, replacement=False),
+    }
+    task = IRNSRetrieval(
+        make_tower(), N, mode=mode, num_negatives=M, sampler=samplers[sampler], item_probabilities=p, seed=5, **options
+    )
+    pos, users, q = random_batch(np.random.default_rng(3))
+    losses = [float(task(q, task.candidate_tower(pos), pos, users, training=True)) for _ in range(2)]
+    again = rebuilt(task)
+    assert again.get_config() == task.get_config()
+    assert int(again.step.numpy()) == int(task.step.numpy()) == 2
+    assert type(again.sampler) is type(task.sampler)
+    for _ in range(2):  # the same draws at the same steps
+        ours = task(q, task.candidate_tower(pos), pos, users, training=True)
+        theirs = again(q, again.candidate_tower(pos), pos, users, training=True)
+        assert float(theirs) == float(ours)
+        assert task.sampler is None or float(ours) not in losses  # not a stale draw
+    if task.sampler is not None:
+        for a, b in zip(task.sample_negatives(7), again.sample_negatives(7)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_item_probabilities_are_a_weight_not_config():
+    counts = np.arange(5001) % 5
+    task = IRNSRetrieval(
+        tf.keras.layers.Embedding(5001, D), 5000, num_negatives=M, sampler=UnigramSampler(counts),
+        item_probabilities=counts / counts.sum(),
+    )
+    text = json.dumps(tf.keras.layers.serialize(task))
+    assert len(text) < 3000  # no 5001-long list of probabilities or counts
+    config = json.loads(text)["config"]
+    assert config["with_item_probabilities"] and config["sampler"]["config"]["num_items"] == 5000
+    weights = {w.name.split("/")[-1].split(":")[0]: w for w in task.non_trainable_weights}
+    np.testing.assert_allclose(weights["item_probabilities"].numpy(), counts / counts.sum(), rtol=1e-6)
+    np.testing.assert_array_equal(weights["counts"].numpy(), counts)
+
+
+def test_raw_id_table_round_trips_as_a_weight():
+    ids = np.array([f"m{k}" for k in range(1, N + 1)])
+    table = np.concatenate([["[UNK]"], ids])
+    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.RandomNormal(seed=0))
+    lookup = tf.keras.layers.StringLookup(vocabulary=ids, mask_token=None)
+    raw_tower = tf.keras.Sequential([lookup, tower])
+    task = IRNSRetrieval(raw_tower, N, mode="mixed", num_negatives=M, candidate_ids_table=table, logq=False)
+    pos, users, q = random_batch(np.random.default_rng(4))
+    raw = tf.constant(table[pos])
+    ours = task(q, raw_tower(raw), candidate_ids=raw, training=False)
+    config = json.loads(json.dumps(tf.keras.layers.serialize(task)))
+    assert config["config"]["candidate_ids_dtype"] == "string"
+    again = tf.keras.layers.deserialize(config)
+    again.candidate_tower(raw)  # build
+    again.set_weights(task.get_weights())
+    theirs = again(q, again.candidate_tower(raw), candidate_ids=raw, training=False)
+    assert float(theirs) == float(ours)
 
 
 # ------------------------------------------------------------------ errors
 
 
-def test_errors_name_keys_and_values():
+def test_errors_name_arguments_and_values():
     tower = make_tower()
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ValueError, match=r"^num_items=1000000 exceeds full_max_items=200000"):
         IRNSRetrieval(tower, 1_000_000, mode="full")
-    assert "1000000 items" in str(err.value) and "negatives.full_max_items=200000" in str(err.value)
-    assert isinstance(err.value, UserError)
-    with pytest.raises(ConfigError, match="negatives.num_negatives=5000 exceeds the 1682 items in the catalogue"):
+    with pytest.raises(
+        ValueError, match="^num_negatives=5000 exceeds the 1682 items in the catalogue with replacement=False"
+    ):
         IRNSRetrieval(tower, 1682, num_negatives=5000, sampler=UniformSampler(1682, replacement=False), logq=False)
-    with pytest.raises(ConfigError, match="negatives.mode='hard'"):
+    with pytest.raises(ValueError, match="^mode='hard': expected one of 'in_batch', 'random', 'mixed', 'full'"):
         IRNSRetrieval(tower, N, mode="hard")
-    with pytest.raises(ConfigError, match="model.temperature must be > 0, got 0"):
-        IRNSRetrieval(tower, N, temperature=0, logq=False)
-    with pytest.raises(ConfigError, match="negatives.num_hard_negatives must be > 0, got 0"):
+    with pytest.raises(ValueError, match=r"^temperature must be > 0, got 0\.0$"):
+        IRNSRetrieval(tower, 10, mode="random", temperature=0.0)
+    with pytest.raises(ValueError, match="^num_hard_negatives must be > 0, got 0"):
         IRNSRetrieval(tower, N, num_hard_negatives=0, logq=False)
-    with pytest.raises(ConfigError, match="negatives.num_negatives must be > 0, got 0"):
+    with pytest.raises(ValueError, match="^num_negatives must be > 0, got 0"):
         IRNSRetrieval(tower, N, num_negatives=0, logq=False)
     with pytest.raises(ValueError, match="needs item_probabilities"):
         IRNSRetrieval(tower, N, mode="mixed")

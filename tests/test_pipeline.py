@@ -59,6 +59,8 @@ def test_explicit_order_keeps_batches_and_shuffles_their_order():
 def test_bad_inputs():
     with pytest.raises(DataError, match="training split is empty"):
         TrainPipeline(np.zeros(0, np.int32), np.zeros(0, np.int32), 10)
-    with pytest.raises(DataError, match=r"has 5 interactions, fewer than one batch of train.batch_size=10"):
+    with pytest.raises(DataError, match=r"5 interactions, fewer than one batch of batch_size=10 with drop_remainder"):
         TrainPipeline(np.arange(5), np.arange(5), 10, drop_remainder=True)
+    with pytest.raises(ValueError, match="batch_size must be > 0, got 0"):
+        TrainPipeline(np.arange(5), np.arange(5), 0)
     TrainPipeline(np.arange(5), np.arange(5), 10)  # fine without drop_remainder

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from tfrs_irns.errors import UserError
-from tfrs_irns.evaluation import ranking as R
+from tfrs_irns.evaluation import ranking
 
 
 def int_embeddings(rng, rows, dim=2, low=-2, high=3):
@@ -59,10 +59,10 @@ def test_top_k_matches_sort_oracle(ints, chunk_size):
         queries, cands, exclude = random_case(rng, int(rng.integers(1, 30)), 7, ints)
         k = int(rng.integers(1, 35))
         expected = oracle_top_k(oracle_scores(queries, cands, [[]] * 7), k)
-        idx, _ = R.top_k(queries, cands, k, chunk_size=chunk_size)
+        idx, _ = ranking.top_k(queries, cands, k, chunk_size=chunk_size)
         np.testing.assert_array_equal(idx, expected)
         expected = oracle_top_k(oracle_scores(queries, cands, exclude), k)
-        idx, scores = R.top_k(queries, cands, k, exclude=exclude, chunk_size=chunk_size)
+        idx, scores = ranking.top_k(queries, cands, k, exclude=exclude, chunk_size=chunk_size)
         np.testing.assert_array_equal(idx, expected)
         assert np.all((idx == 0) == (scores == -np.inf))
 
@@ -76,11 +76,11 @@ def test_top_k_large_catalogue_threshold_path_with_ties_and_skew():
     cands[1:, 0] = np.sort(cands[1:, 0])
     queries = np.array([[1.0], [-1.0], [0.0], [2.0]], np.float32)
     for k in (1, 10, 37, 100):
-        idx, scores = R.top_k(queries, cands, k)
+        idx, scores = ranking.top_k(queries, cands, k)
         np.testing.assert_array_equal(idx, oracle_top_k(oracle_scores(queries, cands, [[]] * 4), k))
     floats = rng.standard_normal((n + 1, 8)).astype(np.float32)
     q = rng.standard_normal((3, 8)).astype(np.float32)
-    idx, _ = R.top_k(q, floats, 50)
+    idx, _ = ranking.top_k(q, floats, 50)
     np.testing.assert_array_equal(idx, oracle_top_k(oracle_scores(q, floats, [[]] * 3), 50))
 
 
@@ -89,7 +89,7 @@ def test_top_k_equals_tf_math_top_k_including_ties():
     queries, cands, _ = random_case(rng, 40, 9, ints=True)
     scores = tf.matmul(queries, cands[1:], transpose_b=True)
     values, indices = tf.math.top_k(scores, k=12)
-    idx, got = R.top_k(queries, cands, 12, chunk_size=4)
+    idx, got = ranking.top_k(queries, cands, 12, chunk_size=4)
     np.testing.assert_array_equal(idx, indices.numpy() + 1)
     np.testing.assert_array_equal(got, values.numpy())
 
@@ -97,11 +97,11 @@ def test_top_k_equals_tf_math_top_k_including_ties():
 def test_k_larger_than_catalogue_is_clipped_and_padded_after_exclusion():
     cands = np.array([[9.0], [1.0], [3.0], [2.0]], np.float32)  # row 0 (OOV) scores highest: never ranked
     queries = np.array([[1.0], [1.0]], np.float32)
-    idx, scores = R.top_k(queries, cands, 10, exclude=[[2], [0]])
+    idx, scores = ranking.top_k(queries, cands, 10, exclude=[[2], [0]])
     np.testing.assert_array_equal(idx, [[3, 1, 0], [2, 3, 1]])
     np.testing.assert_array_equal(scores, [[2.0, 1.0, -np.inf], [3.0, 2.0, 1.0]])
-    np.testing.assert_array_equal(R.target_ranks(queries, cands, np.array([1, 2])), [2, 0])
-    np.testing.assert_array_equal(R.target_ranks(queries, cands, np.array([1, 2]), exclude=[[2], [0]]), [1, 0])
+    np.testing.assert_array_equal(ranking.target_ranks(queries, cands, np.array([1, 2])), [2, 0])
+    np.testing.assert_array_equal(ranking.target_ranks(queries, cands, np.array([1, 2]), exclude=[[2], [0]]), [1, 0])
 
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 1024])
@@ -116,10 +116,10 @@ def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size):
         for j in range(0, 30, 4):
             if len(exclude[rows[j]]):
                 targets[j] = exclude[rows[j]][0]
-        ranks = R.target_ranks(queries, cands, targets, rows, exclude=exclude, chunk_size=chunk_size)
+        ranks = ranking.target_ranks(queries, cands, targets, rows, exclude=exclude, chunk_size=chunk_size)
         for j in range(30):
             if targets[j] == 0:
-                assert ranks[j] == R.UNRANKABLE
+                assert ranks[j] == ranking.UNRANKABLE
             else:
                 assert ranks[j] == oracle_rank(queries, cands, rows[j], targets[j], exclude[rows[j]])
 
@@ -128,10 +128,10 @@ def test_target_ranks_hand_example_tie_rule():
     # Scores for the single query: items 1..5 -> 2, 5, 2, 2, 1.
     cands = np.array([[0], [2], [5], [2], [2], [1]], np.float32)
     q = np.ones((1, 1), np.float32)
-    ranks = R.target_ranks(q, cands, np.array([2, 1, 3, 4, 5, 0]), np.zeros(6, int))
-    np.testing.assert_array_equal(ranks, [0, 1, 2, 3, 4, R.UNRANKABLE])
+    ranks = ranking.target_ranks(q, cands, np.array([2, 1, 3, 4, 5, 0]), np.zeros(6, int))
+    np.testing.assert_array_equal(ranks, [0, 1, 2, 3, 4, ranking.UNRANKABLE])
     # Excluding items 2 and 3 moves the others up; excluded target 3 keeps its place among the rest.
-    ranks = R.target_ranks(q, cands, np.array([1, 3, 4, 5]), np.zeros(4, int), exclude=[[2, 3]])
+    ranks = ranking.target_ranks(q, cands, np.array([1, 3, 4, 5]), np.zeros(4, int), exclude=[[2, 3]])
     np.testing.assert_array_equal(ranks, [0, 1, 1, 2])
 
 
@@ -140,9 +140,9 @@ def test_rank_below_k_iff_in_top_k():
     queries, cands, exclude = random_case(rng, 30, 8, ints=True)
     rows = np.repeat(np.arange(8), 30)
     targets = np.tile(np.arange(1, 31), 8)
-    ranks, idx, _ = R.rank_and_top_k(queries, cands, targets, rows, 30, exclude, chunk_size=3)
+    ranks, idx, _ = ranking.rank_and_top_k(queries, cands, targets, rows, 30, exclude, chunk_size=3)
     for k in (1, 4, 10, 30):
-        top, _ = R.top_k(queries, cands, k, exclude=exclude)
+        top, _ = ranking.top_k(queries, cands, k, exclude=exclude)
         for r, t, rank in zip(rows, targets, ranks):
             if t in exclude[r]:
                 continue
@@ -164,11 +164,11 @@ def test_chunking_and_memory_bound_do_not_change_results(monkeypatch, ints):
         np.testing.assert_array_equal(got[1], base[1])
         np.testing.assert_allclose(got[2], base[2], rtol=0, atol=0 if ints else 1e-5)
 
-    base = R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024)
+    base = ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024)
     for chunk in (1, 2, 4, 10):
-        check(R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=chunk))
-    monkeypatch.setattr(R, "MAX_CHUNK_BYTES", 4 * 50 * 3)  # at most 3 queries per chunk
-    check(R.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024))
+        check(ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=chunk))
+    monkeypatch.setattr(ranking, "MAX_CHUNK_BYTES", 4 * 50 * 3)  # at most 3 queries per chunk
+    check(ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024))
 
 
 def test_exclude_as_sparse_matrix_equals_lists():
@@ -177,9 +177,9 @@ def test_exclude_as_sparse_matrix_equals_lists():
     rows = np.repeat(np.arange(5), [len(e) for e in exclude])
     cols = np.concatenate(exclude).astype(int)
     matrix = sp.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(5, 21))
-    a = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, exclude)
-    b = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, matrix)
-    c = R.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, sp.csr_array(matrix).tocoo())
+    a = ranking.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, exclude)
+    b = ranking.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, matrix)
+    c = ranking.rank_and_top_k(queries, cands, np.arange(1, 6), None, 7, sp.csr_array(matrix).tocoo())
     for x, y, z in zip(a, b, c):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(x, z)
@@ -189,22 +189,22 @@ def test_bad_inputs_raise_clear_errors():
     q = np.ones((2, 3), np.float32)
     c = np.ones((5, 3), np.float32)
     with pytest.raises(UserError, match="query_emb contains NaN or inf.*learning_rate"):
-        R.top_k(np.full((2, 3), np.nan), c, 2)
+        ranking.top_k(np.full((2, 3), np.nan), c, 2)
     with pytest.raises(UserError, match="candidate_emb contains NaN or inf"):
-        R.top_k(q, np.full((5, 3), np.inf), 2)
+        ranking.top_k(q, np.full((5, 3), np.inf), 2)
     with pytest.raises(ValueError, match="dimension 3 but candidate_emb has 2"):
-        R.top_k(q, np.ones((5, 2)), 2)
+        ranking.top_k(q, np.ones((5, 2)), 2)
     with pytest.raises(ValueError, match=r"exclude has shape \(2, 4\), expected .*\(2, 5\)"):
-        R.top_k(q, c, 2, exclude=sp.csr_matrix((2, 4)))
+        ranking.top_k(q, c, 2, exclude=sp.csr_matrix((2, 4)))
     with pytest.raises(ValueError, match=r"excluded items must lie in 0..4"):
-        R.top_k(q, c, 2, exclude=[[5], []])
+        ranking.top_k(q, c, 2, exclude=[[5], []])
     with pytest.raises(ValueError, match=r"target items must lie in 0..4"):
-        R.target_ranks(q, c, np.array([1, 5]))
+        ranking.target_ranks(q, c, np.array([1, 5]))
     with pytest.raises(ValueError, match="3 targets for 2 queries"):
-        R.target_ranks(q, c, np.array([1, 2, 3]))
+        ranking.target_ranks(q, c, np.array([1, 2, 3]))
     with pytest.raises(ValueError, match=r"target_rows must lie in 0..1"):
-        R.target_ranks(q, c, np.array([1, 2]), np.array([0, 2]))
+        ranking.target_ranks(q, c, np.array([1, 2]), np.array([0, 2]))
     with pytest.raises(ValueError, match="2-D"):
-        R.top_k(np.ones(3), c, 2)
+        ranking.top_k(np.ones(3), c, 2)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
-        R.top_k(q, c, 2, chunk_size=0)
+        ranking.top_k(q, c, 2, chunk_size=0)

@@ -1,15 +1,15 @@
-"""Negative samplers: the distribution they draw from, seeds, errors."""
+"""Negative samplers: the distribution they draw from, seeds, serialization, errors."""
 
 import tfrs_irns  # noqa: F401,I001  (first: pins Keras 2 before anything touches tf.keras)
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrs_irns.errors import ConfigError, UserError
-from tfrs_irns.sampling import UniformSampler, UnigramSampler, make_sampler
+from tfrs_irns.sampling import UniformSampler, UnigramSampler
 
 COUNTS = np.array([7, 5, 0, 1, 20, 3, 0, 9, 2], dtype=np.int64)  # index 0 (OOV) ignored
 
@@ -148,29 +148,83 @@ def test_large_catalogue_with_replacement_draws_in_graph():
     assert float(tf.reduce_min(probs)) > 0
 
 
+# ------------------------------------------------------------ serialization
+
+
+def rebuilt(sampler):
+    """``sampler`` through Keras serialization and JSON, then its weights."""
+    config = json.loads(json.dumps(tf.keras.layers.serialize(sampler)))
+    again = tf.keras.layers.deserialize(config)
+    assert type(again) is type(sampler) and again is not sampler
+    again.set_weights(sampler.get_weights())
+    return again
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [UniformSampler(10), UniformSampler(10, False), UnigramSampler(COUNTS, 0.5), UnigramSampler(COUNTS, 0.75, False)],
+    ids=["uniform", "uniform-norepl", "unigram", "unigram-norepl"],
+)
+def test_config_and_weights_round_trip_to_identical_draws(sampler):
+    again = rebuilt(sampler)
+    assert again.get_config() == sampler.get_config()
+    assert again.num_available == sampler.num_available
+    for step in range(3):
+        ours, theirs = sampler.sample(5, seed(step)), again.sample(5, seed(step))
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    idx = tf.range(sampler.num_items + 2)
+    np.testing.assert_array_equal(again.probability(idx).numpy(), sampler.probability(idx).numpy())
+
+
+def test_unigram_counts_are_weights_not_config():
+    sampler = UnigramSampler(np.arange(5001) % 7, alpha=0.5, replacement=False)
+    config = sampler.get_config()
+    assert {k: config[k] for k in ("num_items", "alpha", "replacement")} == {
+        "num_items": 5000, "alpha": 0.5, "replacement": False,
+    }
+    assert "counts" not in config and len(json.dumps(config)) < 300  # no 5001-long list
+    assert [w.shape for w in sampler.non_trainable_weights] == [(5001,)] * 4 and not sampler.trainable_weights
+    np.testing.assert_array_equal(sampler.counts, np.arange(5001) % 7)
+    np.testing.assert_allclose(sampler.probabilities, unigram_target(np.arange(5001) % 7, 0.5))
+    # Built from the config alone, every item counts once until weights are set.
+    fresh = UnigramSampler.from_config(config)
+    assert fresh.num_available == 5000
+    np.testing.assert_allclose(fresh.probabilities, np.concatenate([[0.0], np.full(5000, 1 / 5000)]))
+    fresh.set_weights(sampler.get_weights())
+    assert fresh.num_available == sampler.num_available == 5000 - 5000 // 7
+    np.testing.assert_array_equal(fresh.probabilities, sampler.probabilities)
+
+
+def test_a_checkpoint_carries_the_counts(tmp_path):
+    sampler = UnigramSampler(COUNTS, alpha=1.0)
+    again = UnigramSampler.from_config(sampler.get_config())
+    path = tf.train.Checkpoint(sampler=sampler).write(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(sampler=again).read(path).assert_consumed()
+    np.testing.assert_array_equal(again.counts, COUNTS)
+    np.testing.assert_array_equal(again.sample(50, seed(4))[0].numpy(), sampler.sample(50, seed(4))[0].numpy())
+
+
 # ------------------------------------------------------------------ errors
 
 
 def test_without_replacement_more_than_catalogue_names_both_numbers():
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ValueError) as err:
         UniformSampler(1682, replacement=False).sample(5000, seed(0))
-    assert str(err.value).startswith(
-        "negatives.num_negatives=5000 exceeds the 1682 items in the catalogue with negatives.replacement=false"
-    )
-    assert isinstance(err.value, UserError)
+    assert str(err.value).startswith("num=5000 exceeds the 1682 items in the catalogue with replacement=False")
 
 
 def test_unigram_without_replacement_counts_only_drawable_items():
     sampler = UnigramSampler(COUNTS, replacement=False)  # 6 items with count > 0
     sampler.check_num(6)
-    message = r"negatives.num_negatives=7 exceeds the 6 items with a non-zero training count"
-    with pytest.raises(ConfigError, match=message):
-        sampler.check_num(7)
+    message = r"num_negatives=7 exceeds the 6 items with a non-zero training count with replacement=False"
+    with pytest.raises(ValueError, match=message):
+        sampler.check_num(7, "num_negatives")
     UnigramSampler(COUNTS, replacement=True).check_num(10_000)  # with replacement any number is fine
 
 
 def test_bad_arguments():
-    with pytest.raises(ConfigError, match="negatives.alpha must be >= 0"):
+    with pytest.raises(ValueError, match="alpha must be >= 0, got -1"):
         UnigramSampler(COUNTS, alpha=-1)
     with pytest.raises(ValueError, match="no item with a non-zero count"):
         UnigramSampler([3, 0, 0])
@@ -178,17 +232,7 @@ def test_bad_arguments():
         UnigramSampler([0, 1, -2])
     with pytest.raises(ValueError, match="num_items must be > 0"):
         UniformSampler(0)
-    with pytest.raises(ConfigError, match="negatives.sampler='zipf'"):
-        make_sampler("zipf", 3)
-
-
-def test_make_sampler_and_get_config_round_trip():
-    uni = make_sampler("uniform", 10, replacement=False)
-    assert isinstance(uni, UniformSampler) and not uni.replacement
-    again = UniformSampler.from_config(uni.get_config())
-    assert again.num_items == 10 and not again.replacement
-    gram = make_sampler("unigram", len(COUNTS) - 1, COUNTS, alpha=0.5)
-    again = UnigramSampler.from_config(gram.get_config())
-    np.testing.assert_allclose(again.probabilities, gram.probabilities)
-    with pytest.raises(ValueError, match="expected num_items=3"):
-        make_sampler("unigram", 3, COUNTS)
+    with pytest.raises(ValueError, match="counts covers 8 items, expected num_items=3"):
+        UnigramSampler(COUNTS, num_items=3)
+    with pytest.raises(ValueError, match="give counts, or num_items > 0"):
+        UnigramSampler()

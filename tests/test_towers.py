@@ -45,3 +45,33 @@ def test_feature_rows_must_match_vocab():
 
     with pytest.raises(ValueError, match="item_features has 2 rows, expected vocab_size=3"):
         CandidateTower(3, 2, item_features=np.ones((2, 1)))
+
+
+def test_keras_serialize_round_trip_by_registered_name():
+    tower = QueryTower(6, 3, hidden=[4], name="query_tower")
+    tower(tf.constant([1]))
+    blob = tf.keras.layers.serialize(tower)
+    assert blob["registered_name"] == "tfrs_irns>QueryTower"
+    clone = tf.keras.layers.deserialize(blob)
+    assert isinstance(clone, QueryTower) and clone.name == "query_tower"
+    clone(tf.constant([1]))
+    clone.set_weights(tower.get_weights())
+    np.testing.assert_array_equal(clone(tf.constant([0, 3, 5])).numpy(), tower(tf.constant([0, 3, 5])).numpy())
+
+
+def test_embedding_penalty_is_mean_squared_norm_of_the_rows_used():
+    tower = QueryTower(4, 2)
+    tower(tf.constant([0]))
+    table = np.array([[9, 9], [1, 2], [3, 0], [0, 1]], np.float32)
+    tower.embedding.embeddings.assign(table)
+    # rows 1, 1, 2: (5 + 5 + 9) / 3, by hand
+    np.testing.assert_allclose(tower.embedding_penalty(tf.constant([1, 1, 2])).numpy(), 19 / 3, rtol=1e-6)
+
+
+def test_set_oov_to_mean_touches_row_zero_only():
+    tower = QueryTower(4, 2)
+    tower(tf.constant([0]))
+    table = np.array([[9, 9], [1, 2], [3, 0], [2, 1]], np.float32)
+    tower.embedding.embeddings.assign(table)
+    tower.set_oov_to_mean()
+    np.testing.assert_allclose(tower.embedding.embeddings.numpy(), [[2, 1], [1, 2], [3, 0], [2, 1]])

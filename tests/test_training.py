@@ -11,7 +11,7 @@ import tfrs_irns  # noqa: F401
 from tfrs_irns.config import load_config
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation import evaluate_model
-from tfrs_irns.training import load_run, train
+from tfrs_irns.runs.training import load_run, train
 
 from conftest import TINY_OVERRIDES as TINY
 

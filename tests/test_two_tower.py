@@ -70,3 +70,19 @@ def test_oov_user_becomes_the_mean_user():
     model.set_oov_user_to_mean()
     table = model.query_tower.embedding.embeddings.numpy()
     np.testing.assert_allclose(table[0], table[1:].mean(axis=0), rtol=1e-6)
+
+
+def test_a_users_own_tower_works_with_embedding_l2():
+    """A plain Keras layer as a tower: no penalty from it, no attribute errors."""
+    own = tf.keras.layers.Embedding(4, 3)
+    own.build((None,))
+    c = CandidateTower(6, 3)
+    c(tf.constant([0]))
+    model = TwoTowerModel(own, c, RecordingTask(), embedding_l2=0.5)
+    batch = {"user": tf.constant([1, 2]), "item": tf.constant([2, 3])}
+    qt, ct = own.embeddings.numpy(), c.embedding.embeddings.numpy()
+    base = np.sum(qt[[1, 2]] * ct[[2, 3]])
+    expected = base + 0.5 * np.mean(np.sum(ct[[2, 3]] ** 2, 1))  # only the candidate tower offers a penalty
+    np.testing.assert_allclose(model.compute_loss(batch).numpy(), expected, rtol=1e-5)
+    model.set_oov_user_to_mean()  # a tower without set_oov_to_mean is left as it is
+    np.testing.assert_array_equal(own.embeddings.numpy(), qt)

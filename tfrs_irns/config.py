@@ -1,171 +1,254 @@
 """Typed run configuration, read from YAML with ``--set`` overrides.
 
-Every key a config file may hold is a field below; the names are a contract
-that outside scripts rely on. Loading checks each key's name, type and range
-and stops at the first problem with a :class:`~tfrs_irns.errors.ConfigError`
-that names the file and the key.
+Every key a config file may hold is a field below, with its default and a
+one-line description; the names are a contract that outside scripts rely on.
+``docs/configuration.md`` is rendered from these fields by
+``python tools/gen_config_reference.py`` (:func:`reference_markdown`).
+
+Loading checks the whole config before anything is built or written: each
+key's name, type and range (``_RULES``), then the rules that tie several keys
+together (``_CROSS_RULES``), each rule in one place. The first problem stops
+loading with a :class:`~tfrs_irns.errors.ConfigError` that names the file and
+the key. Rules that need the data (a catalogue size, say) cannot be checked
+here; :mod:`tfrs_irns.runs.build` checks them, in the same words, before
+training starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import json
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional, TypeVar
 
 import yaml
 
 from tfrs_irns.errors import ConfigError
 
+_C = TypeVar("_C")
+
+
+def _f(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, path: bool = False) -> Any:
+    """A config field: its default (or ``factory``), a one-line ``help`` for
+    the reference, and ``path=True`` for file paths :func:`absolute_paths` fixes."""
+    metadata: dict[str, Any] = {"help": help}
+    if path:
+        metadata["path"] = True
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass
 class SyntheticConfig:
-    num_users: int = 5000
-    num_items: int = 20000
-    num_interactions: int = 500000
-    num_clusters: int = 20
-    zipf_exponent: float = 0.8
-    # Share of interactions drawn from the user's own cluster (the planted signal).
-    affinity: float = 0.9
+    """The embedded synthetic catalogue (``data.source: synthetic``)."""
+
+    num_users: int = _f(5000, "users generated")
+    num_items: int = _f(20000, "items generated")
+    num_interactions: int = _f(500000, "(user, item) interactions generated; each pair occurs at most once")
+    num_clusters: int = _f(20, "latent taste clusters shared by users and items (an item's genre is its cluster)")
+    zipf_exponent: float = _f(0.8, "item popularity is Zipf with this exponent over a random ranking (0: uniform)")
+    affinity: float = _f(0.9, "share of each user's interactions drawn from their own cluster (the planted signal)")
 
 
 @dataclass
 class CsvConfig:
-    user_column: str = "user_id"
-    item_column: str = "item_id"
-    timestamp_column: Optional[str] = "timestamp"
-    rating_column: Optional[str] = None
-    delimiter: str = ","
-    header: bool = True
-    items_path: Optional[str] = None
-    item_id_column: str = "item_id"
-    title_column: Optional[str] = "title"
-    genres_column: Optional[str] = None
+    """Column mapping of ``data.source: csv``; with ``header: false`` columns are 0-based positions ("0", "1", ...)."""
+
+    user_column: str = _f("user_id", "column holding the user id")
+    item_column: str = _f("item_id", "column holding the item id")
+    timestamp_column: Optional[str] = _f("timestamp", "column holding the time (null: row order stands in for time)")
+    rating_column: Optional[str] = _f(None, "column holding the rating (needed by data.min_rating)")
+    delimiter: str = _f(",", "field separator of both files; '\\t' or 'tab' for a tab")
+    header: bool = _f(True, "the first line of each file names the columns")
+    items_path: Optional[str] = _f(None, "optional item file giving titles and genres", path=True)
+    item_id_column: str = _f("item_id", "column of the item file holding the item id")
+    title_column: Optional[str] = _f("title", "column of the item file holding the title (null: none)")
+    genres_column: Optional[str] = _f(None, "column of the item file holding '|'-joined genres (null: none)")
 
 
 @dataclass
 class DataConfig:
-    source: Literal["synthetic", "tfds", "movielens", "csv"] = "synthetic"
-    name: Optional[str] = None
-    path: Optional[str] = None
-    split: Literal["random", "temporal", "leave_last_out"] = "random"
-    test_fraction: float = 0.2
-    validation_fraction: float = 0.1
-    seed: int = 42
-    min_rating: Optional[float] = None
-    skip_bad_rows: bool = False
-    tfds_data_dir: Optional[str] = None
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    csv: CsvConfig = field(default_factory=CsvConfig)
+    """Where the interactions come from and how they are split."""
+
+    source: Literal["synthetic", "tfds", "movielens", "csv"] = _f(
+        "synthetic", "where the interactions come from: generated (synthetic), tensorflow_datasets (tfds), "
+        "a local MovieLens release (movielens), any CSV/TSV file (csv)"
+    )
+    name: Optional[str] = _f(None, "tensorflow_datasets name (source tfds), e.g. movielens/100k-ratings")
+    path: Optional[str] = _f(
+        None, "a MovieLens folder or .zip (source movielens) or the interactions CSV/TSV file (source csv)", path=True
+    )
+    split: Literal["random", "temporal", "leave_last_out"] = _f(
+        "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
+        "or each user's last interaction"
+    )
+    test_fraction: float = _f(
+        0.2, "share of the interactions held out for test (random, temporal; unused by leave_last_out)"
+    )
+    validation_fraction: float = _f(
+        0.1, "share of the non-test interactions held out for validation (random, temporal); leave_last_out takes "
+        "each user's second-to-last interaction (users with 3 or more) when > 0; 0: no validation split"
+    )
+    seed: int = _f(42, "seed of the random split and of the synthetic data")
+    min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
+    skip_bad_rows: bool = _f(False, "movielens and csv: drop malformed rows with a warning instead of stopping")
+    tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
+    synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
+    csv: CsvConfig = _f(help="the column mapping (source csv)", factory=CsvConfig)
 
 
 @dataclass
 class ModelConfig:
-    embedding_dim: int = 64
-    normalize: bool = False
-    temperature: float = 1.0
-    query_hidden: list[int] = field(default_factory=list)
-    candidate_hidden: list[int] = field(default_factory=list)
-    use_genres: bool = False
-    # L2 penalty on the embedding rows looked up in each batch.
-    embedding_l2: float = 0.1
+    """The two towers: user index → query embedding, item index → candidate embedding."""
+
+    embedding_dim: int = _f(64, "embedding size d of both towers")
+    normalize: bool = _f(False, "L2-normalise both towers' outputs (cosine scores)")
+    temperature: float = _f(1.0, "softmax temperature T: the loss's logits are q·c / T")
+    query_hidden: list[int] = _f(
+        help="sizes of ReLU layers after the user embedding, then a linear layer back to embedding_dim", factory=list
+    )
+    candidate_hidden: list[int] = _f(
+        help="sizes of ReLU layers after the item embedding, then a linear layer back to embedding_dim", factory=list
+    )
+    use_genres: bool = _f(
+        False, "add the items' multi-hot genres, projected to d, to the candidate tower (when the data has genres)"
+    )
+    embedding_l2: float = _f(0.1, "L2 penalty on the user and item embedding rows each batch looks up")
 
 
 @dataclass
 class NegativesConfig:
-    mode: Literal["in_batch", "random", "mixed", "full"] = "mixed"
-    num_negatives: int = 3000
-    sampler: Literal["uniform", "unigram"] = "uniform"
-    replacement: bool = True
-    alpha: float = 0.75
-    # None: on for `mixed` and `in_batch`, off otherwise.
-    logq: Optional[bool] = None
-    remove_accidental_hits: bool = True
-    mask_same_user: bool = False
-    num_hard_negatives: Optional[int] = None
-    full_max_items: int = 200000
-    cross_replica: bool = False
-    seed: int = 0
+    """Which items each positive is contrasted with in the retrieval loss (IRNS)."""
+
+    mode: Literal["in_batch", "random", "mixed", "full"] = _f(
+        "mixed", "in_batch: the batch's other positives; random: sampled items; mixed: both (IRNS); "
+        "full: the exact softmax over every item"
+    )
+    num_negatives: int = _f(3000, "M, items sampled once per step and shared by the whole batch (random, mixed)")
+    sampler: Literal["uniform", "unigram"] = _f(
+        "uniform", "distribution of the sampled items: uniform over the catalogue, or training counts ** alpha"
+    )
+    replacement: bool = _f(True, "sample with replacement (false: M distinct items per step)")
+    alpha: float = _f(0.75, "exponent on the training counts for the unigram sampler (1: like the data, 0: uniform)")
+    logq: Optional[bool] = _f(
+        None, "subtract log(B·p + M·q), the expected copies of each candidate, from its logit "
+        "(null: on for mixed and in_batch)"
+    )
+    remove_accidental_hits: bool = _f(True, "mask candidate columns that are the row's own positive item")
+    mask_same_user: bool = _f(False, "also mask in-batch columns holding another positive of the same user")
+    num_hard_negatives: Optional[int] = _f(None, "keep only the k highest-scoring negatives per row (null: all)")
+    full_max_items: int = _f(200000, "largest catalogue negatives.mode full accepts (its logits are [batch, items])")
+    cross_replica: bool = _f(
+        False, "gather every replica's positives as in-batch negatives; needs a multi-replica strategy, "
+        "which the CLI does not open yet"
+    )
+    seed: int = _f(0, "seed of the per-step negative sampling")
 
 
 @dataclass
 class GcbsConfig:
-    start_epoch: int = 2
-    every: int = 1
-    # Each user's pool of hardest items (see tfrs_irns/batching/gcbs.py).
-    neighbors: int = 600
-    threshold: Literal["topk", "quantile"] = "topk"
-    quantile: float = 0.99
-    seed: int = 0
-    # Graph links each example sends, and holders tried per link.
-    links_per_example: int = 16
-    holder_tries: int = 1
-    # Log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch.
-    diagnostics: bool = True
+    """GCBS (Tail Batch Sampling): batch orders that put hard negatives together."""
+
+    start_epoch: int = _f(2, "first epoch (counted from 1) GCBS may order; the epochs before it use random batches")
+    every: int = _f(1, "GCBS orders epoch e when e >= start_epoch and e - start_epoch is a multiple of every")
+    neighbors: int = _f(600, "each user's pool of hardest items")
+    threshold: Literal["topk", "quantile"] = _f(
+        "topk", "topk: keep each user's whole pool; quantile: only items scoring above the quantile of "
+        "example-pair scores"
+    )
+    quantile: float = _f(0.99, "score quantile a link must exceed with threshold quantile")
+    seed: int = _f(0, "seed of the GCBS order (with the epoch number)")
+    links_per_example: int = _f(16, "hard-negative graph links each example sends")
+    holder_tries: int = _f(1, "random holders of a linked item tried per link; the hardest back is kept")
+    diagnostics: bool = _f(True, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch")
 
 
 @dataclass
 class BatchingConfig:
-    strategy: Literal["random", "gcbs"] = "random"
-    drop_remainder: bool = False
-    gcbs: GcbsConfig = field(default_factory=GcbsConfig)
+    """How training examples are grouped into batches."""
+
+    strategy: Literal["random", "gcbs"] = _f(
+        "random", "random: a fresh seeded shuffle per epoch; gcbs: GCBS orders on its epochs"
+    )
+    drop_remainder: bool = _f(False, "drop each epoch's last, short batch")
+    gcbs: GcbsConfig = _f(help="GCBS settings (strategy gcbs)", factory=GcbsConfig)
 
 
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool = True
-    monitor: str = "val_hit_rate@100"
-    patience: int = 3
-    max_queries: int = 2000
+    """Stop when the validation metric stops improving, keeping the best epoch's weights."""
+
+    enabled: bool = _f(True, "stop early and restore the best epoch's weights (needs a validation split)")
+    monitor: str = _f(
+        "val_hit_rate@100", "metric to watch: loss (lower is better) or val_<hit_rate|recall|ndcg|coverage>@K "
+        "with K from eval.ks, or val_mrr (higher is better)"
+    )
+    patience: int = _f(3, "epochs without improvement before training stops")
+    max_queries: int = _f(2000, "at most this many validation users scored per epoch (a seeded sample)")
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 600
-    # An upper bound: early stopping on the validation metric ends training sooner.
-    epochs: int = 30
-    learning_rate: float = 0.1
-    optimizer: Literal["adagrad", "adam", "adamw"] = "adagrad"
-    weight_decay: float = 0.0
-    seed: int = 0
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    """The optimisation: batch size, epochs, optimizer."""
+
+    batch_size: int = _f(600, "B, (user, positive item) pairs per step (the global batch)")
+    epochs: int = _f(30, "epochs at most: early stopping may end training sooner")
+    learning_rate: float = _f(0.1, "learning rate of the optimizer (the loss is a mean over the batch, not a sum)")
+    optimizer: Literal["adagrad", "adam", "adamw"] = _f(
+        "adagrad", "the tf.keras optimizer (adagrad starts its accumulator at 1e-6, not 0.1)"
+    )
+    weight_decay: float = _f(0.0, "decoupled weight decay of adamw (other optimizers ignore it)")
+    seed: int = _f(0, "seed of TensorFlow, the batch shuffle and the validation sample")
+    early_stopping: EarlyStoppingConfig = _f(help="early stopping on a validation metric", factory=EarlyStoppingConfig)
 
 
 @dataclass
 class EvalConfig:
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 50, 100])
-    exclude_seen: bool = False
-    chunk_size: int = 1024
+    """Full-catalogue retrieval metrics on the test (and validation) split."""
+
+    ks: list[int] = _f(
+        help="cut-offs K of hit_rate@K, recall@K, ndcg@K, coverage@K", factory=lambda: [1, 5, 10, 50, 100]
+    )
+    exclude_seen: bool = _f(
+        False, "remove from each user's ranking the items they have in earlier splits (false: keep them, as TFRS does)"
+    )
+    chunk_size: int = _f(1024, "users scored per matrix product (memory vs speed)")
 
 
 @dataclass
 class ExportConfig:
-    enabled: bool = True
-    name: Optional[str] = None
-    k: int = 100
-    base_dir: str = "saved_models"
+    """The versioned SavedModel written after training."""
+
+    enabled: bool = _f(True, "tfrs-irns train also exports the model (tfrs-irns export always does)")
+    name: Optional[str] = _f(None, "model folder under base_dir (null: the config's name)")
+    k: int = _f(100, "items the serving signature returns (clipped to the catalogue size)")
+    base_dir: str = _f("saved_models", "folder of exported models, relative to where the command runs")
 
 
 @dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    negatives: NegativesConfig = field(default_factory=NegativesConfig)
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
-    # Set from the file name when loaded; names runs and exports.
-    name: str = "run"
+    """A whole run."""
+
+    data: DataConfig = _f(help="the interactions and their splits", factory=DataConfig)
+    model: ModelConfig = _f(help="the two towers", factory=ModelConfig)
+    negatives: NegativesConfig = _f(help="the negatives of the retrieval loss", factory=NegativesConfig)
+    batching: BatchingConfig = _f(help="how examples are batched", factory=BatchingConfig)
+    train: TrainConfig = _f(help="the optimisation", factory=TrainConfig)
+    eval: EvalConfig = _f(help="the evaluation", factory=EvalConfig)
+    export: ExportConfig = _f(help="the SavedModel export", factory=ExportConfig)
+    name: str = _f("run", "names runs and exports; set from the config file's name when loaded")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 # Range rules: key -> (predicate, description). Checked after types.
-_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.test_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "data.validation_fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "data.synthetic.num_users": (lambda v: v > 0, "must be > 0"),
@@ -201,10 +284,77 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 }
 
 
+# ------------------------------------------------------------ rules across keys
+
+
+def monitor_names(config: Config) -> list[str]:
+    """What ``train.early_stopping.monitor`` may name: the training loss or a
+    validation metric the run logs (K from ``eval.ks``)."""
+    names = ["loss"] + [f"val_{m}@{k}" for m in ("hit_rate", "recall", "ndcg", "coverage") for k in config.eval.ks]
+    return names + ["val_mrr"]
+
+
+def _monitor_is_a_metric(config: Config) -> Optional[str]:
+    monitor = config.train.early_stopping.monitor
+    names = monitor_names(config)
+    if monitor in names:
+        return None
+    return f"train.early_stopping.monitor={monitor!r}: expected one of " + ", ".join(names) + " (K from eval.ks)"
+
+
+def _early_stopping_has_validation(config: Config) -> Optional[str]:
+    # Every split method gives an empty validation split at fraction 0, and
+    # only then (a fraction too small for the data is runs/build.py's check).
+    if config.train.early_stopping.enabled and config.data.validation_fraction <= 0:
+        return (
+            "train.early_stopping.enabled=true needs a validation split: set data.validation_fraction > 0 "
+            "or train.early_stopping.enabled=false"
+        )
+    return None
+
+
+def _cross_replica_has_a_strategy(config: Config) -> Optional[str]:
+    # runs.training.train (behind `tfrs-irns train`) builds the model outside
+    # any tf.distribute scope: one replica, nothing to gather.
+    if config.negatives.cross_replica:
+        return (
+            "negatives.cross_replica=true needs a multi-replica tf.distribute strategy, which this version "
+            "of the tfrs-irns CLI does not open; set negatives.cross_replica=false (in your own code, pass "
+            "cross_replica=True to IRNSRetrieval under your strategy)"
+        )
+    return None
+
+
+# (keys involved, the rule in words, check returning the message or None), in
+# the order they are checked.
+_CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
+    (
+        ("train.early_stopping.monitor", "eval.ks"),
+        "`train.early_stopping.monitor` must be `loss`, `val_mrr` or "
+        "`val_<hit_rate|recall|ndcg|coverage>@K` with K in `eval.ks`",
+        _monitor_is_a_metric,
+    ),
+    (
+        ("train.early_stopping.enabled", "data.validation_fraction"),
+        "`train.early_stopping.enabled: true` needs `data.validation_fraction > 0`",
+        _early_stopping_has_validation,
+    ),
+    (
+        ("negatives.cross_replica",),
+        "`negatives.cross_replica` must be false: `tfrs-irns train` opens no multi-replica strategy",
+        _cross_replica_has_a_strategy,
+    ),
+]
+
+
+# ------------------------------------------------------------------ building
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+        args = [repr(a) for a in typing.get_args(tp)]
+        return " or ".join(args) if len(args) == 2 else "one of " + ", ".join(args)
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _type_name(args[0]) + " or null"
@@ -312,8 +462,46 @@ def parse_overrides(pairs: typing.Sequence[str]) -> dict:
 
 
 def from_dict(raw: dict, where: str = "") -> Config:
-    """Build a validated :class:`Config`; ``where`` prefixes error messages."""
-    return _build(Config, raw, "", where)
+    """Build a validated :class:`Config`; ``where`` prefixes error messages.
+
+    Every key's type and range is checked, then every rule across keys.
+    """
+    config = _build(Config, raw, "", where)
+    for _, _, check in _CROSS_RULES:
+        problem = check(config)
+        if problem is not None:
+            raise ConfigError(f"{where}{problem}")
+    return config
+
+
+def validate(config: Config, where: str = "") -> Config:
+    """Check a :class:`Config` built or changed in Python as :func:`load_config`
+    checks a file; returns the checked copy (ints in float keys made floats)."""
+    return from_dict(config.to_dict(), where)
+
+
+def _read_yaml(path: str) -> Any:
+    """The YAML document in ``path``; every way reading can fail is a ConfigError naming the file."""
+    if os.path.isdir(path):
+        raise ConfigError(f"{path}: is a folder, expected a YAML config file")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (save the config file as UTF-8)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line_no = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line_no} invalid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
 def load_config(path: Optional[str] = None, overrides: typing.Sequence[str] = ()) -> Config:
@@ -322,15 +510,7 @@ def load_config(path: Optional[str] = None, overrides: typing.Sequence[str] = ()
     where = ""
     if path is not None:
         where = f"{path}: "
-        if not os.path.isfile(path):
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}:{line} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raw = _read_yaml(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
@@ -345,8 +525,95 @@ def save_config(config: Config, path: str) -> None:
         yaml.safe_dump(config.to_dict(), fh, sort_keys=False)
 
 
-def resolve_logq(neg: NegativesConfig) -> bool:
-    """``negatives.logq: null`` means on for the modes with in-batch columns."""
-    if neg.logq is not None:
-        return neg.logq
-    return neg.mode in ("mixed", "in_batch")
+def absolute_paths(config: _C) -> _C:
+    """A copy of ``config`` (any config dataclass) whose path keys
+    (``metadata={"path": True}``), at any depth, are absolute.
+
+    A run saves its config; made absolute, its data paths still point at the
+    same files when ``evaluate --run`` or ``export --run`` runs from another
+    folder. Null and empty paths are left alone.
+    """
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = absolute_paths(value)
+        elif f.metadata.get("path") and value:
+            changes[f.name] = os.path.abspath(value)
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+
+
+# ------------------------------------------------------------- the reference
+
+REFERENCE_COMMAND = "python tools/gen_config_reference.py"
+
+
+def iter_keys(cls: type = Config, prefix: str = "") -> typing.Iterator[tuple[str, Any, dataclasses.Field]]:
+    """``(dotted key, type, field)`` of every key of ``cls``, sections included, in file order."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        yield key, hints[f.name], f
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from iter_keys(hints[f.name], key + ".")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _section_table(cls: type, prefix: str) -> list[str]:
+    hints = typing.get_type_hints(cls)
+    lines = ["| key | type | default | rule | description |", "|---|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            continue
+        key = prefix + f.name
+        rule = _RULES.get(key, (None, ""))[1]
+        default = json.dumps(_default(f), ensure_ascii=False)
+        # Path keys are relative to the folder the command runs in until a run saves them.
+        extra = "; relative paths are made absolute in a run's saved config" if f.metadata.get("path") else ""
+        cells = [f"`{key}`", _type_name(tp), f"`{default}`", rule, f.metadata["help"] + extra]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
+def reference_markdown() -> str:
+    """``docs/configuration.md``: every key's type, default, rule and description, by section."""
+    out = [
+        "# Configuration reference",
+        "",
+        f"Generated by `{REFERENCE_COMMAND}` from the fields of `tfrs_irns/config.py`; "
+        "do not edit by hand (a test fails when this file is stale).",
+        "",
+        "A config is a YAML file of the sections below (see `configs/`); any key can be overridden on the "
+        "command line with `--set section.key=value` (the value is parsed as YAML). Missing keys take their "
+        "default. Loading checks every key's name, type and rule, then the rules across keys, and stops at "
+        "the first problem with one line naming the file and the key.",
+        "",
+        "Defaults are shown as JSON (`null`, `true`, lists in brackets); YAML accepts them as written.",
+        "",
+        "## Top level",
+        "",
+        *_section_table(Config, ""),
+    ]
+    for key, tp, f in iter_keys():
+        if dataclasses.is_dataclass(tp):
+            out += ["", f"## `{key}`", "", inspect.cleandoc(tp.__doc__ or ""), ""]
+            out += _section_table(tp, key + ".")
+    out += ["", "## Rules across keys", ""]
+    out += [f"- {summary}." for _, summary, _ in _CROSS_RULES]
+    out += [
+        "",
+        "Rules that need the data (the catalogue size, the items with a training count) are checked when "
+        "the run is built, before training, with messages in the same terms.",
+        "",
+    ]
+    return "\n".join(out)

@@ -66,8 +66,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-from tfrs_irns.errors import ConfigError
-
+# Defaults of the GCBS arguments, shared by gcbs_order and GCBSCallback (a
+# YAML config's batching.gcbs section repeats them; tests keep the two equal).
+# Epochs count from 1: the first epoch trains on random batches, since an
+# untrained model's "hard" negatives are noise.
+START_EPOCH = 2
+EVERY = 1
+# Each user's pool of hardest items.
+NEIGHBORS = 600
+# Which pool items become links: all of them, or those above the quantile.
+THRESHOLDS = ("topk", "quantile")
+THRESHOLD = "topk"
+QUANTILE = 0.99
+SEED = 0
 # Links each example sends (the graph's out-degree); it receives about twice as
 # many at most. A few links per example already order the examples well, and
 # the graph's cost grows with them (see benchmarks/gcbs.py).
@@ -196,9 +207,24 @@ def estimate_quantile(
     return float(np.quantile(scores, q))
 
 
-def _check_threshold(threshold: str) -> None:
-    if threshold not in ("topk", "quantile"):
-        raise ConfigError(f"batching.gcbs.threshold: expected 'topk' or 'quantile', got {threshold!r}")
+# Smallest value of each count-like knob.
+_AT_LEAST = {"neighbors": 1, "links_per_example": 1, "holder_tries": 1, "every": 1, "start_epoch": 0}
+
+
+def check_gcbs_args(threshold: str = THRESHOLD, quantile: float = QUANTILE, **counts: int) -> None:
+    """Raise :class:`ValueError` naming the first GCBS argument out of range.
+
+    ``counts``: any of ``neighbors``, ``links_per_example``, ``holder_tries``,
+    ``every`` and ``start_epoch``.
+    """
+    if threshold not in THRESHOLDS:
+        raise ValueError(f"threshold: expected 'topk' or 'quantile', got {threshold!r}")
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile: must be in (0, 1), got {quantile!r}")
+    for name, value in counts.items():
+        low = _AT_LEAST[name]
+        if value < low:
+            raise ValueError(f"{name}: must be {'> 0' if low else '>= 0'}, got {value!r}")
 
 
 @dataclass
@@ -217,8 +243,8 @@ def hard_negative_graph(
     emb: ExampleEmbeddings,
     neighbors: int,
     rng: np.random.Generator,
-    threshold: str = "topk",
-    quantile: float = 0.99,
+    threshold: str = THRESHOLD,
+    quantile: float = QUANTILE,
     links_per_example: int = LINKS_PER_EXAMPLE,
     holder_tries: int = HOLDER_TRIES,
 ) -> tuple[sp.csr_matrix, GraphInfo]:
@@ -235,7 +261,10 @@ def hard_negative_graph(
     (entries 1; a pair linked both ways appears twice, which reordering
     ignores) and a :class:`GraphInfo`.
     """
-    _check_threshold(threshold)
+    check_gcbs_args(
+        threshold=threshold, neighbors=neighbors, quantile=quantile,
+        links_per_example=links_per_example, holder_tries=holder_tries,
+    )
     n, n_items = len(emb), len(emb.item_ids)
     pool = int(min(neighbors, n_items))
     k = int(min(pool, links_per_example))
@@ -379,17 +408,20 @@ class GcbsOrder:
 def gcbs_order(
     emb: ExampleEmbeddings,
     batch_size: int,
-    neighbors: int = 600,
-    threshold: str = "topk",
-    quantile: float = 0.99,
-    seed: int = 0,
+    neighbors: int = NEIGHBORS,
+    threshold: str = THRESHOLD,
+    quantile: float = QUANTILE,
+    seed: int = SEED,
     epoch: int = 0,
     links_per_example: int = LINKS_PER_EXAMPLE,
     holder_tries: int = HOLDER_TRIES,
 ) -> GcbsOrder:
     """A permutation of ``range(len(emb))`` whose runs of ``batch_size`` are
     GCBS batches, reproducible from ``(seed, epoch)``."""
-    _check_threshold(threshold)
+    check_gcbs_args(
+        threshold=threshold, neighbors=neighbors, quantile=quantile,
+        links_per_example=links_per_example, holder_tries=holder_tries,
+    )
     rng = np.random.default_rng([seed, epoch])
     n = len(emb)
     clock = time.perf_counter()

@@ -14,15 +14,24 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
-
-import tfrs_irns  # noqa: F401  (Keras 2 policy before tensorflow)
 import tensorflow as tf
 
-from tfrs_irns.batching.gcbs import HOLDER_TRIES, LINKS_PER_EXAMPLE, embed_examples, gcbs_order, is_due
+from tfrs_irns.batching.gcbs import (
+    EVERY,
+    HOLDER_TRIES,
+    LINKS_PER_EXAMPLE,
+    NEIGHBORS,
+    QUANTILE,
+    SEED,
+    START_EPOCH,
+    THRESHOLD,
+    check_gcbs_args,
+    embed_examples,
+    gcbs_order,
+    is_due,
+)
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
 from tfrs_irns.batching.pipeline import TrainPipeline
-from tfrs_irns.config import GcbsConfig
-from tfrs_irns.errors import ConfigError
 
 # Keys added to every epoch's Keras logs (NaN on epochs GCBS did not order,
 # so History keeps one value per epoch for every key).
@@ -44,20 +53,6 @@ LOG_KEYS: tuple[str, ...] = (
 )
 
 Tower = Union[tf.keras.layers.Layer, Callable[[tf.Tensor], Any]]
-
-
-def check_gcbs_config(cfg: GcbsConfig) -> None:
-    """Raise :class:`ConfigError` naming the ``batching.gcbs`` key that is out of range."""
-    if cfg.threshold not in ("topk", "quantile"):
-        raise ConfigError(f"batching.gcbs.threshold: expected 'topk' or 'quantile', got {cfg.threshold!r}")
-    if cfg.start_epoch < 0:
-        raise ConfigError(f"batching.gcbs.start_epoch: must be >= 0, got {cfg.start_epoch!r}")
-    if cfg.every <= 0:
-        raise ConfigError(f"batching.gcbs.every: must be > 0, got {cfg.every!r}")
-    if cfg.neighbors <= 0:
-        raise ConfigError(f"batching.gcbs.neighbors: must be > 0, got {cfg.neighbors!r}")
-    if not 0 < cfg.quantile < 1:
-        raise ConfigError(f"batching.gcbs.quantile: must be in (0, 1), got {cfg.quantile!r}")
 
 
 def _as_numpy_fn(tower: Tower) -> Callable[[np.ndarray], np.ndarray]:
@@ -92,40 +87,61 @@ class GCBSCallback(tf.keras.callbacks.Callback):
       towers: ``(query_tower, candidate_tower)`` (Keras layers or functions of
         int32 indices), a model with ``query_tower``/``candidate_tower``, or
         None for the model being fitted.
-      config: the ``batching.gcbs`` section.
-      log_dir: TensorBoard directory, optional.
-      temperature: divides scores in the loss-gap estimate (``model.temperature``).
-      initial_epoch: the ``initial_epoch`` given to ``fit`` when resuming.
+      start_epoch, every: the due epochs (see :func:`~tfrs_irns.batching.gcbs.is_due`).
+      neighbors, threshold, quantile, seed: the order itself (see
+        :func:`~tfrs_irns.batching.gcbs.gcbs_order`); ``seed`` and the epoch
+        make each order reproducible.
       links_per_example, holder_tries: graph size and link quality (see
         :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
       diagnostics: compute the similarity / gap measures (cheap, on a sample).
+      log_dir: TensorBoard directory, optional.
+      temperature: divides scores in the loss-gap estimate (the model's
+        softmax temperature).
+      initial_epoch: the ``initial_epoch`` given to ``fit`` when resuming.
       verbose: print one line per GCBS epoch.
+
+    Raises:
+      ValueError: naming the argument out of range.
     """
 
     def __init__(
         self,
         pipeline: TrainPipeline,
         towers: Union[None, tf.keras.Model, Sequence[Tower]] = None,
-        config: Optional[GcbsConfig] = None,
-        log_dir: Optional[str] = None,
-        temperature: float = 1.0,
-        initial_epoch: int = 0,
+        *,
+        start_epoch: int = START_EPOCH,
+        every: int = EVERY,
+        neighbors: int = NEIGHBORS,
+        threshold: str = THRESHOLD,
+        quantile: float = QUANTILE,
+        seed: int = SEED,
         links_per_example: int = LINKS_PER_EXAMPLE,
         holder_tries: int = HOLDER_TRIES,
         diagnostics: bool = True,
+        log_dir: Optional[str] = None,
+        temperature: float = 1.0,
+        initial_epoch: int = 0,
         verbose: int = 0,
     ) -> None:
         super().__init__()
-        self.config = config if config is not None else GcbsConfig()
-        check_gcbs_config(self.config)
+        check_gcbs_args(
+            threshold=threshold, neighbors=neighbors, quantile=quantile, links_per_example=links_per_example,
+            holder_tries=holder_tries, start_epoch=start_epoch, every=every,
+        )
         self.pipeline = pipeline
         self.towers = towers
-        self.log_dir = log_dir
-        self.temperature = float(temperature)
-        self.initial_epoch = int(initial_epoch)
+        self.start_epoch = int(start_epoch)
+        self.every = int(every)
+        self.neighbors = int(neighbors)
+        self.threshold = threshold
+        self.quantile = float(quantile)
+        self.seed = int(seed)
         self.links_per_example = int(links_per_example)
         self.holder_tries = int(holder_tries)
         self.diagnostics = diagnostics
+        self.log_dir = log_dir
+        self.temperature = float(temperature)
+        self.initial_epoch = int(initial_epoch)
         self.verbose = verbose
         self._planned: Optional[tuple[int, dict[str, float]]] = None
         self._writer: Optional[Any] = None
@@ -155,14 +171,20 @@ class GCBSCallback(tf.keras.callbacks.Callback):
 
     def order_for(self, epoch: int) -> tuple[np.ndarray, dict[str, float]]:
         """Compute (without applying) the GCBS order of 1-based ``epoch`` and its stats."""
-        cfg = self.config
         pipe = self.pipeline
         clock = time.perf_counter()
         query_fn, candidate_fn = self._tower_fns()
         emb = embed_examples(pipe.users, pipe.items, query_fn, candidate_fn)
         result = gcbs_order(
-            emb, pipe.batch_size, cfg.neighbors, cfg.threshold, cfg.quantile, cfg.seed, epoch,
-            self.links_per_example, self.holder_tries,
+            emb,
+            pipe.batch_size,
+            neighbors=self.neighbors,
+            threshold=self.threshold,
+            quantile=self.quantile,
+            seed=self.seed,
+            epoch=epoch,
+            links_per_example=self.links_per_example,
+            holder_tries=self.holder_tries,
         )
         stats = {
             "gcbs_active": 1.0,
@@ -173,15 +195,14 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         if self.diagnostics:
             clock = time.perf_counter()
             stats["gcbs_links_in_batch"] = links_in_batch(result.src, result.dst, result.order, pipe.batch_size)
-            rng = np.random.default_rng([cfg.seed, epoch, 1])
+            rng = np.random.default_rng([self.seed, epoch, 1])
             found = compare_orders(emb, result.order, pipe.batch_size, rng, self.temperature)
             stats.update({"gcbs_" + key: value for key, value in found.items()})
             stats["gcbs_diagnostics_seconds"] = time.perf_counter() - clock
         return result.order, stats
 
     def _plan(self, epoch: int) -> None:
-        cfg = self.config
-        if not is_due(epoch, cfg.start_epoch, cfg.every):
+        if not is_due(epoch, self.start_epoch, self.every):
             self.pipeline.set_epoch_order(None)
             self._planned = None
             return

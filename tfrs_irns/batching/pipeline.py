@@ -43,13 +43,15 @@ class TrainPipeline:
         n = int(len(users))
         if n != len(items):
             raise ValueError("users and items must have the same length")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be > 0, got {batch_size!r}")
         if n == 0:
             raise DataError("the training split is empty: nothing to train on")
         if drop_remainder and n < batch_size:
             raise DataError(
                 f"the training split has {n} interactions, fewer than one batch of "
-                f"train.batch_size={batch_size} with batching.drop_remainder=true; "
-                "lower the batch size or set batching.drop_remainder=false"
+                f"batch_size={batch_size} with drop_remainder=True: every example would be "
+                "dropped; lower the batch size or keep the remainder"
             )
         self.num_examples = n
         self.batch_size = int(batch_size)

@@ -21,16 +21,16 @@ def _parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model from a YAML config, evaluate it, export it")
     train.add_argument("--config", required=True, help="YAML config (see configs/)")
-    train.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override config keys")
+    train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     train.add_argument("--output", help="run directory (default runs/<config name>-<timestamp>)")
 
     evaluate = sub.add_parser("evaluate", help="re-evaluate a finished run from its checkpoint")
     evaluate.add_argument("--run", required=True, help="run directory written by train")
-    evaluate.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override eval.* keys")
+    evaluate.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override eval.* keys")
 
     export = sub.add_parser("export", help="export a finished run as a versioned SavedModel")
     export.add_argument("--run", required=True, help="run directory written by train")
-    export.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override export.* keys")
+    export.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override export.* keys")
 
     recommend = sub.add_parser("recommend", help="top items for a user from an exported model")
     recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
@@ -41,23 +41,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from tfrs_irns.config import load_config
-    from tfrs_irns.training import train
 
     config = load_config(args.config, args.set)
+    from tfrs_irns.runs import export_run, train  # after the config is known good: TensorFlow is slow to load
+    from tfrs_irns.runs.build import export_name
+
+    if config.export.enabled:
+        export_name(config)  # a bad name stops now, not after training
     run = train(config, args.output)
     if config.export.enabled:
-        from tfrs_irns.export import export_run
-
         path = export_run(run)
         print(f"exported to {path}")
     print(f"run written to {run.directory}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tfrs_irns.training import load_run, summary_line, test_metrics, write_metrics
+    from tfrs_irns.runs.training import evaluate_run, load_run, summary_line, write_metrics
 
     run = load_run(args.run, tuple(args.set))
-    metrics = test_metrics(run.config, run.data, run.model)
+    metrics = evaluate_run(run.config, run.data, run.model)
     # Keep what only training knows (timings, history) next to the fresh numbers.
     path = os.path.join(args.run, "metrics.json")
     if os.path.isfile(path):
@@ -70,8 +72,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from tfrs_irns.export import export_run
-    from tfrs_irns.training import load_run
+    from tfrs_irns.runs import export_run, load_run
 
     run = load_run(args.run, tuple(args.set))
     print(f"exported to {export_run(run)}")

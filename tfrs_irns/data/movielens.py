@@ -27,7 +27,7 @@ from typing import Iterator, Optional, TextIO
 
 import numpy as np
 
-from tfrs_irns.data.csv_source import Field, RowReader, decode_bytes, int_strings, iter_rows
+from tfrs_irns.data.rows import Field, RowReader, decode_bytes, int_strings, iter_rows
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import DataError
 

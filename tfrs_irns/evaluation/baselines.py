@@ -11,11 +11,12 @@ does the rest. Equally popular items are ordered by lower index.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Unpack
 
 import numpy as np
 
-from tfrs_irns.evaluation.evaluate import DEFAULT_KS, evaluate_embeddings, evaluate_on_split
+from tfrs_irns.data.prepare import PreparedData
+from tfrs_irns.evaluation.evaluate import ProtocolArgs, evaluate_embeddings, evaluate_on_split
 
 SCORER = "most-popular baseline: score = the item's training interaction count"
 
@@ -33,13 +34,13 @@ def popular_baseline_arrays(
     train_items: np.ndarray,
     num_users: int,
     num_items: int,
-    ks: Sequence[int] = DEFAULT_KS,
-    exclude_seen: bool = False,
-    chunk_size: int = 1024,
-    max_queries: Optional[int] = None,
-    seed: int = 0,
+    **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
-    """Most-popular baseline from index arrays; popularity = training counts."""
+    """Most-popular baseline from index arrays; popularity = training counts.
+
+    ``**protocol``: ``ks``, ``exclude_seen``, ``chunk_size``, ``max_queries``,
+    ``seed``, as in :func:`~tfrs_irns.evaluation.evaluate.evaluate_embeddings`.
+    """
     train = np.asarray(train_items, np.int64).reshape(-1)
     counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
     user_emb, item_emb = popularity_embeddings(counts, num_users)
@@ -48,45 +49,26 @@ def popular_baseline_arrays(
         item_emb,
         test_users,
         test_items,
-        ks=ks,
         train_users=train_users,
         train_items=train_items,
         item_counts=counts,
-        exclude_seen=exclude_seen,
-        chunk_size=chunk_size,
-        max_queries=max_queries,
-        seed=seed,
+        **protocol,
     )
     result["protocol"]["scorer"] = SCORER
     return result
 
 
 def popular_baseline(
-    data: Any,
-    ks: Sequence[int] = DEFAULT_KS,
-    split: str = "test",
-    exclude_seen: bool = False,
-    chunk_size: int = 1024,
-    max_queries: Optional[int] = None,
-    seed: int = 0,
+    data: PreparedData, *, split: str = "test", **protocol: Unpack[ProtocolArgs]
 ) -> dict[str, Any]:
-    """Most-popular baseline on a split of ``data`` (a ``PreparedData``).
+    """Most-popular baseline on a split of ``data``.
 
     Popularity is ``data.item_counts`` (training counts); the history removed
     by ``exclude_seen`` is the same as in
-    :func:`~tfrs_irns.evaluation.evaluate.evaluate_model`.
+    :func:`~tfrs_irns.evaluation.evaluate.evaluate_model`, and so are the
+    ``**protocol`` keywords.
     """
     user_emb, item_emb = popularity_embeddings(data.item_counts, data.num_users)
-    result = evaluate_on_split(
-        user_emb,
-        item_emb,
-        data,
-        split,
-        ks=ks,
-        exclude_seen=exclude_seen,
-        chunk_size=chunk_size,
-        max_queries=max_queries,
-        seed=seed,
-    )
+    result = evaluate_on_split(user_emb, item_emb, data, split, **protocol)
     result["protocol"]["scorer"] = SCORER
     return result

@@ -26,21 +26,41 @@ Choices a reader of the numbers must know (all recorded in ``"protocol"``):
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, TypedDict, Unpack
 
 import numpy as np
 import scipy.sparse as sp
 
-from tfrs_irns.errors import DataError, UserError
-from tfrs_irns.evaluation import metrics as M
-from tfrs_irns.evaluation.ranking import TIE_RULE, rank_and_top_k
+from tfrs_irns.data.prepare import PreparedData
+from tfrs_irns.errors import DataError
+from tfrs_irns.evaluation import metrics
+from tfrs_irns.evaluation.ranking import CHUNK_SIZE, TIE_RULE, rank_and_top_k
 from tfrs_irns.layers.towers import embed_indices
 
+#: Cut-offs K reported by default.
 DEFAULT_KS = (1, 5, 10, 50, 100)
+#: Indices embedded per tower call by default.
+EMBED_BATCH = 8192
 #: Share of training interactions held by the head items.
 HEAD_SHARE = 0.5
 #: Which earlier splits count as "seen" for ``exclude_seen``.
 HISTORY = {"validation": ("train",), "test": ("train", "validation")}
+
+
+class ProtocolArgs(TypedDict, total=False):
+    """The keywords that say how the numbers are produced.
+
+    Two evaluations are comparable only when these agree (the result's
+    ``"protocol"`` records them). Every entry point of this package takes them
+    as ``**protocol`` and hands them on to :func:`evaluate_embeddings`, which
+    documents them and holds their defaults.
+    """
+
+    ks: Sequence[int]
+    exclude_seen: bool
+    chunk_size: int
+    max_queries: Optional[int]
+    seed: int
 
 
 def evaluate_embeddings(
@@ -53,7 +73,7 @@ def evaluate_embeddings(
     train_items: Optional[np.ndarray] = None,
     item_counts: Optional[np.ndarray] = None,
     exclude_seen: bool = False,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
     max_queries: Optional[int] = None,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -72,6 +92,7 @@ def evaluate_embeddings(
       chunk_size: users scored per matrix product.
       max_queries: evaluate at most this many test users, sampled with
         ``seed`` (all their test interactions are kept).
+      seed: the sample of ``max_queries`` users.
 
     Returns:
       ``hit_rate@K``, ``recall@K``, ``ndcg@K``, ``coverage@K``, ``mrr``,
@@ -124,7 +145,7 @@ def evaluate_embeddings(
     if item_counts is not None:
         if np.shape(item_counts) != (num_items + 1,):
             raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
-        head = M.popularity_head(item_counts, HEAD_SHARE)
+        head = metrics.popularity_head(item_counts, HEAD_SHARE)
         head_items = int(head.sum())
         result["head"] = _metric_block(ranks, rows, items, top, ks, num_items, band=head)
         result["tail"] = _metric_block(ranks, rows, items, top, ks, num_items, band=~head)
@@ -171,14 +192,11 @@ def evaluate_embeddings(
 
 def evaluate_model(
     model: Any,
-    data: Any,
+    data: PreparedData,
     split: str = "test",
-    ks: Sequence[int] = DEFAULT_KS,
-    exclude_seen: bool = False,
-    chunk_size: int = 1024,
-    max_queries: Optional[int] = None,
-    seed: int = 0,
-    batch_size: int = 8192,
+    *,
+    batch_size: int = EMBED_BATCH,
+    **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` of ``model``'s towers on a split of ``data``.
 
@@ -190,45 +208,35 @@ def evaluate_model(
 
     Args:
       model: anything with ``query_tower`` and ``candidate_tower`` layers.
-      data: a :class:`~tfrs_irns.data.prepare.PreparedData` (or an object
-        with the same attributes).
+      data: the prepared data the model was trained on.
       split: ``"validation"`` or ``"test"``.
       batch_size: indices embedded per tower call.
+      **protocol: ``ks``, ``exclude_seen``, ``chunk_size``, ``max_queries``,
+        ``seed``, as in :func:`evaluate_embeddings`.
     """
     user_emb, item_emb = embed_all(model, data.num_users, data.num_items, batch_size)
-    return evaluate_on_split(
-        user_emb,
-        item_emb,
-        data,
-        split,
-        ks=ks,
-        exclude_seen=exclude_seen,
-        chunk_size=chunk_size,
-        max_queries=max_queries,
-        seed=seed,
-    )
+    return evaluate_on_split(user_emb, item_emb, data, split, **protocol)
 
 
 def evaluate_on_split(
     user_emb: np.ndarray,
     item_emb: np.ndarray,
-    data: Any,
+    data: PreparedData,
     split: str = "test",
-    ks: Sequence[int] = DEFAULT_KS,
-    exclude_seen: bool = False,
-    chunk_size: int = 1024,
-    max_queries: Optional[int] = None,
-    seed: int = 0,
+    **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` on ``data``'s ``split``, with its history
-    (see :data:`HISTORY`) and training ``item_counts``; records the split."""
+    (see :data:`HISTORY`) and training ``item_counts``; records the split.
+
+    ``**protocol``: as in :func:`evaluate_model`.
+    """
     if split not in HISTORY:
-        raise UserError(f"evaluation split {split!r}: expected 'validation' or 'test'")
+        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
     part = getattr(data, split)
     if len(part) == 0:
         raise DataError(
             f"the {split} split is empty: nothing to evaluate"
-            + (" (data.validation_fraction is 0?)" if split == "validation" else "")
+            + (" (was the data prepared with validation_fraction=0?)" if split == "validation" else "")
         )
     history = [getattr(data, name) for name in HISTORY[split]]
     result = evaluate_embeddings(
@@ -236,22 +244,19 @@ def evaluate_on_split(
         item_emb,
         part.user,
         part.item,
-        ks=ks,
-        train_users=np.concatenate([np.asarray(h.user) for h in history]),
-        train_items=np.concatenate([np.asarray(h.item) for h in history]),
+        train_users=np.concatenate([h.user for h in history]),
+        train_items=np.concatenate([h.item for h in history]),
         item_counts=data.item_counts,
-        exclude_seen=exclude_seen,
-        chunk_size=chunk_size,
-        max_queries=max_queries,
-        seed=seed,
+        **protocol,
     )
-    result["protocol"]["split"] = split
-    result["protocol"]["history"] = list(HISTORY[split]) if exclude_seen else []
+    recorded = result["protocol"]
+    recorded["split"] = split
+    recorded["history"] = list(HISTORY[split]) if recorded["exclude_seen"] else []
     return result
 
 
 def embed_all(
-    model: Any, num_users: int, num_items: int, batch_size: int = 8192
+    model: Any, num_users: int, num_items: int, batch_size: int = EMBED_BATCH
 ) -> tuple[np.ndarray, np.ndarray]:
     """``([num_users + 1, d], [num_items + 1, d])`` float32 tower outputs for
     every index, OOV row 0 included, computed with ``training=False``."""
@@ -282,11 +287,11 @@ def _metric_block(
     distinct |= items == 0
     r, u = ranks[distinct], rows[distinct]
     out: dict[str, Any] = {}
-    out.update({f"hit_rate@{k}": M.hit_rate(ranks, k) for k in ks})
-    out.update({f"recall@{k}": M.recall(r, u, k) for k in ks})
-    out.update({f"ndcg@{k}": M.ndcg(r, u, k) for k in ks})
-    out.update({f"coverage@{k}": M.coverage(top, k, num_items, band) for k in ks})
-    out["mrr"] = M.mrr(r, u)
+    out.update({f"hit_rate@{k}": metrics.hit_rate(ranks, k) for k in ks})
+    out.update({f"recall@{k}": metrics.recall(r, u, k) for k in ks})
+    out.update({f"ndcg@{k}": metrics.ndcg(r, u, k) for k in ks})
+    out.update({f"coverage@{k}": metrics.coverage(top, k, num_items, band) for k in ks})
+    out["mrr"] = metrics.mrr(r, u)
     out = {key: (None if math.isnan(value) else value) for key, value in out.items()}
     out["num_test_interactions"] = int(ranks.shape[0])
     out["num_test_users"] = int(np.unique(rows).shape[0])
@@ -308,7 +313,7 @@ def _seen_matrix(queries: np.ndarray, users: np.ndarray, items: np.ndarray, num_
 def _check_ks(ks: Sequence[int]) -> list[int]:
     values = list(ks)
     if not values or any(isinstance(k, bool) or int(k) != k or k < 1 for k in values):
-        raise UserError(f"eval.ks: must be a non-empty list of integers K > 0, got {values!r}")
+        raise ValueError(f"ks must be a non-empty list of integers K > 0, got {values!r}")
     return sorted({int(k) for k in values})
 
 

@@ -56,6 +56,10 @@ from tfrs_irns.errors import UserError
 #: item never seen in training). ``rank < K`` is false for every K.
 UNRANKABLE = np.iinfo(np.int64).max
 
+#: Queries scored per matrix product by default (every ``chunk_size`` here
+#: and in :mod:`~tfrs_irns.evaluation.evaluate`).
+CHUNK_SIZE = 1024
+
 #: Upper bound on the score matrix of one chunk of queries; ``chunk_size`` is
 #: lowered so that ``chunk * num_items * 4`` bytes stay below it.
 MAX_CHUNK_BYTES = 256 * 2**20
@@ -74,7 +78,7 @@ def top_k(
     candidate_emb: np.ndarray,
     k: int,
     exclude: ExcludeLike = None,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` highest-scoring catalogue items for every query.
 
@@ -105,7 +109,7 @@ def target_ranks(
     targets: np.ndarray,
     target_rows: Optional[np.ndarray] = None,
     exclude: ExcludeLike = None,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
 ) -> np.ndarray:
     """Exact 0-based ranks of ``targets`` in the full-catalogue ranking.
 
@@ -140,7 +144,7 @@ def rank_and_top_k(
     target_rows: Optional[np.ndarray] = None,
     k: int = 0,
     exclude: ExcludeLike = None,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`target_ranks` and :func:`top_k` from one pass over the scores.
 

@@ -10,11 +10,13 @@ epoch's end and puts it in the Keras logs as ``val_<metric>`` — where
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from tfrs_irns.evaluation.evaluate import evaluate_model
+from tfrs_irns.data.prepare import PreparedData
+from tfrs_irns.evaluation.evaluate import DEFAULT_KS, ProtocolArgs, evaluate_model
+from tfrs_irns.evaluation.ranking import CHUNK_SIZE
 
 
 class EpochMetrics(tf.keras.callbacks.Callback):
@@ -24,7 +26,8 @@ class EpochMetrics(tf.keras.callbacks.Callback):
       data: the ``PreparedData`` the model trains on.
       split: ``"validation"`` (early stopping) or ``"test"`` (benchmark curves
         only — never select a model on the test split).
-      ks: cut-offs, as ``eval.ks``.
+      ks, exclude_seen, chunk_size, seed: as in
+        :func:`~tfrs_irns.evaluation.evaluate.evaluate_embeddings`.
       max_queries: score at most this many users (seeded sample, the same
         users every epoch) so the callback stays cheap.
       prefix: key prefix in the logs, ``"val_"`` by default.
@@ -34,11 +37,11 @@ class EpochMetrics(tf.keras.callbacks.Callback):
 
     def __init__(
         self,
-        data: Any,
+        data: PreparedData,
         split: str = "validation",
-        ks: Sequence[int] = (1, 5, 10, 50, 100),
+        ks: Sequence[int] = DEFAULT_KS,
         exclude_seen: bool = False,
-        chunk_size: int = 1024,
+        chunk_size: int = CHUNK_SIZE,
         max_queries: Optional[int] = None,
         prefix: str = "val_",
         seed: int = 0,
@@ -47,26 +50,16 @@ class EpochMetrics(tf.keras.callbacks.Callback):
         super().__init__()
         self.data = data
         self.split = split
-        self.ks = list(ks)
-        self.exclude_seen = exclude_seen
-        self.chunk_size = chunk_size
-        self.max_queries = max_queries
+        # The same protocol every epoch (and the same sampled users).
+        self.protocol = ProtocolArgs(
+            ks=list(ks), exclude_seen=exclude_seen, chunk_size=chunk_size, max_queries=max_queries, seed=seed
+        )
         self.prefix = prefix
-        self.seed = seed
-        self.keys = list(keys) if keys is not None else [f"hit_rate@{k}" for k in self.ks] + ["mrr"]
+        self.keys = list(keys) if keys is not None else [f"hit_rate@{k}" for k in ks] + ["mrr"]
 
     def compute(self) -> dict[str, float]:
         """The metrics of the model's current weights, with the log prefix."""
-        metrics = evaluate_model(
-            self.model,
-            self.data,
-            split=self.split,
-            ks=self.ks,
-            exclude_seen=self.exclude_seen,
-            chunk_size=self.chunk_size,
-            max_queries=self.max_queries,
-            seed=self.seed,
-        )
+        metrics = evaluate_model(self.model, self.data, self.split, **self.protocol)
         return {self.prefix + key: float(metrics[key]) for key in self.keys}
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:

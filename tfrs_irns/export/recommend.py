@@ -14,7 +14,8 @@ from typing import Any, TextIO
 import tensorflow as tf
 
 from tfrs_irns.errors import UserError
-from tfrs_irns.export.saved_model import ITEMS_FILE, METADATA_FILE, version_dirs
+from tfrs_irns.export.saved_model import ITEMS_FILE, METADATA_FILE
+from tfrs_irns.export.versions import version_dirs
 
 
 def resolve_version_dir(model_path: str) -> str:

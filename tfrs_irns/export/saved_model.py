@@ -17,9 +17,9 @@ Layout (TF Serving's: integer version folders under the model name)::
 
 The two asset files are the lookup tables themselves (``tf.lookup``
 initialises from them at load), so the item table always travels with the
-model. A version is written under a hidden temporary name and renamed into
-place at the end: a crash never leaves a half-written version, and an
-existing version is never overwritten.
+model. Versions are published atomically by :mod:`tfrs_irns.export.versions`:
+a crash never leaves a half-written version, and an existing version is
+never overwritten.
 
 Signatures (named inputs and outputs):
 
@@ -37,20 +37,19 @@ error.
 from __future__ import annotations
 
 import datetime
-import errno
 import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import tempfile
 from typing import Any, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
-import tfrs_irns
+from tfrs_irns._version import __version__
 from tfrs_irns.errors import UserError
+from tfrs_irns.export.versions import check_name, write_version
 
 USERS_FILE = "users.txt"
 ITEMS_FILE = "items.tsv"
@@ -60,7 +59,6 @@ SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "reco
 # 1M-item catalogue never materialises a 1 GB score matrix (measured: within
 # ~10% of one unblocked matmul + top_k at 100k and 1M items).
 DEFAULT_CHUNK_SIZE = 1 << 17
-_TMP_PREFIX = ".tmp-"
 
 
 class RetrievalModule(tf.Module):
@@ -206,14 +204,6 @@ def _mask(scores: tf.Tensor, rows: tf.Tensor, size: int) -> tf.Tensor:
 # --------------------------------------------------------------------------- files
 
 
-def _check_name(name: str) -> None:
-    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise UserError(
-            f"export.name: {name!r} is not a valid model name (one folder name, e.g. 'quickstart'); "
-            "set it with --set export.name=NAME"
-        )
-
-
 def _check_ids(ids: np.ndarray, kind: str, forbidden: str) -> list[str]:
     """Ids as a list of str; they become lines of a lookup file, so each must be
     non-empty, unique and free of ``forbidden`` characters."""
@@ -245,31 +235,6 @@ def _clean_title(title: Any) -> str:
     return "" if title is None else str(title).translate(_LINE_BREAKS)
 
 
-def version_dirs(model_dir: str) -> dict[int, str]:
-    """Integer-named entries of ``model_dir`` (TF Serving's versions) → path."""
-    out: dict[int, str] = {}
-    for entry in os.listdir(model_dir):
-        if entry.isascii() and entry.isdigit():
-            out[int(entry)] = os.path.join(model_dir, entry)
-    return out
-
-
-def _publish(tmp: str, model_dir: str, attempts: int = 100) -> str:
-    """Rename ``tmp`` to the next free version; never replace an existing one."""
-    for _ in range(attempts):
-        version = max(version_dirs(model_dir), default=0) + 1
-        final = os.path.join(model_dir, str(version))
-        try:
-            # Another exporter's finished version is non-empty, so rename fails
-            # (ENOTEMPTY/EEXIST) instead of replacing it: take the next number.
-            os.rename(tmp, final)
-            return final
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-    raise UserError(f"{model_dir}: could not find a free version number after {attempts} attempts")
-
-
 def _versions_info() -> dict[str, Optional[str]]:
     def dist(name: str) -> Optional[str]:
         try:
@@ -281,7 +246,7 @@ def _versions_info() -> dict[str, Optional[str]]:
         "tensorflow": tf.__version__,
         "tensorflow_recommenders": dist("tensorflow-recommenders"),
         "tf_keras": dist("tf-keras"),
-        "tfrs_irns": tfrs_irns.__version__,
+        "tfrs_irns": __version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
@@ -310,9 +275,9 @@ def export_embeddings(
     ``chunk_size`` (default :data:`DEFAULT_CHUNK_SIZE`) is how many items one
     scoring block holds.
     """
-    _check_name(name)
+    check_name(name)
     if int(k) < 1:
-        raise UserError(f"export.k: must be > 0, got {k}")
+        raise ValueError(f"k must be > 0, got {k}")
     users = _check_ids(np.asarray(user_ids), "user", "\n\r")
     items = _check_ids(np.asarray(item_ids), "item", "\t\n\r")
     user_embeddings = np.asarray(user_embeddings, np.float32)
@@ -330,15 +295,7 @@ def export_embeddings(
             raise ValueError(f"item_titles has {len(item_titles)} entries, expected {len(items) + 1} (OOV first)")
         titles = [_clean_title(t) for t in list(item_titles)[1:]]
 
-    model_dir = os.path.join(base_dir, name)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{model_dir}: cannot create the export folder ({exc.strerror})") from None
-    pending = max(version_dirs(model_dir), default=0) + 1
-    tmp = os.path.join(model_dir, f"{_TMP_PREFIX}{pending}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a crashed process with our pid
-    try:
+    def write(folder: str) -> None:
         with tempfile.TemporaryDirectory(prefix="tfrs_irns-export-") as sources:
             users_file = os.path.join(sources, USERS_FILE)
             items_file = os.path.join(sources, ITEMS_FILE)
@@ -347,7 +304,7 @@ def export_embeddings(
             module = RetrievalModule(
                 user_embeddings, item_embeddings, users_file, items_file, int(k), chunk_size or DEFAULT_CHUNK_SIZE
             )
-            tf.saved_model.save(module, tmp, signatures=module.signatures())
+            tf.saved_model.save(module, folder, signatures=module.signatures())
         info = dict(metadata or {})
         info.update(
             name=name,
@@ -361,63 +318,24 @@ def export_embeddings(
             signatures=list(SIGNATURES),
             versions=_versions_info(),
         )
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as fh:
+        os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
+        with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2, default=_json_default)
-        return _publish(tmp, model_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    return write_version(os.path.join(base_dir, name), write)
 
 
-def export_model(
-    model: Any,
-    user_vocab: Any,
-    item_vocab: Any,
-    item_titles: Optional[np.ndarray] = None,
-    base_dir: str = "saved_models",
-    name: str = "model",
-    k: int = 100,
-    metadata: Optional[dict[str, Any]] = None,
-    chunk_size: Optional[int] = None,
-) -> str:
+def export_model(model: Any, user_vocab: Any, item_vocab: Any, *args: Any, **kwargs: Any) -> str:
     """Export a two-tower ``model`` as ``<base_dir>/<name>/<next version>/``.
 
     ``model`` needs ``user_embeddings()`` and ``item_embeddings()`` (as
     :class:`~tfrs_irns.models.two_tower.TwoTowerModel`); the vocabularies give
-    the raw id of each index. Returns the version directory.
+    the raw id of each index. The other arguments (``item_titles``,
+    ``base_dir``, ``name``, ``k``, ``metadata``, ``chunk_size``) are
+    :func:`export_embeddings`'s. Returns the version directory.
     """
     return export_embeddings(
-        model.user_embeddings(),
-        model.item_embeddings(),
-        user_vocab.ids,
-        item_vocab.ids,
-        item_titles,
-        base_dir=base_dir,
-        name=name,
-        k=k,
-        metadata=metadata,
-        chunk_size=chunk_size,
-    )
-
-
-def export_run(run: Any) -> str:
-    """Export a training ``Run`` with its ``export.*`` config, metrics and vocabularies."""
-    config = run.config
-    metrics = run.metrics
-    metrics_path = os.path.join(run.directory, "metrics.json")
-    if metrics is None and os.path.isfile(metrics_path):
-        with open(metrics_path, encoding="utf-8") as fh:
-            metrics = json.load(fh)
-    return export_model(
-        run.model,
-        run.data.user_vocab,
-        run.data.item_vocab,
-        getattr(run.data, "item_titles", None),
-        base_dir=config.export.base_dir,
-        name=config.export.name or config.name,
-        k=config.export.k,
-        metadata={"config": config.to_dict(), "metrics": metrics, "run_directory": os.path.abspath(run.directory)},
+        model.user_embeddings(), model.item_embeddings(), user_vocab.ids, item_vocab.ids, *args, **kwargs
     )
 
 

@@ -40,7 +40,12 @@ def _mlp(hidden: Sequence[int], output_dim: int, name: str) -> Optional[tf.keras
 
 
 class _Tower(tf.keras.layers.Layer):
-    """Shared body: id embedding (+ features) → optional MLP → optional L2 norm."""
+    """Shared body: id embedding (+ features) → optional MLP → optional L2 norm.
+
+    Besides ``call`` it offers what :class:`~tfrs_irns.models.TwoTowerModel`
+    uses of a tower: ``vocab_size``, :meth:`embedding_penalty` and
+    :meth:`set_oov_to_mean`.
+    """
 
     def __init__(
         self,
@@ -72,6 +77,23 @@ class _Tower(tf.keras.layers.Layer):
             x = tf.math.l2_normalize(x, axis=-1)
         return x
 
+    def embedding_penalty(self, indices: tf.Tensor) -> tf.Tensor:
+        """Mean squared L2 norm of the id-embedding rows of ``indices``: the
+        retrieval regulariser that touches only the rows a batch used."""
+        rows = self.embedding(indices)
+        return tf.reduce_mean(tf.reduce_sum(tf.square(rows), axis=-1))
+
+    def set_oov_to_mean(self) -> None:
+        """Set the OOV id row (index 0) to the mean of the known rows.
+
+        No training example has index 0 (vocabularies come from the training
+        split), so its row would keep its random initial value; the mean row
+        is a neutral, popularity-like stand-in for an unknown id.
+        """
+        table = self.embedding.embeddings
+        if table.shape[0] > 1:
+            table[0].assign(tf.reduce_mean(table[1:], axis=0))
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
@@ -83,6 +105,7 @@ class _Tower(tf.keras.layers.Layer):
         return config
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
 class QueryTower(_Tower):
     """User index → query embedding.
 
@@ -94,25 +117,27 @@ class QueryTower(_Tower):
     """
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
 class CandidateTower(_Tower):
     """Item index → candidate embedding, with optional item features.
 
     ``item_features`` is a dense ``[vocab_size, F]`` table (e.g. multi-hot
     genres) stored as a non-trainable weight and projected to ``d`` and added to
-    the id embedding, so items share what their features share.
+    the id embedding, so items share what their features share. The table is a
+    weight, not part of the config: ``from_config`` builds a tower with a
+    zero table of ``num_features`` columns, and ``set_weights`` (or a
+    checkpoint) fills it.
     """
 
     def __init__(
         self,
-        vocab_size: int,
-        embedding_dim: int = 64,
-        hidden: Sequence[int] = (),
-        normalize: bool = False,
+        *args: Any,
         item_features: Optional[np.ndarray] = None,
         num_features: int = 0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(vocab_size, embedding_dim, hidden, normalize, **kwargs)
+        # ``vocab_size, embedding_dim, hidden, normalize`` as the query tower's.
+        super().__init__(*args, **kwargs)
         if item_features is not None:
             item_features = np.asarray(item_features, np.float32)
             if item_features.shape[0] != self.vocab_size:

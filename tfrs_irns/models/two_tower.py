@@ -8,19 +8,32 @@ plus, for IRNS, sampled items it embeds with the same candidate tower).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_irns.config import Config
-from tfrs_irns.layers.towers import CandidateTower, QueryTower, embed_indices
-from tfrs_irns.tasks.irns import irns_task_from_config
+from tfrs_irns.layers.towers import embed_indices
 
 
 class TwoTowerModel(tfrs.models.Model):
     """Query tower + candidate tower + a retrieval task.
+
+    The two towers never see each other's input, so items can be embedded
+    once and searched at serving time, and the task can embed extra sampled
+    items with the candidate tower inside the train step.
+
+    **The tower contract.** A tower is any Keras layer mapping int32 indices
+    ``[n]`` to embeddings ``[n, d]`` (0 = OOV). The model also uses, when
+    present (the package's towers have all three):
+
+    * ``vocab_size`` — rows of the index space, for :meth:`user_embeddings`
+      and :meth:`item_embeddings` (required by those two methods only);
+    * ``embedding_penalty(indices)`` — the mean squared L2 norm of the
+      embedding rows of ``indices``, for ``embedding_l2``; a tower without it
+      adds no penalty;
+    * ``set_oov_to_mean()`` — for :meth:`set_oov_user_to_mean`.
 
     Args:
       query_tower: user index → ``[B, d]``.
@@ -51,9 +64,13 @@ class TwoTowerModel(tfrs.models.Model):
         candidates = self.candidate_tower(items, training=training)
         loss = self.task(query, candidates, candidate_ids=items, query_ids=users, training=training)
         if self.embedding_l2 > 0.0:
-            rows = [self.query_tower.embedding(users), self.candidate_tower.embedding(items)]
-            penalty = tf.add_n([tf.reduce_mean(tf.reduce_sum(tf.square(r), axis=-1)) for r in rows])
-            loss = loss + self.embedding_l2 * penalty
+            penalties = [
+                tower.embedding_penalty(indices)
+                for tower, indices in ((self.query_tower, users), (self.candidate_tower, items))
+                if hasattr(tower, "embedding_penalty")
+            ]
+            if penalties:
+                loss = loss + self.embedding_l2 * tf.add_n(penalties)
         return loss
 
     def set_oov_user_to_mean(self) -> None:
@@ -65,9 +82,8 @@ class TwoTowerModel(tfrs.models.Model):
         The mean user instead gets what users score highest on average — a
         sensible, popularity-like answer for someone we know nothing about.
         """
-        table = self.query_tower.embedding.embeddings
-        if table.shape[0] > 1:
-            table[0].assign(tf.reduce_mean(table[1:], axis=0))
+        if hasattr(self.query_tower, "set_oov_to_mean"):
+            self.query_tower.set_oov_to_mean()
 
     def user_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Query embeddings of every user index (row 0 = OOV), ``[U + 1, d]``."""
@@ -76,30 +92,3 @@ class TwoTowerModel(tfrs.models.Model):
     def item_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Candidate embeddings of every item index (row 0 = OOV), ``[N + 1, d]``."""
         return embed_indices(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
-
-
-def build_model(config: Config, data: Any, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
-    """The model ``config`` describes, sized for ``data`` (a ``PreparedData``)."""
-    m = config.model
-    query_tower = QueryTower(
-        data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower"
-    )
-    features = data.item_genres if (m.use_genres and data.item_genres is not None) else None
-    candidate_tower = CandidateTower(
-        data.item_vocab.size,
-        m.embedding_dim,
-        m.candidate_hidden,
-        m.normalize,
-        item_features=features,
-        name="candidate_tower",
-    )
-    if task is None:
-        task = irns_task_from_config(
-            config.negatives, candidate_tower, data.item_counts, temperature=config.model.temperature
-        )
-    model = TwoTowerModel(query_tower, candidate_tower, task, embedding_l2=m.embedding_l2)
-    # Create every weight now so checkpoints restore eagerly and exports see them.
-    dummy = tf.zeros([1], tf.int32)
-    query_tower(dummy)
-    candidate_tower(dummy)
-    return model

@@ -1,5 +1,5 @@
 """In-graph negative samplers for IRNS."""
 
-from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler, make_sampler
+from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler
 
-__all__ = ["NegativeSampler", "UniformSampler", "UnigramSampler", "make_sampler"]
+__all__ = ["NegativeSampler", "UniformSampler", "UnigramSampler"]

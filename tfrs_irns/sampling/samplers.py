@@ -11,27 +11,32 @@ The catalogue is item indices ``1..num_items``; index ``0`` is the OOV bucket
 and is never drawn. Every draw comes with its per-draw probability ``q_j``,
 which the task needs for the logQ correction (``M * q_j`` is the expected
 number of copies of item ``j`` among the ``M`` draws).
+
+Samplers are Keras layers: the task tracks them, so checkpoints carry their
+tables (a unigram sampler's counts and CDF are non-trainable weights), and
+they round-trip through ``get_config`` / ``from_config`` plus
+``set_weights`` (or a checkpoint restore). They hold no random state.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.errors import ConfigError
 
-
-class NegativeSampler:
+class NegativeSampler(tf.keras.layers.Layer):
     """Interface of an in-graph sampler over item indices ``1..num_items``.
 
     Subclasses implement :meth:`sample` and :meth:`probability`; both run
-    inside ``tf.function``.
+    inside ``tf.function`` and are stateless: the draw depends only on the
+    seed it is given.
     """
 
     num_items: int
     replacement: bool
+    _available_phrase = "in the catalogue"
 
     def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Draw ``num`` item indices with the stateless ``seed`` (int ``[2]``).
@@ -51,25 +56,27 @@ class NegativeSampler:
         """How many distinct items can be drawn at all."""
         return self.num_items
 
-    def check_num(self, num: int) -> None:
-        """Raise a :class:`ConfigError` if ``num`` draws are impossible."""
+    def check_num(self, num: int, name: str = "num") -> None:
+        """Raise a ``ValueError`` (naming the argument ``name``) if ``num``
+        draws without replacement are impossible."""
         if not self.replacement and num > self.num_available:
-            raise ConfigError(
-                f"negatives.num_negatives={num} exceeds the {self.num_available} items "
-                f"{self._available_phrase} with negatives.replacement=false; lower "
-                "negatives.num_negatives or set negatives.replacement=true"
+            raise ValueError(
+                f"{name}={num} exceeds the {self.num_available} items {self._available_phrase} "
+                f"with replacement=False; draw fewer or use replacement=True"
             )
 
-    _available_phrase = "in the catalogue"
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        """``probability(inputs)``: calling a sampler scores indices; draws
+        go through :meth:`sample`."""
+        return self.probability(inputs)
 
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "NegativeSampler":
-        return cls(**config)
+        config = super().get_config()
+        config.update(num_items=self.num_items, replacement=self.replacement)
+        return config
 
 
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
 class UniformSampler(NegativeSampler):
     """Every catalogue item equally likely: ``q_j = 1 / num_items``.
 
@@ -84,7 +91,8 @@ class UniformSampler(NegativeSampler):
       replacement: draw with replacement (duplicates possible) or not.
     """
 
-    def __init__(self, num_items: int, replacement: bool = True) -> None:
+    def __init__(self, num_items: int, replacement: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if int(num_items) <= 0:
             raise ValueError(f"num_items must be > 0, got {num_items}")
         self.num_items = int(num_items)
@@ -104,10 +112,8 @@ class UniformSampler(NegativeSampler):
         inside = (indices >= 1) & (indices <= self.num_items)
         return tf.where(inside, tf.constant(1.0 / self.num_items, tf.float32), 0.0)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"num_items": self.num_items, "replacement": self.replacement}
 
-
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
 class UnigramSampler(NegativeSampler):
     """Popular items more likely: ``q_j ∝ count_j ** alpha``.
 
@@ -126,47 +132,96 @@ class UnigramSampler(NegativeSampler):
     ``M * q_j`` overstates the inclusion of items with ``M * q_j`` near or
     above 1 — the logQ correction is an approximation in that one case.
 
+    The counts and what is precomputed from them (probabilities, CDF, log
+    probabilities) are non-trainable weights, not config: ``get_config`` holds
+    ``num_items``, ``alpha`` and ``replacement``, and ``from_config`` builds a
+    sampler whose tables count every item once (a uniform sampler) until
+    ``set_weights`` or a checkpoint restore fills them.
+
     Args:
       counts: training interaction counts indexed by item index, length
         ``num_items + 1`` (``counts[0]``, the OOV bucket, is ignored).
-      alpha: exponent applied to the counts.
+      alpha: exponent applied to the counts, ``>= 0``.
       replacement: draw with replacement (duplicates possible) or not.
+      num_items: instead of ``counts``: the catalogue size of a sampler whose
+        weights are set afterwards (until then every item counts once).
     """
 
     _available_phrase = "with a non-zero training count"
 
-    def __init__(self, counts: Any, alpha: float = 0.75, replacement: bool = True) -> None:
-        counts = np.asarray(counts, dtype=np.float64)
+    def __init__(
+        self,
+        counts: Any = None,
+        alpha: float = 0.75,
+        replacement: bool = True,
+        num_items: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha = float(alpha)
+        self.replacement = bool(replacement)
+        if counts is None:
+            if num_items is None or int(num_items) <= 0:
+                raise ValueError(f"give counts, or num_items > 0 for weights set later; got num_items={num_items}")
+            # A placeholder, every item counted once, until weights are set.
+            tables = self._tables(np.concatenate([[0.0], np.ones(int(num_items))]))
+        else:
+            tables = self._tables(np.asarray(counts, dtype=np.float64))
+            if num_items is not None and int(num_items) != tables[0].shape[0] - 1:
+                raise ValueError(f"counts covers {tables[0].shape[0] - 1} items, expected num_items={num_items}")
+        self.num_items = tables[0].shape[0] - 1
+        names = ("counts", "probabilities", "cdf", "log_probs")
+        self._counts, self._probabilities, self._cdf, self._log_probs = (
+            self._table_weight(name, table) for name, table in zip(names, tables)
+        )
+
+    def _tables(self, counts: np.ndarray) -> list[np.ndarray]:
+        """Counts, probabilities and CDF (float64), log probabilities (float32)."""
         if counts.ndim != 1 or counts.shape[0] < 2:
             raise ValueError(f"counts must be a vector of length num_items + 1 >= 2, got shape {counts.shape}")
         if np.any(counts < 0) or not np.all(np.isfinite(counts)):
             raise ValueError("counts must be finite and >= 0")
-        if alpha < 0:
-            raise ConfigError(f"negatives.alpha must be >= 0, got {alpha}")
-        self.counts = counts
-        self.alpha = float(alpha)
-        self.replacement = bool(replacement)
-        self.num_items = counts.shape[0] - 1
         weights = np.where(counts > 0, np.power(np.maximum(counts, 1e-300), self.alpha), 0.0)
         weights[0] = 0.0  # OOV is never a negative
         total = weights.sum()
         if total <= 0:
             raise ValueError("counts has no item with a non-zero count: nothing to sample")
-        self._num_nonzero = int(np.count_nonzero(weights))
         probs = weights / total
         cdf = np.cumsum(probs)
         # Pin the CDF's top to exactly 1 from the last drawable item on, so a
         # uniform in [0, 1) can never fall past the end through rounding.
         cdf[int(np.flatnonzero(weights)[-1]) :] = 1.0
-        self.probabilities = probs  # float64, by item index
-        self._probs = tf.constant(probs, tf.float32)
-        self._cdf = tf.constant(cdf, tf.float64)
         with np.errstate(divide="ignore"):
-            self._log_weights = tf.constant(np.log(probs), tf.float32)
+            log_probs = np.log(probs).astype(np.float32)
+        return [counts, probs, cdf, log_probs]
+
+    def _table_weight(self, name: str, values: np.ndarray) -> tf.Variable:
+        return self.add_weight(
+            name=name,
+            shape=values.shape,
+            dtype=tf.as_dtype(values.dtype),
+            initializer=tf.constant_initializer(values),
+            trainable=False,
+        )
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The training counts (float64, by item index)."""
+        return self._counts.numpy()
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Per-draw probability ``q`` (float64, by item index)."""
+        return self._probabilities.numpy()
 
     @property
     def num_available(self) -> int:
-        return self._num_nonzero
+        # Read eagerly even while a tf.function traces: a Python number,
+        # always that of the current weights.
+        with tf.init_scope():
+            return int(tf.math.count_nonzero(self._probabilities))
 
     def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         self.check_num(num)
@@ -179,29 +234,19 @@ class UnigramSampler(NegativeSampler):
             u = tf.random.stateless_uniform(
                 [self.num_items + 1], seed, minval=np.finfo(np.float32).tiny, maxval=1.0, dtype=tf.float32
             )
-            _, ids = tf.math.top_k(self._log_weights - tf.math.log(-tf.math.log(u)), k=num)
-        return ids, tf.gather(self._probs, ids)
+            _, ids = tf.math.top_k(self._log_probs - tf.math.log(-tf.math.log(u)), k=num)
+        return ids, self._gather_q(ids)
 
     def probability(self, indices: tf.Tensor) -> tf.Tensor:
         indices = tf.convert_to_tensor(indices)
         inside = (indices >= 0) & (indices <= self.num_items)
-        return tf.where(inside, tf.gather(self._probs, tf.clip_by_value(indices, 0, self.num_items)), 0.0)
+        return tf.where(inside, self._gather_q(tf.clip_by_value(indices, 0, self.num_items)), 0.0)
+
+    def _gather_q(self, indices: tf.Tensor) -> tf.Tensor:
+        # Cast after the gather: O(M), and the same float32 as casting the table.
+        return tf.cast(tf.gather(self._probabilities, indices), tf.float32)
 
     def get_config(self) -> dict[str, Any]:
-        return {"counts": self.counts.tolist(), "alpha": self.alpha, "replacement": self.replacement}
-
-
-def make_sampler(
-    kind: str, num_items: int, counts: Any = None, alpha: float = 0.75, replacement: bool = True
-) -> NegativeSampler:
-    """The sampler ``negatives.sampler`` names (``uniform`` or ``unigram``)."""
-    if kind == "uniform":
-        return UniformSampler(num_items, replacement=replacement)
-    if kind == "unigram":
-        if counts is None:
-            raise ValueError("the unigram sampler needs the training item counts")
-        sampler = UnigramSampler(counts, alpha=alpha, replacement=replacement)
-        if sampler.num_items != num_items:
-            raise ValueError(f"counts covers {sampler.num_items} items, expected num_items={num_items}")
-        return sampler
-    raise ConfigError(f"negatives.sampler={kind!r}: expected one of 'uniform', 'unigram'")
+        config = super().get_config()
+        config.update(alpha=self.alpha)
+        return config

@@ -1,5 +1,9 @@
-"""Retrieval tasks: the IRNS loss."""
+"""Retrieval tasks: the IRNS loss.
 
-from tfrs_irns.tasks.irns import MODES, IRNSRetrieval, irns_task_from_config, logsumexp_excluding, masked_logsumexp
+The numerical kernels the loss runs on are public in
+:mod:`tfrs_irns.tasks.kernels`.
+"""
 
-__all__ = ["MODES", "IRNSRetrieval", "irns_task_from_config", "masked_logsumexp", "logsumexp_excluding"]
+from tfrs_irns.tasks.irns import MODES, IRNSRetrieval, default_logq
+
+__all__ = ["MODES", "IRNSRetrieval", "default_logq"]

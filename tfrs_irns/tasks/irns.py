@@ -10,6 +10,10 @@ form one candidate set, so each positive meets ``B - 1`` in-batch negatives
 and ``M`` random ones for the price of embedding ``B + M`` items per step —
 not the ``B * M`` (1.8M for the paper's numbers) of giving every positive its
 own negatives.
+
+This module is the layer: the candidate set of each mode, the logQ term and
+the masks. The numerical kernels it runs on (custom-gradient logsumexp, the
+sparse search for accidental hits) are in :mod:`tfrs_irns.tasks.kernels`.
 """
 
 from __future__ import annotations
@@ -20,18 +24,27 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_irns.config import NegativesConfig, resolve_logq
-from tfrs_irns.errors import ConfigError
-from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, make_sampler
+from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler
+from tfrs_irns.tasks.kernels import (
+    MASK_VALUE,
+    equal_pairs,
+    log_count,
+    logsumexp_excluding,
+    masked_logsumexp,
+    rowwise_dot,
+)
 
 MODES = ("in_batch", "random", "mixed", "full")
-# Masked logits: TFRS's "minus infinity", finite so a row never becomes NaN.
-MASK_VALUE = float(np.finfo(np.float32).min / 100.0)
-# Floor of the expected count in the logQ term, so an item nobody could have
-# drawn (an OOV positive at evaluation) gets a large, finite boost, not +inf.
-MIN_EXPECTED_COUNT = 1e-10
 
 
+def default_logq(mode: str) -> bool:
+    """Whether the logQ correction is on when ``logq`` is not given: for the
+    modes with in-batch columns (``mixed``, ``in_batch``), whose positives
+    follow the popularity of the training data."""
+    return mode in ("mixed", "in_batch")
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
 class IRNSRetrieval(tf.keras.layers.Layer):
     """Softmax retrieval loss over in-batch positives plus shared sampled items.
 
@@ -49,7 +62,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     the per-positive reading (``B * M = 1.8M`` distinct negatives) is ~60x
     slower and needs ~1.7 GB of activations.
 
-    **Modes** (``negatives.mode``):
+    **Modes** (``mode``):
 
     * ``in_batch`` — TFRS's classic in-batch softmax, logits ``[B, B]``.
     * ``random`` — the positive and the ``M`` sampled items only,
@@ -115,9 +128,11 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     in-batch columns in ``random`` and ``full``). Masking happens after the
     logQ shift, before hard-negative mining. :meth:`logits_and_labels` shows
     the definition densely (masked logits at a huge negative value); the
-    loss itself finds hits sparsely, by sorting, and subtracts their terms
-    from the row sums, because a dense ``[B, C]`` mask costs more on a CPU
-    than the softmax it masks.
+    loss itself finds hits sparsely, by sorting
+    (:func:`~tfrs_irns.tasks.kernels.equal_pairs`), and subtracts their terms
+    from the row sums (:func:`~tfrs_irns.tasks.kernels.logsumexp_excluding`),
+    because a dense ``[B, C]`` mask costs more on a CPU than the softmax it
+    masks.
 
     **Hard negatives.** ``num_hard_negatives=k`` keeps, per row, the label and
     the ``k`` highest negative logits (TFRS's ``HardNegativeMining``).
@@ -144,6 +159,14 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ``candidate_ids`` and ``compute_metrics=True`` meet); ``batch_metrics``
     get the one-hot labels and the final logits.
 
+    **Serialization.** ``get_config`` / ``from_config`` round-trip the layer
+    as Keras does: the candidate tower and the sampler as nested layers,
+    ``item_probabilities`` and ``candidate_ids_table`` as non-trainable
+    weights (beside the step and the sampler's tables), so ``from_config``
+    followed by ``set_weights`` (or a checkpoint restore) rebuilds the same
+    task. Metrics are objects, not config: pass them again. The raw-id lookup
+    of ``candidate_ids_table`` is built from its weight at the first call.
+
     Args:
       candidate_tower: maps item indices (or raw ids, see
         ``candidate_ids_table``) to ``[n, d]`` embeddings; the same tower that
@@ -157,11 +180,12 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         index, for the logQ term of in-batch columns (needed when ``logq`` is
         on in ``in_batch`` and ``mixed``).
       logq: apply the correction; ``None`` means on for ``mixed`` and
-        ``in_batch``, off otherwise (as ``negatives.logq: null``).
+        ``in_batch``, off otherwise (:func:`default_logq`); always off in
+        ``full``.
       remove_accidental_hits, mask_same_user: see **Masking**.
       temperature: softmax temperature ``T > 0``.
-      num_hard_negatives: keep only the ``k`` hardest negatives per row.
-      full_max_items: the largest catalogue ``full`` accepts.
+      num_hard_negatives: keep only the ``k > 0`` hardest negatives per row.
+      full_max_items: the largest ``num_items`` that ``full`` accepts.
       cross_replica: gather positives across replicas (see above).
       seed: the sampling seed.
       candidate_ids_table: optional ``[num_items + 1]`` tensor whose entry
@@ -200,25 +224,25 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ) -> None:
         super().__init__(name=name, **kwargs)
         if mode not in MODES:
-            raise ConfigError(f"negatives.mode={mode!r}: expected one of {', '.join(repr(m) for m in MODES)}")
+            raise ValueError(f"mode={mode!r}: expected one of {', '.join(repr(m) for m in MODES)}")
         num_items = int(num_items)
         if num_items <= 0:
             raise ValueError(f"num_items must be > 0, got {num_items}")
         if not temperature > 0:
-            raise ConfigError(f"model.temperature must be > 0, got {temperature}")
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         if num_hard_negatives is not None and num_hard_negatives <= 0:
-            raise ConfigError(f"negatives.num_hard_negatives must be > 0, got {num_hard_negatives}")
+            raise ValueError(f"num_hard_negatives must be > 0, got {num_hard_negatives}")
         if mode == "full" and num_items > full_max_items:
-            raise ConfigError(
-                f"negatives.mode=full computes the exact softmax over all {num_items} items, more than "
-                f"negatives.full_max_items={full_max_items}; use mode mixed, or raise "
-                "negatives.full_max_items if the [batch, items] logits fit in memory"
+            raise ValueError(
+                f"num_items={num_items} exceeds full_max_items={full_max_items}: mode='full' computes the "
+                "exact softmax over every item; use mode='mixed', or raise full_max_items if the "
+                "[batch, num_items] logits fit in memory"
             )
         self.candidate_tower = candidate_tower
         self.num_items = num_items
         self.mode = mode
         self.num_negatives = int(num_negatives)
-        self.logq = resolve_logq(NegativesConfig(mode=mode, logq=logq)) if mode != "full" else False
+        self.logq = (default_logq(mode) if logq is None else bool(logq)) if mode != "full" else False
         self.remove_accidental_hits = bool(remove_accidental_hits)
         self.mask_same_user = bool(mask_same_user)
         self.temperature = float(temperature)
@@ -232,18 +256,18 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         self.sampler: Optional[NegativeSampler] = None
         if mode in ("random", "mixed"):
             if self.num_negatives <= 0:
-                raise ConfigError(f"negatives.num_negatives must be > 0, got {num_negatives}")
+                raise ValueError(f"num_negatives must be > 0, got {num_negatives}")
             self.sampler = sampler if sampler is not None else UniformSampler(num_items)
             if self.sampler.num_items != num_items:
                 raise ValueError(f"the sampler covers {self.sampler.num_items} items, expected num_items={num_items}")
-            self.sampler.check_num(self.num_negatives)
+            self.sampler.check_num(self.num_negatives, "num_negatives")
 
         self._item_probabilities = None
         if item_probabilities is not None:
             p = np.asarray(item_probabilities, np.float32)
             if p.shape != (num_items + 1,):
                 raise ValueError(f"item_probabilities must have shape ({num_items + 1},), got {p.shape}")
-            self._item_probabilities = tf.constant(p)
+            self._item_probabilities = self._table_weight("item_probabilities", p)
         if self.logq and mode in ("in_batch", "mixed") and self._item_probabilities is None:
             raise ValueError(
                 f"logq in mode {mode!r} needs item_probabilities (the training share of each item) "
@@ -251,16 +275,12 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             )
 
         self._ids_table = None
-        self._id_to_index = None
+        self._id_to_index = None  # built from the weight at the first call
         if candidate_ids_table is not None:
             table = tf.convert_to_tensor(candidate_ids_table)
             if table.shape.rank != 1 or table.shape[0] != num_items + 1:
                 raise ValueError(f"candidate_ids_table must have shape ({num_items + 1},), got {table.shape}")
-            self._ids_table = table
-            self._id_to_index = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(table[1:], tf.range(1, num_items + 1, dtype=tf.int32)),
-                default_value=0,
-            )
+            self._ids_table = self._table_weight("candidate_ids_table", table)
 
         # The sampling step; ONLY_FIRST_REPLICA keeps it in sync across replicas.
         self._step = self.add_weight(
@@ -270,6 +290,16 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             initializer="zeros",
             trainable=False,
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+
+    def _table_weight(self, name: str, values: Any) -> tf.Variable:
+        values = tf.convert_to_tensor(values)
+        return self.add_weight(
+            name=name,
+            shape=values.shape,
+            dtype=values.dtype,
+            initializer=lambda shape, dtype: values,
+            trainable=False,
         )
 
     # ------------------------------------------------------------------ API
@@ -296,7 +326,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         compute_metrics: bool = True,
         compute_batch_metrics: bool = True,
     ) -> tf.Tensor:
-        scores = self._scores(query_embeddings, candidate_embeddings, candidate_ids, query_ids, training)
+        scores = self._scores(self._batch(query_embeddings, candidate_embeddings, candidate_ids, query_ids, training))
         dense = None
         if self.num_hard_negatives is not None or (compute_batch_metrics and self._batch_metrics):
             logits, labels = self._dense(scores)
@@ -307,7 +337,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             row_losses = tf.nn.softmax_cross_entropy_with_logits(one_hot, logits)
         else:
             # The fast path: no [B, C] copy for the label, the mask or their
-            # gradients (see `_scores`).
+            # gradients (see `_score_columns`).
             if scores.excluded is not None:
                 lse = logsumexp_excluding(scores.logits, *scores.excluded)
             else:
@@ -332,20 +362,16 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         with tf.control_dependencies([u for u in updates if u is not None]):
             return tf.identity(loss)
 
-    def logits_and_labels(
-        self,
-        query_embeddings: tf.Tensor,
-        candidate_embeddings: tf.Tensor,
-        candidate_ids: Optional[tf.Tensor] = None,
-        query_ids: Optional[tf.Tensor] = None,
-        training: Any = None,
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def logits_and_labels(self, *inputs: Any, **named: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """The definition, densely: corrected logits with masked columns at a
         huge negative value (``[B, B]``, ``[B, 1 + M]``, ``[B, B + M]`` or
         ``[B, N]`` per mode), each row's label column ``[B]``, and the global
         number of rows the loss is divided by. The loss is the mean softmax
-        cross-entropy of these (what :meth:`call` computes, faster)."""
-        scores = self._scores(query_embeddings, candidate_embeddings, candidate_ids, query_ids, training)
+        cross-entropy of these (what :meth:`call` computes, faster).
+
+        Takes :meth:`call`'s inputs: ``query_embeddings, candidate_embeddings,
+        candidate_ids=None, query_ids=None, training=None``."""
+        scores = self._scores(self._batch(*inputs, **named))
         logits, labels = self._dense(scores)
         return logits, labels, scores.global_rows
 
@@ -366,14 +392,19 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             logits = tf.where(mask, MASK_VALUE, logits)
         return logits, scores.labels
 
-    def _scores(
-        self,
-        query_embeddings: tf.Tensor,
-        candidate_embeddings: tf.Tensor,
-        candidate_ids: Optional[tf.Tensor],
-        query_ids: Optional[tf.Tensor],
-        training: Any,
-    ) -> "_Scores":
+    # ------------------------------------------------------------- scoring
+
+    def _scores(self, batch: "_Batch") -> "_Scores":
+        """One step's scores: the candidate set of the mode, scored."""
+        if self.mode == "full":
+            return self._full_scores(batch)
+        columns = {"in_batch": self._in_batch_columns, "random": self._random_columns, "mixed": self._mixed_columns}
+        return self._score_columns(batch, columns[self.mode](batch))
+
+    def _batch(self, query_embeddings: tf.Tensor, candidate_embeddings: tf.Tensor, candidate_ids: Any = None,
+               query_ids: Any = None, training: Any = None) -> "_Batch":
+        """Check and prepare the inputs, read (and advance) the step, and
+        gather the in-batch columns across replicas if asked to."""
         mode = self.mode
         ids = self._to_indices(candidate_ids)
         needs_ids = mode != "in_batch" or self.logq or self.remove_accidental_hits
@@ -382,8 +413,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         same_user = self.mask_same_user and mode in ("in_batch", "mixed")
         if same_user and query_ids is None:
             raise ValueError("mask_same_user needs query_ids (the rows' user indices)")
-        if same_user:
-            query_ids = tf.cast(query_ids, tf.int32)
+        users = tf.cast(query_ids, tf.int32) if same_user else None
 
         # Temperature folded into the queries: one [B, d] scaling, not [B, C].
         queries = query_embeddings / self.temperature if self.temperature != 1.0 else query_embeddings
@@ -397,93 +427,139 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             self._step.assign_add(tf.cast(training, tf.int64))
 
         # In-batch columns: this replica's positives, or every replica's.
-        positives, pos_ids, pos_users, offset = candidate_embeddings, ids, query_ids, 0
+        positives, pos_ids, pos_users, offset = candidate_embeddings, ids, users, 0
         global_rows = tf.cast(rows, tf.float32)
         if num_replicas > 1:
             if self.cross_replica and mode in ("in_batch", "mixed"):
                 positives, pos_ids, pos_users, offset, global_rows = _gather_replicas(
-                    replica, candidate_embeddings, ids, query_ids if same_user else None
+                    replica, candidate_embeddings, ids, users
                 )
             else:
                 global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, global_rows)
+        labels = offset + tf.range(rows, dtype=tf.int32)
+        return _Batch(
+            queries, candidate_embeddings, ids, users, positives, pos_ids, pos_users, labels, global_rows, step,
+            training,
+        )
 
-        if mode == "full":
-            catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), training)
-            logits = tf.matmul(queries, catalogue, transpose_b=True)
-            label_logit = _rowwise_dot(queries, tf.gather(catalogue, ids - 1))
-            return _Scores(logits, None, None, label_logit, ids - 1, False, global_rows)
+    def _full_scores(self, batch: "_Batch") -> "_Scores":
+        """``full``: the exact softmax over the whole catalogue; nothing to
+        correct or mask."""
+        catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), batch.training)
+        logits = tf.matmul(batch.queries, catalogue, transpose_b=True)
+        label_logit = rowwise_dot(batch.queries, tf.gather(catalogue, batch.ids - 1))
+        return _Scores(logits, None, None, label_logit, batch.ids - 1, False, batch.global_rows)
 
-        # The candidate columns and the logQ term of each (see the docstring).
-        batch = tf.cast(tf.shape(positives)[0], tf.float32)
-        m = float(self.num_negatives)
-        labels: Optional[tf.Tensor] = offset + tf.range(rows, dtype=tf.int32)
-        label_correction = None
-        if mode == "in_batch":
-            columns, col_ids = positives, pos_ids
-            if self.logq:
-                correction = _log_count(batch * tf.gather(self._item_probabilities, col_ids))
-        else:
-            neg_ids, neg_q = self.sample_negatives(step)
-            negatives = self._embed(neg_ids, training)
-            if mode == "random":
-                columns, col_ids, labels = negatives, neg_ids, None
-                if self.logq:
-                    correction = _log_count(m * neg_q)
-                    label_correction = _log_count(m * self.sampler.probability(ids))
-            else:
-                columns = tf.concat([positives, negatives], axis=0)
-                col_ids = tf.concat([pos_ids, neg_ids], axis=0)
-                if self.logq:
-                    p = tf.gather(self._item_probabilities, col_ids)
-                    q = tf.concat([self.sampler.probability(pos_ids), neg_q], axis=0)
-                    correction = _log_count(batch * p + m * q)
+    def _in_batch_columns(self, batch: "_Batch") -> "_Columns":
+        """``in_batch``: the (global) positives; logQ ``log(B p_j)``."""
+        correction = None
+        if self.logq:
+            correction = log_count(_batch_size(batch) * tf.gather(self._item_probabilities, batch.pos_ids))
+        return _Columns(batch.positives, batch.pos_ids, batch.pos_users, batch.labels, correction, None)
 
-        logits = tf.matmul(queries, columns, transpose_b=True)
+    def _random_columns(self, batch: "_Batch") -> "_Columns":
+        """``random``: the ``M`` sampled items only, the positive outside the
+        columns; logQ ``log(M q_j)``, for the positive too."""
+        neg_ids, neg_q, negatives = self._negatives(batch)
+        correction, label_correction = None, None
+        if self.logq:
+            m = float(self.num_negatives)
+            correction = log_count(m * neg_q)
+            label_correction = log_count(m * self.sampler.probability(batch.ids))
+        return _Columns(negatives, neg_ids, None, None, correction, label_correction)
+
+    def _mixed_columns(self, batch: "_Batch") -> "_Columns":
+        """``mixed`` (IRNS): the positives, then the ``M`` sampled items;
+        logQ ``log(B p_j + M q_j)``."""
+        neg_ids, neg_q, negatives = self._negatives(batch)
+        col_ids = tf.concat([batch.pos_ids, neg_ids], axis=0)
+        correction = None
+        if self.logq:
+            p = tf.gather(self._item_probabilities, col_ids)
+            q = tf.concat([self.sampler.probability(batch.pos_ids), neg_q], axis=0)
+            correction = log_count(_batch_size(batch) * p + float(self.num_negatives) * q)
+        users = None
+        if batch.pos_users is not None:  # sampled columns belong to no user
+            users = tf.pad(batch.pos_users, [[0, self.num_negatives]], constant_values=-1)
+        columns = tf.concat([batch.positives, negatives], axis=0)
+        return _Columns(columns, col_ids, users, batch.labels, correction, None)
+
+    def _score_columns(self, batch: "_Batch", columns: "_Columns") -> "_Scores":
+        """Logits of the candidate columns, logQ-corrected, and what each
+        row's softmax leaves out."""
+        logits = tf.matmul(batch.queries, columns.embeddings, transpose_b=True)
         # The positive's own score, from the [B, d] embeddings: the loss then
         # never has to pick the label out of (or put it back into) [B, C].
-        label_logit = _rowwise_dot(queries, candidate_embeddings)
+        label_logit = rowwise_dot(batch.queries, batch.candidate_embeddings)
         if self.logq:
-            logits -= correction[tf.newaxis, :]
-            label_logit -= label_correction if label_correction is not None else tf.gather(correction, labels)
+            logits -= columns.correction[tf.newaxis, :]
+            label_correction = columns.label_correction
+            if label_correction is None:  # the label is a column: its own term
+                label_correction = tf.gather(columns.correction, columns.labels)
+            label_logit -= label_correction
 
         # Accidental hits. With hit removal the label column is a hit too
         # (same item): every copy of the positive leaves the softmax, and the
         # loss adds the label's term back exactly once.
         mask, excluded = None, None
-        if same_user:
-            # Rare option: one dense [B, C] mask for hits and same-user columns.
-            if self.remove_accidental_hits:
-                mask = tf.equal(ids[:, tf.newaxis], col_ids[tf.newaxis, :])
-            col_users = pos_users
-            if mode == "mixed":  # sampled columns belong to no user
-                col_users = tf.pad(pos_users, [[0, self.num_negatives]], constant_values=-1)
-            users = tf.equal(query_ids[:, tf.newaxis], col_users[tf.newaxis, :])
-            if not self.remove_accidental_hits:  # keep the label column
-                users &= tf.not_equal(tf.range(tf.shape(col_users)[0])[tf.newaxis, :], labels[:, tf.newaxis])
-            mask = users if mask is None else mask | users
+        if batch.users is not None:
+            mask = self._same_user_mask(batch, columns)
         elif self.remove_accidental_hits:
-            # Hits are few (K ~ B + B*M/N): find them by sorting and subtract
-            # their terms from the row sums, recomputing their logits from the
-            # [K, d] embeddings so their gradients cancel too. A dense mask
-            # would cost a [B, C] compare and `where`, more than the softmax.
-            pairs = _equal_pairs(ids, col_ids)
-            rows_k, cols_k = pairs[:, 0], pairs[:, 1]
-            hit_logits = _rowwise_dot(tf.gather(queries, rows_k), tf.gather(columns, cols_k))
-            if self.logq:
-                hit_logits -= tf.gather(correction, cols_k)
-            excluded = (pairs, hit_logits)
-        label_outside = mode == "random" or self.remove_accidental_hits
-        return _Scores(logits, mask, excluded, label_logit, labels, label_outside, global_rows)
+            excluded = self._sparse_hits(batch, columns)
+        label_outside = columns.labels is None or self.remove_accidental_hits
+        return _Scores(logits, mask, excluded, label_logit, columns.labels, label_outside, batch.global_rows)
+
+    def _same_user_mask(self, batch: "_Batch", columns: "_Columns") -> tf.Tensor:
+        """The rare option: one dense ``[B, C]`` mask of the columns that are
+        another positive of the row's user, and of the hits if removed."""
+        users = tf.equal(batch.users[:, tf.newaxis], columns.users[tf.newaxis, :])
+        if self.remove_accidental_hits:
+            return tf.equal(batch.ids[:, tf.newaxis], columns.ids[tf.newaxis, :]) | users
+        # Keep the label column: it is the row's own user.
+        num_columns = tf.shape(columns.users)[0]
+        return users & tf.not_equal(tf.range(num_columns)[tf.newaxis, :], columns.labels[:, tf.newaxis])
+
+    def _sparse_hits(self, batch: "_Batch", columns: "_Columns") -> tuple[tf.Tensor, tf.Tensor]:
+        """The accidental hits as ``(pairs [K, 2], their logits [K])``.
+
+        Hits are few (K ~ B + B*M/N): find them by sorting and subtract their
+        terms from the row sums, recomputing their logits from the [K, d]
+        embeddings so their gradients cancel too. A dense mask would cost a
+        [B, C] compare and `where`, more than the softmax.
+        """
+        pairs = equal_pairs(batch.ids, columns.ids)
+        rows, cols = pairs[:, 0], pairs[:, 1]
+        hit_logits = rowwise_dot(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
+        if self.logq:
+            hit_logits -= tf.gather(columns.correction, cols)
+        return pairs, hit_logits
 
     # ------------------------------------------------------------- helpers
+
+    def _negatives(self, batch: "_Batch") -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """This step's sampled indices, their ``q`` and their embeddings."""
+        neg_ids, neg_q = self.sample_negatives(batch.step)
+        return neg_ids, neg_q, self._embed(neg_ids, batch.training)
 
     def _to_indices(self, candidate_ids: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
         if candidate_ids is None:
             return None
         candidate_ids = tf.convert_to_tensor(candidate_ids)
-        if self._id_to_index is not None and candidate_ids.dtype == self._ids_table.dtype:
-            return self._id_to_index.lookup(candidate_ids)
+        if self._ids_table is not None and candidate_ids.dtype == self._ids_table.dtype:
+            return self._id_lookup().lookup(candidate_ids)
         return tf.cast(candidate_ids, tf.int32)
+
+    def _id_lookup(self) -> tf.lookup.StaticHashTable:
+        """Raw id → item index, from the ``candidate_ids_table`` weight as it
+        is at the first call (after any ``set_weights`` or restore)."""
+        if self._id_to_index is None:
+            with tf.init_scope():  # eagerly, even while a tf.function traces
+                keys = tf.convert_to_tensor(self._ids_table)[1:]
+                self._id_to_index = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(keys, tf.range(1, self.num_items + 1, dtype=tf.int32)),
+                    default_value=0,
+                )
+        return self._id_to_index
 
     def _embed(self, indices: tf.Tensor, training: Any) -> tf.Tensor:
         if self._ids_table is not None:
@@ -491,17 +567,16 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         return self.candidate_tower(indices, training=training)
 
     def get_config(self) -> dict[str, Any]:
-        """Scalar settings; the tower, the sampler's data and probabilities
-        are objects, passed again when rebuilding."""
+        """Settings and nested layers; tables are weights (see
+        **Serialization**), metrics are not kept."""
         config = super().get_config()
         config.update(
+            candidate_tower=tf.keras.layers.serialize(self.candidate_tower),
             num_items=self.num_items,
             mode=self.mode,
             num_negatives=self.num_negatives,
-            sampler=None if self.sampler is None else {
-                "class_name": type(self.sampler).__name__,
-                "config": self.sampler.get_config(),
-            },
+            sampler=None if self.sampler is None else tf.keras.layers.serialize(self.sampler),
+            with_item_probabilities=self._item_probabilities is not None,
             logq=self.logq,
             remove_accidental_hits=self.remove_accidental_hits,
             mask_same_user=self.mask_same_user,
@@ -510,8 +585,67 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             full_max_items=self.full_max_items,
             cross_replica=self.cross_replica,
             seed=self.seed,
+            candidate_ids_dtype=None if self._ids_table is None else self._ids_table.dtype.name,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Optional[dict[str, Any]] = None) -> "IRNSRetrieval":
+        """The task ``config`` describes; its tables (and the tower's and
+        sampler's) are placeholders until ``set_weights`` or a checkpoint
+        restore fills them."""
+        config = dict(config)
+        tower = tf.keras.layers.deserialize(config.pop("candidate_tower"), custom_objects=custom_objects)
+        sampler = config.pop("sampler")
+        if sampler is not None:
+            sampler = tf.keras.layers.deserialize(sampler, custom_objects=custom_objects)
+        rows = config["num_items"] + 1
+        if config.pop("with_item_probabilities"):
+            config["item_probabilities"] = np.zeros(rows, np.float32)
+        ids_dtype = config.pop("candidate_ids_dtype")
+        if ids_dtype is not None:
+            config["candidate_ids_table"] = tf.zeros([rows], tf.as_dtype(ids_dtype))
+        return cls(tower, sampler=sampler, **config)
+
+
+class _Batch(NamedTuple):
+    """One call's inputs, ready to score.
+
+    ``queries [B, d]`` are divided by the temperature; ``ids [B]`` are the
+    positives' item indices and ``users [B]`` their users (int32, only with
+    the same-user mask). ``positives``, ``pos_ids``, ``pos_users`` are the
+    in-batch columns — this replica's rows, or every replica's with
+    ``cross_replica`` — and ``labels [B]`` each row's column among them.
+    ``global_rows`` is what the loss divides by; ``step`` the sampling step.
+    """
+
+    queries: tf.Tensor
+    candidate_embeddings: tf.Tensor
+    ids: Optional[tf.Tensor]
+    users: Optional[tf.Tensor]
+    positives: tf.Tensor
+    pos_ids: Optional[tf.Tensor]
+    pos_users: Optional[tf.Tensor]
+    labels: tf.Tensor
+    global_rows: tf.Tensor
+    step: tf.Tensor
+    training: Any
+
+
+class _Columns(NamedTuple):
+    """A mode's candidate set: the columns' ``embeddings [C, d]``, item
+    ``ids [C]`` and ``users [C]`` (-1 for sampled columns; only with the
+    same-user mask), each row's label column (None when the positive is not
+    a column), and the logQ terms (None without logQ): ``correction [C]`` of
+    the columns and, when the positive is not a column, ``label_correction
+    [B]`` of the positives."""
+
+    embeddings: tf.Tensor
+    ids: tf.Tensor
+    users: Optional[tf.Tensor]
+    labels: Optional[tf.Tensor]
+    correction: Optional[tf.Tensor]
+    label_correction: Optional[tf.Tensor]
 
 
 class _Scores(NamedTuple):
@@ -536,27 +670,10 @@ class _Scores(NamedTuple):
     global_rows: tf.Tensor
 
 
-def _log_count(expected: tf.Tensor) -> tf.Tensor:
-    return tf.math.log(tf.maximum(expected, MIN_EXPECTED_COUNT))
-
-
-def _equal_pairs(row_keys: tf.Tensor, col_keys: tf.Tensor) -> tf.Tensor:
-    """All ``(i, j)`` with ``row_keys[i] == col_keys[j]``, as int32 ``[K, 2]``.
-
-    Sort + binary search, ``O((R + C) log C)``: matches are few, and a
-    broadcast ``tf.equal`` over ``[R, C]`` costs as much as a matmul here.
-    """
-    order = tf.argsort(col_keys, stable=True)
-    sorted_keys = tf.gather(col_keys, order)
-    lo = tf.searchsorted(sorted_keys, row_keys, side="left", out_type=tf.int32)
-    hi = tf.searchsorted(sorted_keys, row_keys, side="right", out_type=tf.int32)
-    ranges = tf.ragged.range(lo, hi)
-    rows = tf.cast(ranges.value_rowids(), tf.int32)
-    return tf.stack([rows, tf.gather(order, ranges.flat_values)], axis=1)
-
-
-def _rowwise_dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(a * b, axis=1)
+def _batch_size(batch: _Batch) -> tf.Tensor:
+    """``B`` of the logQ term: the number of in-batch columns (global with
+    ``cross_replica``)."""
+    return tf.cast(tf.shape(batch.positives)[0], tf.float32)
 
 
 def _gather_replicas(
@@ -579,120 +696,3 @@ def _gather_replicas(
     global_rows = tf.cast(tf.reduce_sum(sizes), tf.float32)
     all_users = gathered[2] if users is not None else None
     return all_embeddings, gathered[0], all_users, offset, global_rows
-
-
-@tf.custom_gradient
-def _logsumexp(logits: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    top = tf.stop_gradient(tf.reduce_max(logits, axis=1, keepdims=True))
-    exp = tf.exp(logits - top)
-    total = tf.reduce_sum(exp, axis=1)
-
-    def grad(upstream: tf.Tensor) -> tf.Tensor:
-        return exp * (upstream / total)[:, tf.newaxis]
-
-    return tf.math.log(total) + top[:, 0], grad
-
-
-@tf.custom_gradient
-def _masked_logsumexp(logits: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    masked = tf.where(mask, MASK_VALUE, logits)
-    top = tf.reduce_max(masked, axis=1, keepdims=True)
-    exp = tf.exp(masked - top)
-    total = tf.reduce_sum(exp, axis=1)
-
-    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
-        # Masked entries have exp == 0: their gradient is zero, no `where`.
-        return exp * (upstream / total)[:, tf.newaxis], None
-
-    return tf.math.log(total) + top[:, 0], grad
-
-
-@tf.custom_gradient
-def _sum_exp(logits: tf.Tensor, top: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    exp = tf.exp(logits - top[:, tf.newaxis])
-
-    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
-        return exp * upstream[:, tf.newaxis], None
-
-    return tf.reduce_sum(exp, axis=1), grad
-
-
-def logsumexp_excluding(logits: tf.Tensor, pairs: tf.Tensor, excluded_logits: tf.Tensor) -> tf.Tensor:
-    """Per-row ``logsumexp`` of ``logits [B, C]`` without the entries
-    ``pairs [K, 2]`` (row, column), whose values are ``excluded_logits [K]``.
-
-    Sums every entry, then subtracts the excluded ones' terms: no ``[B, C]``
-    mask, no ``where``. When ``excluded_logits`` are recomputed from the
-    embeddings (not gathered from ``logits``) their gradients cancel the
-    dense ones through the embeddings, again without touching ``[B, C]``.
-    The subtraction cancels badly only when the excluded terms dominate a
-    row; for accidental hits, whose logit equals the label's, the loss then
-    is ``softplus`` of a hugely negative number: ~0 either way. The
-    remainder is floored at a tiny positive value so it never reaches
-    ``log(0)``.
-    """
-    top = tf.stop_gradient(tf.reduce_max(logits, axis=1))
-    total = _sum_exp(logits, top)
-    rows = pairs[:, 0]
-    removed = tf.math.unsorted_segment_sum(
-        tf.exp(excluded_logits - tf.gather(top, rows)), rows, num_segments=tf.shape(logits)[0]
-    )
-    return tf.math.log(tf.maximum(total - removed, 1e-30)) + top
-
-
-def masked_logsumexp(logits: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """Per-row ``logsumexp`` of ``logits [B, C]`` over the columns where
-    ``mask`` is False.
-
-    The value of ``tf.reduce_logsumexp(tf.where(mask, -inf, logits), 1)``,
-    with a hand-written gradient that reuses the forward pass's ``exp``: one
-    pass over ``[B, C]`` backwards instead of several, and no gradient
-    through the mask. With the wide ``[600, 3600]`` IRNS logits on a CPU,
-    these passes are what the step spends beside its three matmuls.
-    """
-    if mask is None:
-        return _logsumexp(logits)
-    return _masked_logsumexp(logits, mask)
-
-
-def irns_task_from_config(
-    negatives: NegativesConfig,
-    candidate_tower: tf.keras.layers.Layer,
-    item_counts: Any,
-    temperature: float = 1.0,
-    **kwargs: Any,
-) -> IRNSRetrieval:
-    """The task a run config describes.
-
-    Args:
-      negatives: ``config.negatives``.
-      candidate_tower: the model's candidate tower (item index → ``[n, d]``).
-      item_counts: training interactions per item index, ``[num_items + 1]``
-        (e.g. ``np.bincount(train_items, minlength=num_items + 1)``): the
-        logQ ``p`` and the unigram sampler's counts.
-      temperature: ``config.model.temperature``.
-    """
-    counts = np.asarray(item_counts, np.float64)
-    num_items = counts.shape[0] - 1
-    total = counts[1:].sum()
-    probabilities = np.zeros_like(counts) if total <= 0 else np.concatenate([[0.0], counts[1:] / total])
-    sampler = None
-    if negatives.mode in ("random", "mixed"):
-        sampler = make_sampler(negatives.sampler, num_items, counts, negatives.alpha, negatives.replacement)
-    return IRNSRetrieval(
-        candidate_tower,
-        num_items,
-        mode=negatives.mode,
-        num_negatives=negatives.num_negatives,
-        sampler=sampler,
-        item_probabilities=probabilities,
-        logq=resolve_logq(negatives),
-        remove_accidental_hits=negatives.remove_accidental_hits,
-        mask_same_user=negatives.mask_same_user,
-        temperature=temperature,
-        num_hard_negatives=negatives.num_hard_negatives,
-        full_max_items=negatives.full_max_items,
-        cross_replica=negatives.cross_replica,
-        seed=negatives.seed,
-        **kwargs,
-    )

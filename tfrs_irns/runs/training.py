@@ -14,7 +14,6 @@ later without the original process:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -25,13 +24,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.config import Config, load_config, save_config
+from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
 from tfrs_irns.data.prepare import PreparedData, prepare_data
+from tfrs_irns.data.vocab import Vocabulary
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
-from tfrs_irns.evaluation.validation import EpochMetrics
-from tfrs_irns.models.two_tower import TwoTowerModel, build_model
-from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.models.two_tower import TwoTowerModel
+from tfrs_irns.runs.build import build_callbacks, build_model, make_optimizer
 
 CHECKPOINT = "checkpoints/weights"
 
@@ -47,108 +47,6 @@ class Run:
     metrics: Optional[dict[str, Any]] = None
 
 
-def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
-    t = config.train
-    if t.optimizer == "adagrad":
-        # Our loss is a mean over rows; TFRS's Adagrad(0.1) default assumes a sum, whose
-        # gradients are B times larger. A tiny initial accumulator restores Adagrad's
-        # scale invariance (with 0.1 the mean-loss updates barely move the embeddings).
-        return tf.keras.optimizers.Adagrad(t.learning_rate, initial_accumulator_value=1e-6)
-    if t.optimizer == "adam":
-        return tf.keras.optimizers.Adam(t.learning_rate)
-    return tf.keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay)
-
-
-def default_run_dir(config: Config) -> str:
-    return os.path.join("runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def _absolute_paths(config: Config) -> Config:
-    """Make data paths absolute so ``evaluate --run`` works from any folder."""
-    data = config.data
-    if data.path:
-        data = dataclasses.replace(data, path=os.path.abspath(data.path))
-    if data.csv.items_path:
-        data = dataclasses.replace(data, csv=dataclasses.replace(data.csv, items_path=os.path.abspath(data.csv.items_path)))
-    return dataclasses.replace(config, data=data)
-
-
-def callbacks_for(config: Config, run_dir: str, pipeline: TrainPipeline, model: TwoTowerModel, data: PreparedData) -> list:
-    """The Keras callbacks a run uses, in the order they must see the logs.
-
-    Validation metrics first (early stopping and TensorBoard read them from
-    the same logs dict), then the batching strategy, then TensorBoard.
-    """
-    callbacks: list = []
-    stopping = config.train.early_stopping
-    if len(data.validation):
-        callbacks.append(
-            EpochMetrics(
-                data,
-                "validation",
-                ks=config.eval.ks,
-                exclude_seen=config.eval.exclude_seen,
-                chunk_size=config.eval.chunk_size,
-                max_queries=stopping.max_queries,
-                seed=config.train.seed,
-                keys=validation_keys(config),
-            )
-        )
-    if stopping.enabled:
-        if not len(data.validation):
-            raise ConfigError(
-                "train.early_stopping.enabled=true needs a validation split: set data.validation_fraction > 0 "
-                "or train.early_stopping.enabled=false"
-            )
-        callbacks.append(
-            tf.keras.callbacks.EarlyStopping(
-                monitor=stopping.monitor,
-                mode="min" if stopping.monitor.endswith("loss") else "max",
-                patience=stopping.patience,
-                restore_best_weights=True,
-                verbose=1,
-            )
-        )
-    if config.batching.strategy == "gcbs":
-        from tfrs_irns.batching.gcbs_callback import GCBSCallback
-
-        callbacks.append(
-            GCBSCallback(
-                pipeline,
-                model,
-                config.batching.gcbs,
-                log_dir=os.path.join(run_dir, "logs"),
-                temperature=config.model.temperature,
-                links_per_example=config.batching.gcbs.links_per_example,
-                holder_tries=config.batching.gcbs.holder_tries,
-                diagnostics=config.batching.gcbs.diagnostics,
-            )
-        )
-    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
-    return callbacks
-
-
-def validation_keys(config: Config) -> list[str]:
-    """Validation metrics logged each epoch: every hit_rate@K, mrr, and the monitored one."""
-    keys = [f"hit_rate@{k}" for k in config.eval.ks] + ["mrr"]
-    monitor = config.train.early_stopping.monitor
-    if monitor.startswith("val_") and monitor[4:] not in keys:
-        keys.append(monitor[4:])
-    return keys
-
-
-def check_monitor(config: Config) -> None:
-    """``train.early_stopping.monitor`` must name a validation metric."""
-    names = ["loss"] + [f"val_{m}@{k}" for m in ("hit_rate", "recall", "ndcg", "coverage") for k in config.eval.ks]
-    names.append("val_mrr")
-    if config.train.early_stopping.monitor not in names:
-        raise ConfigError(
-            f"train.early_stopping.monitor={config.train.early_stopping.monitor!r}: expected one of "
-            + ", ".join(names)
-            + " (K from eval.ks)"
-        )
-
-
 def train(
     config: Config,
     run_dir: Optional[str] = None,
@@ -162,18 +60,18 @@ def train(
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    check_monitor(config)
-    config = _absolute_paths(config)
-    run_dir = run_dir or default_run_dir(config)
-    os.makedirs(run_dir, exist_ok=True)
-    save_config(config, os.path.join(run_dir, "config.yaml"))
-
+    config = absolute_paths(validate(config))
     tf.keras.utils.set_random_seed(config.train.seed)
     data = prepare_data(config.data)
     if verbose:
         print(
             f"data: {data.description} | train {len(data.train):,}, validation {len(data.validation):,}, "
             f"test {len(data.test):,} | {data.num_users:,} users, {data.num_items:,} items"
+        )
+    if config.batching.drop_remainder and len(data.train) < config.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} with batching.drop_remainder=true drops all "
+            f"{len(data.train)} training interactions; lower train.batch_size or set batching.drop_remainder=false"
         )
     pipeline = TrainPipeline(
         data.train.user,
@@ -184,7 +82,11 @@ def train(
     )
     model = build_model(config, data)
     model.compile(optimizer=make_optimizer(config))
-    callbacks = callbacks_for(config, run_dir, pipeline, model, data) + list(extra_callbacks)
+    # The folder is made only once the config, the data and the model are known good.
+    run_dir = run_dir or default_run_dir(config)
+    callbacks = build_callbacks(config, run_dir, pipeline, model, data) + list(extra_callbacks)
+    os.makedirs(run_dir, exist_ok=True)
+    save_config(config, os.path.join(run_dir, "config.yaml"))
 
     start = time.perf_counter()
     history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
@@ -199,7 +101,7 @@ def train(
     data.user_vocab.save(os.path.join(run_dir, "vocab", "users.json"))
     data.item_vocab.save(os.path.join(run_dir, "vocab", "items.json"))
 
-    metrics = test_metrics(config, data, model)
+    metrics = evaluate_run(config, data, model)
     metrics.update(
         train_seconds=round(train_seconds, 3),
         train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
@@ -214,6 +116,10 @@ def train(
     return Run(config, data, model, run_dir, metrics)
 
 
+def default_run_dir(config: Config) -> str:
+    return os.path.join("runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def _best_epoch(callbacks: list, epochs_run: int) -> int:
     for callback in callbacks:
         if isinstance(callback, tf.keras.callbacks.EarlyStopping) and callback.best_weights is not None:
@@ -221,7 +127,7 @@ def _best_epoch(callbacks: list, epochs_run: int) -> int:
     return epochs_run
 
 
-def test_metrics(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
+def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
     """Test-split metrics of ``model`` and of the most-popular baseline."""
     e = config.eval
     metrics = evaluate_model(model, data, split="test", ks=e.ks, exclude_seen=e.exclude_seen, chunk_size=e.chunk_size)
@@ -276,8 +182,6 @@ def load_run(run_dir: str, overrides: tuple[str, ...] = ()) -> Run:
     data = prepare_data(config.data)
     saved_items = os.path.join(run_dir, "vocab", "items.json")
     if os.path.isfile(saved_items):
-        from tfrs_irns.data.vocab import Vocabulary
-
         if not np.array_equal(Vocabulary.load(saved_items).ids, data.item_vocab.ids):
             raise UserError(
                 f"{run_dir}: the data at {config.data.path or config.data.source} no longer matches the "

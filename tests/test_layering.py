@@ -1,0 +1,152 @@
+"""The layering rule of docs/ARCHITECTURE.md: a module imports only its own layer or lower ones.
+
+Two checks: every import statement in the package (read from the source, so
+imports inside functions count too), and what importing each layer actually
+loads in a fresh process.
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "tfrs_irns"
+
+# Bottom up. `config` is a leaf that only the layers reading config keys may import.
+RANK = {
+    "errors": 0, "_keras": 0, "_version": 0, "config": 0,
+    "sampling": 1, "layers": 1, "tasks": 1,
+    "models": 2,
+    "data": 3, "batching": 3,
+    "evaluation": 4,
+    "export": 5,
+    "runs": 6,
+    "cli": 7,
+}
+CONFIG_READERS = {"config", "data", "runs", "cli"}
+
+
+def _unit(module: str) -> str:
+    """``tfrs_irns.tasks.irns`` → ``tasks``; the root package → ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "tfrs_irns":  # `from tfrs_irns import _keras` names a module
+                found += [(node.lineno, f"tfrs_irns.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, node.module))
+    return [(line, name) for line, name in found if name == "tfrs_irns" or name.startswith("tfrs_irns.")]
+
+
+def test_every_unit_has_a_layer():
+    units = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or p.is_dir()}
+    units -= {"__init__", "__pycache__"}
+    assert units == set(RANK), "a new module or package needs a layer in RANK and in docs/ARCHITECTURE.md"
+
+
+def test_no_module_imports_a_higher_layer_or_the_root():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        unit = _unit(".".join(relative.parts))
+        if not unit or unit == "__init__":
+            continue  # the root re-exports every layer, lazily
+        for line, name in _imports(path):
+            target = _unit(name)
+            where = f"{path.relative_to(PACKAGE.parent)}:{line}: imports {name}"
+            if not target:
+                problems.append(f"{where} (the root package; import the module itself)")
+            elif target == "config" and unit not in CONFIG_READERS:
+                problems.append(f"{where} (only {sorted(CONFIG_READERS)} read config keys)")
+            elif RANK[target] > RANK[unit]:
+                problems.append(f"{where} (layer {RANK[target]} above {unit}'s {RANK[unit]})")
+    assert not problems, "\n".join(problems)
+
+
+# What a fresh `import X` may not load, as the architecture issue states it.
+FORBIDDEN = {
+    "tfrs_irns.tasks": ["config", "data", "batching", "evaluation", "export", "runs", "cli"],
+    "tfrs_irns.sampling": ["config", "data", "batching", "evaluation", "export", "runs", "cli"],
+    "tfrs_irns.layers": ["config", "data", "batching", "evaluation", "export", "runs", "cli"],
+    "tfrs_irns.data": ["tasks", "models", "evaluation", "export", "runs"],
+    "tfrs_irns.export": ["runs", "cli", "batching"],
+}
+
+_PROBE = """
+import json, sys
+import {module}
+loaded = sorted({{name.split(".")[1] for name in sys.modules if name.startswith("tfrs_irns.")}})
+keras = None
+if "tensorflow" in sys.modules:
+    import tensorflow as tf
+    keras = tf.keras.__name__
+print(json.dumps({{"loaded": loaded, "keras": keras, "tensorflow": "tensorflow" in sys.modules}}))
+"""
+
+
+def _probe_all(modules: list[str]) -> dict[str, dict]:
+    """Import each module in its own fresh interpreter, all at once."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # the package must set it
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    procs = {
+        m: subprocess.Popen(
+            [sys.executable, "-c", _PROBE.format(module=m)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(PACKAGE.parent),
+        )
+        for m in modules
+    }
+    results = {}
+    for module, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"importing {module} took over 240 s")
+        assert proc.returncode == 0, f"import {module} failed:\n{err[-3000:]}"
+        results[module] = json.loads(out.strip().splitlines()[-1])
+    return results
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return _probe_all(list(FORBIDDEN) + ["tfrs_irns.config", "tfrs_irns", "tfrs_irns.models"])
+
+
+@pytest.mark.parametrize("module", list(FORBIDDEN))
+def test_a_layer_loads_nothing_above_it(probes, module):
+    loaded = set(probes[module]["loaded"])
+    assert not loaded & set(FORBIDDEN[module]), f"import {module} loaded {sorted(loaded & set(FORBIDDEN[module]))}"
+
+
+@pytest.mark.parametrize("module", ["tfrs_irns.tasks", "tfrs_irns.sampling", "tfrs_irns.layers", "tfrs_irns.models"])
+def test_keras_2_policy_holds_whichever_module_comes_first(probes, module):
+    assert probes[module]["keras"].startswith("tf_keras"), probes[module]
+
+
+def test_config_and_root_load_no_tensorflow(probes):
+    # The CLI reads and checks the config before paying for TensorFlow.
+    assert probes["tfrs_irns.config"]["tensorflow"] is False
+    assert probes["tfrs_irns"]["tensorflow"] is False
+    assert probes["tfrs_irns"]["loaded"] == ["_version"]
+
+
+def test_root_names_resolve_lazily():
+    import tfrs_irns
+
+    for name in tfrs_irns.__all__:
+        assert getattr(tfrs_irns, name) is not None
+    assert tfrs_irns.IRNSRetrieval.__module__ == "tfrs_irns.tasks.irns"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        tfrs_irns.nope  # noqa: B018
