@@ -1,0 +1,214 @@
+"""Config → objects: the one place that turns a run config into library objects.
+
+The library layers below (samplers, towers, the task, the model, callbacks)
+take plain arguments and validate them in their own words. This module is the
+only one that reads a :class:`~tfrs_irns.config.Config` to build them; rules
+that need the data (a catalogue size, say) are checked here, in the config's
+words, before anything trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_irns.config import Config, NegativesConfig
+from tfrs_irns.data.prepare import PreparedData
+from tfrs_irns.errors import ConfigError
+from tfrs_irns.export.versions import check_name
+from tfrs_irns.layers.towers import CandidateTower, QueryTower
+from tfrs_irns.models.two_tower import TwoTowerModel
+from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler
+from tfrs_irns.tasks.irns import IRNSRetrieval, default_logq
+
+
+def resolve_logq(negatives: NegativesConfig) -> bool:
+    """``negatives.logq: null`` means the task's default for ``negatives.mode``."""
+    return default_logq(negatives.mode) if negatives.logq is None else negatives.logq
+
+
+def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSampler:
+    """The sampler ``negatives.sampler`` names, over the training catalogue."""
+    counts = np.asarray(item_counts, np.float64)
+    num_items = counts.shape[0] - 1
+    if negatives.sampler == "unigram":
+        sampler: NegativeSampler = UnigramSampler(counts, alpha=negatives.alpha, replacement=negatives.replacement)
+        where = "with a non-zero training count"
+    else:
+        sampler = UniformSampler(num_items, replacement=negatives.replacement)
+        where = "in the catalogue"
+    if not negatives.replacement and negatives.num_negatives > sampler.num_available:
+        raise ConfigError(
+            f"negatives.num_negatives={negatives.num_negatives} exceeds the {sampler.num_available} items "
+            f"{where} with negatives.replacement=false; lower negatives.num_negatives or set "
+            "negatives.replacement=true"
+        )
+    return sampler
+
+
+def irns_task_from_config(
+    negatives: NegativesConfig,
+    candidate_tower: tf.keras.layers.Layer,
+    item_counts: Any,
+    temperature: float = 1.0,
+    **kwargs: Any,
+) -> IRNSRetrieval:
+    """The task a run config describes.
+
+    Args:
+      negatives: ``config.negatives``.
+      candidate_tower: the model's candidate tower (item index → ``[n, d]``).
+      item_counts: training interactions per item index, ``[num_items + 1]``
+        (e.g. ``np.bincount(train_items, minlength=num_items + 1)``): the
+        logQ ``p`` and the unigram sampler's counts.
+      temperature: ``config.model.temperature``.
+    """
+    counts = np.asarray(item_counts, np.float64)
+    num_items = counts.shape[0] - 1
+    if negatives.mode == "full" and num_items > negatives.full_max_items:
+        raise ConfigError(
+            f"negatives.mode=full computes the exact softmax over all {num_items} items, more than "
+            f"negatives.full_max_items={negatives.full_max_items}; use mode mixed, or raise "
+            "negatives.full_max_items if the [batch, items] logits fit in memory"
+        )
+    total = counts[1:].sum()
+    probabilities = np.zeros_like(counts) if total <= 0 else np.concatenate([[0.0], counts[1:] / total])
+    sampler = make_sampler(negatives, counts) if negatives.mode in ("random", "mixed") else None
+    return IRNSRetrieval(
+        candidate_tower,
+        num_items,
+        mode=negatives.mode,
+        num_negatives=negatives.num_negatives,
+        sampler=sampler,
+        item_probabilities=probabilities,
+        logq=resolve_logq(negatives),
+        remove_accidental_hits=negatives.remove_accidental_hits,
+        mask_same_user=negatives.mask_same_user,
+        temperature=temperature,
+        num_hard_negatives=negatives.num_hard_negatives,
+        full_max_items=negatives.full_max_items,
+        cross_replica=negatives.cross_replica,
+        seed=negatives.seed,
+        **kwargs,
+    )
+
+
+def build_towers(config: Config, data: PreparedData) -> tuple[QueryTower, CandidateTower]:
+    """The query and candidate towers ``config.model`` describes, sized for ``data``."""
+    m = config.model
+    query_tower = QueryTower(data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower")
+    features = data.item_genres if (m.use_genres and data.item_genres is not None) else None
+    candidate_tower = CandidateTower(
+        data.item_vocab.size,
+        m.embedding_dim,
+        m.candidate_hidden,
+        m.normalize,
+        item_features=features,
+        name="candidate_tower",
+    )
+    return query_tower, candidate_tower
+
+
+def build_model(config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
+    """The model ``config`` describes, sized for ``data``, every weight created."""
+    query_tower, candidate_tower = build_towers(config, data)
+    if task is None:
+        task = irns_task_from_config(
+            config.negatives, candidate_tower, data.item_counts, temperature=config.model.temperature
+        )
+    model = TwoTowerModel(query_tower, candidate_tower, task, embedding_l2=config.model.embedding_l2)
+    # Create every weight now so checkpoints restore eagerly and exports see them.
+    dummy = tf.zeros([1], tf.int32)
+    query_tower(dummy)
+    candidate_tower(dummy)
+    return model
+
+
+def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
+    """The optimizer ``config.train`` names."""
+    t = config.train
+    if t.optimizer == "adagrad":
+        # Our loss is a mean over rows; TFRS's Adagrad(0.1) default assumes a sum, whose
+        # gradients are B times larger. A tiny initial accumulator restores Adagrad's
+        # scale invariance (with 0.1 the mean-loss updates barely move the embeddings).
+        return tf.keras.optimizers.Adagrad(t.learning_rate, initial_accumulator_value=1e-6)
+    if t.optimizer == "adam":
+        return tf.keras.optimizers.Adam(t.learning_rate)
+    return tf.keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay)
+
+
+def validation_keys(config: Config) -> list[str]:
+    """Validation metrics logged each epoch: every hit_rate@K, mrr, and the monitored one."""
+    keys = [f"hit_rate@{k}" for k in config.eval.ks] + ["mrr"]
+    monitor = config.train.early_stopping.monitor
+    if monitor.startswith("val_") and monitor[4:] not in keys:
+        keys.append(monitor[4:])
+    return keys
+
+
+def export_name(config: Config) -> str:
+    """The folder name a run exports under: ``export.name``, else the config's ``name``."""
+    key, name = ("export.name", config.export.name) if config.export.name else ("name", config.name)
+    try:
+        check_name(name)
+    except ValueError:
+        raise ConfigError(f"{key}: {name!r} is not a valid model name (one folder name, e.g. 'quickstart')") from None
+    return name
+
+
+def build_callbacks(config: Config, run_dir: str, pipeline: Any, model: TwoTowerModel, data: PreparedData) -> list:
+    """The Keras callbacks a run uses, in the order they must see the logs.
+
+    Validation metrics first (early stopping and TensorBoard read them from
+    the same logs dict), then the batching strategy, then TensorBoard.
+    """
+    from tfrs_irns.evaluation.validation import EpochMetrics
+
+    callbacks: list = []
+    stopping = config.train.early_stopping
+    if stopping.enabled and not len(data.validation):
+        raise ConfigError(
+            "train.early_stopping.enabled=true needs a validation split, and this data gave an empty one: "
+            "raise data.validation_fraction or set train.early_stopping.enabled=false"
+        )
+    if len(data.validation):
+        callbacks.append(
+            EpochMetrics(
+                data,
+                "validation",
+                ks=config.eval.ks,
+                exclude_seen=config.eval.exclude_seen,
+                chunk_size=config.eval.chunk_size,
+                max_queries=stopping.max_queries,
+                seed=config.train.seed,
+                keys=validation_keys(config),
+            )
+        )
+    if stopping.enabled:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                mode="min" if stopping.monitor.endswith("loss") else "max",
+                patience=stopping.patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    if config.batching.strategy == "gcbs":
+        from tfrs_irns.batching.gcbs_callback import GCBSCallback
+
+        callbacks.append(
+            GCBSCallback(
+                pipeline,
+                model,
+                log_dir=os.path.join(run_dir, "logs"),
+                temperature=config.model.temperature,
+                **dataclasses.asdict(config.batching.gcbs),
+            )
+        )
+    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
+    return callbacks
