@@ -144,3 +144,13 @@ def test_a_bad_export_name_stops_before_training(capsys, tmp_path, name):
     )
     assert code == 2 and f"export.name: {name!r} is not a valid model name" in err
     assert not out.exists()
+
+
+def test_a_config_file_with_temperature_0_stops_at_load(capsys, tmp_path):
+    config = tmp_path / "cold.yaml"
+    config.write_text("model:\n  temperature: 0\n", encoding="utf-8")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--config", str(config), "--output", str(out))
+    assert code == 2
+    assert err.strip() == f"tfrs-irns train: error: {config}: model.temperature: must be > 0, got 0"
+    assert not out.exists()
