@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfrs_irns.tasks.kernels import (
     MASK_VALUE,
     MIN_EXPECTED_COUNT,
+    _concatenated_ranges,
     equal_pairs,
     log_count,
     logsumexp_excluding,
@@ -128,6 +129,42 @@ def test_equal_pairs_on_random_keys_and_in_graph():
     rows, cols = rng.integers(0, 20, size=40), rng.integers(0, 20, size=70)
     graph = tf.function(equal_pairs)(tf.constant(rows), tf.constant(cols)).numpy()
     assert [tuple(p) for p in graph] == brute_force_pairs(rows.tolist(), cols.tolist())
+
+
+def test_equal_pairs_with_unknown_shapes_and_rows_without_matches():
+    # Rows without a match between, before and after rows with many, and
+    # empty inputs, through one graph whose shapes are unknown at trace time.
+    fn = tf.function(equal_pairs, input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
+    cases = [
+        ([9, 4, 0, 4, 9, 2, 7], [4, 2, 4, 4, 8, 2, 4]),  # matches only in rows 1, 3, 5
+        ([6, 6], [1, 2, 3]),  # rows but no match: K = 0
+        ([], []),
+        ([], [3, 3]),
+        ([3, 3], []),
+    ]
+    for rows, cols in cases:
+        pairs = fn(tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)).numpy()
+        assert pairs.shape == (len(brute_force_pairs(rows, cols)), 2)
+        assert [tuple(p) for p in pairs] == brute_force_pairs(rows, cols)
+
+
+def test_equal_pairs_on_many_duplicates():
+    # Few distinct keys: long runs of equal columns, split across many rows.
+    rng = np.random.default_rng(11)
+    rows, cols = rng.integers(0, 3, size=50), rng.integers(0, 4, size=120)
+    pairs = equal_pairs(tf.constant(rows), tf.constant(cols)).numpy()
+    assert [tuple(p) for p in pairs] == brute_force_pairs(rows.tolist(), cols.tolist())
+
+
+def test_concatenated_ranges_are_numpy_aranges_end_to_end():
+    # The expansion behind equal_pairs: empty ranges, ranges not starting at 0.
+    starts, limits = [0, 5, 5, 2, 7, 1], [3, 5, 8, 2, 9, 2]
+    rows, values = _concatenated_ranges(tf.constant(starts), tf.constant(limits))
+    np.testing.assert_array_equal(values.numpy(), np.concatenate([np.arange(a, b) for a, b in zip(starts, limits)]))
+    np.testing.assert_array_equal(rows.numpy(), np.repeat(np.arange(6), np.subtract(limits, starts)))
+    assert rows.dtype == values.dtype == tf.int32
+    none = _concatenated_ranges(tf.zeros([0], tf.int32), tf.zeros([0], tf.int32))
+    assert [t.shape.as_list() for t in none] == [[0], [0]]
 
 
 # ------------------------------------------------------ small shared pieces

@@ -82,7 +82,8 @@ class UniformSampler(NegativeSampler):
 
     With replacement (the default) a draw is one ``stateless_uniform`` call,
     ``O(M)`` whatever the catalogue size. Without replacement it is a
-    stateless shuffle of the whole catalogue, ``O(num_items)`` per step; each
+    top-``M`` of stateless uniform keys over the whole catalogue (a random
+    subset, as a shuffle's first ``M``), ``O(num_items)`` per step; each
     item is then included with probability ``M / num_items``, so ``q_j`` keeps
     its meaning (``M * q_j`` expected copies).
 
@@ -103,8 +104,10 @@ class UniformSampler(NegativeSampler):
         if self.replacement:
             ids = tf.random.stateless_uniform([num], seed, minval=1, maxval=self.num_items + 1, dtype=tf.int32)
         else:
-            catalogue = tf.range(1, self.num_items + 1, dtype=tf.int32)
-            ids = tf.random.experimental.stateless_shuffle(catalogue, seed)[:num]
+            # The top ``num`` of i.i.d. uniform keys are a uniform random subset
+            # (a shuffle's first ``num``); TopK has a GPU kernel, StatelessShuffle none.
+            keys = tf.random.stateless_uniform([self.num_items], seed, dtype=tf.float32)
+            ids = tf.math.top_k(keys, k=num, sorted=True).indices + 1
         return ids, tf.fill([num], tf.constant(1.0 / self.num_items, tf.float32))
 
     def probability(self, indices: tf.Tensor) -> tf.Tensor:

@@ -379,7 +379,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         logits, mask = scores.logits, scores.mask
         if scores.excluded is not None:
             pairs = scores.excluded[0]
-            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.bool), tf.shape(logits))
+            # int32 counts, then > 0: ScatterNd has no bool GPU kernel.
+            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.int32), tf.shape(logits)) > 0
         if scores.labels is None:  # random: the label is column 0
             if mask is not None:
                 logits = tf.where(mask, MASK_VALUE, logits)

@@ -50,17 +50,38 @@ def equal_pairs(row_keys: tf.Tensor, col_keys: tf.Tensor) -> tf.Tensor:
     """All ``(i, j)`` with ``row_keys[i] == col_keys[j]``, as int32 ``[K, 2]``.
 
     Sorted by ``i``, then by ``j`` (a stable sort keeps equal keys in column
-    order); ``K`` may be 0. Sort + binary search, ``O((R + C) log C)``:
-    matches are few, and a broadcast ``tf.equal`` over ``[R, C]`` costs as
-    much as a matmul here.
+    order); ``K`` may be 0. Sort + binary search, ``O((R + C) log C + K log
+    R)``: matches are few, and a broadcast ``tf.equal`` over ``[R, C]`` costs
+    as much as a matmul here. Every op has a GPU kernel, so a GPU step stays
+    on the device.
     """
     order = tf.argsort(col_keys, stable=True)
     sorted_keys = tf.gather(col_keys, order)
     lo = tf.searchsorted(sorted_keys, row_keys, side="left", out_type=tf.int32)
     hi = tf.searchsorted(sorted_keys, row_keys, side="right", out_type=tf.int32)
-    ranges = tf.ragged.range(lo, hi)
-    rows = tf.cast(ranges.value_rowids(), tf.int32)
-    return tf.stack([rows, tf.gather(order, ranges.flat_values)], axis=1)
+    rows, positions = _concatenated_ranges(lo, hi)
+    return tf.stack([rows, tf.gather(order, positions)], axis=1)
+
+
+def _concatenated_ranges(starts: tf.Tensor, limits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``range(starts[i], limits[i])`` for every ``i``, concatenated: the
+    ``i`` each value comes from, and the values (int32 ``[K]`` each).
+
+    What ``tf.ragged.range`` gives as ``value_rowids`` and ``flat_values``,
+    but ``RaggedRange`` has only a CPU kernel: on a GPU the train step would
+    copy to the host and back. Here every op has a GPU kernel: output
+    position ``k`` belongs to the first range whose cumulative end exceeds
+    ``k`` (a binary search in the cumulative counts; empty ranges are never
+    found) and holds that range's start plus ``k``'s offset into it.
+    """
+    counts = limits - starts
+    ends = tf.cumsum(counts)
+    # reduce_sum, not ends[-1]: no rows at all gives K = 0.
+    k = tf.range(tf.reduce_sum(counts), dtype=tf.int32)
+    rows = tf.searchsorted(ends, k, side="right", out_type=tf.int32)
+    # Per range: its first value minus its first position in the output.
+    shift = starts - (ends - counts)
+    return rows, k + tf.gather(shift, rows)
 
 
 @tf.custom_gradient
