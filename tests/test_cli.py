@@ -154,3 +154,12 @@ def test_a_config_file_with_temperature_0_stops_at_load(capsys, tmp_path):
     assert code == 2
     assert err.strip() == f"tfrs-irns train: error: {config}: model.temperature: must be > 0, got 0"
     assert not out.exists()
+
+
+def test_output_naming_a_file_is_one_line(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a run\n", encoding="utf-8")
+    code, _, err = run_cli(capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(target), "--set", *TINY)
+    assert code == 2
+    assert err.strip() == f"tfrs-irns train: error: {target}: exists and is not a folder; name a folder for the run"
+    assert target.read_text(encoding="utf-8") == "not a run\n"

@@ -61,6 +61,8 @@ def train(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     config = absolute_paths(validate(config))
+    if run_dir is not None and os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: exists and is not a folder; name a folder for the run")
     tf.keras.utils.set_random_seed(config.train.seed)
     data = prepare_data(config.data)
     if verbose:
