@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from tfrs_irns import config as config_module
-from tfrs_irns.config import REFERENCE_COMMAND, iter_keys, reference_markdown
+from tfrs_irns.config import iter_keys
+from tfrs_irns.config_reference import REFERENCE_COMMAND, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"

@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the checkout's package, installed or not
 
-from tfrs_irns.config import REFERENCE_COMMAND, reference_markdown  # noqa: E402
+from tfrs_irns.config_reference import REFERENCE_COMMAND, reference_markdown  # noqa: E402
 
 DEFAULT_OUTPUT = os.path.join(ROOT, "docs", "configuration.md")
 

@@ -37,14 +37,12 @@ def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSample
     num_items = counts.shape[0] - 1
     if negatives.sampler == "unigram":
         sampler: NegativeSampler = UnigramSampler(counts, alpha=negatives.alpha, replacement=negatives.replacement)
-        where = "with a non-zero training count"
     else:
         sampler = UniformSampler(num_items, replacement=negatives.replacement)
-        where = "in the catalogue"
     if not negatives.replacement and negatives.num_negatives > sampler.num_available:
         raise ConfigError(
             f"negatives.num_negatives={negatives.num_negatives} exceeds the {sampler.num_available} items "
-            f"{where} with negatives.replacement=false; lower negatives.num_negatives or set "
+            f"{sampler.available_phrase} with negatives.replacement=false; lower negatives.num_negatives or set "
             "negatives.replacement=true"
         )
     return sampler

@@ -36,7 +36,8 @@ class NegativeSampler(tf.keras.layers.Layer):
 
     num_items: int
     replacement: bool
-    _available_phrase = "in the catalogue"
+    # Which items count as drawable, in words (error messages).
+    available_phrase = "in the catalogue"
 
     def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Draw ``num`` item indices with the stateless ``seed`` (int ``[2]``).
@@ -61,7 +62,7 @@ class NegativeSampler(tf.keras.layers.Layer):
         draws without replacement are impossible."""
         if not self.replacement and num > self.num_available:
             raise ValueError(
-                f"{name}={num} exceeds the {self.num_available} items {self._available_phrase} "
+                f"{name}={num} exceeds the {self.num_available} items {self.available_phrase} "
                 f"with replacement=False; draw fewer or use replacement=True"
             )
 
@@ -150,7 +151,7 @@ class UnigramSampler(NegativeSampler):
         weights are set afterwards (until then every item counts once).
     """
 
-    _available_phrase = "with a non-zero training count"
+    available_phrase = "with a non-zero training count"
 
     def __init__(
         self,
