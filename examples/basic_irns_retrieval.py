@@ -164,7 +164,10 @@ def hit_rate(
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with ratings.csv")
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help=f"folder with ratings.csv (default {DEFAULT_DATA} if it exists, else synthetic data)",
+    )
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic table even if data exists")
     parser.add_argument("--max-rows", type=int, default=None, help="read at most this many ratings")
     parser.add_argument("--epochs", type=int, default=3)
@@ -177,9 +180,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parser.parse_args(argv)
     tf.keras.utils.set_random_seed(args.seed)
 
-    if not args.synthetic and (args.data / "ratings.csv").is_file():
-        users, movies = load_ratings(args.data, args.max_rows)
-        source = str(args.data / "ratings.csv")
+    if args.data is not None and not (args.data / "ratings.csv").is_file():
+        parser.error(f"--data {args.data}: no ratings.csv there")  # asked for data: never fall back silently
+    data = args.data or DEFAULT_DATA
+    if not args.synthetic and (data / "ratings.csv").is_file():
+        users, movies = load_ratings(data, args.max_rows)
+        source = str(data / "ratings.csv")
     else:
         users, movies = synthetic_ratings(args.max_rows, args.seed)
         source = "synthetic clusters"

@@ -21,6 +21,13 @@ TINY_OVERRIDES = [
 ]
 
 
+def with_tiny(*extra: str) -> list[str]:
+    """``TINY_OVERRIDES`` with ``extra`` ``key=value`` pairs, an extra key replacing the tiny one
+    (``--set`` refuses a key given twice)."""
+    keys = {pair.split("=", 1)[0] for pair in extra}
+    return [pair for pair in TINY_OVERRIDES if pair.split("=", 1)[0] not in keys] + list(extra)
+
+
 @pytest.fixture
 def tiny_overrides():
     return list(TINY_OVERRIDES)
@@ -62,3 +69,22 @@ def prepared_data(
         description="hand-made test data",
         skipped_rows=0,
     )
+
+
+def write_tiny_csv(path, repeat: int = 1) -> list[str]:
+    """The tiny synthetic interactions as a CSV (``user_id,item_id,timestamp``),
+    every row written ``repeat`` times in a row; returns the lines (header first)."""
+    from tfrs_irns.config import SyntheticConfig
+    from tfrs_irns.data.synthetic import make_synthetic
+
+    cfg = SyntheticConfig(num_users=200, num_items=400, num_interactions=6000, num_clusters=4)
+    inter = make_synthetic(cfg, 42).interactions
+    rows = [f"{u},{i},{t}" for u, i, t in zip(inter.user_id, inter.item_id, inter.timestamp)]
+    lines = ["user_id,item_id,timestamp"] + [row for row in rows for _ in range(repeat)]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return lines
+
+
+# The tiny model settings on a CSV written by write_tiny_csv.
+TINY_CSV_OVERRIDES = [pair for pair in TINY_OVERRIDES if not pair.startswith("data.synthetic.")] + ["data.source=csv"]

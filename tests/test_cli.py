@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tfrs_irns.cli.main import main
-from conftest import TINY_OVERRIDES as TINY
+from conftest import TINY_OVERRIDES as TINY, with_tiny
 
 
 def run_cli(capsys, *argv):
@@ -23,10 +23,20 @@ def run_cli(capsys, *argv):
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     run_dir = str(root / "run")
-    code = main(["train", "--config", "configs/quickstart.yaml", "--output", run_dir, "--set", *TINY,
-                 "train.epochs=1", "export.enabled=true", f"export.base_dir={root / 'saved'}", "export.k=20"])
+    code = main(["train", "--config", "configs/quickstart.yaml", "--output", run_dir, "--set",
+                 *with_tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={root / 'saved'}", "export.k=20")])
     assert code == 0
     return root, run_dir
+
+
+def _tree(folder):
+    """Relative path → bytes of every file under ``folder``."""
+    out = {}
+    for base, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(base, name)
+            out[os.path.relpath(path, folder)] = open(path, "rb").read()
+    return out
 
 
 def test_train_writes_the_run_and_exports(trained):
@@ -34,27 +44,70 @@ def test_train_writes_the_run_and_exports(trained):
     metrics = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
     assert metrics["hit_rate@100"] >= 0
     assert os.listdir(root / "saved" / "quickstart") == ["1"]
+    # The published version is the run's own SavedModel, byte for byte.
+    assert _tree(root / "saved" / "quickstart" / "1") == _tree(os.path.join(run_dir, "saved_model", "1"))
+    meta = json.loads(open(root / "saved" / "quickstart" / "1" / "assets.extra" / "metadata.json").read())
+    assert meta["data_fingerprint"] == metrics["data_fingerprint"] and len(metrics["data_fingerprint"]) == 32
+    assert meta["validation"]["monitor"] == "val_hit_rate@100"
+    assert meta["validation"]["value"] == metrics["history"]["val_hit_rate@100"][metrics["best_epoch"] - 1]
 
 
-def test_evaluate_reproduces_the_training_metrics(trained, capsys):
-    _, run_dir = trained
-    before = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
-    code, out, _ = run_cli(capsys, "evaluate", "--run", run_dir)
-    assert code == 0
-    after = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
-    assert "test hit_rate@100" in out
-    for key in ("hit_rate@10", "hit_rate@100", "recall@10", "ndcg@100"):
-        assert after[key] == pytest.approx(before[key], abs=1e-9)
-    assert after["train_seconds"] == before["train_seconds"]  # training-only facts kept
-
-
-def test_evaluate_with_exclude_seen_changes_the_protocol(trained, capsys, tmp_path):
+def test_evaluate_reproduces_the_training_metrics_in_its_own_record(trained, capsys, tmp_path):
     _, run_dir = trained
     copy = str(tmp_path / "run")
     shutil.copytree(run_dir, copy)
-    code, _, _ = run_cli(capsys, "evaluate", "--run", copy, "--set", "eval.exclude_seen=true")
+    before = open(os.path.join(copy, "metrics.json"), "rb").read()
+    code, out, _ = run_cli(capsys, "evaluate", "--run", copy)
     assert code == 0
-    assert json.loads(open(os.path.join(copy, "metrics.json")).read())["protocol"]["exclude_seen"] is True
+    assert "test hit_rate@100" in out
+    assert open(os.path.join(copy, "metrics.json"), "rb").read() == before  # training's record untouched
+    (name,) = os.listdir(os.path.join(copy, "evaluations"))
+    assert out.strip().endswith(os.path.join(copy, "evaluations", name))
+    record = json.loads(open(os.path.join(copy, "evaluations", name)).read())
+    trained_metrics = json.loads(before)
+    for key in ("hit_rate@10", "hit_rate@100", "recall@10", "ndcg@100"):
+        assert record["metrics"][key] == pytest.approx(trained_metrics[key], abs=1e-9)
+    assert record["overrides"] == [] and record["data_changed"] is False
+    assert record["data_fingerprint"] == trained_metrics["data_fingerprint"]
+
+
+def test_evaluate_with_exclude_seen_records_its_protocol_and_rewrites_nothing(trained, capsys, tmp_path):
+    _, run_dir = trained
+    copy = str(tmp_path / "run")
+    shutil.copytree(run_dir, copy)
+    files = {name: open(os.path.join(copy, name), "rb").read() for name in ("metrics.json", "config.yaml")}
+    for _ in range(2):  # two evaluations, two records
+        code, _, _ = run_cli(capsys, "evaluate", "--run", copy, "--set", "eval.exclude_seen=true", "eval.ks=[20]")
+        assert code == 0
+    for name, data in files.items():
+        assert open(os.path.join(copy, name), "rb").read() == data
+    records = sorted(os.listdir(os.path.join(copy, "evaluations")))
+    assert len(records) == 2
+    record = json.loads(open(os.path.join(copy, "evaluations", records[-1])).read())
+    assert record["protocol"] == {"split": "test", "ks": [20], "exclude_seen": True, "chunk_size": 1024}
+    assert record["metrics"]["protocol"]["exclude_seen"] is True
+    assert "hit_rate@20" in record["metrics"] and "hit_rate@100" not in record["metrics"]  # no merged old keys
+    assert record["overrides"] == ["eval.exclude_seen=true", "eval.ks=[20]"]
+
+
+@pytest.mark.parametrize(
+    "command, pair",
+    [("evaluate", "model.embedding_dim=32"), ("evaluate", "export.k=5"), ("export", "train.epochs=99"),
+     ("export", "eval.ks=[5]")],
+)
+def test_evaluate_and_export_override_only_their_section(trained, capsys, command, pair):
+    root, run_dir = trained
+    section = {"evaluate": "eval", "export": "export"}[command]
+    versions = sorted(os.listdir(root / "saved" / "quickstart"))
+    code, _, err = run_cli(capsys, command, "--run", run_dir, "--set", pair)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    key = pair.split("=")[0]
+    assert line == (
+        f"tfrs-irns {command}: error: --set {key}: only {section}.* keys may be overridden here; "
+        "the rest is the run's saved config"
+    )
+    assert sorted(os.listdir(root / "saved" / "quickstart")) == versions
 
 
 def test_export_and_recommend_from_a_run(trained, capsys):
@@ -120,7 +173,7 @@ def test_console_script_reports_without_traceback(tmp_path):
 def test_a_wrong_config_leaves_no_run_folder(capsys, tmp_path, overrides, message):
     out = tmp_path / "run"
     code, _, err = run_cli(
-        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *TINY, *overrides
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *with_tiny(*overrides)
     )
     assert code == 2
     assert re.search(message, err.strip().splitlines()[-1]), err
@@ -130,17 +183,30 @@ def test_a_wrong_config_leaves_no_run_folder(capsys, tmp_path, overrides, messag
 def test_repeated_set_flags_all_apply(capsys, tmp_path):
     code, _, err = run_cli(
         capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),
-        "--set", *TINY, "--set", "train.batch_size=0",
+        "--set", *with_tiny("train.batch_size=0"), "--set", "train.epochs=1",
     )
     assert code == 2 and "train.batch_size: must be > 0, got 0" in err
+
+
+@pytest.mark.parametrize(
+    "pairs, key", [(["train.epochs=1", "train.epochs=2"], "train.epochs"),
+                   (["train.early_stopping.patience=1", "train.early_stopping={}"], "train.early_stopping")],
+)
+def test_a_key_set_twice_is_an_error_naming_it(capsys, tmp_path, pairs, key):
+    code, _, err = run_cli(
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),
+        "--set", pairs[0], "--set", pairs[1],
+    )
+    assert code == 2 and f"--set {key}: " in err.strip().splitlines()[0]
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("name", ["a/b", ".."])
 def test_a_bad_export_name_stops_before_training(capsys, tmp_path, name):
     out = tmp_path / "run"
     code, _, err = run_cli(
-        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *TINY,
-        "export.enabled=true", f"export.name={name}",
+        capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set",
+        *with_tiny("export.enabled=true", f"export.name={name}"),
     )
     assert code == 2 and f"export.name: {name!r} is not a valid model name" in err
     assert not out.exists()

@@ -345,3 +345,29 @@ def test_absolute_paths_walks_any_depth(tmp_path, monkeypatch):
     fixed = absolute_paths(_Outer(_Inner(where="a/b", label="c/d"), top="e"))
     assert fixed == _Outer(_Inner(where=str(tmp_path / "a" / "b"), label="c/d"), top=str(tmp_path / "e"))
     assert absolute_paths(_Outer()) == _Outer()
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 0.001), ("5E+2", 500.0), ("+.5e1", 5.0), ("2", 2.0)])
+def test_yaml_1_1_exponent_floats_are_numbers(tmp_path, text, value):
+    # YAML 1.1 reads 1e-3 (no dot) as a string; for a float key it is a number.
+    assert load_config(None, [f"train.learning_rate={text}"]).train.learning_rate == value
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model:\n  embedding_l2: {text}\n", encoding="utf-8")
+    assert load_config(str(path)).model.embedding_l2 == value
+
+
+def test_integer_column_positions_are_read_as_positions(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  source: csv\n  csv:\n    header: false\n    user_column: 0\n    item_column: 2\n"
+                    "    timestamp_column: null\n", encoding="utf-8")
+    csv = load_config(str(path)).data.csv
+    assert (csv.user_column, csv.item_column) == ("0", "2")
+    with pytest.raises(ConfigError, match="train.epochs: expected an integer, got '3'"):
+        load_config(None, ["train.epochs='3'"])  # only column keys turn numbers into names
+
+
+def test_evaluate_overrides_skip_rules_that_tie_eval_to_training():
+    # eval.ks=[20] leaves the monitor val_hit_rate@100 unlogged: training's rule, not evaluation's.
+    with pytest.raises(ConfigError, match="train.early_stopping.monitor"):
+        load_config("configs/quickstart.yaml", ["eval.ks=[20]"])
+    assert load_config("configs/quickstart.yaml", ["eval.ks=[20]"], sections=("eval",)).eval.ks == [20]

@@ -152,3 +152,15 @@ def test_skip_bad_rows_without_timestamps_keeps_row_order(tmp_path):
     raw = load_csv(path, CsvConfig(timestamp_column=None), skip_bad_rows=True)
     assert raw.interactions.user_id.tolist() == ["a", "c"]
     assert raw.interactions.timestamp.tolist() == [0, 1]
+
+
+def test_header_false_with_integer_positions_from_yaml(tmp_path):
+    from tfrs_irns.config import load_config
+    from tfrs_irns.data.csv_source import load_csv
+
+    data = tmp_path / "log.tsv"
+    data.write_text("u1\t5\ti1\nu2\t4\ti2\n", encoding="utf-8")
+    cfg = load_config(None, ["data.csv.header=false", "data.csv.user_column=0", "data.csv.item_column=2",
+                             "data.csv.timestamp_column=null", "data.csv.delimiter=tab"]).data.csv
+    raw = load_csv(str(data), cfg)
+    assert raw.interactions.user_id.tolist() == ["u1", "u2"] and raw.interactions.item_id.tolist() == ["i1", "i2"]

@@ -11,7 +11,10 @@ import tfrs_irns  # noqa: F401
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfrs_irns.data import tfds_source
 from tfrs_irns.data.tfds_source import SUPPORTED, load_tfds
+
+REAL_REACHABLE = tfds_source._reachable
 from tfrs_irns.errors import DataError
 
 
@@ -25,6 +28,25 @@ def no_real_download(monkeypatch):
         raise RealDownloadReached(f"a test reached a real download of {self.name}")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", refuse)
+    # As if online, so the flow reaches download_and_prepare (mocked or refused).
+    monkeypatch.setattr(tfds_source, "_reachable", lambda host, **kwargs: True)
+
+
+def test_offline_and_not_prepared_stops_at_once_without_downloading(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(tfds_source, "_reachable", lambda host, **kwargs: asked.append(host) or False)
+    with pytest.raises(DataError, match=r"is not prepared in .* and files.grouplens.org cannot be reached \(offline\?\)"):
+        load_tfds("movielens/100k-ratings", str(tmp_path))
+    assert asked == ["files.grouplens.org"]
+
+
+def test_reachable_is_false_for_a_closed_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connection refused
+        assert REAL_REACHABLE("127.0.0.1", port=port, timeout=1.0) is False
 
 
 def test_guard_stops_a_real_download(tmp_path):

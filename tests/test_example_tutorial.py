@@ -37,3 +37,10 @@ def test_tutorial_learns_on_movielens_sample():
     assert result["source"].endswith("ratings.csv")
     assert result["losses"][-1] < result["losses"][0]
     assert result["hit_rate"] > 3 * result["chance"]
+
+
+def test_a_missing_data_folder_is_an_error_not_synthetic_data(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        load_example().main(["--data", str(tmp_path / "missing")])
+    assert stop.value.code == 2
+    assert f"--data {tmp_path / 'missing'}: no ratings.csv there" in capsys.readouterr().err

@@ -133,3 +133,18 @@ def test_invalid_model_names(name):
 def test_valid_model_names(name):
     check_name(name)
 
+
+
+def test_the_next_export_removes_temporary_folders_of_dead_exporters(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    model_dir = tmp_path / "m"
+    (model_dir / f".tmp-1-{dead_pid}").mkdir(parents=True)
+    (model_dir / f".tmp-1-{dead_pid}" / "saved_model.pb").write_text("half", encoding="utf-8")
+    alive = model_dir / f".tmp-1-{os.getppid()}"  # a live process's export in progress
+    alive.mkdir()
+    assert write_version(str(model_dir), fill("v1")).endswith(os.sep + "1")
+    assert sorted(os.listdir(model_dir)) == sorted(["1", alive.name])

@@ -13,11 +13,11 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation import evaluate_model
 from tfrs_irns.runs.training import load_run, train
 
-from conftest import TINY_OVERRIDES as TINY
+from conftest import TINY_OVERRIDES as TINY, with_tiny
 
 
 def tiny(*extra):
-    return load_config("configs/quickstart.yaml", TINY + list(extra))
+    return load_config("configs/quickstart.yaml", with_tiny(*extra))
 
 
 class WeightsPerEpoch(tf.keras.callbacks.Callback):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, TypeVar
@@ -30,12 +31,18 @@ from tfrs_irns.errors import ConfigError
 _C = TypeVar("_C")
 
 
-def _f(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, path: bool = False) -> Any:
+def _f(
+    default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, path: bool = False, column: bool = False
+) -> Any:
     """A config field: its default (or ``factory``), a one-line ``help`` for
-    the reference, and ``path=True`` for file paths :func:`absolute_paths` fixes."""
+    the reference, ``path=True`` for file paths :func:`absolute_paths` fixes,
+    and ``column=True`` for column names that may be 0-based positions (an
+    integer in YAML is read as its string)."""
     metadata: dict[str, Any] = {"help": help}
     if path:
         metadata["path"] = True
+    if column:
+        metadata["column"] = True
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -57,16 +64,16 @@ class SyntheticConfig:
 class CsvConfig:
     """Column mapping of ``data.source: csv``; with ``header: false`` columns are 0-based positions ("0", "1", ...)."""
 
-    user_column: str = _f("user_id", "column holding the user id")
-    item_column: str = _f("item_id", "column holding the item id")
-    timestamp_column: Optional[str] = _f("timestamp", "column holding the time (null: row order stands in for time)")
-    rating_column: Optional[str] = _f(None, "column holding the rating (needed by data.min_rating)")
+    user_column: str = _f("user_id", "column holding the user id", column=True)
+    item_column: str = _f("item_id", "column holding the item id", column=True)
+    timestamp_column: Optional[str] = _f("timestamp", "column holding the time (null: row order stands in for time)", column=True)
+    rating_column: Optional[str] = _f(None, "column holding the rating (needed by data.min_rating)", column=True)
     delimiter: str = _f(",", "field separator of both files; '\\t' or 'tab' for a tab")
     header: bool = _f(True, "the first line of each file names the columns")
     items_path: Optional[str] = _f(None, "optional item file giving titles and genres", path=True)
-    item_id_column: str = _f("item_id", "column of the item file holding the item id")
-    title_column: Optional[str] = _f("title", "column of the item file holding the title (null: none)")
-    genres_column: Optional[str] = _f(None, "column of the item file holding '|'-joined genres (null: none)")
+    item_id_column: str = _f("item_id", "column of the item file holding the item id", column=True)
+    title_column: Optional[str] = _f("title", "column of the item file holding the title (null: none)", column=True)
+    genres_column: Optional[str] = _f(None, "column of the item file holding '|'-joined genres (null: none)", column=True)
 
 
 @dataclass
@@ -95,6 +102,10 @@ class DataConfig:
     seed: int = _f(42, "seed of the random split and of the synthetic data")
     min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
     skip_bad_rows: bool = _f(False, "movielens and csv: drop malformed rows with a warning instead of stopping")
+    duplicates: Literal["keep_last", "keep_first", "keep_all"] = _f(
+        "keep_last", "repeated (user, item) pairs: keep the latest copy (by timestamp), the earliest, or every "
+        "copy (keep_all: all copies of a pair land on the same side of every split)"
+    )
     tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
     synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
     csv: CsvConfig = _f(help="the column mapping (source csv)", factory=CsvConfig)
@@ -222,10 +233,18 @@ class EvalConfig:
 class ExportConfig:
     """The versioned SavedModel written after training."""
 
-    enabled: bool = _f(True, "tfrs-irns train also exports the model (tfrs-irns export always does)")
+    enabled: bool = _f(
+        True, "tfrs-irns train writes a SavedModel into the run folder and publishes it by export.publish "
+        "(false: neither)"
+    )
     name: Optional[str] = _f(None, "model folder under base_dir (null: the config's name)")
     k: int = _f(100, "items the serving signature returns (clipped to the catalogue size)")
     base_dir: str = _f("saved_models", "folder of exported models, relative to where the command runs")
+    publish: Literal["auto", "always", "never"] = _f(
+        "auto", "after training, make the run the next served version: auto (when none is published, the data "
+        "changed, or the validation metric is at least the latest version's), always, or never; "
+        "tfrs-irns export --run always publishes"
+    )
 
 
 @dataclass
@@ -361,6 +380,9 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key``."""
     origin = typing.get_origin(tp)
@@ -388,6 +410,12 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             raise bad
         return value
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads ``1e-3`` (no dot) as a string; it is a number to anyone typing it.
+            try:
+                value = float(value) if _NUMBER.fullmatch(value.strip()) else value
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
@@ -403,7 +431,8 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
         section = prefix.rstrip(".") or "top level"
         raise ConfigError(f"{where}{section}: expected a mapping of keys, got {raw!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in names:
@@ -415,6 +444,8 @@ def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, full + ".", where)
         else:
+            if fields[key].metadata.get("column") and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # a 0-based column position, for header: false
             kwargs[key] = _coerce(value, tp, full, where)
             rule = _RULES.get(full)
             if rule is not None and kwargs[key] is not None and not rule[0](kwargs[key]):
@@ -432,12 +463,15 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def parse_overrides(pairs: typing.Sequence[str]) -> dict:
+def parse_overrides(pairs: typing.Sequence[str], sections: Optional[typing.Sequence[str]] = None) -> dict:
     """Turn ``["train.epochs=5", "eval.ks=[1,10]"]`` into a nested dict.
 
     Values are parsed as YAML, so ``true``, ``null``, numbers and lists work.
+    A key given twice is an error (which one was meant?). ``sections``, when
+    given, are the only top-level sections that may be overridden.
     """
     nested: dict = {}
+    seen: set[str] = set()
     for pair in pairs:
         if "=" not in pair:
             raise ConfigError(f"--set {pair}: expected section.key=value")
@@ -445,6 +479,14 @@ def parse_overrides(pairs: typing.Sequence[str]) -> dict:
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {pair}: expected section.key=value")
+        if key in seen:
+            raise ConfigError(f"--set {key}: given twice; keep one value")
+        seen.add(key)
+        if sections is not None and key.split(".")[0] not in sections:
+            allowed = " or ".join(f"{s}.*" for s in sections)
+            raise ConfigError(
+                f"--set {key}: only {allowed} keys may be overridden here; the rest is the run's saved config"
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
@@ -455,17 +497,24 @@ def parse_overrides(pairs: typing.Sequence[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: conflicts with another --set")
+        if parts[-1] in node:  # e.g. a whole section, then one of its keys
+            raise ConfigError(f"--set {key}: conflicts with another --set")
         node[parts[-1]] = value
     return nested
 
 
-def from_dict(raw: dict, where: str = "") -> Config:
+def from_dict(raw: dict, where: str = "", sections: Optional[typing.Sequence[str]] = None) -> Config:
     """Build a validated :class:`Config`; ``where`` prefixes error messages.
 
-    Every key's type and range is checked, then every rule across keys.
+    Every key's type and range is checked, then every rule across keys —
+    with ``sections`` (a finished run's config, only those sections
+    overridden), only the rules that stay inside them: a rule that ties
+    ``eval.ks`` to the training's monitor was training's to check.
     """
     config = _build(Config, raw, "", where)
-    for _, _, check in _CROSS_RULES:
+    for keys, _, check in _CROSS_RULES:
+        if sections is not None and any(key.split(".")[0] not in sections for key in keys):
+            continue
         problem = check(config)
         if problem is not None:
             raise ConfigError(f"{where}{problem}")
@@ -502,8 +551,13 @@ def _read_yaml(path: str) -> Any:
         raise ConfigError(f"{path}:{line_no} invalid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
-def load_config(path: Optional[str] = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Read ``path`` (YAML), apply ``--set`` style ``overrides`` and validate."""
+def load_config(
+    path: Optional[str] = None,
+    overrides: typing.Sequence[str] = (),
+    sections: Optional[typing.Sequence[str]] = None,
+) -> Config:
+    """Read ``path`` (YAML), apply ``--set`` style ``overrides`` (only keys of
+    ``sections``, when given) and validate."""
     raw: dict = {}
     where = ""
     if path is not None:
@@ -512,10 +566,10 @@ def load_config(path: Optional[str] = None, overrides: typing.Sequence[str] = ()
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-    merged = _merge(raw, parse_overrides(overrides))
+    merged = _merge(raw, parse_overrides(overrides, sections))
     if overrides and path is not None:
         where = f"{path} (with --set): "
-    return from_dict(merged, where)
+    return from_dict(merged, where, sections)
 
 
 def save_config(config: Config, path: str) -> None:

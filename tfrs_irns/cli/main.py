@@ -7,11 +7,10 @@ Every user mistake ends as one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import Optional, Sequence
 
+from tfrs_irns.cli.quiet import import_tensorflow
 from tfrs_irns.errors import UserError
 
 
@@ -24,11 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     train.add_argument("--output", help="run directory (default runs/<config name>-<timestamp>)")
 
-    evaluate = sub.add_parser("evaluate", help="re-evaluate a finished run from its checkpoint")
+    evaluate = sub.add_parser("evaluate", help="re-evaluate a finished run; writes <run>/evaluations/<time>.json")
     evaluate.add_argument("--run", required=True, help="run directory written by train")
     evaluate.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override eval.* keys")
+    evaluate.add_argument(
+        "--allow-changed-data",
+        action="store_true",
+        help="evaluate even if the data under the run's config changed since training",
+    )
 
-    export = sub.add_parser("export", help="export a finished run as a versioned SavedModel")
+    export = sub.add_parser("export", help="publish a finished run as the next SavedModel version (needs no data)")
     export.add_argument("--run", required=True, help="run directory written by train")
     export.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override export.* keys")
 
@@ -39,46 +43,63 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_run_config(run_dir: str, overrides: Sequence[str], command: str) -> None:
+    """A bad override of a run's config stops before TensorFlow loads (load_run checks the rest)."""
+    import os
+
+    from tfrs_irns.config import load_config
+
+    path = os.path.join(run_dir, "config.yaml")
+    if os.path.isfile(path):
+        load_config(path, overrides, sections=(_SECTIONS[command],))
+
+
+# The only config section evaluate and export may override: the model is the run's.
+_SECTIONS = {"evaluate": "eval", "export": "export"}
+
+
 def _train(args: argparse.Namespace) -> None:
     from tfrs_irns.config import load_config
 
     config = load_config(args.config, args.set)
-    from tfrs_irns.runs import export_run, train  # after the config is known good: TensorFlow is slow to load
+    import_tensorflow()  # after the config is known good: TensorFlow is slow to load
     from tfrs_irns.runs.build import export_name
 
     if config.export.enabled:
         export_name(config)  # a bad name stops now, not after training
+    from tfrs_irns.runs import train
+    from tfrs_irns.runs.exporting import export_trained_run
+
     run = train(config, args.output)
     if config.export.enabled:
-        path = export_run(run)
-        print(f"exported to {path}")
+        local, published, reason = export_trained_run(run)
+        if published:
+            print(f"exported to {published} ({reason})")
+        else:
+            print(f"not published ({reason}); the model is in {local}; to publish it: tfrs-irns export --run {run.directory}")
     print(f"run written to {run.directory}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tfrs_irns.runs.training import evaluate_run, load_run, summary_line, write_metrics
+    import_tensorflow()
+    from tfrs_irns.runs.evaluating import evaluate_saved_run
+    from tfrs_irns.runs.training import summary_line
 
-    run = load_run(args.run, tuple(args.set))
-    metrics = evaluate_run(run.config, run.data, run.model)
-    # Keep what only training knows (timings, history) next to the fresh numbers.
-    path = os.path.join(args.run, "metrics.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            previous = json.load(fh)
-        for key, value in previous.items():
-            metrics.setdefault(key, value)
-    write_metrics(args.run, metrics)
+    run, metrics, path = evaluate_saved_run(args.run, args.set, args.allow_changed_data)
     print(summary_line(metrics, run.config))
+    print(f"evaluation written to {path}")
 
 
 def _export(args: argparse.Namespace) -> None:
+    import_tensorflow()
     from tfrs_irns.runs import export_run, load_run
 
-    run = load_run(args.run, tuple(args.set))
+    run = load_run(args.run, args.set, sections=("export",), with_data=False)
     print(f"exported to {export_run(run)}")
 
 
 def _recommend(args: argparse.Namespace) -> None:
+    import_tensorflow()
     from tfrs_irns.export import recommend
 
     recommend(args.model, args.user, args.k)
@@ -88,6 +109,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"train": _train, "evaluate": _evaluate, "export": _export, "recommend": _recommend}[args.command]
     try:
+        if args.command in ("evaluate", "export"):
+            _check_run_config(args.run, args.set, args.command)
         handler(args)
     except UserError as exc:
         print(f"tfrs-irns {args.command}: error: {exc}", file=sys.stderr)

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tfrs_irns.config import CsvConfig
-from tfrs_irns.data.rows import Field, RowReader, decode_bytes, iter_rows
+from tfrs_irns.data.rows import Field, RowReader, check_text_bytes, decode_bytes, iter_rows
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import ConfigError, DataError
 
@@ -32,7 +32,9 @@ def read_text_file(path: str) -> str:
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, expected a CSV file")
     with open(path, "rb") as fh:
-        return decode_bytes(fh.read())
+        data = fh.read()
+    check_text_bytes(data, path)
+    return decode_bytes(data)
 
 
 def _delimiter(value: str) -> str:

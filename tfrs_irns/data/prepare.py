@@ -10,16 +10,19 @@ item index ``i``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 from tfrs_irns.config import DataConfig
+from tfrs_irns.data.duplicates import pair_groups
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
-from tfrs_irns.data.vocab import Vocabulary
+from tfrs_irns.data.vocab import Vocabulary, check_ids
 from tfrs_irns.errors import DataError
 
 
@@ -50,6 +53,9 @@ class PreparedData:
     genre_names: list[str]
     description: str
     skipped_rows: int
+    duplicate_rows: int = 0
+    # What the splits were made from (see :func:`data_fingerprint`); "" when unknown.
+    fingerprint: str = ""
 
     @property
     def num_users(self) -> int:
@@ -100,10 +106,44 @@ def _item_side(items: ItemTable, vocab: Vocabulary) -> tuple[np.ndarray, Optiona
     return titles, multi_hot, names
 
 
-def prepare_from_raw(raw: RawDataset, cfg: DataConfig) -> PreparedData:
-    """Split ``raw`` by ``cfg`` and encode it (vocabularies from train only)."""
+def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
+    """A digest of the interactions a run splits and of the settings that split them.
+
+    Two runs with the same fingerprint trained and were tested on the same
+    rows: their validation metrics compare, and a run's saved vocabularies
+    still describe the data. Row order counts (it breaks time ties).
+    """
+    digest = hashlib.sha256()
+    settings = {
+        "split": cfg.split,
+        "test_fraction": cfg.test_fraction,
+        "validation_fraction": cfg.validation_fraction,
+        "seed": cfg.seed,
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for column in (inter.user_id, inter.item_id):
+        ids = np.asarray(column).astype(str)
+        # Lengths, then the text: no two different id lists give the same bytes.
+        digest.update(np.char.str_len(ids).astype(np.int64).tobytes())
+        digest.update("".join(ids.tolist()).encode("utf-8", "surrogatepass"))
+    digest.update(np.asarray(inter.timestamp, np.int64).tobytes())
+    if inter.rating is not None:
+        digest.update(np.asarray(inter.rating, np.float32).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def prepare_from_raw(
+    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None
+) -> PreparedData:
+    """Split ``raw`` by ``cfg`` and encode it.
+
+    The vocabularies come from the training split, unless ``vocabularies``
+    ``(users, items)`` are given: a trained model's own, so that its indices
+    keep their meaning on data that changed since (new ids map to OOV).
+    """
+    groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
     train, validation, test = split_interactions(
-        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed
+        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups
     )
     if len(train) == 0:
         raise DataError(
@@ -116,8 +156,13 @@ def prepare_from_raw(raw: RawDataset, cfg: DataConfig) -> PreparedData:
             + (", and no user has 2 or more interactions" if cfg.split == "leave_last_out" else "")
             + "); nothing to evaluate on"
         )
-    user_vocab = Vocabulary.from_ids(train.user_id)
-    item_vocab = Vocabulary.from_ids(train.item_id)
+    if vocabularies is None:
+        user_vocab, item_vocab = Vocabulary.from_ids(train.user_id), Vocabulary.from_ids(train.item_id)
+        # Now, not after training: an id the export cannot hold stops the run before it starts.
+        check_ids(user_vocab.ids, "user")
+        check_ids(item_vocab.ids, "item")
+    else:
+        user_vocab, item_vocab = vocabularies
     enc_train = _encode(train, user_vocab, item_vocab)
     counts = np.bincount(enc_train.item, minlength=item_vocab.size).astype(np.float64)
     counts[0] = 0.0
@@ -139,9 +184,11 @@ def prepare_from_raw(raw: RawDataset, cfg: DataConfig) -> PreparedData:
         genre_names=genre_names,
         description=description,
         skipped_rows=raw.skipped_rows,
+        duplicate_rows=raw.duplicate_rows,
+        fingerprint=data_fingerprint(raw.interactions, cfg),
     )
 
 
-def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Load the source named by ``cfg``, split it and encode it."""
-    return prepare_from_raw(load_raw(cfg), cfg)
+def prepare_data(cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None) -> PreparedData:
+    """Load the source named by ``cfg``, split it and encode it (see :func:`prepare_from_raw`)."""
+    return prepare_from_raw(load_raw(cfg), cfg, vocabularies)

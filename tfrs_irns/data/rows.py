@@ -244,6 +244,25 @@ class RowReader:
             )
 
 
+# Leading bytes of files that are not text: the usual mistake is a compressed log.
+_MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive", b"BZh": "bzip2-compressed",
+          b"\xfd7zXZ\x00": "xz-compressed", b"PAR1": "a Parquet file"}
+
+
+def check_text_bytes(data: bytes, source: str) -> None:
+    """Refuse bytes that are not a text table, naming ``source``: a compressed
+    or binary file (instead of printing its bytes as "the header"), or a NUL
+    byte anywhere (numpy strings would silently drop trailing NULs, merging
+    ``u1\\0`` into ``u1``)."""
+    for magic, what in _MAGIC.items():
+        if data.startswith(magic):
+            raise DataError(f"{source}: this is {what}, not a text CSV/TSV; decompress or convert it first")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(f"{source}, line {line}: contains a NUL byte; this is not a text CSV/TSV (binary or corrupt?)")
+
+
 def decode_bytes(data: bytes) -> str:
     """UTF-8 (BOM dropped), falling back to latin-1 for old MovieLens files."""
     try:

@@ -6,9 +6,12 @@ ratings at or above it count as positives (e.g. 4 on MovieLens' 1-5 scale).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tfrs_irns.config import DataConfig
+from tfrs_irns.data.duplicates import collapse_duplicates
 from tfrs_irns.data.table import RawDataset
 from tfrs_irns.errors import ConfigError, DataError
 
@@ -20,7 +23,23 @@ def _require(value, key: str, source: str, what: str):
 
 
 def load_raw(cfg: DataConfig) -> RawDataset:
-    """Load the source ``cfg.source`` and apply ``cfg.min_rating``."""
+    """Load the source ``cfg.source``, collapse repeated pairs by ``cfg.duplicates``
+    and apply ``cfg.min_rating``."""
+    try:
+        raw = _load_source(cfg)
+    except OSError as exc:  # unreadable file or folder (permissions, I/O): one line naming it
+        where = exc.filename or cfg.path or cfg.source
+        raise DataError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    if len(raw.interactions) == 0:
+        raise DataError(f"{raw.description or cfg.source}: the dataset has no interactions")
+    # Before the rating filter: the latest rating of a pair is the user's opinion of it.
+    raw = collapse_raw_duplicates(raw, cfg.duplicates)
+    if cfg.min_rating is not None:
+        raw = filter_min_rating(raw, cfg.min_rating, cfg.source)
+    return raw
+
+
+def _load_source(cfg: DataConfig) -> RawDataset:
     if cfg.source == "synthetic":
         from tfrs_irns.data.synthetic import make_synthetic
 
@@ -42,11 +61,21 @@ def load_raw(cfg: DataConfig) -> RawDataset:
         raw = load_csv(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     else:
         raise ConfigError(f"data.source: unknown source {cfg.source!r}")
-    if len(raw.interactions) == 0:
-        raise DataError(f"{raw.description or cfg.source}: the dataset has no interactions")
-    if cfg.min_rating is not None:
-        raw = filter_min_rating(raw, cfg.min_rating, cfg.source)
     return raw
+
+
+def collapse_raw_duplicates(raw: RawDataset, policy: str) -> RawDataset:
+    """``raw`` with repeated (user, item) rows handled by ``policy`` (``data.duplicates``), counted and described."""
+    interactions, repeats = collapse_duplicates(raw.interactions, policy)
+    if not repeats:
+        return raw
+    what = "kept (data.duplicates=keep_all)" if policy == "keep_all" else f"dropped (data.duplicates={policy})"
+    return dataclasses.replace(
+        raw,
+        interactions=interactions,
+        description=f"{raw.description}; {repeats:,} repeated (user, item) rows {what}",
+        duplicate_rows=repeats,
+    )
 
 
 def filter_min_rating(raw: RawDataset, min_rating: float, source: str = "this") -> RawDataset:
@@ -61,9 +90,8 @@ def filter_min_rating(raw: RawDataset, min_rating: float, source: str = "this") 
             f"no interactions left after data.min_rating={min_rating:g} "
             f"(ratings range from {float(np.min(rating)):g} to {float(np.max(rating)):g})"
         )
-    return RawDataset(
+    return dataclasses.replace(
+        raw,
         interactions=raw.interactions.take(keep),
-        items=raw.items,
         description=f"{raw.description}; ratings >= {min_rating:g}: {int(keep.sum()):,} kept",
-        skipped_rows=raw.skipped_rows,
     )

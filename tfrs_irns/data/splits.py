@@ -21,8 +21,11 @@ deterministic given ``seed``.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
+from tfrs_irns.data.duplicates import first_of_groups
 from tfrs_irns.data.table import Interactions
 
 METHODS = ("random", "temporal", "leave_last_out")
@@ -53,14 +56,10 @@ def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.
     return rows[last[counts[user_sorted[is_last]] >= min_count]]
 
 
-def split_interactions(
-    inter: Interactions,
-    method: str,
-    test_fraction: float,
-    validation_fraction: float,
-    seed: int,
-) -> tuple[Interactions, Interactions, Interactions]:
-    """``(train, validation, test)`` of ``inter`` by ``method`` (see module doc)."""
+def _split_rows(
+    inter: Interactions, method: str, test_fraction: float, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices ``(train, validation, test)`` of ``inter`` by ``method``."""
     n = len(inter)
     rows = np.arange(n)
     if method == "random":
@@ -80,4 +79,33 @@ def split_interactions(
         train = np.setdiff1d(rest, val)
     else:
         raise ValueError(f"unknown split method {method!r}; expected one of {', '.join(METHODS)}")
+    return train, val, test
+
+
+def split_interactions(
+    inter: Interactions,
+    method: str,
+    test_fraction: float,
+    validation_fraction: float,
+    seed: int,
+    groups: Optional[np.ndarray] = None,
+) -> tuple[Interactions, Interactions, Interactions]:
+    """``(train, validation, test)`` of ``inter`` by ``method`` (see module doc).
+
+    ``groups`` (one integer per row, e.g. :func:`~tfrs_irns.data.duplicates.pair_groups`)
+    keeps the rows of a group on one side: the groups are split as the
+    method splits rows, each represented by its earliest row, and every row
+    follows its group.
+    """
+    if groups is None:
+        train, val, test = _split_rows(inter, method, test_fraction, validation_fraction, seed)
+    else:
+        groups = np.asarray(groups)
+        first = first_of_groups(inter, groups)
+        sides = _split_rows(inter.take(first), method, test_fraction, validation_fraction, seed)
+        side_of_group = np.zeros(int(groups.max()) + 1 if len(groups) else 0, np.int8)
+        for side, picked in enumerate(sides):
+            side_of_group[groups[first[picked]]] = side
+        side = side_of_group[groups]
+        train, val, test = (np.flatnonzero(side == k) for k in range(3))
     return inter.take(np.sort(train)), inter.take(np.sort(val)), inter.take(np.sort(test))

@@ -60,10 +60,12 @@ class RawDataset:
     """What a source returns: all interactions plus the item table.
 
     ``skipped_rows`` counts malformed input rows dropped under
-    ``data.skip_bad_rows: true`` (always 0 otherwise).
+    ``data.skip_bad_rows: true`` (always 0 otherwise); ``duplicate_rows``
+    the repeated (user, item) rows found (see :mod:`tfrs_irns.data.duplicates`).
     """
 
     interactions: Interactions
     items: ItemTable
     description: str = ""
     skipped_rows: int = 0
+    duplicate_rows: int = 0

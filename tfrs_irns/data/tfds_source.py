@@ -9,6 +9,7 @@ genres seen per movie), so no separate ``*-movies`` dataset is needed.
 
 from __future__ import annotations
 
+import socket
 from typing import Optional
 
 import numpy as np
@@ -24,6 +25,17 @@ SUPPORTED = (
 # Genre labels that mean "no genre".
 _NO_GENRE = {"(no genres listed)", "Unknown", "unknown"}
 _BATCH = 1 << 16
+# Where tfds downloads every MovieLens release from.
+DOWNLOAD_HOST = "files.grouplens.org"
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host`` opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _strings(values: np.ndarray) -> np.ndarray:
@@ -40,6 +52,14 @@ def load_tfds(name: str, data_dir: Optional[str] = None) -> RawDataset:
 
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
+        # Offline, download_and_prepare retries for minutes and ends in tracebacks: ask first.
+        if not _reachable(DOWNLOAD_HOST):
+            raise DataError(
+                f"tfds {name} is not prepared in {builder.data_dir} and {DOWNLOAD_HOST} cannot be reached "
+                "(offline?); prepare it on a connected machine (tfds build or tfds.builder(...).download_and_prepare()) "
+                "and set data.tfds_data_dir to that folder, or use data.source: movielens with data.path "
+                "a local MovieLens folder or .zip"
+            )
         print(f"tfds: {name} is not prepared in {builder.data_dir}; downloading it now", flush=True)
         builder.download_and_prepare()
     genre_names = list(builder.info.features["movie_genres"].feature.names)

@@ -13,7 +13,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfrs_irns.errors import DataError
+
 OOV_INDEX = 0
+# Ids become lines of the export's lookup files (items.tsv: id<TAB>title).
+LINE_BREAKS = "\n\r"
+FORBIDDEN = {"user": LINE_BREAKS, "item": LINE_BREAKS + "\t"}
+
+
+def check_ids(ids: np.ndarray, kind: str) -> list[str]:
+    """``ids`` as a list of str, each non-empty, unique and free of the
+    characters ``FORBIDDEN[kind]`` (``kind`` is ``"user"`` or ``"item"``);
+    otherwise a :class:`DataError` naming the first bad id."""
+    forbidden = FORBIDDEN[kind]
+    out = [str(i) for i in ids]
+    joined = "\0".join(out)  # one C-speed scan instead of a Python loop per id
+    if any(c in joined for c in forbidden) or not all(out):
+        raw = next(i for i in out if not i or any(c in i for c in forbidden))
+        what = "tab or line break" if "\t" in forbidden else "line break"
+        raise DataError(
+            f"{kind} id {raw!r} cannot be exported: ids must be non-empty and contain no {what} "
+            "(the export's lookup files hold one id per line)"
+        )
+    if len(set(out)) != len(out):
+        unique, counts = np.unique(np.asarray(out), return_counts=True)
+        raise DataError(f"{kind} id {str(unique[counts > 1][0])!r} appears twice in the vocabulary")
+    return out
 
 
 @dataclass(frozen=True)

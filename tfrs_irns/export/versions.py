@@ -56,6 +56,31 @@ def _publish(tmp: str, model_dir: str, attempts: int = 100) -> str:
     raise UserError(f"{model_dir}: could not find a free version number after {attempts} attempts")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_tmp(model_dir: str) -> list[str]:
+    """Remove the temporary folders of exports whose process is gone (killed
+    mid-export); returns what was removed. A folder of a live exporter on
+    this machine is left alone (the pid is in its name)."""
+    removed = []
+    for entry in os.listdir(model_dir):
+        if not entry.startswith(_TMP_PREFIX):
+            continue
+        pid = entry.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def write_version(model_dir: str, write: Callable[[str], None]) -> str:
     """Publish what ``write(folder)`` puts in a fresh folder as the next version.
 
@@ -68,6 +93,7 @@ def write_version(model_dir: str, write: Callable[[str], None]) -> str:
         os.makedirs(model_dir, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{model_dir}: cannot create the export folder ({exc.strerror})") from None
+    remove_stale_tmp(model_dir)
     pending = max(version_dirs(model_dir), default=0) + 1
     tmp = os.path.join(model_dir, f"{_TMP_PREFIX}{pending}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of a crashed process with our pid

@@ -59,10 +59,17 @@ class TwoTowerModel(tfrs.models.Model):
         self.embedding_l2 = float(embedding_l2)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        """The loss training minimises: the task's plus the embedding L2 penalty."""
+        task_loss, penalty = self._loss_terms(features, training)
+        return task_loss + penalty
+
+    def _loss_terms(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(task loss, embedding_l2 × penalty)`` of a batch."""
         users, items = features["user"], features["item"]
         query = self.query_tower(users, training=training)
         candidates = self.candidate_tower(items, training=training)
         loss = self.task(query, candidates, candidate_ids=items, query_ids=users, training=training)
+        penalty = tf.zeros([], loss.dtype)
         if self.embedding_l2 > 0.0:
             penalties = [
                 tower.embedding_penalty(indices)
@@ -70,8 +77,29 @@ class TwoTowerModel(tfrs.models.Model):
                 if hasattr(tower, "embedding_penalty")
             ]
             if penalties:
-                loss = loss + self.embedding_l2 * tf.add_n(penalties)
-        return loss
+                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype)
+        return loss, penalty
+
+    def _step_logs(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        task_loss, penalty = self._loss_terms(features, training)
+        loss = task_loss + penalty
+        if self.losses:  # layers' own regularisers, if a custom tower has any
+            loss += tf.add_n([tf.cast(tf.reduce_sum(x), loss.dtype) for x in self.losses])
+        # ``loss`` is what is minimised; ``l2_loss`` shows the part of it that is
+        # the embedding penalty (TFRS's ``regularization_loss`` would read 0).
+        logs = {metric.name: metric.result() for metric in self.metrics}
+        logs.update(loss=loss, l2_loss=penalty)
+        return loss, logs
+
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss, logs = self._step_logs(inputs, training=True)
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return logs
+
+    def test_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return self._step_logs(inputs, training=False)[1]
 
     def set_oov_user_to_mean(self) -> None:
         """Make the OOV user row (index 0) the mean of the known users' rows.

@@ -7,7 +7,10 @@ later without the original process:
 <run>/config.yaml      the resolved config (data paths made absolute)
 <run>/metrics.json     test metrics, the most-popular baseline, timings, sizes
 <run>/checkpoints/     the trained weights (TF checkpoint)
-<run>/vocab/           user and item vocabularies (raw id of each index)
+<run>/vocab/           the data snapshot: vocabularies, item side table, fingerprint
+                       (tfrs_irns.data.snapshot; evaluate and export trust it, not the data)
+<run>/saved_model/1/   the run's own SavedModel (when export.enabled), published or not
+<run>/evaluations/     one JSON record per `tfrs-irns evaluate`
 <run>/logs/            TensorBoard
 ```
 """
@@ -27,13 +30,15 @@ import tensorflow as tf
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
 from tfrs_irns.data.prepare import PreparedData, prepare_data
-from tfrs_irns.data.vocab import Vocabulary
+from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.build import build_callbacks, build_model, make_optimizer
+from tfrs_irns.runs.console import EpochLine
 
 CHECKPOINT = "checkpoints/weights"
+VOCAB = "vocab"
 
 
 @dataclass
@@ -90,8 +95,12 @@ def train(
     os.makedirs(run_dir, exist_ok=True)
     save_config(config, os.path.join(run_dir, "config.yaml"))
 
+    if verbose:
+        k = max(config.eval.ks)
+        # Last, so it sees what the validation and GCBS callbacks added to the logs.
+        callbacks.append(EpochLine(config.train.early_stopping.monitor, (f"val_hit_rate@{k}", "val_mrr"), verbose == 1))
     start = time.perf_counter()
-    history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=verbose)
+    history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=0)
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
     best_epoch = _best_epoch(callbacks, epochs_run)
@@ -99,23 +108,41 @@ def train(
 
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     model.save_weights(os.path.join(run_dir, CHECKPOINT))
-    os.makedirs(os.path.join(run_dir, "vocab"), exist_ok=True)
-    data.user_vocab.save(os.path.join(run_dir, "vocab", "users.json"))
-    data.item_vocab.save(os.path.join(run_dir, "vocab", "items.json"))
+    save_snapshot(data, os.path.join(run_dir, VOCAB))
 
     metrics = evaluate_run(config, data, model)
+    history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics.update(
         train_seconds=round(train_seconds, 3),
         train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
         epochs_run=epochs_run,
         # 1-based epoch whose weights were kept (early stopping restores the best one).
         best_epoch=best_epoch,
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        history=history_dict,
+        data_fingerprint=data.fingerprint,
+        duplicate_rows=data.duplicate_rows,
+        validation=validation_result(config, history_dict, best_epoch),
     )
     write_metrics(run_dir, metrics)
     if verbose:
         print(summary_line(metrics, config))
     return Run(config, data, model, run_dir, metrics)
+
+
+def validation_result(config: Config, history: dict[str, list[float]], best_epoch: int) -> Optional[dict[str, Any]]:
+    """The monitored metric (``train.early_stopping.monitor``) at the kept epoch,
+    ``{monitor, value, epoch, higher_is_better}``; None when it was not logged
+    (no validation split). Publishing compares runs on it."""
+    monitor = config.train.early_stopping.monitor
+    values = history.get(monitor)
+    if not values or not 1 <= best_epoch <= len(values) or not np.isfinite(values[best_epoch - 1]):
+        return None
+    return {
+        "monitor": monitor,
+        "value": float(values[best_epoch - 1]),
+        "epoch": best_epoch,
+        "higher_is_better": not monitor.endswith("loss"),
+    }
 
 
 def default_run_dir(config: Config) -> str:
@@ -144,12 +171,12 @@ def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> di
     return metrics
 
 
-def _strict_json(value: Any) -> Any:
+def strict_json(value: Any) -> Any:
     """NaN/inf (e.g. GCBS diagnostics on epochs it skipped) become null: strict JSON."""
     if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
+        return [strict_json(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -159,7 +186,7 @@ def _strict_json(value: Any) -> Any:
 
 def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:
     with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as fh:
-        json.dump(_strict_json(metrics), fh, indent=2, allow_nan=False)
+        json.dump(strict_json(metrics), fh, indent=2, allow_nan=False)
 
 
 def summary_line(metrics: dict[str, Any], config: Config) -> str:
@@ -171,8 +198,23 @@ def summary_line(metrics: dict[str, Any], config: Config) -> str:
     )
 
 
-def load_run(run_dir: str, overrides: tuple[str, ...] = ()) -> Run:
-    """Rebuild a finished run's data and model and restore its weights."""
+def load_run(
+    run_dir: str,
+    overrides: Sequence[str] = (),
+    sections: Optional[Sequence[str]] = None,
+    with_data: bool = True,
+    allow_changed_data: bool = False,
+) -> Run:
+    """Restore a finished run: its config, its vocabularies and its weights.
+
+    The run's saved vocabularies are the truth: the model's row ``i`` is the
+    id they name at ``i``, whatever the data says now. ``with_data=False``
+    (export) needs no data at all. With data (evaluate), the splits are
+    rebuilt and encoded with the saved vocabularies; if the data under the
+    config changed since training (its fingerprint differs), that is an error
+    unless ``allow_changed_data``. ``overrides`` are ``--set`` pairs, limited
+    to the top-level ``sections`` when given.
+    """
     config_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: run directory not found")
@@ -180,15 +222,26 @@ def load_run(run_dir: str, overrides: tuple[str, ...] = ()) -> Run:
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
     if not os.path.isfile(os.path.join(run_dir, CHECKPOINT + ".index")):
         raise UserError(f"{run_dir}: no checkpoint at {CHECKPOINT} (did training finish?)")
-    config = load_config(config_path, overrides)
-    data = prepare_data(config.data)
-    saved_items = os.path.join(run_dir, "vocab", "items.json")
-    if os.path.isfile(saved_items):
-        if not np.array_equal(Vocabulary.load(saved_items).ids, data.item_vocab.ids):
+    config = load_config(config_path, overrides, sections)
+    vocab_dir = os.path.join(run_dir, VOCAB)
+    if not has_snapshot(vocab_dir):
+        raise UserError(
+            f"{run_dir}: no {VOCAB}/ snapshot of the run's vocabularies (written by an older tfrs-irns); train it again"
+        )
+    if with_data:
+        data = prepare_data(config.data, vocabularies=saved_vocabularies(vocab_dir))
+        trained_on = saved_fingerprint(vocab_dir)
+        if data.fingerprint != trained_on and not allow_changed_data:
             raise UserError(
-                f"{run_dir}: the data at {config.data.path or config.data.source} no longer matches the "
-                "item vocabulary the run was trained on"
+                f"{run_dir}: the data at {config.data.path or config.data.source} changed since the run was "
+                "trained (its fingerprint differs); pass --allow-changed-data to evaluate on it anyway "
+                "(ids the run never saw count as unknown)"
             )
+    else:
+        data = load_snapshot(vocab_dir)
     model = build_model(config, data)
-    model.load_weights(os.path.join(run_dir, CHECKPOINT)).expect_partial()
+    try:
+        model.load_weights(os.path.join(run_dir, CHECKPOINT)).expect_partial()
+    except (ValueError, tf.errors.OpError) as exc:
+        raise UserError(f"{run_dir}: the checkpoint does not fit the run's config.yaml ({str(exc).splitlines()[0]})") from None
     return Run(config, data, model, run_dir)

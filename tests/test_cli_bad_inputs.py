@@ -1,0 +1,119 @@
+"""Every mistake a user can make at the command line: one line, exit 2, nothing created.
+
+Each row is (name, files to create, argv). The walk asserts for every row:
+exit code 2, exactly one line on stderr, starting ``tfrs-irns <command>: error:``
+and matching the row's pattern, no ``Traceback``, no run folder and no
+published version.
+"""
+
+import os
+import re
+
+import pytest
+
+from tfrs_irns.cli.main import main
+from tfrs_irns.data import csv_source, tfds_source
+
+from conftest import TINY_CSV_OVERRIDES, with_tiny
+
+GOOD_CSV = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u * 7 + k) % 30},{k}\n" for u in range(20) for k in range(6))
+
+
+def csv_run(path_key="log.csv", *extra):
+    return ["--set", *TINY_CSV_OVERRIDES, "data.path={tmp}/" + path_key, *extra]
+
+
+CASES = [
+    # (name, {file: bytes}, argv, pattern)
+    ("config not UTF-8", {"bad.yaml": b"train:\n  epochs: 2 # caf\xe9\n"},
+     ["train", "--config", "{tmp}/bad.yaml"], r"bad.yaml: line 2: not UTF-8 text"),
+    ("config is a folder", {"folder.yaml/x": b""}, ["train", "--config", "{tmp}/folder.yaml"], r"is a folder"),
+    ("config not found", {}, ["train", "--config", "{tmp}/nope.yaml"], r"nope.yaml: config file not found"),
+    ("invalid YAML", {"c.yaml": b"train: [\n"}, ["train", "--config", "{tmp}/c.yaml"], r"c.yaml: line \d+ invalid YAML"),
+    ("unknown key", {}, ["train", "--config", "configs/quickstart.yaml", "--set", "train.epoch=2"],
+     r"did you mean 'train.epochs'"),
+    ("a key set twice", {}, ["train", "--config", "configs/quickstart.yaml", "--set", "train.epochs=1", "--set",
+                             "train.epochs=2"], r"--set train.epochs: given twice"),
+    ("not a number", {}, ["train", "--config", "configs/quickstart.yaml", "--set", "train.learning_rate=fast"],
+     r"train.learning_rate: expected a number, got 'fast'"),
+    ("temperature 0", {}, ["train", "--config", "configs/quickstart.yaml", "--set", "model.temperature=0"],
+     r"model.temperature: must be > 0, got 0"),
+    ("--output is a file", {"taken": b"x"}, ["train", "--config", "configs/quickstart.yaml", "--output", "{tmp}/taken",
+                                             "--set", *with_tiny()], r"exists and is not a folder"),
+    ("data path missing", {}, ["train", "--config", "configs/quickstart.yaml", *csv_run("missing.csv")],
+     r"missing.csv: no such file"),
+    ("data path is a folder", {"dir.csv/x": b""}, ["train", "--config", "configs/quickstart.yaml", *csv_run("dir.csv")],
+     r"dir.csv: is a folder, expected a CSV file"),
+    ("gzip given as CSV", {"log.csv": b"\x1f\x8b\x08\x08\x00\x00binary"},
+     ["train", "--config", "configs/quickstart.yaml", *csv_run()], r"log.csv: this is gzip-compressed, not a text CSV"),
+    ("NUL in an id", {"log.csv": b"user_id,item_id,timestamp\nu1,i1,1\nu1\x00,i2,2\n"},
+     ["train", "--config", "configs/quickstart.yaml", *csv_run()], r"log.csv, line 3: contains a NUL byte"),
+    ("line break in an id", {"log.csv": GOOD_CSV.encode() + b'"u\nx",i1,99\n'},
+     ["train", "--config", "configs/quickstart.yaml", *csv_run()], r"user id 'u\\nx' cannot be exported"),
+    ("bad number in a row", {"log.csv": GOOD_CSV.encode() + b"u1,i1,soon\n"},
+     ["train", "--config", "configs/quickstart.yaml", *csv_run()], r"log.csv, line 122: timestamp 'soon' is not a number"),
+    ("positions need header false", {"log.csv": GOOD_CSV.encode()},
+     ["train", "--config", "configs/quickstart.yaml", *csv_run("log.csv", "data.csv.user_column=0")],
+     r"no column '0' \(data.csv.user_column\)"),
+    ("evaluate overrides the model", {"run/config.yaml": b"name: r\n"},
+     ["evaluate", "--run", "{tmp}/run", "--set", "model.embedding_dim=32"],
+     r"--set model.embedding_dim: only eval.\* keys may be overridden here"),
+    ("export overrides training", {"run/config.yaml": b"name: r\n"},
+     ["export", "--run", "{tmp}/run", "--set", "train.epochs=99"],
+     r"--set train.epochs: only export.\* keys may be overridden here"),
+    ("evaluate a run that never finished", {"run/config.yaml": b"name: r\n"}, ["evaluate", "--run", "{tmp}/run"],
+     r"no checkpoint at checkpoints/weights"),
+    ("export a folder that is not a run", {"run/x": b""}, ["export", "--run", "{tmp}/run"],
+     r"not a run directory \(no config.yaml\)"),
+    ("recommend from nothing", {}, ["recommend", "--model", "{tmp}/nothing", "--user", "u1"], r"nothing"),
+]
+
+
+@pytest.mark.parametrize("name, files, argv, pattern", CASES, ids=[c[0] for c in CASES])
+def test_each_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys, monkeypatch, name, files, argv, pattern):
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for rel, data in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not rel.endswith("/x"):
+            path.write_bytes(data)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "train":
+        if "--output" not in argv:
+            argv += ["--output", str(tmp_path / "new-run")]
+        argv += ["--set", f"export.base_dir={tmp_path / 'saved'}"]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert "Traceback" not in err + out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"tfrs-irns {argv[0]}: error: "), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, no saved_models
+
+
+def test_an_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "log.csv").write_text(GOOD_CSV, encoding="utf-8")
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(csv_source, "open", denied, raising=False)  # root reads files whatever their mode
+    code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
+                 *TINY_CSV_OVERRIDES, f"data.path={tmp_path / 'log.csv'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == f"tfrs-irns train: error: {tmp_path / 'log.csv'}: cannot read (Permission denied)"
+    assert not (tmp_path / "run").exists()
+
+
+def test_tfds_offline_fails_fast_with_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tfds_source, "_reachable", lambda host, **kw: False)
+    code = main(["train", "--config", "configs/movielens-100k.yaml", "--output", str(tmp_path / "run"), "--set",
+                 f"data.tfds_data_dir={tmp_path / 'tfds'}", f"export.base_dir={tmp_path / 'saved'}"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "movielens/100k-ratings is not prepared in" in lines[0] and "files.grouplens.org cannot be reached" in lines[0]
+    assert "data.source: movielens" in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,75 @@
+"""The CLI starts TensorFlow quietly on a machine without a GPU, and answers --help without it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfrs_irns.cli import quiet
+
+from conftest import with_tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROBE_LINES = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796129148.031196   29479 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
+    "E0000 00:00:1796129156.149975   29479 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)",
+    "I0000 00:00:1796129148.561726   29479 cpu_feature_guard.cc:227] This TensorFlow binary is optimized to use "
+    "available CPU instructions in performance-critical operations.",
+    "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
+    "compiler flags.",
+]
+
+
+@pytest.mark.parametrize("line", PROBE_LINES)
+def test_the_known_start_up_notices_are_noise(line):
+    assert quiet.NOISE.search(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["W0000 00:00:1.0 123 op_kernel.cc:1] something real went wrong", "Traceback (most recent call last):",
+     "E0000 00:00:1.0 1 cuda_executor.cc:1] out of memory"],
+)
+def test_real_messages_are_not_noise(line):
+    assert not quiet.NOISE.search(line)
+
+
+def _python(code, env=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_help_and_argument_errors_answer_without_tensorflow():
+    code = (
+        "import sys\n"
+        "from tfrs_irns.cli.main import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['train']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(main(['train', '--config', 'configs/quickstart.yaml', '--set', 'train.epochs=0']))\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    proc = _python(code)
+    assert proc.stdout.strip().splitlines()[-2:] == ["2", "False"], proc.stderr
+    assert "train.epochs: must be > 0, got 0" in proc.stderr
+
+
+@pytest.mark.skipif(quiet.has_nvidia_driver(), reason="a machine with an NVIDIA driver prints its real GPU probe")
+def test_a_training_run_prints_no_probe_noise_and_short_epoch_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = ["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
+            *with_tiny("train.epochs=2", "batching.strategy=gcbs", "batching.gcbs.start_epoch=1")]
+    proc = subprocess.run([sys.executable, "-m", "tfrs_irns.cli.main", *argv], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("cuInit", "cudart_stub", "absl::InitializeLog", "cpu_feature_guard"):
+        assert noise not in proc.stderr, proc.stderr
+    epochs = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    for line in epochs:
+        assert len(line) < 160 and "(l2 " in line and "val_hit_rate@100" in line and "gcbs order" in line, line
+    assert "regularization_loss" not in proc.stdout

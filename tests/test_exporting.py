@@ -1,0 +1,150 @@
+"""Publishing runs: a run's vocabularies are its truth, and only a run that deserves it is served."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrs_irns.cli.main import main
+from tfrs_irns.runs.exporting import latest_metadata, publish_decision
+
+from conftest import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
+
+
+def val(value, monitor="val_hit_rate@100", higher=True):
+    return {"monitor": monitor, "value": value, "epoch": 1, "higher_is_better": higher}
+
+
+def publish_meta(model_dir, version, **meta):
+    folder = model_dir / str(version) / "assets.extra"
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "published, candidate, expected, reason",
+    [
+        (None, dict(data_fingerprint="a", validation=val(0.1)), True, "nothing published under"),
+        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="b", validation=val(0.1)), True,
+         "trained on other data than"),
+        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="a", validation=val(0.5)), True,
+         "val_hit_rate@100 0.5000 vs 0.5000"),
+        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="a", validation=val(0.4)), False,
+         "val_hit_rate@100 0.4000 vs 0.5000"),
+        (dict(data_fingerprint="a", validation=val(2.0, "loss", False)),
+         dict(data_fingerprint="a", validation=val(1.5, "loss", False)), True, "loss 1.5000 vs 2.0000"),
+        (dict(data_fingerprint="a", validation=val(2.0, "loss", False)),
+         dict(data_fingerprint="a", validation=val(2.5, "loss", False)), False, "loss 2.5000 vs 2.0000"),
+        (dict(data_fingerprint="a", validation=None), dict(data_fingerprint="a", validation=val(0.1)), True,
+         "records no validation metric to beat"),
+        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="a", validation=None), False,
+         "this run logged no val_hit_rate@100"),
+        (dict(data_fingerprint="a", validation=val(0.5)),
+         dict(data_fingerprint="a", validation=val(0.9, "val_mrr")), False, "logged val_mrr, not val_hit_rate@100"),
+    ],
+)
+def test_auto_publishes_only_what_deserves_it(tmp_path, published, candidate, expected, reason):
+    model_dir = tmp_path / "m"
+    if published is not None:
+        publish_meta(model_dir, 1, **{"data_fingerprint": "old", "validation": val(0.99)})
+        publish_meta(model_dir, 2, **published)  # the latest is the one compared with
+    decision, why = publish_decision("auto", candidate, str(model_dir))
+    assert decision is expected and reason in why
+
+
+def test_always_and_never_do_not_look(tmp_path):
+    publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.9))
+    worse = dict(data_fingerprint="a", validation=val(0.1))
+    assert publish_decision("always", worse, str(tmp_path / "m")) == (True, "export.publish=always")
+    assert publish_decision("never", worse, str(tmp_path / "nothing")) == (False, "export.publish=never")
+
+
+def test_latest_metadata_of_a_folder_without_versions(tmp_path):
+    assert latest_metadata(str(tmp_path / "none")) == (None, None)
+    (tmp_path / "m" / "3").mkdir(parents=True)  # a version without metadata: compared as "no record"
+    assert latest_metadata(str(tmp_path / "m")) == (str(tmp_path / "m" / "3"), {})
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def serve(version_dir, user_ids):
+    module = tf.saved_model.load(str(version_dir))
+    out = module.signatures["serving_default"](user_id=tf.constant(user_ids))
+    emb = module.signatures["query_embedding"](user_id=tf.constant(user_ids))["embedding"].numpy()
+    return out["item_ids"].numpy().astype(str), emb
+
+
+def test_a_renamed_user_is_served_its_own_list_and_export_needs_no_data(tmp_path, capsys):
+    data = tmp_path / "log.csv"
+    lines = write_tiny_csv(data)
+    saved, run = tmp_path / "saved", tmp_path / "run"
+    overrides = [*TINY_CSV_OVERRIDES, f"data.path={data}", "train.epochs=1", "export.enabled=true",
+                 f"export.base_dir={saved}", "export.k=10"]
+    code, out, err = cli(capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(run), "--set",
+                         *[p for p in overrides if p != "export.enabled=false"])
+    assert code == 0, err
+    users = [line.strip() for line in open(saved / "quickstart" / "1" / "assets" / "users.txt")]
+    # Rename the first user everywhere in the file, and add a row for a brand-new user.
+    first = users[0]
+    renamed = [lines[0]] + [("zz-renamed" + line[len(first):]) if line.startswith(first + ",") else line
+                            for line in lines[1:]] + ["zz-new,i1,1"]
+    data.write_text("\n".join(renamed) + "\n", encoding="utf-8")
+
+    code, out, _ = cli(capsys, "export", "--run", str(run))
+    assert code == 0 and out.strip().endswith(os.path.join("quickstart", "2"))
+    ids_1, emb_1 = serve(saved / "quickstart" / "1", users)
+    ids_2, emb_2 = serve(saved / "quickstart" / "2", users)
+    np.testing.assert_array_equal(ids_1, ids_2)  # every user keeps their own list
+    np.testing.assert_allclose(emb_1, emb_2, rtol=0, atol=0)
+
+    # Evaluating on changed data is refused in one line, unless asked for.
+    code, _, err = cli(capsys, "evaluate", "--run", str(run))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "changed since the run was trained" in line and "--allow-changed-data" in line
+    assert not (run / "evaluations").exists()
+    code, out, _ = cli(capsys, "evaluate", "--run", str(run), "--allow-changed-data")
+    assert code == 0
+    (record,) = os.listdir(run / "evaluations")
+    assert json.loads((run / "evaluations" / record).read_text())["data_changed"] is True
+
+    # Without the data at all, export still works: it never reads it.
+    data.unlink()
+    code, out, _ = cli(capsys, "export", "--run", str(run), "--set", "export.k=5")
+    assert code == 0 and out.strip().endswith(os.path.join("quickstart", "3"))
+    meta = json.loads((saved / "quickstart" / "3" / "assets.extra" / "metadata.json").read_text())
+    assert meta["k"] == 5 and meta["config"]["train"]["epochs"] == 1
+    assert meta["metrics"]["epochs_run"] == 1
+
+
+def test_a_worse_experiment_is_not_published(tmp_path, capsys):
+    saved = tmp_path / "saved"
+    base = ["train.epochs=2", "export.enabled=true", f"export.base_dir={saved}", "train.early_stopping.enabled=false"]
+
+    def train(name, *extra):
+        return cli(capsys, "train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / name),
+                   "--set", *with_tiny(*base, *extra))
+
+    code, out, _ = train("good")
+    assert code == 0 and "exported to" in out and "(nothing published under" in out
+    # Same data, a learning rate too small to learn: its validation hit rate is lower.
+    code, out, _ = train("worse", "train.learning_rate=1e-6")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("not published"))
+    assert "val_hit_rate@100" in line and f"tfrs-irns export --run {tmp_path / 'worse'}" in line
+    assert os.listdir(saved / "quickstart") == ["1"]
+    assert os.path.isdir(tmp_path / "worse" / "saved_model" / "1")  # the run keeps its model
+    code, out, _ = train("forced", "train.learning_rate=1e-6", "export.publish=always")
+    assert code == 0 and "(export.publish=always)" in out
+    assert sorted(os.listdir(saved / "quickstart")) == ["1", "2"]
+    code, out, _ = train("other-data", "data.seed=7", "export.publish=auto", "train.learning_rate=1e-6")
+    assert code == 0 and "trained on other data than" in out
+    code, out, _ = train("never", "export.publish=never")
+    assert code == 0 and "not published (export.publish=never)" in out
+    assert sorted(os.listdir(saved / "quickstart")) == ["1", "2", "3"]

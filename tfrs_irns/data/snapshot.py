@@ -1,0 +1,134 @@
+"""What a run keeps of its data: the vocabularies, the item side table and the data fingerprint.
+
+A trained model is only meaningful with the vocabularies it was trained on:
+row ``i`` of its user table *is* the user ``vocab/users.json`` names at
+index ``i``. Rebuilding the vocabulary from the data "as it is now" at
+export time silently serves one user another's list if a single id was
+renamed since. So a run saves its vocabularies, the per-item arrays the
+model is built from (training counts, titles, genres) and the fingerprint
+of the data it split, and everything after training reads them back:
+
+```
+<run>/vocab/users.json      raw id of user index 1, 2, ...
+<run>/vocab/items.json      raw id of item index 1, 2, ...
+<run>/vocab/items.npz       counts, titles, genres (multi-hot) and genre names per item index
+<run>/vocab/data.json       fingerprint, description, split sizes
+```
+
+:func:`load_snapshot` gives a :class:`~tfrs_irns.data.prepare.PreparedData`
+with empty splits: enough to build the model and export it, without the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from tfrs_irns.data.prepare import EncodedSplit, PreparedData
+from tfrs_irns.data.vocab import Vocabulary
+
+USERS = "users.json"
+ITEMS = "items.json"
+ITEM_SIDE = "items.npz"
+DATA = "data.json"
+
+
+def _atomic(path: str, write: Callable[[str], None]) -> None:
+    """Write through a temporary file renamed into place: a kill leaves the old file or the new one."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _empty_split() -> EncodedSplit:
+    return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
+
+def save_snapshot(data: PreparedData, folder: str) -> None:
+    """Write ``data``'s vocabularies, item side table and fingerprint to ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    _atomic(os.path.join(folder, USERS), data.user_vocab.save)
+    _atomic(os.path.join(folder, ITEMS), data.item_vocab.save)
+    arrays: dict[str, Any] = {
+        "counts": np.asarray(data.item_counts, np.float64),
+        "titles": np.asarray(data.item_titles, str),
+        "genre_names": np.asarray(data.genre_names, str),
+    }
+    if data.item_genres is not None:
+        arrays["genres"] = np.asarray(data.item_genres, np.float32)
+
+    def write_side(path: str) -> None:
+        with open(path, "wb") as fh:  # a file object: np.savez would append .npz to a path
+            np.savez_compressed(fh, **arrays)
+
+    _atomic(os.path.join(folder, ITEM_SIDE), write_side)
+    info = {
+        "fingerprint": data.fingerprint,
+        "description": data.description,
+        "num_train": len(data.train),
+        "num_validation": len(data.validation),
+        "num_test": len(data.test),
+        "skipped_rows": data.skipped_rows,
+        "duplicate_rows": data.duplicate_rows,
+    }
+
+    def write_info(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2)
+
+    _atomic(os.path.join(folder, DATA), write_info)
+
+
+def has_snapshot(folder: str) -> bool:
+    return all(os.path.isfile(os.path.join(folder, name)) for name in (USERS, ITEMS, ITEM_SIDE, DATA))
+
+
+def saved_vocabularies(folder: str) -> tuple[Vocabulary, Vocabulary]:
+    """The ``(users, items)`` vocabularies saved in ``folder``."""
+    return Vocabulary.load(os.path.join(folder, USERS)), Vocabulary.load(os.path.join(folder, ITEMS))
+
+
+def saved_fingerprint(folder: str) -> Optional[str]:
+    """The fingerprint of the data the snapshot was made from (None if not recorded)."""
+    path = os.path.join(folder, DATA)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh).get("fingerprint") or None
+
+
+def load_snapshot(folder: str) -> PreparedData:
+    """The run's data without its rows: vocabularies and item side table, empty splits."""
+    users, items = saved_vocabularies(folder)
+    with np.load(os.path.join(folder, ITEM_SIDE)) as side:
+        counts, titles = side["counts"], side["titles"]
+        genres = side["genres"] if "genres" in side.files else None
+        genre_names = [str(g) for g in side["genre_names"]]
+    with open(os.path.join(folder, DATA), encoding="utf-8") as fh:
+        info = json.load(fh)
+    for name, array in (("counts", counts), ("titles", titles), ("genres", genres)):
+        if array is not None and array.shape[0] != items.size:
+            raise ValueError(f"{folder}: {ITEM_SIDE} has {array.shape[0]} {name} rows, expected {items.size}")
+    return PreparedData(
+        train=_empty_split(),
+        validation=_empty_split(),
+        test=_empty_split(),
+        user_vocab=users,
+        item_vocab=items,
+        item_counts=counts,
+        item_titles=titles,
+        item_genres=genres,
+        genre_names=genre_names,
+        description=info.get("description", ""),
+        skipped_rows=int(info.get("skipped_rows", 0)),
+        duplicate_rows=int(info.get("duplicate_rows", 0)),
+        fingerprint=info.get("fingerprint", ""),
+    )
