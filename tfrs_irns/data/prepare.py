@@ -64,8 +64,8 @@ class PreparedData:
 
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
     return EncodedSplit(
-        user=users.lookup(inter.user_id),
-        item=items.lookup(inter.item_id),
+        user=users.lookup(inter.user_id, inter.user_codes),
+        item=items.lookup(inter.item_id, inter.item_codes),
         timestamp=np.asarray(inter.timestamp, np.int64),
     )
 
@@ -116,8 +116,8 @@ def prepare_from_raw(raw: RawDataset, cfg: DataConfig) -> PreparedData:
             + (", and no user has 2 or more interactions" if cfg.split == "leave_last_out" else "")
             + "); nothing to evaluate on"
         )
-    user_vocab = Vocabulary.from_ids(train.user_id)
-    item_vocab = Vocabulary.from_ids(train.item_id)
+    user_vocab = Vocabulary.from_ids(train.user_id, train.user_codes)
+    item_vocab = Vocabulary.from_ids(train.item_id, train.item_codes)
     enc_train = _encode(train, user_vocab, item_vocab)
     counts = np.bincount(enc_train.item, minlength=item_vocab.size).astype(np.float64)
     counts[0] = 0.0

@@ -40,6 +40,11 @@ def load_raw(cfg: DataConfig) -> RawDataset:
 
         path = _require(cfg.path, "data.path", "csv", "the interactions CSV/TSV file")
         raw = load_csv(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
+    elif cfg.source == "parquet":
+        from tfrs_irns.data.parquet_source import load_parquet
+
+        path = _require(cfg.path, "data.path", "parquet", "a Parquet file or a folder of .parquet files")
+        raw = load_parquet(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     else:
         raise ConfigError(f"data.source: unknown source {cfg.source!r}")
     if len(raw.interactions) == 0:
@@ -53,7 +58,7 @@ def filter_min_rating(raw: RawDataset, min_rating: float, source: str = "this") 
     """Keep interactions rated ``>= min_rating``."""
     rating = raw.interactions.rating
     if rating is None:
-        hint = " (set data.csv.rating_column)" if source == "csv" else ""
+        hint = " (set data.csv.rating_column)" if source in ("csv", "parquet") else ""
         raise ConfigError(f"data.min_rating: the {source} source has no ratings{hint}; set it to null")
     keep = rating >= min_rating
     if not keep.any():
