@@ -8,7 +8,7 @@ into the sorted distinct ids. pyarrow does not say *which line* is bad, and
 its idea of a valid value is not exactly ours (it trims ``" 7 "`` but rejects
 ``"+7"``), so this path is strict: at the first thing it does not accept (a
 parse or conversion error, a null, an empty id, a non-finite number, a
-quoted header, a multi-character delimiter) it returns ``None`` and the
+a multi-character delimiter) it returns ``None`` and the
 caller reads the file with the line-locating
 :class:`~tfrs_irns.data.rows.RowReader`, which names the file, line and
 column (or skips and counts under ``data.skip_bad_rows``). Both paths give
@@ -108,18 +108,21 @@ def _column(column, kind: str) -> Optional[Column]:
 
 def first_row(path: str, delimiter: str) -> Optional[list[str]]:
     """The fields of ``path``'s first line, or ``None`` when the fast path
-    should not try (no line break in the first 64 kB, a quote, a blank line)."""
+    should not try (no line break in the first 64 kB, a blank line, a quoted
+    field that may span lines)."""
+    import csv
+
     from tfrs_irns.data.rows import decode_bytes
 
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     end = head.find(b"\n")
-    if end < 0 or b'"' in head[:end]:
+    if end < 0 or head[:end].count(b'"') % 2:
         return None
     line = decode_bytes(head[:end]).rstrip("\r")
     if not line.strip():
         return None
-    return line.split(delimiter)
+    return next(csv.reader([line], delimiter=delimiter))
 
 
 def read_csv(

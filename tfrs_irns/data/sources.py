@@ -20,7 +20,20 @@ def _require(value, key: str, source: str, what: str):
 
 
 def load_raw(cfg: DataConfig) -> RawDataset:
-    """Load the source ``cfg.source`` and apply ``cfg.min_rating``."""
+    """Load the source ``cfg.source`` and apply ``cfg.min_rating``; a load
+    that takes more than a few seconds prints progress lines."""
+    from tfrs_irns.data.progress import Progress
+
+    with Progress(f"loading {cfg.path or cfg.name or cfg.source}"):
+        raw = _load(cfg)
+    if len(raw.interactions) == 0:
+        raise DataError(f"{raw.description or cfg.source}: the dataset has no interactions")
+    if cfg.min_rating is not None:
+        raw = filter_min_rating(raw, cfg.min_rating, cfg.source)
+    return raw
+
+
+def _load(cfg: DataConfig) -> RawDataset:
     if cfg.source == "synthetic":
         from tfrs_irns.data.synthetic import make_synthetic
 
@@ -47,10 +60,6 @@ def load_raw(cfg: DataConfig) -> RawDataset:
         raw = load_parquet(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     else:
         raise ConfigError(f"data.source: unknown source {cfg.source!r}")
-    if len(raw.interactions) == 0:
-        raise DataError(f"{raw.description or cfg.source}: the dataset has no interactions")
-    if cfg.min_rating is not None:
-        raw = filter_min_rating(raw, cfg.min_rating, cfg.source)
     return raw
 
 
