@@ -46,8 +46,8 @@ def test_summary_numbers_by_hand(csv_config, capsys, tmp_path):
     assert s["splits"]["train"] == {"interactions": 7, "users": 6, "items": 2}
     assert s["splits"]["test"] == {"interactions": 5, "users": 5, "items": 2}  # a and b are known to training
     assert s["splits"]["validation"]["interactions"] == 0
-    # train pairs: (u1,a) x2, (u1,b), (u2,a), (u3,a), (u4,a), (u5,b), (u6,a) -> 6 distinct of 6 x 2
-    assert s["train_distinct_pairs"] == 6 and s["sparsity"] == pytest.approx(0.5)
+    # train pairs: (u1,a), (u1,b), (u2,a), (u3,a), (u4,a), (u5,b), (u6,a): 7 of 6 x 2
+    assert s["train_distinct_pairs"] == 7 and s["sparsity"] == pytest.approx(5 / 12)
     # top 1% of 2 items = 1 item: 'a' has 5 of 7 training interactions.
     assert s["top1pct_items"] == 1 and s["top1pct_share"] == pytest.approx(5 / 7)
     assert s["cold_test_item_share"] == pytest.approx(3 / 5) and s["cold_test_user_share"] == 0.0  # c, d, e
