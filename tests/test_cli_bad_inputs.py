@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tfrs_irns.cli.main import main
-from tfrs_irns.data import csv_source, tfds_source
+from tfrs_irns.data import arrow_source, csv_source, tfds_source
 
 from conftest import TINY_CSV_OVERRIDES, with_tiny
 
@@ -100,7 +100,9 @@ def test_an_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(csv_source, "open", denied, raising=False)  # root reads files whatever their mode
+    # Root reads files whatever their mode: deny every open() of the readers instead.
+    for module in (csv_source, arrow_source):
+        monkeypatch.setattr(module, "open", denied, raising=False)
     code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
                  *TINY_CSV_OVERRIDES, f"data.path={tmp_path / 'log.csv'}"])
     err = capsys.readouterr().err

@@ -80,13 +80,14 @@ class CsvConfig:
 class DataConfig:
     """Where the interactions come from and how they are split."""
 
-    source: Literal["synthetic", "tfds", "movielens", "csv"] = _f(
+    source: Literal["synthetic", "tfds", "movielens", "csv", "parquet"] = _f(
         "synthetic", "where the interactions come from: generated (synthetic), tensorflow_datasets (tfds), "
-        "a local MovieLens release (movielens), any CSV/TSV file (csv)"
+        "a local MovieLens release (movielens), any CSV/TSV file (csv), a Parquet file or folder (parquet)"
     )
     name: Optional[str] = _f(None, "tensorflow_datasets name (source tfds), e.g. movielens/100k-ratings")
     path: Optional[str] = _f(
-        None, "a MovieLens folder or .zip (source movielens) or the interactions CSV/TSV file (source csv)", path=True
+        None, "a MovieLens folder or .zip (source movielens), the interactions CSV/TSV file (source csv), "
+        "or a Parquet file or folder of .parquet files (source parquet)", path=True
     )
     split: Literal["random", "temporal", "leave_last_out"] = _f(
         "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
@@ -101,14 +102,16 @@ class DataConfig:
     )
     seed: int = _f(42, "seed of the random split and of the synthetic data")
     min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
-    skip_bad_rows: bool = _f(False, "movielens and csv: drop malformed rows with a warning instead of stopping")
+    skip_bad_rows: bool = _f(
+        False, "movielens, csv and parquet: drop malformed rows with a warning instead of stopping"
+    )
     duplicates: Literal["keep_last", "keep_first", "keep_all"] = _f(
         "keep_last", "repeated (user, item) pairs: keep the latest copy (by timestamp), the earliest, or every "
         "copy (keep_all: all copies of a pair land on the same side of every split)"
     )
     tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
     synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
-    csv: CsvConfig = _f(help="the column mapping (source csv)", factory=CsvConfig)
+    csv: CsvConfig = _f(help="the column mapping (sources csv and parquet)", factory=CsvConfig)
 
 
 @dataclass

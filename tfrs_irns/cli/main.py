@@ -1,4 +1,4 @@
-"""``tfrs-irns``: train, evaluate, export and query retrieval models.
+"""``tfrs-irns``: train, evaluate, export and query retrieval models, and check their data.
 
 Subcommand and flag names are a contract that outside scripts use.
 Every user mistake ends as one line on stderr and exit code 2.
@@ -7,6 +7,8 @@ Every user mistake ends as one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -36,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, help="run directory written by train")
     export.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override export.* keys")
 
+    data = sub.add_parser("data", help="load and split a config's data; print what training will see")
+    data.add_argument("--config", required=True, help="YAML config (see configs/)")
+    data.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
+    data.add_argument("--json", help="also write the summary to this file")
+
     recommend = sub.add_parser("recommend", help="top items for a user from an exported model")
     recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
     recommend.add_argument("--user", required=True, help="raw user id")
@@ -45,8 +52,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_run_config(run_dir: str, overrides: Sequence[str], command: str) -> None:
     """A bad override of a run's config stops before TensorFlow loads (load_run checks the rest)."""
-    import os
-
     from tfrs_irns.config import load_config
 
     path = os.path.join(run_dir, "config.yaml")
@@ -98,6 +103,19 @@ def _export(args: argparse.Namespace) -> None:
     print(f"exported to {export_run(run)}")
 
 
+def _data(args: argparse.Namespace) -> None:
+    from tfrs_irns.config import load_config
+    from tfrs_irns.data.summary import data_report, format_summary
+
+    if args.json and os.path.isdir(args.json):
+        raise UserError(f"--json {args.json}: is a folder, expected a file name")
+    report = data_report(load_config(args.config, args.set).data)
+    print(format_summary(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
+
+
 def _recommend(args: argparse.Namespace) -> None:
     import_tensorflow()
     from tfrs_irns.export import recommend
@@ -107,7 +125,9 @@ def _recommend(args: argparse.Namespace) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "evaluate": _evaluate, "export": _export, "recommend": _recommend}[args.command]
+    handler = {"train": _train, "evaluate": _evaluate, "export": _export, "data": _data, "recommend": _recommend}[
+        args.command
+    ]
     try:
         if args.command in ("evaluate", "export"):
             _check_run_config(args.run, args.set, args.command)

@@ -6,8 +6,11 @@ A recommender only needs "who interacted with what, when"; the config's
 order stands in for time, so temporal splits still mean "later rows are
 later". Ids are kept as strings exactly as written (whitespace trimmed).
 
-Rows go through the shared :class:`~tfrs_irns.data.rows.RowReader`, so a
-bad value is reported with its file and 1-based line.
+Files are read by pyarrow (:mod:`tfrs_irns.data.arrow_source`); a file
+pyarrow objects to is read again by the shared
+:class:`~tfrs_irns.data.rows.RowReader`, so a bad value is reported with its
+file and 1-based line. The same column mapping reads Parquet
+(:mod:`tfrs_irns.data.parquet_source`).
 """
 
 from __future__ import annotations
@@ -19,18 +22,25 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tfrs_irns.config import CsvConfig
+from tfrs_irns.data import arrow_source
+from tfrs_irns.data.arrow_source import Column
 from tfrs_irns.data.rows import Field, RowReader, check_text_bytes, decode_bytes, iter_rows
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import ConfigError, DataError
 
 
-def read_text_file(path: str) -> str:
-    """The whole of ``path`` as text (see :func:`decode_bytes`); a missing
-    file or a folder is a :class:`DataError` naming the path."""
+def _check_file(path: str) -> None:
+    """A missing file or a folder is a :class:`DataError` naming the path."""
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, expected a CSV file")
+
+
+def read_text_file(path: str) -> str:
+    """The whole of ``path`` as text (see :func:`decode_bytes`); a missing
+    file or a folder is a :class:`DataError` naming the path."""
+    _check_file(path)
     with open(path, "rb") as fh:
         data = fh.read()
     check_text_bytes(data, path)
@@ -86,8 +96,28 @@ def _read_table(
     has_header: bool,
     wanted: Sequence[tuple[str, str, str, str]],
     skip_bad_rows: bool,
-) -> tuple[list[np.ndarray], RowReader]:
-    """Read ``wanted`` = ``(config key, column, label, kind)`` columns of ``path``."""
+    engine: str = "auto",
+) -> tuple[list[Column], int]:
+    """Read ``wanted`` = ``(config key, column, label, kind)`` columns of ``path``;
+    returns the columns (with their codes, for ids) and the rows skipped.
+
+    ``engine`` ``"auto"`` tries pyarrow first and falls back to the line
+    reader for the file when pyarrow objects (see :mod:`.arrow_source`);
+    ``"python"`` is the line reader alone.
+    """
+    if engine not in ("auto", "python"):
+        raise ValueError(f"engine must be 'auto' or 'python', got {engine!r}")
+    _check_file(path)
+    if engine == "auto" and len(delimiter) == 1:
+        head = arrow_source.first_row(path, delimiter)
+        if head is not None:
+            header = [h.strip() for h in head] if has_header else None
+            positions = _resolve_columns(header, [(k, c) for k, c, _, _ in wanted], path)
+            if max(positions) < len(head):
+                fields = [Field(label, pos, kind) for pos, (_, _, label, kind) in zip(positions, wanted)]
+                columns = arrow_source.read_csv(path, delimiter, has_header, len(head), fields)
+                if columns is not None:
+                    return columns, 0
     text = read_text_file(path)
     rows = iter_rows(io.StringIO(text, newline=""), delimiter)
     header = None
@@ -101,17 +131,11 @@ def _read_table(
     reader = RowReader(fields, path, len(header) if header is not None else None, skip_bad_rows)
     columns = reader.read(rows)
     reader.warn()
-    return columns, reader
+    return [(c, None) for c in columns], reader.skipped
 
 
-def load_csv(path: str, cfg: CsvConfig, skip_bad_rows: bool = False) -> RawDataset:
-    """Interactions from the CSV/TSV ``path`` with the column mapping ``cfg``.
-
-    With ``cfg.header`` false, column names in ``cfg`` are 0-based positions
-    (``"0"``, ``"1"``, ...). ``cfg.items_path`` optionally adds titles and
-    ``|``-joined genres; without it the item table is just the item ids.
-    """
-    delimiter = _delimiter(cfg.delimiter)
+def interaction_columns(cfg: CsvConfig) -> list[tuple[str, str, str, str]]:
+    """``(config key, column, label, kind)`` of the interaction columns ``cfg`` maps."""
     wanted = [
         ("data.csv.user_column", cfg.user_column, "user id", "str"),
         ("data.csv.item_column", cfg.item_column, "item id", "str"),
@@ -120,34 +144,74 @@ def load_csv(path: str, cfg: CsvConfig, skip_bad_rows: bool = False) -> RawDatas
         wanted.append(("data.csv.timestamp_column", cfg.timestamp_column, "timestamp", "time"))
     if cfg.rating_column is not None:
         wanted.append(("data.csv.rating_column", cfg.rating_column, "rating", "float"))
-    columns, reader = _read_table(path, delimiter, cfg.header, wanted, skip_bad_rows)
-    skipped = reader.skipped
-    user, item = columns[0], columns[1]
-    rest = columns[2:]
+    return wanted
+
+
+def interactions_from_columns(columns: list[Column], cfg: CsvConfig, path: str) -> Interactions:
+    """The interaction table of the columns :func:`interaction_columns` asked for."""
+    (user, user_codes), (item, item_codes) = columns[0], columns[1]
+    rest = [c for c, _ in columns[2:]]
     timestamp = rest.pop(0) if cfg.timestamp_column is not None else np.arange(len(user), dtype=np.int64)
     rating = rest.pop(0) if cfg.rating_column is not None else None
     if len(user) == 0:
         raise DataError(f"{path}: no interactions (the file has no data rows)")
-    interactions = Interactions(user_id=user, item_id=item, timestamp=timestamp, rating=rating)
-
-    if cfg.items_path is None:
-        items = ItemTable(item_id=np.unique(item))
-    else:
-        item_wanted = [("data.csv.item_id_column", cfg.item_id_column, "item id", "str")]
-        if cfg.title_column is not None:
-            item_wanted.append(("data.csv.title_column", cfg.title_column, "title", "text"))
-        if cfg.genres_column is not None:
-            item_wanted.append(("data.csv.genres_column", cfg.genres_column, "genres", "text"))
-        item_cols, item_reader = _read_table(cfg.items_path, delimiter, cfg.header, item_wanted, skip_bad_rows)
-        skipped += item_reader.skipped
-        extra = item_cols[1:]
-        items = ItemTable(
-            item_id=item_cols[0],
-            title=extra.pop(0) if cfg.title_column is not None else None,
-            genres=extra.pop(0) if cfg.genres_column is not None else None,
-        )
-    description = (
-        f"CSV {path}: {len(interactions):,} interactions, "
-        f"{len(np.unique(user)):,} users, {len(np.unique(item)):,} items"
+    return Interactions(
+        user_id=user, item_id=item, timestamp=timestamp, rating=rating, user_codes=user_codes, item_codes=item_codes
     )
-    return RawDataset(interactions=interactions, items=items, description=description, skipped_rows=skipped)
+
+
+def load_items(
+    cfg: CsvConfig, interactions: Interactions, skip_bad_rows: bool = False, engine: str = "auto"
+) -> tuple[ItemTable, int]:
+    """The item table from ``cfg.items_path`` (a CSV/TSV, or Parquet when it
+    ends in ``.parquet`` or is a folder), else just the interacted items; and
+    the rows skipped."""
+    if cfg.items_path is None:
+        codes = interactions.item_codes
+        ids = codes.used() if codes is not None else np.unique(interactions.item_id)
+        return ItemTable(item_id=ids), 0
+    item_wanted = [("data.csv.item_id_column", cfg.item_id_column, "item id", "str")]
+    if cfg.title_column is not None:
+        item_wanted.append(("data.csv.title_column", cfg.title_column, "title", "text"))
+    if cfg.genres_column is not None:
+        item_wanted.append(("data.csv.genres_column", cfg.genres_column, "genres", "text"))
+    if cfg.items_path.endswith(".parquet") or os.path.isdir(cfg.items_path):
+        item_cols, skipped = arrow_source.read_parquet(cfg.items_path, item_wanted, skip_bad_rows)
+    else:
+        delimiter = _delimiter(cfg.delimiter)
+        item_cols, skipped = _read_table(cfg.items_path, delimiter, cfg.header, item_wanted, skip_bad_rows, engine)
+    extra = [c for c, _ in item_cols[1:]]
+    items = ItemTable(
+        item_id=item_cols[0][0],
+        title=extra.pop(0) if cfg.title_column is not None else None,
+        genres=extra.pop(0) if cfg.genres_column is not None else None,
+    )
+    return items, skipped
+
+
+def describe(kind: str, path: str, interactions: Interactions) -> str:
+    """``"<kind> <path>: N interactions, U users, I items"``."""
+    users = interactions.user_codes.used() if interactions.user_codes is not None else np.unique(interactions.user_id)
+    items = interactions.item_codes.used() if interactions.item_codes is not None else np.unique(interactions.item_id)
+    return f"{kind} {path}: {len(interactions):,} interactions, {len(users):,} users, {len(items):,} items"
+
+
+def load_csv(path: str, cfg: CsvConfig, skip_bad_rows: bool = False, engine: str = "auto") -> RawDataset:
+    """Interactions from the CSV/TSV ``path`` with the column mapping ``cfg``.
+
+    With ``cfg.header`` false, column names in ``cfg`` are 0-based positions
+    (``"0"``, ``"1"``, ...). ``cfg.items_path`` optionally adds titles and
+    ``|``-joined genres; without it the item table is just the item ids.
+    ``engine``: ``"auto"`` (pyarrow, the line reader where pyarrow objects) or
+    ``"python"`` (the line reader only; same answers, slower).
+    """
+    delimiter = _delimiter(cfg.delimiter)
+    columns, skipped = _read_table(path, delimiter, cfg.header, interaction_columns(cfg), skip_bad_rows, engine)
+    interactions = interactions_from_columns(columns, cfg, path)
+    items, skipped_items = load_items(cfg, interactions, skip_bad_rows, engine)
+    return RawDataset(
+        interactions=interactions,
+        items=items,
+        description=describe("CSV", path, interactions),
+        skipped_rows=skipped + skipped_items,
+    )

@@ -13,19 +13,27 @@ splits move all copies of a pair together, so none ever straddles the split.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from tfrs_irns.data.table import Interactions
+from tfrs_irns.data.table import CodedIds, Interactions
 
 POLICIES = ("keep_last", "keep_first", "keep_all")
 
 
+def _codes(ids: np.ndarray, coded: Optional[CodedIds]) -> tuple[np.ndarray, int]:
+    """Integer codes of ``ids`` and how many distinct codes there can be (coded ids need no string sort)."""
+    if coded is None:
+        coded = CodedIds.from_strings(ids)
+    return coded.codes.astype(np.int64), max(len(coded.values), 1)
+
+
 def pair_groups(inter: Interactions) -> np.ndarray:
-    """``group[r]``: the same integer for the rows of one (user, item) pair, ``int64 [n]``."""
-    _, user = np.unique(np.asarray(inter.user_id).astype(str), return_inverse=True)
-    items, item = np.unique(np.asarray(inter.item_id).astype(str), return_inverse=True)
-    pair = user.astype(np.int64) * max(len(items), 1) + item.astype(np.int64)
-    return np.unique(pair, return_inverse=True)[1].reshape(-1)
+    """``group[r]``: the same integer for the rows of one (user, item) pair, ``0..G-1``, ``int64 [n]``."""
+    user, _ = _codes(inter.user_id, inter.user_codes)
+    item, num_items = _codes(inter.item_id, inter.item_codes)
+    return np.unique(user * num_items + item, return_inverse=True)[1].reshape(-1)
 
 
 def first_of_groups(inter: Interactions, group: np.ndarray, last: bool = False) -> np.ndarray:

@@ -24,9 +24,13 @@ def _require(value, key: str, source: str, what: str):
 
 def load_raw(cfg: DataConfig) -> RawDataset:
     """Load the source ``cfg.source``, collapse repeated pairs by ``cfg.duplicates``
-    and apply ``cfg.min_rating``."""
+    and apply ``cfg.min_rating``; a load that takes more than a few seconds
+    prints progress lines."""
+    from tfrs_irns.data.progress import Progress
+
     try:
-        raw = _load_source(cfg)
+        with Progress(f"loading {cfg.path or cfg.name or cfg.source}"):
+            raw = _load_source(cfg)
     except OSError as exc:  # unreadable file or folder (permissions, I/O): one line naming it
         where = exc.filename or cfg.path or cfg.source
         raise DataError(f"{where}: cannot read ({exc.strerror or exc})") from None
@@ -59,6 +63,11 @@ def _load_source(cfg: DataConfig) -> RawDataset:
 
         path = _require(cfg.path, "data.path", "csv", "the interactions CSV/TSV file")
         raw = load_csv(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
+    elif cfg.source == "parquet":
+        from tfrs_irns.data.parquet_source import load_parquet
+
+        path = _require(cfg.path, "data.path", "parquet", "a Parquet file or a folder of .parquet files")
+        raw = load_parquet(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     else:
         raise ConfigError(f"data.source: unknown source {cfg.source!r}")
     return raw
@@ -82,7 +91,7 @@ def filter_min_rating(raw: RawDataset, min_rating: float, source: str = "this") 
     """Keep interactions rated ``>= min_rating``."""
     rating = raw.interactions.rating
     if rating is None:
-        hint = " (set data.csv.rating_column)" if source == "csv" else ""
+        hint = " (set data.csv.rating_column)" if source in ("csv", "parquet") else ""
         raise ConfigError(f"data.min_rating: the {source} source has no ratings{hint}; set it to null")
     keep = rating >= min_rating
     if not keep.any():

@@ -47,7 +47,10 @@ def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.
     with at least ``min_count`` rows among ``rows``."""
     if len(rows) == 0:
         return rows
-    _, user = np.unique(inter.user_id[rows], return_inverse=True)
+    if inter.user_codes is not None:  # the same grouping without sorting strings
+        user = inter.user_codes.codes[rows]
+    else:
+        _, user = np.unique(inter.user_id[rows], return_inverse=True)
     order = np.lexsort((rows, inter.timestamp[rows], user))
     user_sorted = user[order]
     is_last = np.append(user_sorted[1:] != user_sorted[:-1], True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from tfrs_irns.errors import DataError
+from tfrs_irns.data.table import CodedIds
 
 OOV_INDEX = 0
 # Ids become lines of the export's lookup files (items.tsv: id<TAB>title).
@@ -48,7 +50,10 @@ class Vocabulary:
     ids: np.ndarray
 
     @classmethod
-    def from_ids(cls, raw_ids: np.ndarray) -> "Vocabulary":
+    def from_ids(cls, raw_ids: np.ndarray, codes: Optional[CodedIds] = None) -> "Vocabulary":
+        """The sorted distinct ``raw_ids``; ``codes`` (the same ids, coded) avoids sorting strings."""
+        if codes is not None:
+            return cls(ids=codes.used())
         return cls(ids=np.unique(np.asarray(raw_ids).astype(str)))
 
     def __len__(self) -> int:
@@ -60,8 +65,11 @@ class Vocabulary:
         """Rows an embedding table needs: known ids plus the OOV bucket."""
         return len(self) + 1
 
-    def lookup(self, raw_ids: np.ndarray) -> np.ndarray:
-        """Indices (int32) of ``raw_ids``; unknown ids map to ``OOV_INDEX``."""
+    def lookup(self, raw_ids: np.ndarray, codes: Optional[CodedIds] = None) -> np.ndarray:
+        """Indices (int32) of ``raw_ids``; unknown ids map to ``OOV_INDEX``.
+        With ``codes`` (the same ids, coded) only the distinct values are searched."""
+        if codes is not None:
+            return self.lookup(codes.values)[codes.codes]
         raw = np.asarray(raw_ids).astype(str)
         if len(self) == 0:
             return np.zeros(raw.shape, np.int32)

@@ -81,7 +81,9 @@ def recommend(model_path: str, user_id: str, k: int = 10, out: TextIO | None = N
         raise UserError(f"-k: must be at least 1, got {k}")
     version_dir, loaded, metadata = load_export(model_path)
     serve = loaded.signatures["serving_default"]
-    export_k = int(serve.structured_outputs["item_ids"].shape[-1])
+    # The scan's output width is dynamic in the graph; the metadata records it.
+    width = serve.structured_outputs["item_ids"].shape[-1]
+    export_k = int(width if width is not None else (metadata or {}).get("k", 0))
     users = tf.constant([str(user_id)])
     if k <= export_k:
         result = serve(user_id=users)

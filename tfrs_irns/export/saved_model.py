@@ -56,14 +56,25 @@ USERS_FILE = "users.txt"
 ITEMS_FILE = "items.tsv"
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "recommend_k_excluding")
-# Items are scored in blocks of this many rows so a batch of 256 queries over a
-# 1M-item catalogue never materialises a 1 GB score matrix (measured: within
-# ~10% of one unblocked matmul + top_k at 100k and 1M items).
-DEFAULT_CHUNK_SIZE = 1 << 17
+# Items are scored in blocks of this many rows: a [B, chunk] score block stays
+# small (32 MB at batch 256), and the running top-k merge after each block
+# means a [B, N] score matrix never exists. A while-loop over the blocks keeps
+# the graph the same size whatever the catalogue.
+DEFAULT_CHUNK_SIZE = 1 << 15
+#: Item table precisions: exact float32, or bfloat16 (half the memory; scores rounded).
+PRECISIONS = ("float32", "bfloat16")
 
 
 class RetrievalModule(tf.Module):
     """Brute-force top-k retrieval over precomputed two-tower embeddings.
+
+    The scan is exact: items are scored block by block (``chunk_size``
+    rows of the item table per ``matmul``), each block's best ``k`` (by
+    ``tf.math.top_k``) merged into a running best ``k``. Ties go to the lower
+    item index, as in ``top_k`` itself, so the answer equals a stable sort of
+    the full score row (``np.argsort(-scores, kind="stable")[:k]``) whatever
+    the block size. With ``precision="bfloat16"`` the item table and the
+    scoring are bfloat16 (core ops): half the memory, approximate scores.
 
     Args:
       user_embeddings: ``[U + 1, d]`` query embeddings, row 0 = OOV user.
@@ -72,6 +83,7 @@ class RetrievalModule(tf.Module):
       items_file: ``item_id<TAB>title`` per line; line i is item index i + 1.
       k: how many items ``serving_default`` returns (clipped to N).
       chunk_size: items scored per ``matmul`` block.
+      precision: ``"float32"`` or ``"bfloat16"``, the item table's dtype.
     """
 
     def __init__(
@@ -82,12 +94,19 @@ class RetrievalModule(tf.Module):
         items_file: str,
         k: int,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        precision: str = "float32",
     ) -> None:
         super().__init__(name="retrieval")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
         self.num_users = int(user_embeddings.shape[0]) - 1
         self.num_items = int(item_embeddings.shape[0]) - 1
         self.k = min(int(k), self.num_items)
-        self.chunk_size = int(chunk_size)
+        self.precision = precision
+        self.dtype = tf.bfloat16 if precision == "bfloat16" else tf.float32
+        self.chunk_size = min(int(chunk_size), self.num_items)
         self.users_file = tf.saved_model.Asset(users_file)
         self.items_file = tf.saved_model.Asset(items_file)
         line, whole = tf.lookup.TextFileIndex.LINE_NUMBER, tf.lookup.TextFileIndex.WHOLE_LINE
@@ -111,41 +130,70 @@ class RetrievalModule(tf.Module):
         )
         # Variables, not constants: they live in variables/ instead of bloating the graph.
         self.user_embeddings = tf.Variable(user_embeddings, trainable=False, name="user_embeddings")
-        self.item_embeddings = tf.Variable(item_embeddings[1:], trainable=False, name="item_embeddings")
+        # The item table as whole blocks [n, chunk, d] plus the remainder [r, d]:
+        # a block is then a leading-dimension slice (no copy), and no padding rows
+        # need masking.
+        table = np.asarray(item_embeddings[1:], np.float32)
+        self.num_blocks = self.num_items // self.chunk_size
+        whole_rows = self.num_blocks * self.chunk_size
+        blocks = table[:whole_rows].reshape(self.num_blocks, self.chunk_size, table.shape[1])
+        self.item_blocks = tf.Variable(tf.cast(blocks, self.dtype), trainable=False, name="item_blocks")
+        self.item_rest = tf.Variable(tf.cast(table[whole_rows:], self.dtype), trainable=False, name="item_rest")
         self.oov_item_embedding = tf.Variable(item_embeddings[0], trainable=False, name="oov_item_embedding")
 
     def _query(self, user_id: tf.Tensor) -> tf.Tensor:
         return tf.gather(self.user_embeddings, self.user_index_table.lookup(user_id))
+
+    def _block_best(
+        self, query: tf.Tensor, block: tf.Tensor, start: tf.Tensor, k: Union[int, tf.Tensor],
+        exclude: Optional[tf.Tensor], size: int,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The best ``min(k, size)`` scores (float32) and item rows of one block."""
+        scores = tf.matmul(query, block, transpose_b=True)
+        if exclude is not None:
+            scores = _mask(scores, exclude - start, size)
+        v, r = tf.math.top_k(scores, k=tf.minimum(k, size))
+        return tf.cast(v, tf.float32), r + start
 
     def _top_k(
         self, query: tf.Tensor, k: Union[int, tf.Tensor], exclude: Optional[tf.Tensor] = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Scores and item ids of the best ``k`` items per row; ``exclude`` holds
         0-based item rows to skip (-1 = nothing)."""
-        values: list[tf.Tensor] = []
-        rows: list[tf.Tensor] = []
-        for start in range(0, self.num_items, self.chunk_size):
-            size = min(self.chunk_size, self.num_items - start)
-            # One block after the other (not in parallel), so only one [B, chunk]
-            # score matrix is alive at a time.
-            with tf.control_dependencies(values[-1:]):
-                scores = tf.matmul(query, self.item_embeddings[start : start + size], transpose_b=True)
-            if exclude is not None:
-                scores = _mask(scores, exclude - start, size)
-            kk = min(k, size) if isinstance(k, int) else tf.minimum(k, size)
-            v, r = tf.math.top_k(scores, k=kk)
-            values.append(v)
-            rows.append(r + start)
-        if len(values) == 1:
-            top, row = values[0], rows[0]
-        else:
-            top, best = tf.math.top_k(tf.concat(values, axis=1), k=k)
-            row = tf.gather(tf.concat(rows, axis=1), best, batch_dims=1)
-        ids = self.item_id_table.lookup(tf.cast(row, tf.int64))
-        if exclude is not None:
-            # Fewer than k items left after exclusion: pad with '' (score -inf).
-            ids = tf.where(tf.equal(top, float("-inf")), tf.constant("", tf.string), ids)
-        return top, ids
+        query = tf.cast(query, self.dtype)
+        batch = tf.shape(query)[0]
+        size = self.chunk_size
+        blocks = tf.convert_to_tensor(self.item_blocks)  # read once, sliced per block
+
+        def merge(i, best, rows, v, r):
+            # The running best first: on equal scores top_k keeps the lower index.
+            best, pick = tf.math.top_k(tf.concat([best, v], axis=1), k=k)
+            return best, tf.gather(tf.concat([rows, r], axis=1), pick, batch_dims=1)
+
+        def body(i, best, rows):
+            v, r = self._block_best(query, blocks[i], i * size, k, exclude, size)
+            return (i + 1, *merge(i, best, rows, v, r))
+
+        # Start from k "nothing" entries (-inf, row -1): every state is [B, k].
+        best = tf.fill(tf.stack([batch, k]), float("-inf"))
+        rows = tf.fill(tf.stack([batch, k]), -1)
+        _, best, rows = tf.while_loop(
+            lambda i, *_: i < self.num_blocks,
+            body,
+            (tf.constant(0), best, rows),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]), tf.TensorShape([None, None])),
+            parallel_iterations=1,  # one [B, chunk] block alive at a time
+        )
+        rest = self.num_items - self.num_blocks * size
+        if rest:
+            v, r = self._block_best(
+                query, tf.convert_to_tensor(self.item_rest), self.num_blocks * size, k, exclude, rest
+            )
+            best, rows = merge(None, best, rows, v, r)
+        ids = self.item_id_table.lookup(tf.cast(rows, tf.int64))
+        # Fewer than k items left after exclusion: pad with '' (score -inf).
+        ids = tf.where(tf.equal(best, float("-inf")), tf.constant("", tf.string), ids)
+        return best, ids
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serving_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -159,7 +207,18 @@ class RetrievalModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
     def candidate_embedding(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
         index = self.item_index_table.lookup(item_id)
-        known = tf.gather(self.item_embeddings, tf.maximum(index - 1, 0))
+        row = tf.maximum(index - 1, 0)
+        whole = self.num_blocks * self.chunk_size
+        # Both gathers are clipped into range; tf.where picks the right one.
+        in_blocks = tf.gather_nd(
+            self.item_blocks,
+            tf.stack([tf.minimum(row // self.chunk_size, self.num_blocks - 1), row % self.chunk_size], axis=1),
+        )
+        known = in_blocks
+        if self.num_items > whole:
+            in_rest = tf.gather(self.item_rest, tf.clip_by_value(row - whole, 0, self.num_items - whole - 1))
+            known = tf.where((row < whole)[:, None], in_blocks, in_rest)
+        known = tf.cast(known, tf.float32)
         return {"embedding": tf.where((index > 0)[:, None], known, self.oov_item_embedding[None, :])}
 
     @tf.function(
@@ -199,7 +258,7 @@ def _mask(scores: tf.Tensor, rows: tf.Tensor, size: int) -> tf.Tensor:
     hit = tf.where((rows >= 0) & (rows < size))  # [m, 2]: (batch row, position in rows)
     cols = tf.cast(tf.gather_nd(rows, hit), tf.int64)
     index = tf.stack([hit[:, 0], cols], axis=1)
-    return tf.tensor_scatter_nd_update(scores, index, tf.fill(tf.shape(cols), float("-inf")))
+    return tf.tensor_scatter_nd_update(scores, index, tf.fill(tf.shape(cols), tf.constant(float("-inf"), scores.dtype)))
 
 
 # --------------------------------------------------------------------------- files
@@ -250,6 +309,7 @@ def export_embeddings(
     k: int = 100,
     metadata: Optional[dict[str, Any]] = None,
     chunk_size: Optional[int] = None,
+    precision: str = "float32",
 ) -> str:
     """Export precomputed embeddings; returns the new version directory.
 
@@ -257,7 +317,7 @@ def export_embeddings(
     ``[len(item_ids) + 1, d]``, row 0 being the OOV row; ``item_titles`` (if
     given) has one entry per item index, entry 0 (OOV) ignored.
     ``chunk_size`` (default :data:`DEFAULT_CHUNK_SIZE`) is how many items one
-    scoring block holds.
+    scoring block holds; ``precision`` (:data:`PRECISIONS`) the item table's dtype.
     """
     check_name(name)
     if int(k) < 1:
@@ -286,7 +346,8 @@ def export_embeddings(
             _write_lines(users_file, users)
             _write_lines(items_file, [f"{i}\t{t}" for i, t in zip(items, titles)])
             module = RetrievalModule(
-                user_embeddings, item_embeddings, users_file, items_file, int(k), chunk_size or DEFAULT_CHUNK_SIZE
+                user_embeddings, item_embeddings, users_file, items_file, int(k),
+                chunk_size or DEFAULT_CHUNK_SIZE, precision,
             )
             tf.saved_model.save(module, folder, signatures=module.signatures())
         info = dict(metadata or {})
@@ -298,6 +359,8 @@ def export_embeddings(
             num_users=module.num_users,
             num_items=module.num_items,
             embedding_dim=int(item_embeddings.shape[1]),
+            precision=module.precision,
+            chunk_size=module.chunk_size,
             score="dot product of the query and candidate embeddings (higher is better)",
             signatures=list(SIGNATURES),
             versions=_versions_info(),

@@ -1,0 +1,131 @@
+"""Wall time of ``tfrs-irns data`` on a large CSV and its Parquet twin.
+
+Writes a synthetic interaction log (``--rows``, default 5M: user ids ``u<n>``,
+item ids ``i<n>`` Zipf-distributed, integer timestamps) as CSV and as Parquet,
+then times, in the same run:
+
+* ``tfrs_irns_seconds``: ``tfrs-irns data --config C`` as a subprocess (load,
+  random split, vocabularies, encoding and the summary; Python start-up included);
+* ``pyarrow_seconds``: a bare ``pyarrow.csv.read_csv`` (``pyarrow.parquet.read_table``
+  for Parquet) of the same file, in this process;
+* ``line_reader_seconds``: the line-locating reader that was the only CSV path
+  before pyarrow (``load_csv(..., engine="python")``); for the Parquet row, the
+  same figure of its CSV twin (there is no line reader for Parquet).
+
+    python benchmarks/data_load.py --json docs/results/data_load.json
+    python benchmarks/data_load.py --rows 200000 --no-line-reader   # a quick look
+
+Targets: ``tfrs_irns_seconds`` <= 3x ``pyarrow_seconds``; >= 5x faster than the line reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+
+def _write(folder: str, rows: int, users: int, items: int, seed: int) -> tuple[str, str]:
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, users, rows)
+    item = (rng.zipf(1.2, rows) - 1) % items
+    table = pa.table({
+        "user_id": pa.array(np.char.add("u", user.astype(str))),
+        "item_id": pa.array(np.char.add("i", item.astype(str))),
+        "timestamp": pa.array(1_500_000_000 + rng.integers(0, 10**8, rows)),
+    })
+    csv_path, parquet_path = os.path.join(folder, "events.csv"), os.path.join(folder, "events.parquet")
+    pacsv.write_csv(table, csv_path, pacsv.WriteOptions(quoting_style="none"))
+    pq.write_table(table, parquet_path)
+    return csv_path, parquet_path
+
+
+def _config(folder: str, source: str, path: str) -> str:
+    config = os.path.join(folder, f"{source}.yaml")
+    with open(config, "w", encoding="utf-8") as fh:
+        fh.write(f"data:\n  source: {source}\n  path: {path}\n")
+    return config
+
+
+def _cli_seconds(config: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tfrs_irns.cli.main", "data", "--config", config],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=500_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-line-reader", action="store_true", help="skip the slow line reader")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    import tfrs_irns  # noqa: F401
+    from tfrs_irns.config import CsvConfig
+    from tfrs_irns.data.csv_source import load_csv
+
+    folder = tempfile.mkdtemp(prefix="tfrs_irns-data-bench-")
+    try:
+        csv_path, parquet_path = _write(folder, args.rows, args.users, args.items, args.seed)
+        sizes = {p: os.path.getsize(p) / 1e6 for p in (csv_path, parquet_path)}
+        line_reader = None
+        if not args.no_line_reader:
+            line_reader = _timed(lambda: load_csv(csv_path, CsvConfig(), engine="python"))
+        rows = []
+        for fmt, path, bare in (
+            ("csv", csv_path, lambda: pacsv.read_csv(csv_path)),
+            ("parquet", parquet_path, lambda: pq.read_table(parquet_path)),
+        ):
+            pyarrow_seconds = _timed(bare)
+            tfrs_seconds = _cli_seconds(_config(folder, fmt, path))
+            rows.append({
+                "format": fmt,
+                "rows": args.rows,
+                "tfrs_irns_seconds": round(tfrs_seconds, 3),
+                "pyarrow_seconds": round(pyarrow_seconds, 3),
+                "line_reader_seconds": None if line_reader is None else round(line_reader, 3),
+                "file_mb": round(sizes[path], 1),
+            })
+            print(rows[-1], file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    print(f"\n{args.rows:,} rows, {args.users:,} users, {args.items:,} items (Zipf 1.2), pyarrow {pa.__version__}, "
+          f"{os.cpu_count()} CPUs\n")
+    print("| format | MB | tfrs-irns data s | bare pyarrow s | ratio | line reader s | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        lr, ours = r["line_reader_seconds"], r["tfrs_irns_seconds"]
+        line = "- | -" if lr is None else f"{lr:.1f} | {lr / ours:.1f}x"
+        print(f"| {r['format']} | {r['file_mb']:.0f} | {ours:.2f} | {r['pyarrow_seconds']:.2f} "
+              f"| {ours / r['pyarrow_seconds']:.1f}x | {line} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
