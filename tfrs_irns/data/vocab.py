@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfrs_irns._files import atomic_open
+
 OOV_INDEX = 0
 
 
@@ -51,7 +53,7 @@ class Vocabulary:
         return table[np.asarray(index)]
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
+        with atomic_open(path) as fh:  # a kill leaves the old file or the new one
             json.dump([str(i) for i in self.ids], fh)
 
     @classmethod

@@ -70,8 +70,27 @@ class TwoTowerModel(tfrs.models.Model):
                 if hasattr(tower, "embedding_penalty")
             ]
             if penalties:
-                loss = loss + self.embedding_l2 * tf.add_n(penalties)
+                loss = loss + self.embedding_l2 * tf.add_n(penalties) * _replica_share(users)
         return loss
+
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """TFRS's train step, plus loss scaling when the optimizer is a
+        ``LossScaleOptimizer`` (Keras wraps it so under ``mixed_float16``):
+        float16 gradients of a float32 loss would underflow unscaled."""
+        optimizer = self.optimizer
+        scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(extra) for extra in self.losses])
+            total_loss = loss + regularization_loss
+            objective = optimizer.get_scaled_loss(total_loss) if scaled else total_loss
+        gradients = tape.gradient(objective, self.trainable_variables)
+        if scaled:
+            gradients = optimizer.get_unscaled_gradients(gradients)
+        optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
 
     def set_oov_user_to_mean(self) -> None:
         """Make the OOV user row (index 0) the mean of the known users' rows.
@@ -92,3 +111,17 @@ class TwoTowerModel(tfrs.models.Model):
     def item_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Candidate embeddings of every item index (row 0 = OOV), ``[N + 1, d]``."""
         return embed_indices(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
+
+
+def _replica_share(rows: tf.Tensor) -> tf.Tensor:
+    """This replica's share of the global batch (1 on one device).
+
+    Keras sums the replicas' gradients, so a per-replica mean over its own
+    rows must be weighted by its share to add up to the global batch mean,
+    as the task's loss is (rows / global rows).
+    """
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return tf.constant(1.0)
+    local = tf.cast(tf.shape(rows)[0], tf.float32)
+    return local / replica.all_reduce(tf.distribute.ReduceOp.SUM, local)

@@ -447,8 +447,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """``full``: the exact softmax over the whole catalogue; nothing to
         correct or mask."""
         catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), batch.training)
-        logits = tf.matmul(batch.queries, catalogue, transpose_b=True)
-        label_logit = rowwise_dot(batch.queries, tf.gather(catalogue, batch.ids - 1))
+        logits = _logits(batch.queries, catalogue)
+        label_logit = _row_logits(batch.queries, tf.gather(catalogue, batch.ids - 1))
         return _Scores(logits, None, None, label_logit, batch.ids - 1, False, batch.global_rows)
 
     def _in_batch_columns(self, batch: "_Batch") -> "_Columns":
@@ -488,10 +488,10 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     def _score_columns(self, batch: "_Batch", columns: "_Columns") -> "_Scores":
         """Logits of the candidate columns, logQ-corrected, and what each
         row's softmax leaves out."""
-        logits = tf.matmul(batch.queries, columns.embeddings, transpose_b=True)
+        logits = _logits(batch.queries, columns.embeddings)
         # The positive's own score, from the [B, d] embeddings: the loss then
         # never has to pick the label out of (or put it back into) [B, C].
-        label_logit = rowwise_dot(batch.queries, batch.candidate_embeddings)
+        label_logit = _row_logits(batch.queries, batch.candidate_embeddings)
         if self.logq:
             logits -= columns.correction[tf.newaxis, :]
             label_correction = columns.label_correction
@@ -530,7 +530,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """
         pairs = equal_pairs(batch.ids, columns.ids)
         rows, cols = pairs[:, 0], pairs[:, 1]
-        hit_logits = rowwise_dot(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
+        hit_logits = _row_logits(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
         if self.logq:
             hit_logits -= tf.gather(columns.correction, cols)
         return pairs, hit_logits
@@ -677,6 +677,28 @@ def _batch_size(batch: _Batch) -> tf.Tensor:
     return tf.cast(tf.shape(batch.positives)[0], tf.float32)
 
 
+def _logits(queries: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+    """The ``[B, C]`` logits, float32.
+
+    Under a mixed-precision policy the towers' embeddings are bfloat16 (or
+    float16): the matmul, the step's one big product, runs in that dtype
+    (products accumulated in float32 by oneDNN / cuBLAS, the result rounded to
+    the low precision) and is cast to float32 at once. Everything after it —
+    logQ, masking, logsumexp, the loss — is float32.
+    """
+    return tf.cast(tf.matmul(queries, columns, transpose_b=True), tf.float32)
+
+
+def _row_logits(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``[n]`` logits of row pairs (labels, hits), float32, rounded as
+    :func:`_logits` rounds its output, so a hit subtracted from a row sum
+    cancels the very value the matmul put in."""
+    dots = rowwise_dot(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
+    if a.dtype != tf.float32:
+        dots = tf.cast(tf.cast(dots, a.dtype), tf.float32)
+    return dots
+
+
 def _gather_replicas(
     replica: tf.distribute.ReplicaContext,
     embeddings: tf.Tensor,
@@ -687,7 +709,8 @@ def _gather_replicas(
     replica's row offset in the gathered batch, and the global batch size."""
     # One gather for the (differentiable) floats, one for the integers:
     # a batched collective needs its inputs on the same kind of device.
-    all_embeddings = replica.all_gather(embeddings, axis=0)
+    # float32 on the wire: CPU collectives have no bfloat16/float16 kernels.
+    all_embeddings = tf.cast(replica.all_gather(tf.cast(embeddings, tf.float32), axis=0), embeddings.dtype)
     ints = [tf.cast(ids, tf.int32), tf.shape(embeddings, out_type=tf.int32)[:1]]
     if users is not None:
         ints.append(tf.cast(users, tf.int32))
