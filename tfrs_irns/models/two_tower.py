@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_irns.layers.towers import embed_indices
+from tfrs_irns.tasks.irns import on_replica_device
 
 
 class TwoTowerModel(tfrs.models.Model):
@@ -124,4 +125,4 @@ def _replica_share(rows: tf.Tensor) -> tf.Tensor:
     if replica is None or replica.num_replicas_in_sync == 1:
         return tf.constant(1.0)
     local = tf.cast(tf.shape(rows)[0], tf.float32)
-    return local / replica.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    return local / replica.all_reduce(tf.distribute.ReduceOp.SUM, on_replica_device(local))

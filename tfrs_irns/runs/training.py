@@ -133,6 +133,7 @@ def train(
     run_dir = run_dir or default_run_dir(config)
     # Non-chief workers write nothing in the run folder (TF's convention: a temporary one).
     out_dir = run_dir if chief else tempfile.mkdtemp(prefix="tfrs-irns-worker-")
+    folder_existed = os.path.isdir(run_dir)
     every = config.train.backup_every_steps
     state = RunState(pipeline, model, keep_best_weights=config.train.early_stopping.enabled)
     restored = restore(run_dir, model, state, pipeline.steps_per_epoch, every) if resume else None
@@ -154,7 +155,7 @@ def train(
 
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
-    model.fit(pipeline.dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    model.fit(_sharded(pipeline.dataset), epochs=epochs, callbacks=callbacks, verbose=verbose)
     train_seconds = backup.train_seconds
     epochs_run = len(backup.history.get("loss", []))
     best_epoch = _best_epoch(callbacks, epochs_run)
@@ -182,9 +183,25 @@ def train(
         backup.delete()  # after metrics.json: a kill before it leaves a run --resume can finish
     else:
         shutil.rmtree(out_dir, ignore_errors=True)
+        # BackupAndRestore left the (emptied) folders of its temporary backups.
+        for folder in [os.path.join(run_dir, BACKUP_DIR)] + ([] if folder_existed else [run_dir]):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
     if verbose:
         print(summary_line(metrics, config))
     return Run(config, data, model, run_dir, metrics, is_chief=chief)
+
+
+def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker sharding by data: every worker builds the same seeded
+    pipeline (the same random and GCBS orders: GCBS runs on every worker from
+    the same mirrored weights) and keeps its replicas' slices of each global
+    batch, so the steps are those of one machine with as many replicas. The
+    pipeline is in-memory index gathers, cheap to repeat per worker; there are
+    no files to shard by."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def default_run_dir(config: Config) -> str:

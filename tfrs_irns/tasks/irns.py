@@ -436,7 +436,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
                     replica, candidate_embeddings, ids, users
                 )
             else:
-                global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, global_rows)
+                global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, on_replica_device(global_rows))
         labels = offset + tf.range(rows, dtype=tf.int32)
         return _Batch(
             queries, candidate_embeddings, ids, users, positives, pos_ids, pos_users, labels, global_rows, step,
@@ -677,6 +677,20 @@ def _batch_size(batch: _Batch) -> tf.Tensor:
     return tf.cast(tf.shape(batch.positives)[0], tf.float32)
 
 
+def on_replica_device(tensors: Any) -> Any:
+    """``tensors`` placed on this worker's device, for a collective.
+
+    Collectives name their destination by the tensor's device, and under
+    ``MultiWorkerMirroredStrategy`` with one device per worker the replica
+    function runs without a device scope (``destinations can not be empty``).
+    """
+    devices = tf.distribute.get_strategy().extended.worker_devices
+    if len(devices) != 1:
+        return tensors
+    with tf.device(devices[0]):
+        return tf.nest.map_structure(tf.identity, tensors)
+
+
 def _logits(queries: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
     """The ``[B, C]`` logits, float32.
 
@@ -710,11 +724,12 @@ def _gather_replicas(
     # One gather for the (differentiable) floats, one for the integers:
     # a batched collective needs its inputs on the same kind of device.
     # float32 on the wire: CPU collectives have no bfloat16/float16 kernels.
-    all_embeddings = tf.cast(replica.all_gather(tf.cast(embeddings, tf.float32), axis=0), embeddings.dtype)
+    floats = on_replica_device(tf.cast(embeddings, tf.float32))
+    all_embeddings = tf.cast(replica.all_gather(floats, axis=0), embeddings.dtype)
     ints = [tf.cast(ids, tf.int32), tf.shape(embeddings, out_type=tf.int32)[:1]]
     if users is not None:
         ints.append(tf.cast(users, tf.int32))
-    gathered = replica.all_gather(ints, axis=0)
+    gathered = replica.all_gather(on_replica_device(ints), axis=0)
     sizes = gathered[1]
     offset = tf.reduce_sum(sizes[: replica.replica_id_in_sync_group])
     global_rows = tf.cast(tf.reduce_sum(sizes), tf.float32)
