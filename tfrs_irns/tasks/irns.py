@@ -159,6 +159,14 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ``candidate_ids`` and ``compute_metrics=True`` meet); ``batch_metrics``
     get the one-hot labels and the final logits.
 
+    **Mixed precision.** Under a Keras ``mixed_bfloat16`` / ``mixed_float16``
+    policy the towers hand over low-precision embeddings. The task itself is
+    float32 and does not cast its inputs: the ``[B, C]`` logit matmul runs in
+    the embeddings' dtype (the step's big product, where bf16 pays), and its
+    output is cast to float32 at once; the label and hit logits are computed
+    in float32 and rounded as the matmul rounds, so hits cancel exactly;
+    logQ, masking, logsumexp and the loss are float32.
+
     **Serialization.** ``get_config`` / ``from_config`` round-trip the layer
     as Keras does: the candidate tower and the sampler as nested layers,
     ``item_probabilities`` and ``candidate_ids_table`` as non-trainable
@@ -222,6 +230,11 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         name: str = "irns_retrieval",
         **kwargs: Any,
     ) -> None:
+        # float32 whatever the global policy, and no input autocast: the
+        # embeddings arrive in the towers' (maybe low) precision, the logits
+        # leave the matmul as float32 (see **Mixed precision**).
+        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: expected one of {', '.join(repr(m) for m in MODES)}")
