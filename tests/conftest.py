@@ -22,10 +22,14 @@ TINY_OVERRIDES = [
 
 
 def with_tiny(*extra: str) -> list[str]:
-    """``TINY_OVERRIDES`` with ``extra`` ``key=value`` pairs, an extra key replacing the tiny one
-    (``--set`` refuses a key given twice)."""
-    keys = {pair.split("=", 1)[0] for pair in extra}
-    return [pair for pair in TINY_OVERRIDES if pair.split("=", 1)[0] not in keys] + list(extra)
+    """``TINY_OVERRIDES`` then ``extra`` ``key=value`` pairs, a later pair replacing an earlier one
+    of the same key (``--set`` refuses a key given twice)."""
+    merged: dict[str, str] = {}
+    for pair in list(TINY_OVERRIDES) + list(extra):
+        key = pair.split("=", 1)[0]
+        merged.pop(key, None)
+        merged[key] = pair
+    return list(merged.values())
 
 
 @pytest.fixture

@@ -216,29 +216,26 @@ def test_early_stopping_needs_a_validation_fraction(split):
     assert off.data.validation_fraction == 0.0
 
 
-def test_cross_replica_is_refused_by_the_cli_config():
-    with pytest.raises(ConfigError) as err:
-        from_dict({"negatives": {"cross_replica": True}})
-    message = str(err.value)
-    assert message.startswith("negatives.cross_replica=true needs a multi-replica tf.distribute strategy")
-    assert "does not open" in message and "cross_replica=True" in message
+def test_cross_replica_defaults_to_null_meaning_true_with_several_replicas():
+    assert from_dict({}).negatives.cross_replica is None
+    assert from_dict({"negatives": {"cross_replica": True}}).negatives.cross_replica is True
     assert from_dict({"negatives": {"cross_replica": False}}).negatives.cross_replica is False
 
 
 def test_rules_across_keys_name_the_file_and_the_set_flags(tmp_path):
-    path = write(tmp_path, "negatives:\n  cross_replica: true\n")
-    with pytest.raises(ConfigError, match=rf"^{path}: negatives.cross_replica=true needs"):
-        load_config(path)
     path = write(tmp_path, "eval:\n  ks: [1, 10]\n", "ks.yaml")
     with pytest.raises(ConfigError, match=rf"^{path} \(with --set\): train.early_stopping.monitor='val_hit_rate@50'"):
         load_config(path, ["train.early_stopping.monitor=val_hit_rate@50"])
+    with pytest.raises(ConfigError, match=rf"^{path}: train.early_stopping.monitor='val_hit_rate@50'"):
+        write(tmp_path, "eval:\n  ks: [1, 10]\ntrain:\n  early_stopping:\n    monitor: val_hit_rate@50\n", "ks.yaml")
+        load_config(path)
 
 
 def test_validate_checks_a_config_built_in_python():
     c = Config()
     assert validate(c) == c
-    c.negatives.cross_replica = True
-    with pytest.raises(ConfigError, match="negatives.cross_replica=true"):
+    c.train.early_stopping.monitor = "val_mrr@5"
+    with pytest.raises(ConfigError, match="train.early_stopping.monitor='val_mrr@5'"):
         validate(c)
     c = Config()
     c.train.batch_size = 0

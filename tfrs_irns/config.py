@@ -26,6 +26,7 @@ from typing import Any, Callable, Literal, Optional, TypeVar
 
 import yaml
 
+from tfrs_irns._files import atomic_open
 from tfrs_irns.errors import ConfigError
 
 _C = TypeVar("_C")
@@ -155,9 +156,9 @@ class NegativesConfig:
     mask_same_user: bool = _f(False, "also mask in-batch columns holding another positive of the same user")
     num_hard_negatives: Optional[int] = _f(None, "keep only the k highest-scoring negatives per row (null: all)")
     full_max_items: int = _f(200000, "largest catalogue negatives.mode full accepts (its logits are [batch, items])")
-    cross_replica: bool = _f(
-        False, "gather every replica's positives as in-batch negatives; needs a multi-replica strategy, "
-        "which the CLI does not open yet"
+    cross_replica: Optional[bool] = _f(
+        None, "gather every replica's positives as in-batch negatives, so each row meets the global batch "
+        "(null: true when train.distribution gives more than one replica)"
     )
     seed: int = _f(0, "seed of the per-step negative sampling")
 
@@ -205,6 +206,21 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class DistributionConfig:
+    """Where training runs: one device, several local devices, or several machines (tf.distribute)."""
+
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = _f(
+        "auto", "auto: MirroredStrategy over the local GPUs when there are several, else one device; "
+        "mirrored: MirroredStrategy over the local GPUs (or logical_cpus CPUs); multi_worker: "
+        "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable"
+    )
+    logical_cpus: Optional[int] = _f(
+        None, "split the host CPU into this many logical devices (mirrored on a machine without GPUs; "
+        "null: one CPU device)"
+    )
+
+
+@dataclass
 class TrainConfig:
     """The optimisation: batch size, epochs, optimizer."""
 
@@ -217,6 +233,15 @@ class TrainConfig:
     weight_decay: float = _f(0.0, "decoupled weight decay of adamw (other optimizers ignore it)")
     seed: int = _f(0, "seed of TensorFlow, the batch shuffle and the validation sample")
     early_stopping: EarlyStoppingConfig = _f(help="early stopping on a validation metric", factory=EarlyStoppingConfig)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
+        "float32", "Keras mixed-precision policy of the towers (variables stay float32; logits, logQ, masking "
+        "and the loss are float32 in every policy); mixed_float16 adds loss scaling"
+    )
+    backup_every_steps: Optional[int] = _f(
+        None, "also back the run up every this many steps, not only at each epoch's end (train --resume "
+        "continues from the last backup)"
+    )
+    distribution: DistributionConfig = _f(help="devices and machines (tf.distribute)", factory=DistributionConfig)
 
 
 @dataclass
@@ -296,6 +321,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.epochs": (lambda v: v > 0, "must be > 0"),
     "train.learning_rate": (lambda v: v > 0, "must be > 0"),
     "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
+    "train.backup_every_steps": (lambda v: v > 0, "must be > 0"),
+    "train.distribution.logical_cpus": (lambda v: v > 0, "must be > 0"),
     "train.early_stopping.patience": (lambda v: v >= 0, "must be >= 0"),
     "train.early_stopping.max_queries": (lambda v: v > 0, "must be > 0"),
     "eval.ks": (lambda v: len(v) > 0 and all(k > 0 for k in v), "must be a non-empty list of K > 0"),
@@ -333,18 +360,6 @@ def _early_stopping_has_validation(config: Config) -> Optional[str]:
     return None
 
 
-def _cross_replica_has_a_strategy(config: Config) -> Optional[str]:
-    # runs.training.train (behind `tfrs-irns train`) builds the model outside
-    # any tf.distribute scope: one replica, nothing to gather.
-    if config.negatives.cross_replica:
-        return (
-            "negatives.cross_replica=true needs a multi-replica tf.distribute strategy, which this version "
-            "of the tfrs-irns CLI does not open; set negatives.cross_replica=false (in your own code, pass "
-            "cross_replica=True to IRNSRetrieval under your strategy)"
-        )
-    return None
-
-
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -358,11 +373,6 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         ("train.early_stopping.enabled", "data.validation_fraction"),
         "`train.early_stopping.enabled: true` needs `data.validation_fraction > 0`",
         _early_stopping_has_validation,
-    ),
-    (
-        ("negatives.cross_replica",),
-        "`negatives.cross_replica` must be false: `tfrs-irns train` opens no multi-replica strategy",
-        _cross_replica_has_a_strategy,
     ),
 ]
 
@@ -576,7 +586,8 @@ def load_config(
 
 
 def save_config(config: Config, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
+    """Write ``config`` as YAML, atomically (a kill leaves the old file or the new one)."""
+    with atomic_open(path) as fh:
         yaml.safe_dump(config.to_dict(), fh, sort_keys=False)
 
 

@@ -98,6 +98,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
       temperature: divides scores in the loss-gap estimate (the model's
         softmax temperature).
       initial_epoch: the ``initial_epoch`` given to ``fit`` when resuming.
+      resume_mid_epoch: training resumes inside epoch ``initial_epoch + 1``,
+        whose order the pipeline already holds (restored from a backup):
+        keep it rather than recompute it from mid-epoch weights.
       verbose: print one line per GCBS epoch.
 
     Raises:
@@ -121,6 +124,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
         initial_epoch: int = 0,
+        resume_mid_epoch: bool = False,
         verbose: int = 0,
     ) -> None:
         super().__init__()
@@ -142,6 +146,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         self.log_dir = log_dir
         self.temperature = float(temperature)
         self.initial_epoch = int(initial_epoch)
+        self.resume_mid_epoch = bool(resume_mid_epoch)
         self.verbose = verbose
         self._planned: Optional[tuple[int, dict[str, float]]] = None
         self._writer: Optional[Any] = None
@@ -149,7 +154,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
     # ----------------------------------------------------------- Keras hooks
 
     def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        self._plan(self.initial_epoch + 1)
+        if not self.resume_mid_epoch:
+            self._plan(self.initial_epoch + 1)
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         done = epoch + 1  # 1-based

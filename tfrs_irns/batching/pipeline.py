@@ -2,8 +2,11 @@
 
 Each epoch is one permutation of the training examples cut into consecutive
 runs of ``B``. By default the permutation is a fresh seeded shuffle per epoch,
-made in-graph (``stateless_shuffle`` keyed by ``Dataset.random``), so plain
-``model.fit(pipeline.dataset, epochs=...)`` reshuffles without any callback.
+made in-graph (``stateless_shuffle`` keyed by ``(epoch, seed)``, the epoch a
+counter the dataset advances each time it is iterated), so plain
+``model.fit(pipeline.dataset, epochs=...)`` reshuffles without any callback,
+and a resumed run (:meth:`TrainPipeline.resume_at`) sees exactly the batches
+the interrupted one would have seen.
 A batching strategy such as GCBS replaces the permutation for an epoch with
 :meth:`TrainPipeline.set_epoch_order`; the batches of that order are then
 visited in a shuffled order.
@@ -64,6 +67,9 @@ class TrainPipeline:
         # Strategy hook: an explicit order for the coming epoch, if any.
         self._order = tf.Variable(tf.range(n, dtype=tf.int32), trainable=False, name="epoch_order")
         self._use_order = tf.Variable(False, trainable=False, name="use_epoch_order")
+        # The epoch the next iteration is (0-based), and the batches it skips.
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False, name="skip_batches")
         self.dataset = self._build()
 
     @property
@@ -87,12 +93,35 @@ class TrainPipeline:
         self._order.assign(order.astype(np.int32))
         self._use_order.assign(True)
 
+    def resume_at(self, epoch: int, step: int = 0) -> None:
+        """Make the next iteration epoch ``epoch`` (0-based) from its batch
+        ``step``: the random order of that epoch, or the explicit order set.
+
+        A run restored from a backup calls it before ``fit`` so the resumed
+        epochs see exactly the batches the uninterrupted run saw.
+        """
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
+        self._epoch.assign(int(epoch))
+        self._skip.assign(int(step))
+
+    @property
+    def order_variables(self) -> dict[str, tf.Variable]:
+        """The explicit-order state (what a backup must keep mid-epoch)."""
+        return {"order": self._order, "use_order": self._use_order}
+
     def _build(self) -> tf.data.Dataset:
         n, b = self.num_examples, self.batch_size
         steps = self.steps_per_epoch
 
-        def one_epoch(epoch_seed: tf.Tensor) -> tf.data.Dataset:
-            seed = tf.stack([epoch_seed, tf.constant(self.seed, tf.int64)])
+        def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
+            epoch = self._epoch.assign_add(1) - 1
+            skip = self._skip.read_value()
+            with tf.control_dependencies([skip]):
+                first = tf.identity(skip)
+            with tf.control_dependencies([first]):
+                reset = self._skip.assign(0)
+            seed = tf.stack([epoch, tf.constant(self.seed, tf.int64)])
             order = tf.cond(
                 self._use_order,
                 lambda: self._order.read_value(),
@@ -107,11 +136,11 @@ class TrainPipeline:
                 idx = order[start : tf.minimum(start + b, n)]
                 return {"user": tf.gather(self._users, idx), "item": tf.gather(self._items, idx)}
 
-            return tf.data.Dataset.range(steps).map(batch)
+            with tf.control_dependencies([reset]):
+                return tf.data.Dataset.range(first, steps).map(batch)
 
-        # One random draw per iteration: a new, reproducible seed every epoch.
-        seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True).take(1)
-        ds = seeds.flat_map(one_epoch)
+        # One element per iteration: it advances the epoch counter.
+        ds = tf.data.Dataset.range(1).flat_map(one_epoch)
         # flat_map hides the length; Keras needs it for its progress bar.
         ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
         return ds.prefetch(tf.data.AUTOTUNE)

@@ -21,9 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model from a YAML config, evaluate it, export it")
-    train.add_argument("--config", required=True, help="YAML config (see configs/)")
+    train.add_argument("--config", help="YAML config (see configs/)")
     train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
-    train.add_argument("--output", help="run directory (default runs/<config name>-<timestamp>)")
+    train.add_argument("--output", help="run directory (default runs/<config name>-<timestamp>); must not hold a run")
+    train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its last backup")
 
     evaluate = sub.add_parser("evaluate", help="re-evaluate a finished run; writes <run>/evaluations/<time>.json")
     evaluate.add_argument("--run", required=True, help="run directory written by train")
@@ -66,7 +67,19 @@ _SECTIONS = {"evaluate": "eval", "export": "export"}
 def _train(args: argparse.Namespace) -> None:
     from tfrs_irns.config import load_config
 
-    config = load_config(args.config, args.set)
+    if args.resume is not None:
+        # The run continues with the config it started with, saved in its folder.
+        if args.config is not None or args.output is not None:
+            raise UserError("--resume DIR takes the config and the output folder from DIR; drop --config and --output")
+        if args.set:
+            raise UserError(f"--set cannot change a run being resumed (its config is {args.resume}/config.yaml)")
+        from tfrs_irns.runs.training import resume_config
+
+        config = resume_config(args.resume)
+    elif args.config is None:
+        raise UserError("the following arguments are required: --config (or --resume DIR)")
+    else:
+        config = load_config(args.config, args.set)
     import_tensorflow()  # after the config is known good: TensorFlow is slow to load
     from tfrs_irns.runs.build import export_name
 
@@ -75,7 +88,11 @@ def _train(args: argparse.Namespace) -> None:
     from tfrs_irns.runs import train
     from tfrs_irns.runs.exporting import export_trained_run
 
-    run = train(config, args.output)
+    resume = args.resume is not None
+    run = train(config, args.resume if resume else args.output, resume=resume)
+    if not run.is_chief:  # a multi-worker run: the chief writes and exports
+        print("worker done (the chief writes the run folder)")
+        return
     if config.export.enabled:
         local, published, reason = export_trained_run(run)
         if published:

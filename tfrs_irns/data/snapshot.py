@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from tfrs_irns._files import atomic_open
 from tfrs_irns.data.prepare import EncodedSplit, PreparedData
 from tfrs_irns.data.vocab import Vocabulary
 
@@ -36,18 +37,6 @@ ITEM_SIDE = "items.npz"
 DATA = "data.json"
 
 
-def _atomic(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file renamed into place: a kill leaves the old file or the new one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _empty_split() -> EncodedSplit:
     return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
 
@@ -55,8 +44,8 @@ def _empty_split() -> EncodedSplit:
 def save_snapshot(data: PreparedData, folder: str) -> None:
     """Write ``data``'s vocabularies, item side table and fingerprint to ``folder``."""
     os.makedirs(folder, exist_ok=True)
-    _atomic(os.path.join(folder, USERS), data.user_vocab.save)
-    _atomic(os.path.join(folder, ITEMS), data.item_vocab.save)
+    data.user_vocab.save(os.path.join(folder, USERS))  # each file atomic: a kill leaves old or new
+    data.item_vocab.save(os.path.join(folder, ITEMS))
     arrays: dict[str, Any] = {
         "counts": np.asarray(data.item_counts, np.float64),
         "titles": np.asarray(data.item_titles, str),
@@ -64,12 +53,8 @@ def save_snapshot(data: PreparedData, folder: str) -> None:
     }
     if data.item_genres is not None:
         arrays["genres"] = np.asarray(data.item_genres, np.float32)
-
-    def write_side(path: str) -> None:
-        with open(path, "wb") as fh:  # a file object: np.savez would append .npz to a path
-            np.savez_compressed(fh, **arrays)
-
-    _atomic(os.path.join(folder, ITEM_SIDE), write_side)
+    with atomic_open(os.path.join(folder, ITEM_SIDE), "wb") as fh:  # a file object: np.savez adds no suffix
+        np.savez_compressed(fh, **arrays)
     info = {
         "fingerprint": data.fingerprint,
         "description": data.description,
@@ -79,12 +64,8 @@ def save_snapshot(data: PreparedData, folder: str) -> None:
         "skipped_rows": data.skipped_rows,
         "duplicate_rows": data.duplicate_rows,
     }
-
-    def write_info(path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(info, fh, indent=2)
-
-    _atomic(os.path.join(folder, DATA), write_info)
+    with atomic_open(os.path.join(folder, DATA)) as fh:
+        json.dump(info, fh, indent=2)
 
 
 def has_snapshot(folder: str) -> bool:

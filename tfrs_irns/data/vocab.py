@@ -16,6 +16,7 @@ import numpy as np
 
 from tfrs_irns.errors import DataError
 from tfrs_irns.data.table import CodedIds
+from tfrs_irns._files import atomic_open
 
 OOV_INDEX = 0
 # Ids become lines of the export's lookup files (items.tsv: id<TAB>title).
@@ -84,7 +85,7 @@ class Vocabulary:
         return table[np.asarray(index)]
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
+        with atomic_open(path) as fh:  # a kill leaves the old file or the new one
             json.dump([str(i) for i in self.ids], fh)
 
     @classmethod

@@ -80,7 +80,7 @@ class _Tower(tf.keras.layers.Layer):
     def embedding_penalty(self, indices: tf.Tensor) -> tf.Tensor:
         """Mean squared L2 norm of the id-embedding rows of ``indices``: the
         retrieval regulariser that touches only the rows a batch used."""
-        rows = self.embedding(indices)
+        rows = tf.cast(self.embedding(indices), tf.float32)  # float32 under mixed precision too
         return tf.reduce_mean(tf.reduce_sum(tf.square(rows), axis=-1))
 
     def set_oov_to_mean(self) -> None:

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_irns.layers.towers import embed_indices
+from tfrs_irns.tasks.irns import on_replica_device
 
 
 class TwoTowerModel(tfrs.models.Model):
@@ -77,7 +78,8 @@ class TwoTowerModel(tfrs.models.Model):
                 if hasattr(tower, "embedding_penalty")
             ]
             if penalties:
-                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype)
+                # Weighted by this replica's share of the global batch, as the task's loss is.
+                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype) * _replica_share(users)
         return loss, penalty
 
     def _step_logs(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -92,10 +94,18 @@ class TwoTowerModel(tfrs.models.Model):
         return loss, logs
 
     def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """TFRS's train step, plus loss scaling when the optimizer is a
+        ``LossScaleOptimizer`` (Keras wraps it so under ``mixed_float16``):
+        float16 gradients of a float32 loss would underflow unscaled."""
+        optimizer = self.optimizer
+        scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss, logs = self._step_logs(inputs, training=True)
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+            objective = optimizer.get_scaled_loss(loss) if scaled else loss
+        gradients = tape.gradient(objective, self.trainable_variables)
+        if scaled:
+            gradients = optimizer.get_unscaled_gradients(gradients)
+        optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return logs
 
     def test_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -120,3 +130,17 @@ class TwoTowerModel(tfrs.models.Model):
     def item_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Candidate embeddings of every item index (row 0 = OOV), ``[N + 1, d]``."""
         return embed_indices(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
+
+
+def _replica_share(rows: tf.Tensor) -> tf.Tensor:
+    """This replica's share of the global batch (1 on one device).
+
+    Keras sums the replicas' gradients, so a per-replica mean over its own
+    rows must be weighted by its share to add up to the global batch mean,
+    as the task's loss is (rows / global rows).
+    """
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return tf.constant(1.0)
+    local = tf.cast(tf.shape(rows)[0], tf.float32)
+    return local / replica.all_reduce(tf.distribute.ReduceOp.SUM, on_replica_device(local))

@@ -9,14 +9,16 @@ words, before anything trains.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.config import Config, NegativesConfig
+from tfrs_irns.config import Config, DistributionConfig, NegativesConfig
 from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.export.versions import check_name
@@ -29,6 +31,15 @@ from tfrs_irns.tasks.irns import IRNSRetrieval, default_logq
 def resolve_logq(negatives: NegativesConfig) -> bool:
     """``negatives.logq: null`` means the task's default for ``negatives.mode``."""
     return default_logq(negatives.mode) if negatives.logq is None else negatives.logq
+
+
+def resolve_cross_replica(negatives: NegativesConfig) -> bool:
+    """``negatives.cross_replica: null`` means true when the strategy in scope
+    has more than one replica: each row then meets the global batch's
+    positives, as on one device (the eBay semantics do not depend on the hardware)."""
+    if negatives.cross_replica is not None:
+        return negatives.cross_replica
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
 def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSampler:
@@ -89,7 +100,7 @@ def irns_task_from_config(
         temperature=temperature,
         num_hard_negatives=negatives.num_hard_negatives,
         full_max_items=negatives.full_max_items,
-        cross_replica=negatives.cross_replica,
+        cross_replica=resolve_cross_replica(negatives),
         seed=negatives.seed,
         **kwargs,
     )
@@ -111,8 +122,30 @@ def build_towers(config: Config, data: PreparedData) -> tuple[QueryTower, Candid
     return query_tower, candidate_tower
 
 
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """``train.precision`` as the Keras global policy while layers are built,
+    then back to what it was: the layers keep their policy, later layers
+    (and other code in the process) are not affected."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def build_model(config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
-    """The model ``config`` describes, sized for ``data``, every weight created."""
+    """The model ``config`` describes, sized for ``data``, every weight created.
+
+    The towers compute in ``train.precision`` (their variables stay float32);
+    the task's logits and loss are float32 in every policy.
+    """
+    with precision_policy(config.train.precision):
+        return _build_model(config, data, task)
+
+
+def _build_model(config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer]) -> TwoTowerModel:
     query_tower, candidate_tower = build_towers(config, data)
     if task is None:
         task = irns_task_from_config(
@@ -124,6 +157,82 @@ def build_model(config: Config, data: PreparedData, task: Optional[tf.keras.laye
     query_tower(dummy)
     candidate_tower(dummy)
     return model
+
+
+def set_logical_cpus(count: Optional[int]) -> None:
+    """Split the host CPU into ``count`` logical devices (``train.distribution.logical_cpus``).
+
+    TensorFlow fixes its devices the first time it uses them; a process that
+    already did can only keep the count it has.
+    """
+    if count is None:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != count:
+            raise ConfigError(
+                f"train.distribution.logical_cpus={count}: TensorFlow already initialised {have} CPU device(s) "
+                "in this process; set it before TensorFlow runs anything (tfrs-irns train does)"
+            ) from None
+
+
+def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy ``train.distribution`` names.
+
+    Call it first, before TensorFlow runs anything: logical CPUs and
+    ``MultiWorkerMirroredStrategy`` must be set up before TensorFlow
+    initialises its devices. One device is TensorFlow's default strategy (no
+    scope to enter; it is also the one ``BackupAndRestore`` supports).
+    """
+    set_logical_cpus(distribution.logical_cpus)
+    name = distribution.strategy
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError(
+                "train.distribution.strategy=multi_worker reads the cluster from the TF_CONFIG environment "
+                "variable, which is not set"
+            )
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError as exc:
+            raise ConfigError(f"train.distribution.strategy=multi_worker: TF_CONFIG is not JSON ({exc})") from None
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The ``train.distribution.strategy`` word for a strategy (``auto`` resolved)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi_worker"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "mirrored"
+    return "one_device"
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """Machines (TF_CONFIG chief and workers) training together; 1 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, len(spec.get("chief", [])) + len(spec.get("worker", [])))
+
+
+def distribution_info(config: Config, strategy: tf.distribute.Strategy) -> dict[str, Any]:
+    """What ``metrics.json`` records under ``distribution``."""
+    return {
+        "strategy": strategy_name(strategy),
+        "num_replicas": int(strategy.num_replicas_in_sync),
+        "num_workers": num_workers(strategy),
+        "global_batch_size": config.train.batch_size,
+    }
 
 
 def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
@@ -158,11 +267,21 @@ def export_name(config: Config) -> str:
     return name
 
 
-def build_callbacks(config: Config, run_dir: str, pipeline: Any, model: TwoTowerModel, data: PreparedData) -> list:
+def build_callbacks(
+    config: Config,
+    run_dir: str,
+    pipeline: Any,
+    model: TwoTowerModel,
+    data: PreparedData,
+    initial_epoch: int = 0,
+    resume_mid_epoch: bool = False,
+) -> list:
     """The Keras callbacks a run uses, in the order they must see the logs.
 
     Validation metrics first (early stopping and TensorBoard read them from
     the same logs dict), then the batching strategy, then TensorBoard.
+    ``initial_epoch`` and ``resume_mid_epoch`` say where a resumed run
+    continues (GCBS plans that epoch's order, or keeps the restored one).
     """
     from tfrs_irns.evaluation.validation import EpochMetrics
 
@@ -205,6 +324,8 @@ def build_callbacks(config: Config, run_dir: str, pipeline: Any, model: TwoTower
                 model,
                 log_dir=os.path.join(run_dir, "logs"),
                 temperature=config.model.temperature,
+                initial_epoch=initial_epoch,
+                resume_mid_epoch=resume_mid_epoch,
                 **dataclasses.asdict(config.batching.gcbs),
             )
         )

@@ -12,14 +12,21 @@ later without the original process:
 <run>/saved_model/1/   the run's own SavedModel (when export.enabled), published or not
 <run>/evaluations/     one JSON record per `tfrs-irns evaluate`
 <run>/logs/            TensorBoard
+<run>/backup/          the last backup while training runs (train --resume continues from it)
 ```
+
+Under ``MultiWorkerMirroredStrategy`` every worker runs the same command;
+only the chief writes the run folder. The others write what they must (the
+final checkpoint, TensorBoard) to a temporary folder they delete.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -28,13 +35,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns._files import atomic_open
 from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
 from tfrs_irns.data.prepare import PreparedData, prepare_data
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.models.two_tower import TwoTowerModel
-from tfrs_irns.runs.build import build_callbacks, build_model, make_optimizer
+from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
+from tfrs_irns.runs.build import build_callbacks, build_model, distribution_info, make_optimizer, make_strategy
 from tfrs_irns.runs.console import EpochLine
 
 CHECKPOINT = "checkpoints/weights"
@@ -50,6 +59,24 @@ class Run:
     model: TwoTowerModel
     directory: str
     metrics: Optional[dict[str, Any]] = None
+    # False on the non-chief workers of a multi-worker run: they wrote no run folder.
+    is_chief: bool = True
+
+
+def holds_run(run_dir: str) -> bool:
+    """Whether ``run_dir`` already holds a run (finished or interrupted)."""
+    return any(os.path.exists(os.path.join(run_dir, name)) for name in ("config.yaml", "metrics.json", BACKUP_DIR))
+
+
+def resume_config(run_dir: str) -> Config:
+    """The config of the interrupted run in ``run_dir``, for ``train --resume``."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"{run_dir}: run directory not found")
+    if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
+        raise UserError(f"{run_dir}: not a run directory (no config.yaml); nothing to resume")
+    if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        raise UserError(f"{run_dir}: the run already finished (it has metrics.json); nothing to resume")
+    return load_config(os.path.join(run_dir, "config.yaml"))
 
 
 def train(
@@ -57,17 +84,31 @@ def train(
     run_dir: Optional[str] = None,
     verbose: Optional[int] = None,
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    resume: bool = False,
 ) -> Run:
     """Train the model ``config`` describes and write the run directory.
 
     ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch; by default a
     bar on a terminal and one line per epoch in logs (CI, files).
+    ``resume``: continue the interrupted run in ``run_dir`` from its last
+    backup (``config`` is the one saved there, see :func:`resume_config`);
+    the run then ends as the uninterrupted run would have.
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     config = absolute_paths(validate(config))
     if run_dir is not None and os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: exists and is not a folder; name a folder for the run")
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir of the run to continue")
+    # First: logical CPUs and collectives must be set up before TF initialises devices.
+    strategy = make_strategy(config.train.distribution)
+    chief = bool(strategy.extended.should_checkpoint)
+    if not resume and chief and run_dir is not None and holds_run(run_dir):
+        raise UserError(
+            f"{run_dir}: already holds a run; continue it with `tfrs-irns train --resume {run_dir}` "
+            "or name another --output"
+        )
     tf.keras.utils.set_random_seed(config.train.seed)
     data = prepare_data(config.data)
     if verbose:
@@ -87,46 +128,90 @@ def train(
         seed=config.train.seed,
         drop_remainder=config.batching.drop_remainder,
     )
-    model = build_model(config, data)
-    model.compile(optimizer=make_optimizer(config))
+    with strategy.scope():  # mirrored variables, optimizer slots included
+        model = build_model(config, data)
+        model.compile(optimizer=make_optimizer(config))
+        # Slots now, in scope: a backup restores into them, and BackupAndRestore wants a built model.
+        model.optimizer.build(model.trainable_variables)
+    model.built = True  # every weight exists (build_model); Keras never calls the model itself
     # The folder is made only once the config, the data and the model are known good.
     run_dir = run_dir or default_run_dir(config)
-    callbacks = build_callbacks(config, run_dir, pipeline, model, data) + list(extra_callbacks)
-    os.makedirs(run_dir, exist_ok=True)
-    save_config(config, os.path.join(run_dir, "config.yaml"))
-
+    # Non-chief workers write nothing in the run folder (TF's convention: a temporary one).
+    out_dir = run_dir if chief else tempfile.mkdtemp(prefix="tfrs-irns-worker-")
+    folder_existed = os.path.isdir(run_dir)
+    every = config.train.backup_every_steps
+    state = RunState(pipeline, model, keep_best_weights=config.train.early_stopping.enabled)
+    restored = restore(run_dir, model, state, pipeline.steps_per_epoch, every) if resume else None
+    if restored is not None:
+        pipeline.resume_at(restored.initial_epoch, restored.initial_step)
+        if verbose:
+            print(f"resuming {run_dir} at epoch {restored.initial_epoch + 1}, step {restored.initial_step}")
+    callbacks = build_callbacks(
+        config, out_dir, pipeline, model, data,
+        initial_epoch=restored.initial_epoch if restored else 0,
+        resume_mid_epoch=bool(restored and restored.initial_step > 0),
+    ) + list(extra_callbacks)
     if verbose:
         k = max(config.eval.ks)
-        # Last, so it sees what the validation and GCBS callbacks added to the logs.
+        # After the callbacks that add to the logs (validation, GCBS), so it sees their values.
         callbacks.append(EpochLine(config.train.early_stopping.monitor, (f"val_hit_rate@{k}", "val_mrr"), verbose == 1))
-    start = time.perf_counter()
-    history = model.fit(pipeline.dataset, epochs=config.train.epochs, callbacks=callbacks, verbose=0)
-    train_seconds = time.perf_counter() - start
-    epochs_run = len(history.epoch)
+    backup = RunBackup(run_dir, state, callbacks, every, restored)
+    callbacks.append(backup)  # last: each backup sees the epoch's logs and callback state
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+        if not resume:
+            save_config(config, os.path.join(run_dir, "config.yaml"))
+
+    # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
+    epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
+    model.fit(_sharded(pipeline.dataset), epochs=epochs, callbacks=callbacks, verbose=0)
+    train_seconds = backup.train_seconds
+    epochs_run = len(backup.history.get("loss", []))
     best_epoch = _best_epoch(callbacks, epochs_run)
     model.set_oov_user_to_mean()
 
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    model.save_weights(os.path.join(run_dir, CHECKPOINT))
-    save_snapshot(data, os.path.join(run_dir, VOCAB))
+    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+    model.save_weights(os.path.join(out_dir, CHECKPOINT))
+    if chief:
+        save_snapshot(data, os.path.join(run_dir, VOCAB))
 
     metrics = evaluate_run(config, data, model)
-    history_dict = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics.update(
         train_seconds=round(train_seconds, 3),
         train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
         epochs_run=epochs_run,
         # 1-based epoch whose weights were kept (early stopping restores the best one).
         best_epoch=best_epoch,
-        history=history_dict,
+        history=backup.history,
+        distribution=distribution_info(config, strategy),
         data_fingerprint=data.fingerprint,
         duplicate_rows=data.duplicate_rows,
-        validation=validation_result(config, history_dict, best_epoch),
+        validation=validation_result(config, backup.history, best_epoch),
     )
-    write_metrics(run_dir, metrics)
+    if chief:
+        write_metrics(run_dir, metrics)
+        backup.delete()  # after metrics.json: a kill before it leaves a run --resume can finish
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        # BackupAndRestore left the (emptied) folders of its temporary backups.
+        for folder in [os.path.join(run_dir, BACKUP_DIR)] + ([] if folder_existed else [run_dir]):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
     if verbose:
         print(summary_line(metrics, config))
-    return Run(config, data, model, run_dir, metrics)
+    return Run(config, data, model, run_dir, metrics, is_chief=chief)
+
+
+def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Multi-worker sharding by data: every worker builds the same seeded
+    pipeline (the same random and GCBS orders: GCBS runs on every worker from
+    the same mirrored weights) and keeps its replicas' slices of each global
+    batch, so the steps are those of one machine with as many replicas. The
+    pipeline is in-memory index gathers, cheap to repeat per worker; there are
+    no files to shard by."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def validation_result(config: Config, history: dict[str, list[float]], best_epoch: int) -> Optional[dict[str, Any]]:
@@ -185,7 +270,8 @@ def strict_json(value: Any) -> Any:
 
 
 def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:
-    with open(os.path.join(run_dir, "metrics.json"), "w", encoding="utf-8") as fh:
+    """``<run_dir>/metrics.json``, strict JSON, written atomically."""
+    with atomic_open(os.path.join(run_dir, "metrics.json")) as fh:
         json.dump(strict_json(metrics), fh, indent=2, allow_nan=False)
 
 

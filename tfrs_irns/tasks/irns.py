@@ -159,6 +159,14 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ``candidate_ids`` and ``compute_metrics=True`` meet); ``batch_metrics``
     get the one-hot labels and the final logits.
 
+    **Mixed precision.** Under a Keras ``mixed_bfloat16`` / ``mixed_float16``
+    policy the towers hand over low-precision embeddings. The task itself is
+    float32 and does not cast its inputs: the ``[B, C]`` logit matmul runs in
+    the embeddings' dtype (the step's big product, where bf16 pays), and its
+    output is cast to float32 at once; the label and hit logits are computed
+    in float32 and rounded as the matmul rounds, so hits cancel exactly;
+    logQ, masking, logsumexp and the loss are float32.
+
     **Serialization.** ``get_config`` / ``from_config`` round-trip the layer
     as Keras does: the candidate tower and the sampler as nested layers,
     ``item_probabilities`` and ``candidate_ids_table`` as non-trainable
@@ -222,6 +230,11 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         name: str = "irns_retrieval",
         **kwargs: Any,
     ) -> None:
+        # float32 whatever the global policy, and no input autocast: the
+        # embeddings arrive in the towers' (maybe low) precision, the logits
+        # leave the matmul as float32 (see **Mixed precision**).
+        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("autocast", False)
         super().__init__(name=name, **kwargs)
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: expected one of {', '.join(repr(m) for m in MODES)}")
@@ -436,7 +449,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
                     replica, candidate_embeddings, ids, users
                 )
             else:
-                global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, global_rows)
+                global_rows = replica.all_reduce(tf.distribute.ReduceOp.SUM, on_replica_device(global_rows))
         labels = offset + tf.range(rows, dtype=tf.int32)
         return _Batch(
             queries, candidate_embeddings, ids, users, positives, pos_ids, pos_users, labels, global_rows, step,
@@ -447,8 +460,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """``full``: the exact softmax over the whole catalogue; nothing to
         correct or mask."""
         catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), batch.training)
-        logits = tf.matmul(batch.queries, catalogue, transpose_b=True)
-        label_logit = rowwise_dot(batch.queries, tf.gather(catalogue, batch.ids - 1))
+        logits = _logits(batch.queries, catalogue)
+        label_logit = _row_logits(batch.queries, tf.gather(catalogue, batch.ids - 1))
         return _Scores(logits, None, None, label_logit, batch.ids - 1, False, batch.global_rows)
 
     def _in_batch_columns(self, batch: "_Batch") -> "_Columns":
@@ -488,10 +501,10 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     def _score_columns(self, batch: "_Batch", columns: "_Columns") -> "_Scores":
         """Logits of the candidate columns, logQ-corrected, and what each
         row's softmax leaves out."""
-        logits = tf.matmul(batch.queries, columns.embeddings, transpose_b=True)
+        logits = _logits(batch.queries, columns.embeddings)
         # The positive's own score, from the [B, d] embeddings: the loss then
         # never has to pick the label out of (or put it back into) [B, C].
-        label_logit = rowwise_dot(batch.queries, batch.candidate_embeddings)
+        label_logit = _row_logits(batch.queries, batch.candidate_embeddings)
         if self.logq:
             logits -= columns.correction[tf.newaxis, :]
             label_correction = columns.label_correction
@@ -530,7 +543,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """
         pairs = equal_pairs(batch.ids, columns.ids)
         rows, cols = pairs[:, 0], pairs[:, 1]
-        hit_logits = rowwise_dot(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
+        hit_logits = _row_logits(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
         if self.logq:
             hit_logits -= tf.gather(columns.correction, cols)
         return pairs, hit_logits
@@ -677,6 +690,42 @@ def _batch_size(batch: _Batch) -> tf.Tensor:
     return tf.cast(tf.shape(batch.positives)[0], tf.float32)
 
 
+def on_replica_device(tensors: Any) -> Any:
+    """``tensors`` placed on this worker's device, for a collective.
+
+    Collectives name their destination by the tensor's device, and under
+    ``MultiWorkerMirroredStrategy`` with one device per worker the replica
+    function runs without a device scope (``destinations can not be empty``).
+    """
+    devices = tf.distribute.get_strategy().extended.worker_devices
+    if len(devices) != 1:
+        return tensors
+    with tf.device(devices[0]):
+        return tf.nest.map_structure(tf.identity, tensors)
+
+
+def _logits(queries: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+    """The ``[B, C]`` logits, float32.
+
+    Under a mixed-precision policy the towers' embeddings are bfloat16 (or
+    float16): the matmul, the step's one big product, runs in that dtype
+    (products accumulated in float32 by oneDNN / cuBLAS, the result rounded to
+    the low precision) and is cast to float32 at once. Everything after it —
+    logQ, masking, logsumexp, the loss — is float32.
+    """
+    return tf.cast(tf.matmul(queries, columns, transpose_b=True), tf.float32)
+
+
+def _row_logits(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``[n]`` logits of row pairs (labels, hits), float32, rounded as
+    :func:`_logits` rounds its output, so a hit subtracted from a row sum
+    cancels the very value the matmul put in."""
+    dots = rowwise_dot(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
+    if a.dtype != tf.float32:
+        dots = tf.cast(tf.cast(dots, a.dtype), tf.float32)
+    return dots
+
+
 def _gather_replicas(
     replica: tf.distribute.ReplicaContext,
     embeddings: tf.Tensor,
@@ -687,11 +736,13 @@ def _gather_replicas(
     replica's row offset in the gathered batch, and the global batch size."""
     # One gather for the (differentiable) floats, one for the integers:
     # a batched collective needs its inputs on the same kind of device.
-    all_embeddings = replica.all_gather(embeddings, axis=0)
+    # float32 on the wire: CPU collectives have no bfloat16/float16 kernels.
+    floats = on_replica_device(tf.cast(embeddings, tf.float32))
+    all_embeddings = tf.cast(replica.all_gather(floats, axis=0), embeddings.dtype)
     ints = [tf.cast(ids, tf.int32), tf.shape(embeddings, out_type=tf.int32)[:1]]
     if users is not None:
         ints.append(tf.cast(users, tf.int32))
-    gathered = replica.all_gather(ints, axis=0)
+    gathered = replica.all_gather(on_replica_device(ints), axis=0)
     sizes = gathered[1]
     offset = tf.reduce_sum(sizes[: replica.replica_id_in_sync_group])
     global_rows = tf.cast(tf.reduce_sum(sizes), tf.float32)
