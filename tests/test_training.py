@@ -111,3 +111,19 @@ def test_monitor_must_name_a_validation_metric(tmp_path):
 def test_early_stopping_needs_a_validation_split(tmp_path):
     with pytest.raises(ConfigError, match=r"needs a validation split: set data.validation_fraction > 0"):
         train(tiny("data.validation_fraction=0"), str(tmp_path), verbose=0)
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
+    from conftest import TINY_CSV_OVERRIDES, write_tiny_csv
+    from tfrs_irns.errors import UserError
+    from tfrs_irns.runs.training import resume_config
+
+    data = tmp_path / "log.csv"
+    lines = write_tiny_csv(data)
+    run = tmp_path / "run"
+    config = load_config("configs/quickstart.yaml", [*TINY_CSV_OVERRIDES, f"data.path={data}", "train.epochs=1"])
+    train(config, str(run), verbose=0)
+    os.remove(run / "metrics.json")  # as if killed before the end
+    data.write_text("\n".join(lines[:-50]) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"changed since the run started \(its fingerprint differs\)"):
+        train(resume_config(str(run)), str(run), verbose=0, resume=True)

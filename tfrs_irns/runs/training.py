@@ -141,6 +141,14 @@ def train(
     folder_existed = os.path.isdir(run_dir)
     every = config.train.backup_every_steps
     state = RunState(pipeline, model, keep_best_weights=config.train.early_stopping.enabled)
+    if resume:
+        # The run's indices mean the ids of the data it started on: resuming on other data would mix them.
+        started_on = saved_fingerprint(os.path.join(run_dir, VOCAB))
+        if started_on is not None and started_on != data.fingerprint:
+            raise UserError(
+                f"{run_dir}: the data at {config.data.path or config.data.source} changed since the run started "
+                "(its fingerprint differs); start a new run with --output"
+            )
     restored = restore(run_dir, model, state, pipeline.steps_per_epoch, every) if resume else None
     if restored is not None:
         pipeline.resume_at(restored.initial_epoch, restored.initial_step)
@@ -161,6 +169,7 @@ def train(
         os.makedirs(run_dir, exist_ok=True)
         if not resume:
             save_config(config, os.path.join(run_dir, "config.yaml"))
+            save_snapshot(data, os.path.join(run_dir, VOCAB))  # now, so a resume can check the data
 
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
