@@ -33,7 +33,7 @@ def test_train_writes_the_run_and_exports(trained):
     root, run_dir = trained
     metrics = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
     assert metrics["hit_rate@100"] >= 0
-    assert os.listdir(root / "saved" / "quickstart") == ["1"]
+    assert sorted(os.listdir(root / "saved" / "quickstart")) == ["1", "1.embeddings"]
 
 
 def test_evaluate_reproduces_the_training_metrics(trained, capsys):

@@ -10,19 +10,20 @@ import json
 import os
 
 from tfrs_irns.export.saved_model import export_model
-from tfrs_irns.runs.build import export_name
+from tfrs_irns.runs.build import check_export_extras, export_name
 from tfrs_irns.runs.training import Run
 
 
 def export_run(run: Run) -> str:
     """Export a training ``Run`` with its ``export.*`` config, metrics and vocabularies."""
     config = run.config
+    check_export_extras(config)  # before a version is published
     metrics = run.metrics
     metrics_path = os.path.join(run.directory, "metrics.json")
     if metrics is None and os.path.isfile(metrics_path):
         with open(metrics_path, encoding="utf-8") as fh:
             metrics = json.load(fh)
-    return export_model(
+    path = export_model(
         run.model,
         run.data.user_vocab,
         run.data.item_vocab,
@@ -31,4 +32,9 @@ def export_run(run: Run) -> str:
         name=export_name(config),
         k=config.export.k,
         metadata={"config": config.to_dict(), "metrics": metrics, "run_directory": os.path.abspath(run.directory)},
+        precision=config.export.precision,
     )
+    from tfrs_irns.runs.serving_files import export_serving_files
+
+    export_serving_files(run, path)  # item embeddings (and an ANN index) beside the version
+    return path
