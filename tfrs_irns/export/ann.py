@@ -49,7 +49,7 @@ class AnnParams:
 
     kind: str = "hnsw"
     hnsw_m: int = 32
-    ef_construction: int = 200
+    ef_construction: int = 40
     ef_search: int = 128
     nlist: int = 1024
     nprobe: int = 32
