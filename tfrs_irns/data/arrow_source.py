@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
 import numpy as np
@@ -157,14 +158,15 @@ def read_csv(
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         logger.info("%s: reading it line by line (pyarrow: %s)", path, str(exc).splitlines()[0])
         return None
-    out: list[Column] = []
-    for f in fields:
-        column = _column(table[names[f.index]], f.kind)
+    # Columns convert in parallel: pyarrow's hashing releases the GIL, and the
+    # user and item columns are the two expensive ones.
+    with ThreadPoolExecutor(max_workers=min(len(fields), os.cpu_count() or 1)) as pool:
+        out = list(pool.map(lambda f: _column(table[names[f.index]], f.kind), fields))
+    for f, column in zip(fields, out):
         if column is None:
             logger.info("%s: reading it line by line (a %s value pyarrow accepts needs checking)", path, f.label)
             return None
-        out.append(column)
-    return out
+    return out  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -228,9 +230,8 @@ def read_parquet(
             path, skipped, "" if skipped == 1 else "s", first + 1, label,
         )
         table = table.filter(keep)
-    out = []
-    for key, name, label, kind in wanted:
-        out.append(_parquet_column(table[name], kind, f"{path}: column {name!r} ({key})"))
+    with ThreadPoolExecutor(max_workers=min(len(wanted), os.cpu_count() or 1)) as pool:
+        out = list(pool.map(lambda w: _parquet_column(table[w[1]], w[3], f"{path}: column {w[1]!r} ({w[0]})"), wanted))
     return out, skipped
 
 
