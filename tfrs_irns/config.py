@@ -230,7 +230,9 @@ class AnnConfig:
         "flat: exact (brute force inside FAISS)"
     )
     hnsw_m: int = _f(32, "hnsw: graph neighbours per node (memory and recall grow with it)")
-    ef_construction: int = _f(40, "hnsw: candidates kept while building (build time and recall grow with it; FAISS default 40)")
+    ef_construction: int = _f(
+        40, "hnsw: candidates kept while building (build time and recall grow with it; FAISS default 40)"
+    )
     ef_search: int = _f(128, "hnsw: candidates kept while searching (latency and recall grow with it)")
     nlist: int = _f(1024, "ivfpq: inverted lists (at most one per 39 items)")
     nprobe: int = _f(32, "ivfpq: lists scored per query (latency and recall grow with it)")
