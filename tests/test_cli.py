@@ -43,7 +43,7 @@ def test_train_writes_the_run_and_exports(trained):
     root, run_dir = trained
     metrics = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
     assert metrics["hit_rate@100"] >= 0
-    assert os.listdir(root / "saved" / "quickstart") == ["1"]
+    assert sorted(os.listdir(root / "saved" / "quickstart")) == ["1", "1.embeddings"]
     # The published version is the run's own SavedModel, byte for byte.
     assert _tree(root / "saved" / "quickstart" / "1") == _tree(os.path.join(run_dir, "saved_model", "1"))
     meta = json.loads(open(root / "saved" / "quickstart" / "1" / "assets.extra" / "metadata.json").read())

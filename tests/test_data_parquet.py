@@ -89,7 +89,8 @@ def test_missing_value_names_file_row_and_column(tmp_path, caplog):
 
 def test_errors_name_the_file_and_key(tmp_path):
     pq.write_table(pa.table({"user_id": ["a"], "item": ["x"], "timestamp": [1]}), tmp_path / "c.parquet")
-    with pytest.raises(DataError, match=r"c.parquet: no column 'item_id' \(data.csv.item_column\); the file has 'user_id', 'item', 'timestamp'"):
+    no_column = r"c.parquet: no column 'item_id' \(data.csv.item_column\); the file has 'user_id', 'item', 'timestamp'"
+    with pytest.raises(DataError, match=no_column):
         load_parquet(str(tmp_path / "c.parquet"), CsvConfig())
     with pytest.raises(DataError, match="nope: no such file or folder"):
         load_parquet(str(tmp_path / "nope"), CsvConfig())

@@ -93,7 +93,8 @@ def setup(tmp_path_factory):
 def test_layout_assets_and_metadata(setup):
     path = Path(setup.path)
     assert path == setup.root / "saved_models" / "unit" / "1"
-    assert sorted(os.listdir(path.parent)) == ["1"]  # no temporary folder left
+    # No temporary folder left; the item embeddings sit beside the version (export.embeddings).
+    assert sorted(os.listdir(path.parent)) == ["1", "1.embeddings"]
     assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
     lines = (path / "assets" / "items.tsv").read_text(encoding="utf-8").splitlines()
     # Line n is item index n + 1: its raw id, then its title with the tab made a space.

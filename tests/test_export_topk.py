@@ -46,6 +46,8 @@ def test_blocked_top_k_equals_numpy_with_ties_and_exclusions(tmp_path, tied_embe
     scores = users[1:] @ items[1:].T
     assert len(np.unique(scores[0])) < NUM_ITEMS  # there are ties
     out = module.serving_default(user_ids)
+    # The static k stays in the signature (clients and recommend read it).
+    assert module.serving_default.get_concrete_function().structured_outputs["item_ids"].shape.as_list() == [None, 10]
     for b in range(NUM_USERS):
         want_scores, want_rows = _oracle(scores[b], 10)
         assert out["item_ids"][b].numpy().astype(str).tolist() == [f"i{r + 1}" for r in want_rows]

@@ -41,7 +41,7 @@ def test_the_pipeline_snippet_runs(tmp_path, monkeypatch):
 
 def test_your_own_csv_example(tmp_path, monkeypatch, capsys):
     (sample,) = [b for b in blocks("text") if b.startswith("user,movie")]
-    (config,) = [b for b in blocks("yaml") if "source: csv" in b]
+    (config,) = [b for b in blocks("yaml") if "path: my_log.csv" in b]
     mapping = yaml.safe_load(config)["data"]["csv"]
     header = sample.splitlines()[0].split(",")
     assert {mapping["user_column"], mapping["item_column"], mapping["timestamp_column"], mapping["rating_column"]} <= set(header)

@@ -258,6 +258,26 @@ class EvalConfig:
 
 
 @dataclass
+class AnnConfig:
+    """The approximate nearest-neighbour index of ``export.index: faiss`` (inner product over the item embeddings)."""
+
+    kind: Literal["hnsw", "ivfpq", "flat"] = _f(
+        "hnsw", "hnsw: a navigable small-world graph; ivfpq: inverted lists of product-quantised vectors; "
+        "flat: exact (brute force inside FAISS)"
+    )
+    hnsw_m: int = _f(32, "hnsw: graph neighbours per node (memory and recall grow with it)")
+    ef_construction: int = _f(
+        40, "hnsw: candidates kept while building (build time and recall grow with it; FAISS default 40)"
+    )
+    ef_search: int = _f(128, "hnsw: candidates kept while searching (latency and recall grow with it)")
+    nlist: int = _f(1024, "ivfpq: inverted lists (at most one per 39 items)")
+    nprobe: int = _f(32, "ivfpq: lists scored per query (latency and recall grow with it)")
+    pq_m: int = _f(16, "ivfpq: bytes per compressed vector; must divide model.embedding_dim")
+    pq_bits: int = _f(8, "ivfpq: bits per sub-quantiser code")
+    recall_users: int = _f(1000, "test users (at most) whose index answers are compared with exact brute force")
+
+
+@dataclass
 class ExportConfig:
     """The versioned SavedModel written after training."""
 
@@ -273,6 +293,17 @@ class ExportConfig:
         "changed, or the validation metric is at least the latest version's), always, or never; "
         "tfrs-irns export --run always publishes"
     )
+    precision: Literal["float32", "bfloat16"] = _f(
+        "float32", "dtype of the item table the SavedModel scores: float32 (exact) or bfloat16 (half the memory)"
+    )
+    embeddings: bool = _f(
+        True, "also write the item embeddings (.npy) and ids (.tsv) to <base_dir>/<name>/<version>.embeddings/"
+    )
+    projector: bool = _f(False, "also write the TensorBoard projector's vectors.tsv and metadata.tsv there")
+    index: Literal["none", "faiss"] = _f(
+        "none", "also build an ANN index over the item embeddings there (faiss: pip install -e '.[ann]')"
+    )
+    ann: AnnConfig = _f(help="the ANN index (export.index: faiss)", factory=AnnConfig)
 
 
 @dataclass
@@ -328,6 +359,14 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.ks": (lambda v: len(v) > 0 and all(k > 0 for k in v), "must be a non-empty list of K > 0"),
     "eval.chunk_size": (lambda v: v > 0, "must be > 0"),
     "export.k": (lambda v: v > 0, "must be > 0"),
+    "export.ann.hnsw_m": (lambda v: v > 0, "must be > 0"),
+    "export.ann.ef_construction": (lambda v: v > 0, "must be > 0"),
+    "export.ann.ef_search": (lambda v: v > 0, "must be > 0"),
+    "export.ann.nlist": (lambda v: v > 0, "must be > 0"),
+    "export.ann.nprobe": (lambda v: v > 0, "must be > 0"),
+    "export.ann.pq_m": (lambda v: v > 0, "must be > 0"),
+    "export.ann.pq_bits": (lambda v: 1 <= v <= 16, "must be in [1, 16]"),
+    "export.ann.recall_users": (lambda v: v > 0, "must be > 0"),
 }
 
 
@@ -360,6 +399,16 @@ def _early_stopping_has_validation(config: Config) -> Optional[str]:
     return None
 
 
+def _pq_divides_dim(config: "Config") -> Optional[str]:
+    ann = config.export.ann
+    if config.export.index == "faiss" and ann.kind == "ivfpq" and config.model.embedding_dim % ann.pq_m:
+        return (
+            f"export.ann.pq_m: {ann.pq_m} does not divide model.embedding_dim {config.model.embedding_dim} "
+            "(an ivfpq code splits each vector into pq_m equal parts)"
+        )
+    return None
+
+
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -373,6 +422,11 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         ("train.early_stopping.enabled", "data.validation_fraction"),
         "`train.early_stopping.enabled: true` needs `data.validation_fraction > 0`",
         _early_stopping_has_validation,
+    ),
+    (
+        ("export.ann.pq_m", "model.embedding_dim"),
+        "`export.ann.pq_m` must divide `model.embedding_dim` when `export.index: faiss` and `export.ann.kind: ivfpq`",
+        _pq_divides_dim,
     ),
 ]
 

@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
     recommend.add_argument("--user", required=True, help="raw user id")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    recommend.add_argument("--index", action="store_true", help="answer from the export's ANN index (export.index)")
     return parser
 
 
@@ -81,10 +82,11 @@ def _train(args: argparse.Namespace) -> None:
     else:
         config = load_config(args.config, args.set)
     import_tensorflow()  # after the config is known good: TensorFlow is slow to load
-    from tfrs_irns.runs.build import export_name
+    from tfrs_irns.runs.build import check_export_extras, export_name
 
     if config.export.enabled:
         export_name(config)  # a bad name stops now, not after training
+        check_export_extras(config)  # so does a missing optional dependency
     from tfrs_irns.runs import train
     from tfrs_irns.runs.exporting import export_trained_run
 
@@ -137,7 +139,7 @@ def _recommend(args: argparse.Namespace) -> None:
     import_tensorflow()
     from tfrs_irns.export import recommend
 
-    recommend(args.model, args.user, args.k)
+    recommend(args.model, args.user, args.k, index=args.index)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.errors import UserError
@@ -69,12 +70,33 @@ def _titles(version_dir: str, wanted: set[str]) -> dict[str, str]:
     return titles
 
 
-def recommend(model_path: str, user_id: str, k: int = 10, out: TextIO | None = None) -> list[dict[str, Any]]:
+def _from_index(version_dir: str, loaded: Any, users: tf.Tensor, k: int) -> dict[str, np.ndarray]:
+    """The ANN index's answer, shaped as ``serving_default``'s."""
+    from tfrs_irns.export.ann import AnnIndex
+    from tfrs_irns.export.embeddings import embeddings_dir, read_item_ids
+
+    folder = embeddings_dir(version_dir)
+    if not os.path.isdir(folder):
+        raise UserError(f"--index: {version_dir} has no {os.path.basename(folder)} folder beside it; "
+                        "export with --set export.index=faiss")
+    index = AnnIndex.load(folder)
+    query = loaded.signatures["query_embedding"](user_id=users)["embedding"].numpy()
+    scores, rows = index.search(query, k)
+    ids = read_item_ids(folder)
+    found = rows[0] >= 0
+    return {"item_ids": np.array([[ids[r].encode("utf-8") for r in rows[0][found]]]),
+            "scores": scores[:, found]}
+
+
+def recommend(
+    model_path: str, user_id: str, k: int = 10, out: TextIO | None = None, index: bool = False
+) -> list[dict[str, Any]]:
     """Print (and return) the top ``k`` items of ``user_id`` as a numbered table.
 
     ``k`` beyond the export's ``export.k`` goes through the
     ``recommend_k_excluding`` signature; beyond the catalogue it is clipped.
-    An unknown user gets the out-of-vocabulary user's recommendations.
+    An unknown user gets the out-of-vocabulary user's recommendations. With
+    ``index``, the export's ANN index answers instead of the brute-force scan.
     """
     out = out or sys.stdout
     if k < 1:
@@ -85,7 +107,9 @@ def recommend(model_path: str, user_id: str, k: int = 10, out: TextIO | None = N
     width = serve.structured_outputs["item_ids"].shape[-1]
     export_k = int(width if width is not None else (metadata or {}).get("k", 0))
     users = tf.constant([str(user_id)])
-    if k <= export_k:
+    if index:
+        result = _from_index(version_dir, loaded, users, k)
+    elif k <= export_k:
         result = serve(user_id=users)
     elif "recommend_k_excluding" in loaded.signatures:
         result = loaded.signatures["recommend_k_excluding"](
@@ -96,15 +120,16 @@ def recommend(model_path: str, user_id: str, k: int = 10, out: TextIO | None = N
             f"-k {k}: {version_dir} returns at most {export_k} items (exported with export.k={export_k}); "
             f"use -k {export_k} or re-export with --set export.k={k}"
         )
-    ids = [i.decode("utf-8") for i in result["item_ids"].numpy()[0, :k]]
-    scores = [float(s) for s in result["scores"].numpy()[0, :k]]
+    ids = [i.decode("utf-8") for i in np.asarray(result["item_ids"])[0, :k]]
+    scores = [float(s) for s in np.asarray(result["scores"])[0, :k]]
     titles = _titles(version_dir, set(ids))
     rows = [
         {"rank": r, "item_id": i, "title": titles.get(i, ""), "score": s}
         for r, (i, s) in enumerate(zip(ids, scores), start=1)
     ]
 
-    print(f"top {len(rows)} items for user {user_id!r} from {version_dir}", file=out)
+    source = " (ANN index)" if index else ""
+    print(f"top {len(rows)} items for user {user_id!r} from {version_dir}{source}", file=out)
     if hasattr(loaded, "user_index") and int(loaded.user_index(users).numpy()[0]) == 0:
         print(
             f"note: user {user_id!r} is not in the model's training data; these are the "

@@ -174,14 +174,16 @@ class RetrievalModule(tf.Module):
             v, r = self._block_best(query, blocks[i], i * size, k, exclude, size)
             return (i + 1, *merge(i, best, rows, v, r))
 
-        # Start from k "nothing" entries (-inf, row -1): every state is [B, k].
+        # Start from k "nothing" entries (-inf, row -1): every state is [B, k]
+        # (a static k stays in the signature's output shape).
+        width = tf.TensorShape([None, k if isinstance(k, int) else None])
         best = tf.fill(tf.stack([batch, k]), float("-inf"))
         rows = tf.fill(tf.stack([batch, k]), -1)
         _, best, rows = tf.while_loop(
             lambda i, *_: i < self.num_blocks,
             body,
             (tf.constant(0), best, rows),
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]), tf.TensorShape([None, None])),
+            shape_invariants=(tf.TensorShape([]), width, width),
             parallel_iterations=1,  # one [B, chunk] block alive at a time
         )
         rest = self.num_items - self.num_blocks * size

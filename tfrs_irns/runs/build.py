@@ -331,3 +331,26 @@ def build_callbacks(
         )
     callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
     return callbacks
+
+
+def ann_params(config: Config) -> "AnnParams":
+    """The FAISS index parameters of ``export.ann``."""
+    from tfrs_irns.export.ann import AnnParams
+
+    ann = config.export.ann
+    return AnnParams(
+        kind=ann.kind, hnsw_m=ann.hnsw_m, ef_construction=ann.ef_construction, ef_search=ann.ef_search,
+        nlist=ann.nlist, nprobe=ann.nprobe, pq_m=ann.pq_m, pq_bits=ann.pq_bits,
+    )
+
+
+def check_export_extras(config: Config) -> None:
+    """``export.index: faiss`` needs the optional faiss: say so before training."""
+    if config.export.index == "faiss":
+        from tfrs_irns.errors import UserError
+        from tfrs_irns.export.ann import import_faiss
+
+        try:
+            import_faiss()
+        except UserError as exc:
+            raise ConfigError(f"export.index: faiss: {exc}") from None

@@ -26,9 +26,10 @@ import os
 import shutil
 from typing import Any, Optional
 
+from tfrs_irns.export.embeddings import embeddings_dir
 from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
-from tfrs_irns.runs.build import export_name
+from tfrs_irns.runs.build import check_export_extras, export_name
 from tfrs_irns.runs.training import Run
 
 RUN_MODEL = "saved_model"  # <run>/saved_model/<version>: the run's own SavedModel
@@ -58,7 +59,8 @@ def _metadata(run: Run) -> dict[str, Any]:
 
 def _export(run: Run, base_dir: str, name: str) -> str:
     config = run.config
-    return export_model(
+    check_export_extras(config)  # before a version is published
+    path = export_model(
         run.model,
         run.data.user_vocab,
         run.data.item_vocab,
@@ -67,7 +69,12 @@ def _export(run: Run, base_dir: str, name: str) -> str:
         name=name,
         k=config.export.k,
         metadata=_metadata(run),
+        precision=config.export.precision,
     )
+    from tfrs_irns.runs.serving_files import export_serving_files
+
+    export_serving_files(run, path)  # item embeddings (and an ANN index) beside the version
+    return path
 
 
 def export_run(run: Run) -> str:
@@ -121,5 +128,8 @@ def export_trained_run(run: Run) -> tuple[str, Optional[str], str]:
     publish, reason = publish_decision(run.config.export.publish, _metadata(run), model_dir)
     if not publish:
         return local, None, reason
-    # The published version is the run's SavedModel, byte for byte.
-    return local, write_version(model_dir, lambda tmp: shutil.copytree(local, tmp)), reason
+    # The published version is the run's SavedModel, byte for byte, and its embeddings folder beside it.
+    published = write_version(model_dir, lambda tmp: shutil.copytree(local, tmp))
+    if os.path.isdir(embeddings_dir(local)):
+        shutil.copytree(embeddings_dir(local), embeddings_dir(published))
+    return local, published, reason

@@ -1,0 +1,84 @@
+"""What an export writes beside its SavedModel: item embeddings and an ANN index.
+
+``export.embeddings`` writes the item embeddings and ids next to the version
+folder (see :mod:`tfrs_irns.export.embeddings` for the layout and why it is
+beside, not inside); ``export.index: faiss`` also builds the index there and
+measures it where it matters: its recall@100 against exact brute force for
+(up to ``export.ann.recall_users``) test users, recorded in the run's
+``metrics.json`` under ``ann`` with the build time and size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from tfrs_irns.runs.build import ann_params
+from tfrs_irns.runs.training import Run, write_metrics
+
+RECALL_K = 100
+
+
+def _test_queries(run: Run) -> np.ndarray:
+    """Query embeddings of distinct known test users (a seeded sample); of
+    known users when the run was loaded without its data (``tfrs-irns export``)."""
+    users = np.unique(run.data.test.user[run.data.test.user > 0])
+    if not len(users):
+        users = np.arange(1, run.data.user_vocab.size)
+    limit = run.config.export.ann.recall_users
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(run.config.data.seed).choice(users, limit, replace=False))
+    return np.asarray(run.model.user_embeddings(), np.float32)[users]
+
+
+def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]:
+    """Write the embeddings folder (and index) of ``version_dir``; returns the
+    ``ann`` metrics when an index was built."""
+    cfg = run.config.export
+    if not cfg.embeddings and cfg.index == "none":
+        return None
+    from tfrs_irns.export.embeddings import write_item_embeddings
+
+    items = np.asarray(run.model.item_embeddings(), np.float32)[1:]
+    ids = [str(i) for i in run.data.item_vocab.ids]
+    titles = [str(t) for t in run.data.item_titles[1:]]
+    ann: dict[str, Any] = {}
+
+    def build_index(folder: str) -> None:
+        if cfg.index != "faiss":
+            return
+        from tfrs_irns.export.ann import AnnIndex, exact_top_k, recall_at_k
+
+        index = AnnIndex.build(items, ann_params(run.config), seed=run.config.data.seed)
+        index.save(folder)
+        queries = _test_queries(run)
+        k = min(RECALL_K, len(items))
+        start = time.perf_counter()
+        _, approx = index.search(queries, k)
+        search_seconds = time.perf_counter() - start
+        exact = exact_top_k(queries, items, k)
+        ann.update(index.info)
+        ann.update({
+            f"recall@{k}": round(recall_at_k(approx, exact), 4),
+            "recall_users": int(len(queries)),
+            "search_ms_per_user": round(1000 * search_seconds / max(len(queries), 1), 4),
+            "index_mb": round(os.path.getsize(os.path.join(folder, "faiss.index")) / 1e6, 2),
+        })
+        with open(os.path.join(folder, "index.json"), "w", encoding="utf-8") as fh:
+            json.dump(ann, fh, indent=2)
+
+    write_item_embeddings(version_dir, items, ids, titles, projector=cfg.projector, extra=build_index)
+    if not ann:
+        return None
+    metrics = dict(run.metrics or {})
+    path = os.path.join(run.directory, "metrics.json")
+    if not metrics and os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            metrics = json.load(fh)
+    metrics["ann"] = ann
+    write_metrics(run.directory, metrics)
+    return ann
