@@ -24,13 +24,13 @@ faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip ins
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny run exported with a flat (exact) FAISS index and the projector files."""
-    from conftest import TINY_OVERRIDES
+    from conftest import with_tiny
 
     root = tmp_path_factory.mktemp("ann")
     run_dir = str(root / "run")
-    code = main(["train", "--config", "configs/quickstart.yaml", "--output", run_dir, "--set", *TINY_OVERRIDES,
-                 "train.epochs=1", "export.enabled=true", f"export.base_dir={root / 'saved'}", "export.k=20",
-                 "export.index=faiss", "export.ann.kind=flat", "export.projector=true"])
+    code = main(["train", "--config", "configs/quickstart.yaml", "--output", run_dir, "--set",
+                 *with_tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={root / 'saved'}", "export.k=20",
+                            "export.index=faiss", "export.ann.kind=flat", "export.projector=true")])
     assert code == 0
     return root, run_dir
 
@@ -63,11 +63,11 @@ def test_recommend_from_the_index_matches_brute_force(exported, capsys):
 
 
 def test_recommend_index_without_an_index_is_one_line(tmp_path, capsys):
-    from conftest import TINY_OVERRIDES
+    from conftest import with_tiny
 
     code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
-                 *TINY_OVERRIDES, "train.epochs=1", "export.enabled=true", f"export.base_dir={tmp_path / 's'}",
-                 "export.embeddings=false"])
+                 *with_tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={tmp_path / 's'}",
+                 "export.embeddings=false")])
     assert code == 0 and os.listdir(tmp_path / "s" / "quickstart") == ["1"]
     capsys.readouterr()
     assert main(["recommend", "--model", str(tmp_path / "s" / "quickstart"), "--user", "x", "--index"]) == 2
