@@ -15,11 +15,19 @@ Compare ratios from one run, not absolute numbers across runs.
     python benchmarks/throughput.py --quick          # the full grid, < 5 min
     python benchmarks/throughput.py --json out.json --plot out.png
 
+Beside the grid (float32, one device), ``mixed`` at 10k items also runs in
+``mixed_bfloat16`` (the towers and the logit matmul in bf16, the loss in
+float32) and on ``mirrored`` over 2 logical CPUs (the same 2 cores split in
+two: this shows the collective's overhead, not a speed-up).
+
+    python benchmarks/throughput.py --modes mixed --items 10000   # just those three
+
 Prints a table and the targets (mixed >= 40k examples/s at 10k items; mixed at
 1M <= 1.3x its time at 10k; naive >= 30x slower than mixed; mixed <= 3.5x
-in_batch; mixed peak RSS <= 1.5 GB), writes a PNG plot and, with ``--json``,
-a list of rows with the keys ``mode``, ``num_items``, ``batch_size``,
-``num_negatives``, ``examples_per_second``, ``step_ms``, ``peak_rss_mb``.
+in_batch; mixed peak RSS <= 1.5 GB; mixed_bfloat16 step <= 0.75x float32),
+writes a PNG plot and, with ``--json``, a list of rows with the keys
+``mode``, ``num_items``, ``batch_size``, ``num_negatives``, ``precision``,
+``strategy``, ``examples_per_second``, ``step_ms``, ``peak_rss_mb``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,12 @@ from typing import Any, Optional
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ["in_batch", "mixed", "random", "full", "naive"]
 CATALOGUES = [10_000, 100_000, 1_000_000]
-KEYS = ["mode", "num_items", "batch_size", "num_negatives", "examples_per_second", "step_ms", "peak_rss_mb"]
+KEYS = [
+    "mode", "num_items", "batch_size", "num_negatives", "precision", "strategy", "examples_per_second", "step_ms",
+    "peak_rss_mb",
+]
+# (mode, items, precision, strategy) measured beside the float32 one-device grid.
+EXTRA = [("mixed", 10_000, "mixed_bfloat16", "one_device"), ("mixed", 10_000, "float32", "mirrored")]
 
 
 # ------------------------------------------------------------------ worker
@@ -56,7 +69,17 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     mode, n, b, m, d = spec["mode"], spec["num_items"], spec["batch_size"], spec["num_negatives"], spec["dim"]
     num_users = spec["num_users"]
+    precision, strategy_name = spec.get("precision", "float32"), spec.get("strategy", "one_device")
+    if strategy_name == "mirrored":  # before TF initialises its devices
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        strategy = tf.distribute.MirroredStrategy([dev.name for dev in tf.config.list_logical_devices("CPU")])
+    else:
+        strategy = tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(0)
+    scope = strategy.scope()
+    scope.__enter__()
+    tf.keras.mixed_precision.set_global_policy(precision)  # the towers' policy; the task is float32 itself
     try:  # the package's towers when they exist (an ID embedding each here)
         from tfrs_irns.layers.towers import CandidateTower, QueryTower
 
@@ -71,7 +94,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         task = IRNSRetrieval(
             candidate_tower, n, mode=mode, num_negatives=m, item_probabilities=counts / counts.sum(),
-            full_max_items=max(n, 200_000),
+            full_max_items=max(n, 200_000), cross_replica=strategy.num_replicas_in_sync > 1,
         )
 
     class Model(tfrs.models.Model):
@@ -88,12 +111,15 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     # Adagrad (the package default) updates only the rows a step touched;
     # Adam would rewrite every row of a 1M-item table every step.
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1, initial_accumulator_value=1e-6))
+    tf.keras.mixed_precision.set_global_policy("float32")
+    scope.__exit__(None, None, None)
     rng = np.random.default_rng(0)
     batches = {
         "user": rng.integers(1, num_users + 1, (32, b)).astype(np.int32),
         "item": rng.integers(1, n + 1, (32, b)).astype(np.int32),
     }
-    data = iter(tf.data.Dataset.from_tensor_slices(batches).repeat().prefetch(2))
+    dataset = tf.data.Dataset.from_tensor_slices(batches).repeat().prefetch(2)
+    data = iter(strategy.experimental_distribute_dataset(dataset) if strategy_name == "mirrored" else dataset)
     train_step = model.make_train_function()
 
     for _ in range(spec["warmup"]):
@@ -112,6 +138,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         "num_items": n,
         "batch_size": b,
         "num_negatives": 0 if mode in ("in_batch", "full") else m,
+        "precision": precision,
+        "strategy": strategy_name,
         "examples_per_second": round(b / step, 1),
         "step_ms": round(step * 1000, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -159,9 +187,15 @@ def run_variant(spec: dict[str, Any], timeout: float) -> Optional[dict[str, Any]
         capture_output=True, text=True, timeout=timeout, env=env,
     )
     if proc.returncode != 0:
-        print(f"  {spec['mode']} at {spec['num_items']:,} items failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        print(f"  {_label(spec)} at {spec['num_items']:,} items failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _label(row: dict[str, Any]) -> str:
+    """The mode, with the precision and strategy when not the defaults."""
+    extra = [v for v in (row.get("precision"), row.get("strategy")) if v not in (None, "float32", "one_device")]
+    return "+".join([row["mode"], *extra])
 
 
 def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
@@ -172,10 +206,11 @@ def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     best: dict[tuple[str, int], dict[str, Any]] = {}
     notes: list[str] = []
     steps, warmup = (40, 5) if args.quick else (100, 10)
-    jobs = [(n, mode) for n in args.items for mode in args.modes]
+    jobs = [(n, mode, "float32", "one_device") for n in args.items for mode in args.modes]
+    jobs += [(n, mode, p, st) for mode, n, p, st in EXTRA if mode in args.modes and n in args.items]
     for round_ in range(args.rounds):
         order = jobs if round_ % 2 == 0 else jobs[::-1]
-        for n, mode in order:
+        for n, mode, precision, strategy in order:
             if round_ > 0 and mode in ("full", "naive"):  # seconds per step: one round is plenty
                 continue
             if mode == "full" and n > args.full_max_items:
@@ -188,6 +223,7 @@ def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
             spec = {
                 "mode": mode, "num_items": n, "batch_size": args.batch_size, "num_negatives": args.num_negatives,
                 "dim": args.dim, "num_users": args.num_users, "steps": steps, "warmup": warmup,
+                "precision": precision, "strategy": strategy,
             }
             if mode == "naive":  # seconds per step: a few steps say enough
                 spec.update(steps=2 if args.quick else 5, warmup=1)
@@ -196,22 +232,22 @@ def grid(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
             start = time.perf_counter()
             row = run_variant(spec, timeout=args.timeout)
             if row is None:
-                notes.append(f"{mode} at {n:,} items failed in round {round_ + 1} (see stderr)")
+                notes.append(f"{_label(spec)} at {n:,} items failed in round {round_ + 1} (see stderr)")
                 continue
             print(
-                f"  round {round_ + 1} {mode:9s} {n:>9,} items: {row['step_ms']:9.1f} ms/step "
+                f"  round {round_ + 1} {_label(spec):24s} {n:>9,} items: {row['step_ms']:9.1f} ms/step "
                 f"(quietest {row['quiet_ms']:.1f}) {row['examples_per_second']:>10,.0f} ex/s "
                 f"{row['peak_rss_mb']:>8,.0f} MB  ({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
-            key = (mode, n)
+            key = (mode, n, precision, strategy)
             if key in best:
                 row["peak_rss_mb"] = max(row["peak_rss_mb"], best[key]["peak_rss_mb"])
                 if best[key]["step_ms"] <= row["step_ms"]:
                     best[key]["peak_rss_mb"] = row["peak_rss_mb"]
                     continue
             best[key] = row
-    rows = [best[(mode, n)] for n, mode in jobs if (mode, n) in best]
+    rows = [best[(mode, n, p, st)] for n, mode, p, st in jobs if (mode, n, p, st) in best]
     return rows, notes
 
 
@@ -222,15 +258,21 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['mode']} | {r['num_items']:,} | {r['batch_size']} | {r['num_negatives']} | "
+            f"| {_label(r)} | {r['num_items']:,} | {r['batch_size']} | {r['num_negatives']} | "
             f"{r['examples_per_second']:,.0f} | {r['step_ms']:.1f} | {r['quiet_ms']:.1f} | {r['peak_rss_mb']:,.0f} |"
         )
     return "\n".join(lines)
 
 
 def targets(rows: list[dict[str, Any]]) -> list[str]:
-    def get(mode: str, n: int) -> Optional[dict[str, Any]]:
-        return next((r for r in rows if r["mode"] == mode and r["num_items"] == n), None)
+    def get(mode: str, n: int, precision: str = "float32", strategy: str = "one_device") -> Optional[dict[str, Any]]:
+        return next(
+            (
+                r for r in rows if r["mode"] == mode and r["num_items"] == n
+                and r.get("precision", "float32") == precision and r.get("strategy", "one_device") == strategy
+            ),
+            None,
+        )
 
     out = []
 
@@ -257,7 +299,17 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     check("naive step time / mixed (smallest over catalogues)", min(naive) if naive else None, 30, True, "x")
     in_batch = ratios("mixed", "in_batch")
     check("mixed step time / in_batch (largest over catalogues)", max(in_batch) if in_batch else None, 3.5, False, "x")
-    rss = [r["peak_rss_mb"] for r in rows if r["mode"] == "mixed"]
+    bf16, mirrored = get("mixed", small, "mixed_bfloat16"), get("mixed", small, strategy="mirrored")
+    check(
+        "mixed_bfloat16 step time / float32 at 10k items",
+        bf16 and mixed_small and bf16["step_ms"] / mixed_small["step_ms"], 0.75, False, "x",
+    )
+    if mirrored and mixed_small:  # no target: the same 2 cores, the collective's overhead
+        out.append(
+            f"  [info] mirrored over 2 logical CPUs / one device at 10k items: "
+            f"{mirrored['step_ms'] / mixed_small['step_ms']:.2f}x (same cores: collective overhead, not a speed-up)"
+        )
+    rss = [r["peak_rss_mb"] for r in rows if r["mode"] == "mixed" and r.get("strategy", "one_device") == "one_device"]
     check("mixed peak RSS (largest over catalogues)", max(rss) if rss else None, 1536, False, " MB")
     return out
 
@@ -270,7 +322,10 @@ def plot(rows: list[dict[str, Any]], path: str) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for mode in MODES:
-        pts = sorted((r["num_items"], r["examples_per_second"], r["peak_rss_mb"]) for r in rows if r["mode"] == mode)
+        pts = sorted(
+            (r["num_items"], r["examples_per_second"], r["peak_rss_mb"]) for r in rows
+            if r["mode"] == mode and r.get("precision", "float32") == "float32" and r.get("strategy") == "one_device"
+        )
         if not pts:
             continue
         xs, eps, rss = zip(*pts)

@@ -74,21 +74,29 @@ def saved_position(run):
         return None
 
 
-def kill_when(proc, ready):
-    """SIGKILL ``proc`` (ours) once ``ready(stdout so far)`` holds; polled every 10 ms."""
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
+def kill_when(*watches):
+    """SIGKILL each ``(proc, ready)`` (processes this test started) once
+    ``ready(its stdout so far)`` holds; all polled together every 10 ms."""
+    pending = []
+    for proc, ready in watches:
+        lines = []
+        threading.Thread(target=lambda p=proc, out=lines: out.extend(iter(p.stdout.readline, "")), daemon=True).start()
+        pending.append((proc, ready, lines))
     deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ready("".join(lines)):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return
+    while pending and time.monotonic() < deadline:
+        for item in list(pending):
+            proc, ready, lines = item
+            if ready("".join(lines)):
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                pending.remove(item)
+            elif proc.poll() is not None:
+                raise AssertionError(f"the run ended before it could be killed:\n{''.join(lines)}")
         time.sleep(0.01)
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"the run ended before it could be killed:\n{''.join(lines)}\n{proc.stderr.read()[-3000:]}")
+    for proc, _, lines in pending:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"the run was not killed in {TIMEOUT} s:\n{''.join(lines)}")
 
 
 def metrics(run):
@@ -114,17 +122,12 @@ def runs(tmp_path_factory):
             position = saved_position(str(at_epoch)) if "epoch 2/4" in out else None
             return position is not None and position[0] == 1
 
-        kill_when(procs[1], after_epoch_2)
-        killed_at = {}
-
-        def mid(out):  # inside epoch 2: a step backup of epoch index 1
+        def mid(out):
+            # Inside epoch 2 (0-based 1), with a backup well before its last batch (22).
             position = saved_position(str(mid_epoch)) if "epoch 1/4" in out else None
-            if position is not None and position[0] == 1 and position[1] >= 0:
-                killed_at["position"] = position
-                return True
-            return False
+            return position is not None and position[0] == 1 and 0 <= position[1] <= 15
 
-        kill_when(procs[2], mid)
+        kill_when((procs[1], after_epoch_2), (procs[2], mid))
         rc, _, err = wait(procs[0])
         assert rc == 0, err[-3000:]
     finally:
@@ -145,7 +148,7 @@ def test_the_kills_hit_where_intended(runs):
     assert "resuming" in runs["resumed_out"][0] and "at epoch 3, step 0" in runs["resumed_out"][0]
     epoch, batch = runs["position"]
     assert epoch == 1 and batch >= 0  # a backup inside epoch 2 (0-based 1)
-    assert f"at epoch 2, step {batch + 1}" in runs["resumed_out"][1] or batch == 22
+    assert f"at epoch 2, step {batch + 1}" in runs["resumed_out"][1]
 
 
 @pytest.mark.parametrize("which", ["at_epoch", "mid_epoch"])
@@ -197,3 +200,25 @@ def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(r
     assert one_line_error(["train", "--resume", str(tmp_path)]) == (
         f"tfrs-irns train: error: {tmp_path}: not a run directory (no config.yaml); nothing to resume"
     )
+
+
+def test_the_pipeline_resumes_at_an_epoch_and_a_batch():
+    from tfrs_irns.batching.pipeline import TrainPipeline
+
+    def epoch(p, skip=0):
+        return [b["user"].numpy() for b in p.dataset.take(p.steps_per_epoch - skip)]
+
+    users = np.arange(50, dtype=np.int32)
+    straight = TrainPipeline(users, users, 8, seed=2)
+    epochs = [epoch(straight) for _ in range(3)]
+    resumed = TrainPipeline(users, users, 8, seed=2)
+    resumed.resume_at(2, 3)  # the third epoch, from its fourth batch
+    got = epoch(resumed, skip=3)
+    assert len(got) == len(epochs[2]) - 3
+    for a, b in zip(got, epochs[2][3:]):
+        np.testing.assert_array_equal(a, b)
+    # Then the next epoch, whole.
+    resumed.resume_at(1)
+    assert all(np.array_equal(a, b) for a, b in zip(epoch(resumed), epochs[1]))
+    with pytest.raises(ValueError, match=r"step must be in \[0, 7\), got 7"):
+        resumed.resume_at(0, 7)

@@ -33,8 +33,3 @@ def atomic_open(path: str, mode: str = "w", encoding: str = "utf-8") -> Iterator
             os.remove(temp)
         raise
 
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_open(path) as fh:
-        fh.write(text)

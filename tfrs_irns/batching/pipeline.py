@@ -98,7 +98,11 @@ class TrainPipeline:
         ``step``: the random order of that epoch, or the explicit order set.
 
         A run restored from a backup calls it before ``fit`` so the resumed
-        epochs see exactly the batches the uninterrupted run saw.
+        epochs see exactly the batches the uninterrupted run saw. That one
+        iteration yields ``steps_per_epoch - step`` batches, the steps Keras
+        runs when it resumes at ``step``; the dataset still declares
+        ``steps_per_epoch`` (Keras needs it), so iterating it to the end
+        by hand raises a cardinality error: take the remaining batches.
         """
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
