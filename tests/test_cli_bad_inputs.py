@@ -65,6 +65,13 @@ CASES = [
      r"no checkpoint at checkpoints/weights"),
     ("export a folder that is not a run", {"run/x": b""}, ["export", "--run", "{tmp}/run"],
      r"not a run directory \(no config.yaml\)"),
+    ("--output holds a run", {"old/config.yaml": b"name: old\n"},
+     ["train", "--config", "configs/quickstart.yaml", "--output", "{tmp}/old", "--set", *with_tiny()],
+     r"old: already holds a run; continue it with `tfrs-irns train --resume .*old`"),
+    ("resume a finished run", {"done/config.yaml": b"name: done\n", "done/metrics.json": b"{}"},
+     ["train", "--resume", "{tmp}/done"], r"done: the run already finished \(it has metrics.json\); nothing to resume"),
+    ("resume with --set", {"done/config.yaml": b"name: done\n"},
+     ["train", "--resume", "{tmp}/done", "--set", "train.epochs=9"], r"--set cannot change a run being resumed"),
     ("recommend from nothing", {}, ["recommend", "--model", "{tmp}/nothing", "--user", "u1"], r"nothing"),
 ]
 
@@ -79,7 +86,7 @@ def test_each_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, capsys,
             path.write_bytes(data)
     before = sorted(p.name for p in tmp_path.iterdir())
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    if argv[0] == "train":
+    if argv[0] == "train" and "--resume" not in argv:
         if "--output" not in argv:
             argv += ["--output", str(tmp_path / "new-run")]
         argv += ["--set", f"export.base_dir={tmp_path / 'saved'}"]
