@@ -29,21 +29,46 @@ def _codes(ids: np.ndarray, coded: Optional[CodedIds]) -> tuple[np.ndarray, int]
     return coded.codes.astype(np.int64), max(len(coded.values), 1)
 
 
-def pair_groups(inter: Interactions) -> np.ndarray:
-    """``group[r]``: the same integer for the rows of one (user, item) pair, ``0..G-1``, ``int64 [n]``."""
+def _pair_keys(inter: Interactions) -> np.ndarray:
+    """One int64 per row, equal for the rows of one (user, item) pair."""
     user, _ = _codes(inter.user_id, inter.user_codes)
     item, num_items = _codes(inter.item_id, inter.item_codes)
-    return np.unique(user * num_items + item, return_inverse=True)[1].reshape(-1)
+    return user * num_items + item
+
+
+def pair_groups(inter: Interactions) -> np.ndarray:
+    """``group[r]``: the same integer for the rows of one (user, item) pair, ``0..G-1``, ``int64 [n]``."""
+    return np.unique(_pair_keys(inter), return_inverse=True)[1].reshape(-1)
+
+
+def _pick(order: np.ndarray, starts: np.ndarray, timestamp: np.ndarray, last: bool) -> np.ndarray:
+    """Per group of ``order`` (rows grouped, in row order within a group, groups
+    beginning at ``starts``): the row with the earliest time (the first such row),
+    or with ``last`` the latest time (the last such row). Sorted."""
+    t = timestamp[order]
+    reduce = np.maximum if last else np.minimum
+    best = np.repeat(reduce.reduceat(t, starts), np.diff(np.append(starts, len(t))))
+    hits = np.flatnonzero(t == best)
+    group = np.searchsorted(starts, hits, side="right")  # 1-based group of each hit
+    edge = np.append(group[1:] != group[:-1], True) if last else np.insert(group[1:] != group[:-1], 0, True)
+    return np.sort(order[hits[edge]])
+
+
+def _grouped(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by key (a stable sort: row order within a key) and where each key starts."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.insert(sorted_keys[1:] != sorted_keys[:-1], 0, True))
+    return order, starts
 
 
 def first_of_groups(inter: Interactions, group: np.ndarray, last: bool = False) -> np.ndarray:
     """Sorted rows holding each group's earliest copy (by timestamp, then row
-    order), or its latest with ``last=True``."""
-    rows = np.arange(len(inter))
-    order = np.lexsort((rows, inter.timestamp, group))  # by group, then time, then row
-    g = group[order]
-    edge = np.append(g[1:] != g[:-1], True) if last else np.insert(g[1:] != g[:-1], 0, True)
-    return np.sort(order[edge])
+    order), or its latest with ``last=True``. ``group`` is any integer per row."""
+    if len(group) == 0:
+        return np.zeros(0, np.int64)
+    order, starts = _grouped(np.asarray(group))
+    return _pick(order, starts, np.asarray(inter.timestamp), last)
 
 
 def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions, int]:
@@ -54,8 +79,9 @@ def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions,
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if len(inter) == 0:
         return inter, 0
-    group = pair_groups(inter)
-    repeats = len(inter) - (int(group.max()) + 1)
+    # One stable sort of integer keys serves the count and the choice (no string sort, no lexsort).
+    order, starts = _grouped(_pair_keys(inter))
+    repeats = len(inter) - len(starts)
     if policy == "keep_all" or repeats == 0:
         return inter, repeats
-    return inter.take(first_of_groups(inter, group, last=policy == "keep_last")), repeats
+    return inter.take(_pick(order, starts, np.asarray(inter.timestamp), last=policy == "keep_last")), repeats
