@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import resource
 import shutil
@@ -32,6 +31,8 @@ import tensorflow as tf
 
 from tfrs_irns.export.ann import AnnIndex, AnnParams, exact_top_k, recall_at_k
 from tfrs_irns.export.saved_model import export_embeddings
+
+from _report import print_table, write_json  # benchmarks/_report.py
 
 
 def _rss_mb() -> float:
@@ -121,16 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"\n{args.items:,} clustered items, d={args.dim}, top-{args.k}, {args.queries} queries, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| index | build s | index MB | peak RSS +MB | recall@100 | batch-1 p50 ms | p99 ms | brute-force SavedModel p50 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['kind']} | {r['build_seconds']:.1f} | {r['index_mb']:.0f} | {r['peak_rss_growth_mb']:.0f} "
-              f"| {r['recall_at_100']:.4f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['brute_force_savedmodel_p50_ms']:.1f} |")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=2)
+    print_table(
+        f"{args.items:,} clustered items, d={args.dim}, top-{args.k}, {args.queries} queries, {os.cpu_count()} CPUs",
+        "| index | build s | index MB | peak RSS +MB | recall@100 | batch-1 p50 ms | p99 ms | brute-force SavedModel p50 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        [[r["kind"], f"{r['build_seconds']:.1f}", f"{r['index_mb']:.0f}", f"{r['peak_rss_growth_mb']:.0f}",
+          f"{r['recall_at_100']:.4f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+          f"{r['brute_force_savedmodel_p50_ms']:.1f}"] for r in rows],
+    )
+    write_json(args.json, rows)
     return 0
 
 

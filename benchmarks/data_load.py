@@ -21,7 +21,6 @@ Targets: ``tfrs_irns_seconds`` <= 3x ``pyarrow_seconds``; >= 5x faster than the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -33,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from _report import print_table, write_json  # benchmarks/_report.py
 
 
 def _write(folder: str, rows: int, users: int, items: int, seed: int) -> tuple[str, str]:
@@ -112,18 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"\n{args.rows:,} rows, {args.users:,} users, {args.items:,} items (Zipf 1.2), pyarrow {pa.__version__}, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| format | MB | tfrs-irns data s | bare pyarrow s | ratio | line reader s | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    cells = []
     for r in rows:
         lr, ours = r["line_reader_seconds"], r["tfrs_irns_seconds"]
-        line = "- | -" if lr is None else f"{lr:.1f} | {lr / ours:.1f}x"
-        print(f"| {r['format']} | {r['file_mb']:.0f} | {ours:.2f} | {r['pyarrow_seconds']:.2f} "
-              f"| {ours / r['pyarrow_seconds']:.1f}x | {line} |")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=2)
+        cells.append([r["format"], f"{r['file_mb']:.0f}", f"{ours:.2f}", f"{r['pyarrow_seconds']:.2f}",
+                      f"{ours / r['pyarrow_seconds']:.1f}x", "-" if lr is None else f"{lr:.1f}",
+                      "-" if lr is None else f"{lr / ours:.1f}x"])
+    print_table(
+        f"{args.rows:,} rows, {args.users:,} users, {args.items:,} items (Zipf 1.2), pyarrow {pa.__version__}, "
+        f"{os.cpu_count()} CPUs",
+        "| format | MB | tfrs-irns data s | bare pyarrow s | ratio | line reader s | speed-up |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        cells,
+    )
+    write_json(args.json, rows)
     return 0
 
 

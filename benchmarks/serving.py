@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
 import sys
@@ -32,6 +31,8 @@ import tfrs_irns  # noqa: F401  (Keras 2 before tensorflow)
 import tensorflow as tf
 
 from tfrs_irns.export.saved_model import DEFAULT_CHUNK_SIZE, PRECISIONS, export_embeddings
+
+from _report import print_table, write_json  # benchmarks/_report.py
 
 
 def _export(user_emb: np.ndarray, item_emb: np.ndarray, k: int, base_dir: str, chunk_size: int,
@@ -147,21 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
 
-    print(
-        f"\nserving_default, top-{args.k}, d={args.dim}, {args.users:,} users, chunk_size={args.chunk_size}, "
-        f"TF {tf.__version__}, {os.cpu_count()} CPUs, intra/inter-op threads default\n"
+    print_table(
+        f"serving_default, top-{args.k}, d={args.dim}, {args.users:,} users, chunk_size={args.chunk_size}, "
+        f"TF {tf.__version__}, {os.cpu_count()} CPUs, intra/inter-op threads default",
+        "| items | batch | precision | p50 ms | p99 ms | floor ms | p50 / floor | recall vs f32 | calls | MB |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        [[f"{r['num_items']:,}", str(r["batch_size"]), r["precision"], f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+          f"{r['floor_ms']:.2f}", f"{r['ratio_to_floor']:.2f}", f"{r['recall_vs_float32']:.4f}", str(r["calls"]),
+          f"{r['size_mb']:.1f}"] for r in rows],
     )
-    print("| items | batch | precision | p50 ms | p99 ms | floor ms | p50 / floor | recall vs f32 | calls | MB |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['num_items']:,} | {r['batch_size']} | {r['precision']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-            f"| {r['floor_ms']:.2f} | {r['ratio_to_floor']:.2f} | {r['recall_vs_float32']:.4f} | {r['calls']} "
-            f"| {r['size_mb']:.1f} |"
-        )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=2)
+    write_json(args.json, rows)
     return 0
 
 

@@ -118,7 +118,7 @@ def _export(args: argparse.Namespace) -> None:
     import_tensorflow()
     from tfrs_irns.runs import export_run, load_run
 
-    run = load_run(args.run, args.set, sections=("export",), with_data=False)
+    run = load_run(args.run, args.set, sections=(_SECTIONS["export"],), with_data=False)
     print(f"exported to {export_run(run)}")
 
 

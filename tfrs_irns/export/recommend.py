@@ -103,9 +103,7 @@ def recommend(
         raise UserError(f"-k: must be at least 1, got {k}")
     version_dir, loaded, metadata = load_export(model_path)
     serve = loaded.signatures["serving_default"]
-    # The scan's output width is dynamic in the graph; the metadata records it.
-    width = serve.structured_outputs["item_ids"].shape[-1]
-    export_k = int(width if width is not None else (metadata or {}).get("k", 0))
+    export_k = int(serve.structured_outputs["item_ids"].shape[-1])
     users = tf.constant([str(user_id)])
     if index:
         result = _from_index(version_dir, loaded, users, k)

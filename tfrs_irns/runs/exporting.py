@@ -30,24 +30,13 @@ from tfrs_irns.export.embeddings import embeddings_dir
 from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
 from tfrs_irns.runs.build import check_export_extras, export_name
-from tfrs_irns.runs.training import Run
+from tfrs_irns.runs.training import Run, run_metrics
 
 RUN_MODEL = "saved_model"  # <run>/saved_model/<version>: the run's own SavedModel
 
 
-def _run_metrics(run: Run) -> Optional[dict[str, Any]]:
-    """What training measured, from the run folder (never recomputed from overrides)."""
-    if run.metrics is not None:
-        return run.metrics
-    path = os.path.join(run.directory, "metrics.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 def _metadata(run: Run) -> dict[str, Any]:
-    metrics = _run_metrics(run) or {}
+    metrics = run_metrics(run) or {}
     return {
         "config": run.config.to_dict(),
         "metrics": metrics,

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfrs_irns.runs.build import ann_params
-from tfrs_irns.runs.training import Run, write_metrics
+from tfrs_irns.runs.training import Run, run_metrics, write_metrics
 
 RECALL_K = 100
 
@@ -74,11 +74,7 @@ def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]
     write_item_embeddings(version_dir, items, ids, titles, projector=cfg.projector, extra=build_index)
     if not ann:
         return None
-    metrics = dict(run.metrics or {})
-    path = os.path.join(run.directory, "metrics.json")
-    if not metrics and os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            metrics = json.load(fh)
+    metrics = dict(run_metrics(run) or {})
     metrics["ann"] = ann
     write_metrics(run.directory, metrics)
     return ann

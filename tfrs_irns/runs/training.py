@@ -181,8 +181,6 @@ def train(
 
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     model.save_weights(os.path.join(out_dir, CHECKPOINT))
-    if chief:
-        save_snapshot(data, os.path.join(run_dir, VOCAB))
 
     metrics = evaluate_run(config, data, model)
     metrics.update(
@@ -276,6 +274,18 @@ def strict_json(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
+
+
+def run_metrics(run: Run) -> Optional[dict[str, Any]]:
+    """What training measured: ``run.metrics``, else the run folder's ``metrics.json``
+    (never recomputed from overrides); None if there is neither."""
+    if run.metrics is not None:
+        return run.metrics
+    path = os.path.join(run.directory, "metrics.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:

@@ -1,0 +1,22 @@
+"""What the benchmark scripts share: a Markdown table of their rows and the ``--json`` file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Sequence
+
+
+def print_table(title: str, header: str, align: str, cells: Sequence[Sequence[str]]) -> None:
+    """``title``, then a Markdown table: ``header`` and ``align`` are its first two lines."""
+    print(f"\n{title}\n")
+    print(header)
+    print(align)
+    for row in cells:
+        print("| " + " | ".join(row) + " |")
+
+
+def write_json(path: Optional[str], rows: list[dict[str, Any]]) -> None:
+    """The rows as a JSON list at ``path`` (``--json``), when one is given."""
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=2)
