@@ -368,3 +368,16 @@ def test_evaluate_overrides_skip_rules_that_tie_eval_to_training():
     with pytest.raises(ConfigError, match="train.early_stopping.monitor"):
         load_config("configs/quickstart.yaml", ["eval.ks=[20]"])
     assert load_config("configs/quickstart.yaml", ["eval.ks=[20]"], sections=("eval",)).eval.ks == [20]
+
+
+def test_refined_logq_rule_follows_the_tasks_logq_default():
+    # config.py restates tasks.irns.default_logq (it may not import it): keep them equal.
+    from tfrs_irns.tasks.irns import MODES, default_logq
+
+    for mode in MODES:
+        settings = {"mode": mode, "logq_variant": "refined"}
+        if default_logq(mode) and mode != "full":
+            assert from_dict({"negatives": settings}).negatives.logq_variant == "refined"
+        else:
+            with pytest.raises(ConfigError, match="negatives.logq_variant=refined"):
+                from_dict({"negatives": settings})

@@ -451,3 +451,113 @@ def test_errors_name_arguments_and_values():
     same_user = IRNSRetrieval(tower, N, mode="in_batch", logq=False, mask_same_user=True)
     with pytest.raises(ValueError, match="needs query_ids"):
         same_user(tf.zeros([2, D]), tf.zeros([2, D]), candidate_ids=tf.constant([1, 2]))
+
+
+# ---------------------------------------------------------- refined logQ
+
+
+def refined_oracle(table, q, pos, users, neg, mode, p, qprob, hits, same_user, temperature, hard=None):
+    """The refined correction by definition (float64): per row, the negatives
+    (every column but the label, minus masked ones) shifted by
+    ``log((B - 1) p + M q)``, the positive unshifted. Returns the mean of
+    ``-log P^_pos`` and the gradient of the paper's weighted form
+    ``sg(1 - P^_pos) * (lse_neg - s_pos)`` with respect to the queries."""
+    table, q = table.astype(np.float64), q.astype(np.float64)
+    b, m = len(pos), len(neg)
+    losses, grads = [], np.zeros_like(q)
+    for i in range(b):
+        batch_cols = [(pos[k], "batch", users[k]) for k in range(b) if k != i]
+        sampled = [(j, "sampled", None) for j in neg]
+        cols = {"in_batch": batch_cols, "mixed": batch_cols + sampled, "random": sampled}[mode]
+        keep = [
+            (item, kind) for item, kind, user in cols
+            if not ((hits and item == pos[i]) or (same_user and kind == "batch" and user == users[i]))
+        ]
+        vectors = np.array([table[item] for item, _ in keep])
+        expected = np.array([
+            (b - 1) * p[item] * (mode != "random") + m * qprob[item] * (mode != "in_batch") if qprob is not None
+            else (b - 1) * p[item]
+            for item, _ in keep
+        ])
+        logits = vectors @ q[i] / temperature - np.log(np.maximum(expected, 1e-10))
+        if hard is not None:
+            top = np.argsort(-logits)[:hard]
+            logits, vectors = logits[top], vectors[top]
+        s_pos = table[pos[i]] @ q[i] / temperature
+        lse = np.log(np.exp(logits - logits.max()).sum()) + logits.max()
+        weight = 1.0 / (1.0 + np.exp(s_pos - lse))  # 1 - P^_pos
+        losses.append(np.logaddexp(0.0, lse - s_pos))
+        share = np.exp(logits - lse)
+        grads[i] = weight * (share @ vectors - table[pos[i]]) / temperature / b
+    return float(np.mean(losses)), grads
+
+
+REFINED_CASES = [
+    (mode, hits, same_user, temperature, hard)
+    for mode in ("in_batch", "random", "mixed")
+    for hits, same_user in ((True, False), (False, False), (True, True), (False, True))
+    for temperature, hard in ((1.0, None), (0.3, None), (1.0, 3))
+    if not (mode == "random" and same_user)
+]
+
+
+@pytest.mark.parametrize("mode,hits,same_user,temperature,hard", REFINED_CASES)
+def test_refined_logq_matches_numpy_oracle_loss_and_gradient(mode, hits, same_user, temperature, hard):
+    rng = np.random.default_rng(hash((mode, hits, same_user, temperature, hard)) % 2**32)
+    tower = make_tower()
+    counts, p = make_counts()
+    sampler = UnigramSampler(counts, alpha=0.75)
+    task = IRNSRetrieval(
+        tower, N, mode=mode, num_negatives=M, sampler=sampler, item_probabilities=p, logq=True,
+        logq_variant="refined", remove_accidental_hits=hits, mask_same_user=same_user, temperature=temperature,
+        num_hard_negatives=hard, seed=3,
+    )
+    pos, users, q = random_batch(rng)
+    q = tf.constant(q)
+    with tf.GradientTape() as tape:
+        tape.watch(q)
+        loss = task(q, tower(pos), candidate_ids=pos, query_ids=users, training=False)
+    if mode != "in_batch":
+        neg = task.sample_negatives(0)[0].numpy()
+        qprob = sampler.probability(tf.range(N + 1)).numpy().astype(np.float64)
+    else:
+        neg, qprob = np.zeros(0, np.int32), None
+    expected, grads = refined_oracle(
+        tower.embeddings.numpy(), q.numpy(), pos, users, neg, mode, p, qprob, hits, same_user, temperature, hard
+    )
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(tape.gradient(loss, q).numpy(), grads, rtol=1e-4, atol=1e-6)
+
+
+def test_refined_logq_on_a_hand_computed_in_batch_example():
+    # B = 2 positives, items 1 and 2, p = [0, .75, .25], all scores 0.
+    # Refined: row 0's one negative is item 2, drawn B - 1 = 1 time with
+    # probability .25: logit -log(.25) = log 4; the positive stays at 0, so
+    # the loss is log(1 + 4) = log 5 (weight 1 - P^ = 4/5). Row 1: item 1,
+    # logit log(4/3), loss log(7/3).
+    # Standard shifts the positive too, by log(B p): row 0 logits
+    # [-log 1.5, -log .5] give log 4; row 1 gives log(4/3).
+    tower = tf.keras.layers.Embedding(3, 2, embeddings_initializer="zeros")
+    ids = tf.constant([1, 2])
+    losses = {}
+    for variant in ("standard", "refined"):
+        task = IRNSRetrieval(tower, 2, mode="in_batch", item_probabilities=[0, 0.75, 0.25], logq_variant=variant)
+        losses[variant] = float(task(tf.zeros([2, 2]), tower(ids), candidate_ids=ids))
+        logits, labels, _ = task.logits_and_labels(tf.zeros([2, 2]), tower(ids), ids)
+        if variant == "refined":
+            np.testing.assert_allclose(logits.numpy(), [[0, np.log(4)], [np.log(4 / 3), 0]], rtol=1e-6)
+    np.testing.assert_allclose(losses["refined"], np.mean([np.log(5), np.log(7 / 3)]), rtol=1e-6)
+    np.testing.assert_allclose(losses["standard"], np.mean([np.log(4), np.log(4 / 3)]), rtol=1e-6)
+
+
+def test_refined_logq_round_trips_and_refuses_without_logq():
+    counts, p = make_counts()
+    task = IRNSRetrieval(make_tower(), N, mode="mixed", num_negatives=M, item_probabilities=p, logq_variant="refined")
+    pos, users, q = random_batch(np.random.default_rng(3))
+    again = rebuilt(task)
+    assert again.get_config()["logq_variant"] == "refined"
+    assert float(again(q, again.candidate_tower(pos), pos)) == float(task(q, task.candidate_tower(pos), pos))
+    with pytest.raises(ValueError, match=r"^logq_variant='refined' needs the logQ correction on \(mode 'full'"):
+        IRNSRetrieval(make_tower(), N, mode="full", logq_variant="refined")
+    with pytest.raises(ValueError, match=r"^logq_variant='exact': expected 'standard' or 'refined'"):
+        IRNSRetrieval(make_tower(), N, mode="mixed", item_probabilities=p, logq_variant="exact")

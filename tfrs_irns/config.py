@@ -152,6 +152,10 @@ class NegativesConfig:
         None, "subtract log(B·p + M·q), the expected copies of each candidate, from its logit "
         "(null: on for mixed and in_batch)"
     )
+    logq_variant: Literal["standard", "refined"] = _f(
+        "standard", "standard: shift every column, the positive too; refined (Khrylchenko et al. 2025): the "
+        "positive, always present, is not shifted and the negatives count B-1 in-batch draws (needs logq on)"
+    )
     remove_accidental_hits: bool = _f(True, "mask candidate columns that are the row's own positive item")
     mask_same_user: bool = _f(False, "also mask in-batch columns holding another positive of the same user")
     num_hard_negatives: Optional[int] = _f(None, "keep only the k highest-scoring negatives per row (null: all)")
@@ -399,6 +403,21 @@ def _early_stopping_has_validation(config: Config) -> Optional[str]:
     return None
 
 
+def _refined_logq_has_logq(config: Config) -> Optional[str]:
+    negatives = config.negatives
+    if negatives.logq_variant != "refined":
+        return None
+    # negatives.logq: null means on for mixed and in_batch (tasks.irns.default_logq).
+    on = negatives.logq if negatives.logq is not None else negatives.mode in ("mixed", "in_batch")
+    if on and negatives.mode != "full":
+        return None
+    return (
+        f"negatives.logq_variant=refined refines the logQ correction, which is off here "
+        f"(negatives.mode={negatives.mode}, negatives.logq={negatives.logq}); set negatives.logq: true "
+        "(not with mode full) or negatives.logq_variant: standard"
+    )
+
+
 def _pq_divides_dim(config: "Config") -> Optional[str]:
     ann = config.export.ann
     if config.export.index == "faiss" and ann.kind == "ivfpq" and config.model.embedding_dim % ann.pq_m:
@@ -422,6 +441,12 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         ("train.early_stopping.enabled", "data.validation_fraction"),
         "`train.early_stopping.enabled: true` needs `data.validation_fraction > 0`",
         _early_stopping_has_validation,
+    ),
+    (
+        ("negatives.logq_variant", "negatives.logq", "negatives.mode"),
+        "`negatives.logq_variant: refined` needs the logQ correction on (`negatives.logq: true`, or null with "
+        "`mode` mixed or in_batch; never with `mode: full`)",
+        _refined_logq_has_logq,
     ),
     (
         ("export.ann.pq_m", "model.embedding_dim"),

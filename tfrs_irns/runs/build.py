@@ -95,6 +95,7 @@ def irns_task_from_config(
         sampler=sampler,
         item_probabilities=probabilities,
         logq=resolve_logq(negatives),
+        logq_variant=negatives.logq_variant,
         remove_accidental_hits=negatives.remove_accidental_hits,
         mask_same_user=negatives.mask_same_user,
         temperature=temperature,

@@ -35,6 +35,7 @@ from tfrs_irns.tasks.kernels import (
 )
 
 MODES = ("in_batch", "random", "mixed", "full")
+LOGQ_VARIANTS = ("standard", "refined")
 
 
 def default_logq(mode: str) -> bool:
@@ -119,6 +120,46 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     ``p`` (``item_probabilities``) and ``q`` (the sampler's
     ``probability``). In cross-replica mode ``B`` is the global batch.
 
+    **Refined logQ** (``logq_variant="refined"``). Khrylchenko et al.,
+    "Correcting the LogQ Correction" (RecSys 2025, arXiv 2507.09331) observe
+    that the standard correction treats the positive as if it were sampled,
+    while it is in its row's candidate set with probability 1. Write the
+    full-softmax gradient of row ``i`` with ``P_j = exp(s_ij) / Z_i``::
+
+        grad = -(1 - P_pos) grad s_pos + sum_{j != pos} P_j grad s_ij
+             = (1 - P_pos) [ -grad s_pos + E_{j ~ P'}[grad s_ij] ]
+
+    where ``P'`` is the softmax over the catalogue *without* the positive.
+    Only the expectation needs sampling: the positive's term is exact. The
+    expectation is estimated by self-normalised importance sampling over the
+    row's negatives, and ``1 - P_pos`` (the model's probability of
+    misclassifying the row — the paper's interpretable sample weight) by the
+    same estimate of ``Z_i``. The paper's loss is
+    ``sg(1 - P^_pos) * (lse_neg - s_pos)`` with ``lse_neg = log sum_{c in
+    negatives} exp(s_ic - log E_c)`` and ``P^_pos = sigmoid(s_pos - lse_neg)``.
+    (The search tool reached only the paper's abstract, not its equations:
+    this is our derivation of what the abstract describes, not a transcription;
+    see ``tests/test_irns.py`` for its oracle.) Its gradient is exactly that of
+    ``softplus(lse_neg - s_pos) = -log P^_pos``, which is what the layer
+    computes: the same update, and a loss value that is the estimated full
+    softmax cross-entropy (positive, comparable with ``standard``) instead of
+    a weighted quantity that may be negative. In words: the positive's logit
+    is *not* logQ-shifted, and every copy of the positive leaves the
+    negatives.
+
+    *With the mixture.* ``sum_c exp(s_ic) / E_c`` is unbiased for
+    ``sum_{j != pos} exp(s_ij)`` when ``E_c`` is the expected number of copies
+    of item ``c`` among row ``i``'s *negatives*: its row's own column is not a
+    draw, so the other in-batch columns are ``B - 1`` draws of ``p`` and the
+    sampled ones ``M`` draws of ``q``, ``E_j = (B - 1) p_j + M q_j`` (the
+    mixture carries over unchanged: a mixture proposal is still a proposal;
+    in ``in_batch`` the ``B - 1`` only rescales ``P^_pos``, in ``random`` it
+    is ``M q_j`` as before). *With accidental hits.* Copies of the positive
+    must leave the negatives for the estimate to be of ``j != pos``, which
+    is what ``remove_accidental_hits`` does; with it off, the label column
+    alone leaves the softmax (its term is the exact one) and other copies stay
+    negatives, biased as in ``standard``. ``full`` has nothing to correct.
+
     **Masking.** ``remove_accidental_hits`` (default on) removes from row
     ``i``'s softmax every column other than the label column whose item *is*
     row ``i``'s positive — an in-batch duplicate or a sampled copy — since
@@ -201,6 +242,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         towers that take raw ids (a TFRS-tutorial ``StringLookup`` tower):
         sampled indices are gathered to ids before the tower is called, and
         ``candidate_ids`` given to ``call`` may be raw ids of that dtype.
+      logq_variant: ``standard`` or ``refined`` (see **Refined logQ**; needs
+        ``logq`` on).
       metrics, batch_metrics: see **Metrics**.
 
     Call: ``task(query_embeddings [B, d], candidate_embeddings [B, d],
@@ -225,6 +268,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         cross_replica: bool = False,
         seed: int = 0,
         candidate_ids_table: Optional[Any] = None,
+        logq_variant: str = "standard",
         metrics: Optional[Sequence[tf.keras.metrics.Metric]] = None,
         batch_metrics: Optional[Sequence[tf.keras.metrics.Metric]] = None,
         name: str = "irns_retrieval",
@@ -263,6 +307,12 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         self.full_max_items = int(full_max_items)
         self.cross_replica = bool(cross_replica)
         self.seed = int(seed)
+        if logq_variant not in LOGQ_VARIANTS:
+            raise ValueError(f"logq_variant={logq_variant!r}: expected 'standard' or 'refined'")
+        if logq_variant == "refined" and not self.logq:
+            raise ValueError(f"logq_variant='refined' needs the logQ correction on (mode {mode!r}, logq={logq!r})")
+        self.logq_variant = logq_variant
+        self._refined = logq_variant == "refined"
         self._factorized_metrics = list(metrics or [])
         self._batch_metrics = list(batch_metrics or [])
 
@@ -404,6 +454,9 @@ class IRNSRetrieval(tf.keras.layers.Layer):
                 columns = tf.range(tf.shape(logits)[1], dtype=tf.int32)
                 mask &= tf.not_equal(columns[tf.newaxis, :], scores.labels[:, tf.newaxis])
             logits = tf.where(mask, MASK_VALUE, logits)
+        if self._refined:  # the label column holds the unshifted positive
+            rows = tf.range(tf.shape(scores.labels)[0], dtype=tf.int32)
+            logits = tf.tensor_scatter_nd_update(logits, tf.stack([rows, scores.labels], 1), scores.label_logit)
         return logits, scores.labels
 
     # ------------------------------------------------------------- scoring
@@ -468,7 +521,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """``in_batch``: the (global) positives; logQ ``log(B p_j)``."""
         correction = None
         if self.logq:
-            correction = log_count(_batch_size(batch) * tf.gather(self._item_probabilities, batch.pos_ids))
+            correction = log_count(self._in_batch_draws(batch) * tf.gather(self._item_probabilities, batch.pos_ids))
         return _Columns(batch.positives, batch.pos_ids, batch.pos_users, batch.labels, correction, None)
 
     def _random_columns(self, batch: "_Batch") -> "_Columns":
@@ -491,7 +544,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         if self.logq:
             p = tf.gather(self._item_probabilities, col_ids)
             q = tf.concat([self.sampler.probability(batch.pos_ids), neg_q], axis=0)
-            correction = log_count(_batch_size(batch) * p + float(self.num_negatives) * q)
+            correction = log_count(self._in_batch_draws(batch) * p + float(self.num_negatives) * q)
         users = None
         if batch.pos_users is not None:  # sampled columns belong to no user
             users = tf.pad(batch.pos_users, [[0, self.num_negatives]], constant_values=-1)
@@ -510,7 +563,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             label_correction = columns.label_correction
             if label_correction is None:  # the label is a column: its own term
                 label_correction = tf.gather(columns.correction, columns.labels)
-            label_logit -= label_correction
+            if not self._refined:  # refined: the positive is not a draw, no shift
+                label_logit -= label_correction
 
         # Accidental hits. With hit removal the label column is a hit too
         # (same item): every copy of the positive leaves the softmax, and the
@@ -520,7 +574,13 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             mask = self._same_user_mask(batch, columns)
         elif self.remove_accidental_hits:
             excluded = self._sparse_hits(batch, columns)
-        label_outside = columns.labels is None or self.remove_accidental_hits
+        elif self._refined and columns.labels is not None:
+            # Refined without hit removal: the label column alone leaves the
+            # negatives (its exact term is added back unshifted).
+            rows = tf.range(tf.shape(columns.labels)[0], dtype=tf.int32)
+            shifted = label_logit - tf.gather(columns.correction, columns.labels)
+            excluded = (tf.stack([rows, columns.labels], axis=1), shifted)
+        label_outside = columns.labels is None or self.remove_accidental_hits or self._refined
         return _Scores(logits, mask, excluded, label_logit, columns.labels, label_outside, batch.global_rows)
 
     def _same_user_mask(self, batch: "_Batch", columns: "_Columns") -> tf.Tensor:
@@ -529,6 +589,8 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         users = tf.equal(batch.users[:, tf.newaxis], columns.users[tf.newaxis, :])
         if self.remove_accidental_hits:
             return tf.equal(batch.ids[:, tf.newaxis], columns.ids[tf.newaxis, :]) | users
+        if self._refined:  # the label column too: the loss adds it back
+            return users
         # Keep the label column: it is the row's own user.
         num_columns = tf.shape(columns.users)[0]
         return users & tf.not_equal(tf.range(num_columns)[tf.newaxis, :], columns.labels[:, tf.newaxis])
@@ -549,6 +611,12 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         return pairs, hit_logits
 
     # ------------------------------------------------------------- helpers
+
+    def _in_batch_draws(self, batch: "_Batch") -> tf.Tensor:
+        """How many draws of ``p`` the in-batch columns are: ``B``, or with the
+        refined correction ``B - 1`` (a row's own column is not a draw)."""
+        size = _batch_size(batch)
+        return size - 1.0 if self._refined else size
 
     def _negatives(self, batch: "_Batch") -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """This step's sampled indices, their ``q`` and their embeddings."""
@@ -600,6 +668,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             cross_replica=self.cross_replica,
             seed=self.seed,
             candidate_ids_dtype=None if self._ids_table is None else self._ids_table.dtype.name,
+            logq_variant=self.logq_variant,
         )
         return config
 
