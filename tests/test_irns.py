@@ -561,3 +561,26 @@ def test_refined_logq_round_trips_and_refuses_without_logq():
         IRNSRetrieval(make_tower(), N, mode="full", logq_variant="refined")
     with pytest.raises(ValueError, match=r"^logq_variant='exact': expected 'standard' or 'refined'"):
         IRNSRetrieval(make_tower(), N, mode="mixed", item_probabilities=p, logq_variant="exact")
+
+
+def test_refined_logq_over_the_whole_catalogue_is_the_full_softmax():
+    # Uniform, M = N without replacement, hits removed: every item but the
+    # positive is a negative exactly once (E = M q = 1), so the refined loss and
+    # its gradients are the exact full softmax's (the standard correction shifts
+    # the positive by log(M q) = 0 too, so here the two agree: the check is the scale).
+    rng = np.random.default_rng(7)
+    tower = make_tower(2)
+    pos, users, q = random_batch(rng)
+    q = tf.constant(q)
+    refined = IRNSRetrieval(tower, N, mode="random", num_negatives=N, sampler=UniformSampler(N, replacement=False),
+                            logq=True, logq_variant="refined", temperature=0.5)
+    full = IRNSRetrieval(tower, N, mode="full", temperature=0.5)
+    results = []
+    for task in (refined, full):
+        with tf.GradientTape() as tape:
+            tape.watch(q)
+            loss = task(q, tower(pos), candidate_ids=pos, training=True)
+        grads = tape.gradient(loss, [q, tower.embeddings])
+        results.append([loss.numpy()] + [tf.convert_to_tensor(g).numpy() for g in grads])
+    for ours, exact in zip(*results):
+        np.testing.assert_allclose(ours, exact, rtol=1e-5, atol=1e-6)

@@ -137,9 +137,10 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     same estimate of ``Z_i``. The paper's loss is
     ``sg(1 - P^_pos) * (lse_neg - s_pos)`` with ``lse_neg = log sum_{c in
     negatives} exp(s_ic - log E_c)`` and ``P^_pos = sigmoid(s_pos - lse_neg)``.
-    (The search tool reached only the paper's abstract, not its equations:
-    this is our derivation of what the abstract describes, not a transcription;
-    see ``tests/test_irns.py`` for its oracle.) Its gradient is exactly that of
+    (Only the paper's abstract was available to us, not its equations, so no
+    equation numbers are cited: the form is derived here from the idea the
+    abstract states; ``tests/test_irns.py`` checks it against a numpy oracle
+    and, over the whole catalogue, against the exact softmax.) Its gradient is exactly that of
     ``softplus(lse_neg - s_pos) = -log P^_pos``, which is what the layer
     computes: the same update, and a loss value that is the estimated full
     softmax cross-entropy (positive, comparable with ``standard``) instead of
