@@ -204,6 +204,7 @@ def test_quantile_threshold_keeps_only_strong_links():
         ("quantile", 1.0, r"quantile: must be in \(0, 1\), got 1\.0"),
         ("links_per_example", 0, r"links_per_example: must be > 0, got 0"),
         ("holder_tries", 0, r"holder_tries: must be > 0, got 0"),
+        ("graph", "user_user", r"graph: expected 'user_item' or 'item_item', got 'user_user'"),
     ],
 )
 def test_bad_arguments_are_named(argument, value, message):
@@ -215,6 +216,85 @@ def test_bad_arguments_are_named(argument, value, message):
         gcbs_order(emb, len(emb), **{argument: value})
     with pytest.raises(ValueError, match=message):
         graph_for(emb, **{"neighbors": 10, argument: value})
+
+
+def test_bad_similarity_is_named():
+    with pytest.raises(ValueError, match=r"similarity: expected 'dot' or 'cosine', got 'l2'"):
+        gcbs_order(embed(*clustered()), 50, similarity="l2")
+
+
+# ------------------------------------------- options, on hand-checked graphs
+
+
+def links(emb, batch_size=1, neighbors=1, links_per_example=1, **kw):
+    """The directed links of a GCBS order, in example indices."""
+    result = gcbs_order(emb, batch_size, neighbors=neighbors, links_per_example=links_per_example, **kw)
+    return set(zip(result.src.tolist(), result.dst.tolist()))
+
+
+def test_cosine_similarity_links_to_the_best_aligned_item_not_the_longest():
+    # Items: 1 = (10, 10) (long), 2 = (1, .1), 3 = (0, -1). Examples:
+    # e0 = (user (1, 0), item 3), e1 = (user (0, 1), item 1), e2 = (user (.5, -1), item 2).
+    # e0's candidates: item 1 (dot 10, cos .71) and item 2 (dot 1, cos .995):
+    # dot links e0 to item 1's holder e1, cosine to item 2's holder e2.
+    # e1: item 2 (.1) beats item 3 (-1) -> e2 both ways; e2: item 3 (dot 1,
+    # cos .89) beats item 1 (dot -5) -> e0 both ways.
+    users, items = np.array([1, 2, 3], np.int32), np.array([3, 1, 2], np.int32)
+    q = np.array([[0, 0], [1, 0], [0, 1], [0.5, -1]], np.float32)
+    c = np.array([[0, 0], [10, 10], [1, 0.1], [0, -1]], np.float32)
+    emb = embed(users, items, q, c)
+    assert links(emb) == {(0, 1), (1, 2), (2, 0)}
+    assert links(emb, similarity="cosine") == {(0, 2), (1, 2), (2, 0)}
+
+
+def test_item_item_graph_links_examples_with_close_items_never_one_users():
+    # Items 1 = (1, 0), 2 = (.9, .1), 3 = (0, 1), 4 = (.1, .9), 5 = (.05, .95);
+    # examples e0..e4 = (u1, 1), (u2, 2), (u3, 3), (u4, 4), (u3, 5).
+    # Closest other item: 1 -> 2 (e1), 2 -> 1 (e0), 3 -> 5 (e4: user u3 again,
+    # dropped), 4 -> 3 (.9 > .86: e2), 5 -> 3 (e2: u3 again, dropped).
+    users = np.array([1, 2, 3, 4, 3], np.int32)
+    items = np.array([1, 2, 3, 4, 5], np.int32)
+    q = np.zeros((5, 2), np.float32)  # users play no part in item_item
+    c = np.array([[0, 0], [1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.05, 0.95]], np.float32)
+    emb = embed(users, items, q, c)
+    assert links(emb, graph="item_item") == {(0, 1), (1, 0), (3, 2)}
+
+
+def guard_example():
+    # e0 = (user (1, 0), item p = (.5, 0)): user 1 scores its positive .5.
+    # Items a = (2, 0) (score 2, above the positive), b = (.4, 0) (.4),
+    # c = (.1, 0) (.1), held by e1, e2, e3 (users (0, 1): everything scores 0).
+    users, items = np.array([1, 2, 3, 4], np.int32), np.array([1, 2, 3, 4], np.int32)
+    q = np.array([[0, 0], [1, 0], [0, 1], [0, 1], [0, 1]], np.float32)
+    c = np.array([[0, 0], [0.5, 0], [2, 0], [0.4, 0], [0.1, 0]], np.float32)
+    return embed(users, items, q, c)
+
+
+def test_guard_skips_items_the_user_scores_above_its_positive():
+    # Two links per example (so no example receives more than 2k = 4 and none
+    # is thinned). user_item, pool of 3: without the guard e0 links to the
+    # holders of a and b (e1, e2); with it, e0's share of the pool starts
+    # below its positive's .5: b and c (e2, e3).
+    emb = guard_example()
+    out = lambda **kw: {d for s, d in links(emb, neighbors=3, links_per_example=2, **kw) if s == 0}  # noqa: E731
+    assert out() == {1, 2}
+    assert out(exclude_above_positive=True) == {2, 3}
+    # item_item: p's closest items are a and b (dots 1, .2 > .05): the guard
+    # drops the link to a (user 1 scores a at 2 > .5) and keeps b (.4).
+    assert out(graph="item_item") == {1, 2}
+    assert out(graph="item_item", exclude_above_positive=True) == {2}
+
+
+def test_guard_binary_search_matches_a_count():
+    from tfrs_irns.batching.gcbs import _count_above
+
+    rng = np.random.default_rng(0)
+    scores = -np.sort(-rng.normal(size=(7, 9)), axis=1)
+    user_row = rng.integers(0, 7, 50)
+    own = rng.normal(size=50)
+    size = rng.integers(0, 10, 7)[user_row]
+    expected = [(scores[u, :k] > o).sum() for u, o, k in zip(user_row, own, size)]
+    np.testing.assert_array_equal(_count_above(scores, user_row, own, size), expected)
 
 
 # ------------------------------------------------------------- the batches

@@ -180,7 +180,8 @@ def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
     users, items = data()
     pipe = TrainPipeline(users, items, BATCH)
     towers = (lambda u: tf.one_hot(u % 3, 3), lambda v: tf.one_hot(v % 3, 3))
-    given = dict(neighbors=7, threshold="quantile", quantile=0.5, seed=5, links_per_example=3, holder_tries=8)
+    given = dict(neighbors=7, threshold="quantile", quantile=0.5, seed=5, links_per_example=3, holder_tries=8,
+                 similarity="cosine", graph="item_item", exclude_above_positive=True)
     GCBSCallback(pipe, towers, **given).order_for(4)
     assert seen == {**given, "epoch": 4}
     seen.clear()

@@ -178,7 +178,17 @@ class GcbsConfig:
         "topk", "topk: keep each user's whole pool; quantile: only items scoring above the quantile of "
         "example-pair scores"
     )
-    quantile: float = _f(0.99, "score quantile a link must exceed with threshold quantile")
+    quantile: float = _f(0.999, "score quantile a link must exceed with threshold quantile (the paper's 0.999)")
+    similarity: Literal["dot", "cosine"] = _f(
+        "dot", "dot: the model's scores; cosine: both embeddings normalised first, as in the paper"
+    )
+    graph: Literal["user_item", "item_item"] = _f(
+        "user_item", "user_item: link an example to holders of its user's hard items; item_item: link examples "
+        "whose positive items are close"
+    )
+    exclude_above_positive: bool = _f(
+        False, "false-negative guard: never link a user to items it scores above its own positive"
+    )
     seed: int = _f(0, "seed of the GCBS order (with the epoch number)")
     links_per_example: int = _f(16, "hard-negative graph links each example sends")
     holder_tries: int = _f(1, "random holders of a linked item tried per link; the hardest back is kept")

@@ -39,11 +39,29 @@ which also rules out every link between two examples of the same user or of
 the same item (an accidental hit the loss would mask anyway).
 
 ``threshold="topk"`` keeps each user's ``neighbors`` strongest items;
-``"quantile"`` (the paper's rule) keeps only those scoring above the global
-``quantile`` of example-pair scores, estimated on a sample, so examples with
-no strong similarity stay unlinked and fall into random batches. An example
-receives about twice as many links as it sends at most, so no hub dominates
-the ordering.
+``"quantile"`` (the paper's rule, at its ``quantile=0.999``) keeps only those
+scoring above the global ``quantile`` of example-pair scores, estimated on a
+sample, so examples with no strong similarity stay unlinked and fall into
+random batches. An example receives about twice as many links as it sends at
+most, so no hub dominates the ordering.
+
+Options beyond the default graph:
+
+* ``similarity="cosine"`` scores pairs by the cosine of the two embeddings,
+  as the paper does (it normalises both), instead of the model's dot
+  product: a popular item's long vector then no longer makes it every
+  user's hard negative.
+* ``graph="item_item"`` links examples whose *positive items* are close
+  (``<c_i, c_j>``; symmetric by construction): batches cluster by content
+  rather than by what each user confuses. The same machinery runs with the
+  items in the users' place; links between two examples of one user are
+  dropped (a user's other positive is a false negative).
+* ``exclude_above_positive=True`` is a false-negative guard: an example
+  never links to items its user scores above its own positive (those are
+  more likely unobserved positives than negatives; hard-negative work in
+  collaborative filtering finds them harmful). With ``user_item`` the
+  example's share of the pool starts below its positive's score, so it still
+  sends its links; with ``item_item`` such links are dropped.
 
 How much harder the batches get depends on the data: a lot when users and
 items form clusters, little when scores are dominated by item popularity
@@ -77,7 +95,13 @@ NEIGHBORS = 600
 # Which pool items become links: all of them, or those above the quantile.
 THRESHOLDS = ("topk", "quantile")
 THRESHOLD = "topk"
-QUANTILE = 0.99
+# The paper's quantile: links only among the top 0.1% of pair scores.
+QUANTILE = 0.999
+SIMILARITIES = ("dot", "cosine")
+SIMILARITY = "dot"
+GRAPHS = ("user_item", "item_item")
+GRAPH = "user_item"
+EXCLUDE_ABOVE_POSITIVE = False
 SEED = 0
 # Links each example sends (the graph's out-degree); it receives about twice as
 # many at most. A few links per example already order the examples well, and
@@ -131,6 +155,28 @@ class ExampleEmbeddings:
     def candidates(self, examples: np.ndarray) -> np.ndarray:
         return self.item_vectors[self.item_row[examples]]
 
+    def normalized(self) -> "ExampleEmbeddings":
+        """The same examples with unit-length vectors (zero vectors stay 0):
+        dot products become cosines."""
+        def unit(x: np.ndarray) -> np.ndarray:
+            norm = np.linalg.norm(x, axis=1, keepdims=True)
+            return x / np.where(norm > 0, norm, 1).astype(x.dtype)
+
+        return ExampleEmbeddings(
+            self.user_ids, unit(self.user_vectors), self.user_row, self.item_ids, unit(self.item_vectors), self.item_row
+        )
+
+    def item_view(self) -> "ExampleEmbeddings":
+        """The examples with each one's positive item in the user's place:
+        scores between "users" and items are then item-item similarities."""
+        return ExampleEmbeddings(
+            self.item_ids, self.item_vectors, self.item_row, self.item_ids, self.item_vectors, self.item_row
+        )
+
+    def positive_scores(self) -> np.ndarray:
+        """``[n]`` score of each example's user for its own positive."""
+        return _pair_scores(self.user_vectors, self.user_row, self.item_vectors, self.item_row)
+
     def take(self, examples: np.ndarray) -> "ExampleEmbeddings":
         """The same vectors for the examples ``examples`` (in that order)."""
         return ExampleEmbeddings(
@@ -154,6 +200,14 @@ def embed_examples(
         user_ids, embed(query_fn, user_ids), user_row.astype(np.int32),
         item_ids, embed(candidate_fn, item_ids), item_row.astype(np.int32),
     )
+
+
+def _pair_scores(a: np.ndarray, a_row: np.ndarray, b: np.ndarray, b_row: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """``<a[a_row[t]], b[b_row[t]]>`` for every ``t``, in chunks (no ``[n, d]`` copies)."""
+    return np.concatenate([
+        np.einsum("nd,nd->n", a[a_row[s : s + chunk]], b[b_row[s : s + chunk]])
+        for s in range(0, a_row.shape[0], chunk)
+    ] or [np.zeros(0, np.float32)])
 
 
 def _positive_keys(emb: ExampleEmbeddings) -> np.ndarray:
@@ -211,14 +265,19 @@ def estimate_quantile(
 _AT_LEAST = {"neighbors": 1, "links_per_example": 1, "holder_tries": 1, "every": 1, "start_epoch": 0}
 
 
-def check_gcbs_args(threshold: str = THRESHOLD, quantile: float = QUANTILE, **counts: int) -> None:
+def check_gcbs_args(
+    threshold: str = THRESHOLD, quantile: float = QUANTILE, similarity: str = SIMILARITY, graph: str = GRAPH,
+    **counts: int,
+) -> None:
     """Raise :class:`ValueError` naming the first GCBS argument out of range.
 
     ``counts``: any of ``neighbors``, ``links_per_example``, ``holder_tries``,
     ``every`` and ``start_epoch``.
     """
-    if threshold not in THRESHOLDS:
-        raise ValueError(f"threshold: expected 'topk' or 'quantile', got {threshold!r}")
+    for name, value, allowed in (("threshold", threshold, THRESHOLDS), ("similarity", similarity, SIMILARITIES),
+                                 ("graph", graph, GRAPHS)):
+        if value not in allowed:
+            raise ValueError(f"{name}: expected {' or '.join(repr(a) for a in allowed)}, got {value!r}")
     if not 0 < quantile < 1:
         raise ValueError(f"quantile: must be in (0, 1), got {quantile!r}")
     for name, value in counts.items():
@@ -247,6 +306,8 @@ def hard_negative_graph(
     quantile: float = QUANTILE,
     links_per_example: int = LINKS_PER_EXAMPLE,
     holder_tries: int = HOLDER_TRIES,
+    graph: str = GRAPH,
+    exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
 ) -> tuple[sp.csr_matrix, GraphInfo]:
     """The symmetric example graph whose bandwidth GCBS minimises.
 
@@ -260,29 +321,47 @@ def hard_negative_graph(
     ``2k`` are thinned at random. Returns the structure as a CSR matrix
     (entries 1; a pair linked both ways appears twice, which reordering
     ignores) and a :class:`GraphInfo`.
+
+    ``graph="item_item"`` runs the same construction on
+    :meth:`ExampleEmbeddings.item_view` (an example's "user" is its positive
+    item); ``exclude_above_positive`` is the false-negative guard (see the
+    module docstring).
     """
     check_gcbs_args(
-        threshold=threshold, neighbors=neighbors, quantile=quantile,
+        threshold=threshold, neighbors=neighbors, quantile=quantile, graph=graph,
         links_per_example=links_per_example, holder_tries=holder_tries,
     )
+    view = emb if graph == "user_item" else emb.item_view()
     n, n_items = len(emb), len(emb.item_ids)
     pool = int(min(neighbors, n_items))
     k = int(min(pool, links_per_example))
-    positives = _positive_keys(emb)
-    rows, scores = _hard_items(emb, pool, positives)
-    cut = estimate_quantile(emb, quantile, rng) if threshold == "quantile" else -np.inf
+    positives = _positive_keys(view)
+    rows, scores = _hard_items(view, pool, positives)
+    cut = estimate_quantile(view, quantile, rng) if threshold == "quantile" else -np.inf
     # Rows are sorted by score, so each user's pool is a prefix of its row.
     pool_size = (scores > cut).sum(axis=1)
-    by_user = np.argsort(emb.user_row, kind="stable")
-    user_count = np.bincount(emb.user_row)
+    by_user = np.argsort(view.user_row, kind="stable")
+    user_count = np.bincount(view.user_row)
     rank = np.empty(n, np.int64)
     rank[by_user] = np.arange(n) - np.repeat(np.cumsum(user_count) - user_count, user_count)
-    size = pool_size[emb.user_row]
+    size = pool_size[view.user_row]
+    start = np.zeros(n, np.int64)
+    if exclude_above_positive and graph == "user_item":
+        # The example's share of the pool starts below its own positive.
+        start = _count_above(scores, view.user_row, emb.positive_scores(), size)
+        size = size - start
     out = np.minimum(size, k)
     src = np.repeat(np.arange(n, dtype=np.int32), out)
     step = np.arange(src.shape[0]) - np.repeat(np.cumsum(out) - out, out)
-    hard = rows[emb.user_row[src], (rank[src] * k + step) % size[src]]
-    dst, ok = _pick_holders(emb, src, hard, rng, holder_tries, positives)
+    hard = rows[view.user_row[src], start[src] + (rank[src] * k + step) % size[src]]
+    dst, ok = _pick_holders(view, src, hard, rng, holder_tries, positives)
+    if graph == "item_item":
+        # Never two examples of one user (a false negative in the batch),
+        # nor, with the guard, an item the source's user prefers to its own.
+        ok &= emb.user_row[src] != emb.user_row[dst]
+        if exclude_above_positive:
+            above = _pair_scores(emb.user_vectors, emb.user_row[src], emb.item_vectors, emb.item_row[dst])
+            ok &= above <= emb.positive_scores()[src]
     src, dst = src[ok], dst[ok]
     # Thin the links into crowded examples to about 2k: a hub would make every
     # BFS level of the reordering huge.
@@ -299,6 +378,22 @@ def hard_negative_graph(
     both = sp.hstack([forward, forward.T.tocsr()], format="csr")
     graph = sp.csr_matrix((both.data, both.indices % n, both.indptr), shape=(n, n))
     return graph, GraphInfo(k, int(src.shape[0]), float(cut), src, dst)
+
+
+def _count_above(scores: np.ndarray, user_row: np.ndarray, own: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per example, how many of the first ``size`` items of its user's row of
+    ``scores`` (descending) score above ``own``: a binary search for all
+    examples at once (``log2(pool)`` vectorised steps, no ``[n, pool]`` array)."""
+    lo, hi = np.zeros(own.shape[0], np.int64), size.astype(np.int64)
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        # Inactive examples may have mid == pool: read a valid slot, ignore it.
+        above = scores[user_row, np.minimum(mid, scores.shape[1] - 1)] > own
+        lo = np.where(active & above, mid + 1, lo)
+        hi = np.where(active & ~above, mid, hi)
 
 
 def _pick_holders(
@@ -354,10 +449,7 @@ def _pick_holders(
 
         def score(slot: np.ndarray) -> np.ndarray:
             users = holder_user[slot]
-            value = np.concatenate([
-                np.einsum("nd,nd->n", emb.user_vectors[users[s : s + 65536]], emb.item_vectors[wanted[s : s + 65536]])
-                for s in range(0, slot.shape[0], 65536)
-            ])
+            value = _pair_scores(emb.user_vectors, users, emb.item_vectors, wanted)
             key = users * n_items + wanted
             at = np.minimum(np.searchsorted(positives, key), positives.shape[0] - 1)
             value[positives[at] == key] = -np.inf
@@ -415,13 +507,19 @@ def gcbs_order(
     epoch: int = 0,
     links_per_example: int = LINKS_PER_EXAMPLE,
     holder_tries: int = HOLDER_TRIES,
+    similarity: str = SIMILARITY,
+    graph: str = GRAPH,
+    exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
 ) -> GcbsOrder:
     """A permutation of ``range(len(emb))`` whose runs of ``batch_size`` are
-    GCBS batches, reproducible from ``(seed, epoch)``."""
+    GCBS batches, reproducible from ``(seed, epoch)``. ``similarity``,
+    ``graph`` and ``exclude_above_positive``: see the module docstring."""
     check_gcbs_args(
-        threshold=threshold, neighbors=neighbors, quantile=quantile,
+        threshold=threshold, neighbors=neighbors, quantile=quantile, similarity=similarity, graph=graph,
         links_per_example=links_per_example, holder_tries=holder_tries,
     )
+    if similarity == "cosine":
+        emb = emb.normalized()
     rng = np.random.default_rng([seed, epoch])
     n = len(emb)
     clock = time.perf_counter()
@@ -431,16 +529,17 @@ def gcbs_order(
     if n <= batch_size:  # one batch whatever the order
         empty = np.zeros(0, np.int32)
         return GcbsOrder(relabel, 0, 0, 0, -np.inf, n, {"graph": 0.0, "reorder": 0.0}, empty, empty)
-    graph, info = hard_negative_graph(
-        emb.take(relabel), neighbors, rng, threshold, quantile, links_per_example, holder_tries
+    graph_matrix, info = hard_negative_graph(
+        emb.take(relabel), neighbors, rng, threshold, quantile, links_per_example, holder_tries, graph,
+        exclude_above_positive,
     )
     graph_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
-    rcm = reverse_cuthill_mckee(graph, symmetric_mode=True)
+    rcm = reverse_cuthill_mckee(graph_matrix, symmetric_mode=True)
     position = np.empty(n, np.int64)
     position[rcm] = np.arange(n)
     bandwidth = int(np.abs(position[info.src] - position[info.dst]).max(initial=0))
-    isolated = int(np.count_nonzero(np.diff(graph.indptr) == 0))
+    isolated = int(np.count_nonzero(np.diff(graph_matrix.indptr) == 0))
     order = relabel[cut_into_batches(rcm.astype(np.int32), batch_size, rng)]
     seconds = {"graph": graph_seconds, "reorder": time.perf_counter() - clock}
     return GcbsOrder(

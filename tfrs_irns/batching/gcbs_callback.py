@@ -18,11 +18,14 @@ import tensorflow as tf
 
 from tfrs_irns.batching.gcbs import (
     EVERY,
+    EXCLUDE_ABOVE_POSITIVE,
+    GRAPH,
     HOLDER_TRIES,
     LINKS_PER_EXAMPLE,
     NEIGHBORS,
     QUANTILE,
     SEED,
+    SIMILARITY,
     START_EPOCH,
     THRESHOLD,
     check_gcbs_args,
@@ -93,6 +96,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         make each order reproducible.
       links_per_example, holder_tries: graph size and link quality (see
         :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
+      similarity, graph, exclude_above_positive: scores and links of the graph
+        (see :mod:`tfrs_irns.batching.gcbs`).
       diagnostics: compute the similarity / gap measures (cheap, on a sample).
       log_dir: TensorBoard directory, optional.
       temperature: divides scores in the loss-gap estimate (the model's
@@ -120,6 +125,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         seed: int = SEED,
         links_per_example: int = LINKS_PER_EXAMPLE,
         holder_tries: int = HOLDER_TRIES,
+        similarity: str = SIMILARITY,
+        graph: str = GRAPH,
+        exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
         diagnostics: bool = True,
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
@@ -130,7 +138,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         super().__init__()
         check_gcbs_args(
             threshold=threshold, neighbors=neighbors, quantile=quantile, links_per_example=links_per_example,
-            holder_tries=holder_tries, start_epoch=start_epoch, every=every,
+            holder_tries=holder_tries, start_epoch=start_epoch, every=every, similarity=similarity, graph=graph,
         )
         self.pipeline = pipeline
         self.towers = towers
@@ -142,6 +150,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         self.seed = int(seed)
         self.links_per_example = int(links_per_example)
         self.holder_tries = int(holder_tries)
+        self.similarity = similarity
+        self.graph = graph
+        self.exclude_above_positive = bool(exclude_above_positive)
         self.diagnostics = diagnostics
         self.log_dir = log_dir
         self.temperature = float(temperature)
@@ -191,6 +202,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             epoch=epoch,
             links_per_example=self.links_per_example,
             holder_tries=self.holder_tries,
+            similarity=self.similarity,
+            graph=self.graph,
+            exclude_above_positive=self.exclude_above_positive,
         )
         stats = {
             "gcbs_active": 1.0,
