@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import inspect
 import math
+import time
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def test_only_due_epochs_get_gcbs_batches(start, every, due):
 
 
 def test_logs_hold_every_key_every_epoch():
-    _, history, _ = fit(start_epoch=2, neighbors=10)
+    _, history, _ = fit(start_epoch=2, neighbors=10, diagnostics=True)
     for key in LOG_KEYS:
         values = history.history[key]
         assert len(values) == 3
@@ -108,7 +109,7 @@ def test_logs_hold_every_key_every_epoch():
 
 
 def test_tensorboard_scalars_for_gcbs_epochs(tmp_path):
-    fit(start_epoch=2, neighbors=10, log_dir=str(tmp_path))
+    fit(start_epoch=2, neighbors=10, log_dir=str(tmp_path), diagnostics=True)
     files = glob.glob(str(tmp_path / "gcbs" / "events.out.tfevents.*"))
     assert files
     steps = {}
@@ -199,3 +200,27 @@ def test_resumed_training_plans_from_initial_epoch():
     # Keras runs epochs 2 and 3: GCBS is due for 2 only.
     assert history.history["gcbs_active"] == [1.0, 0.0]
     assert pipe.calls[0] is not None and pipe.calls[1] is None
+
+
+def test_diagnostics_are_off_by_default_and_slow_recomputes_print_progress():
+    import io
+
+    users, items = data()
+    pipe = TrainPipeline(users, items, BATCH)
+
+    def slow(ids):  # a recompute that outlasts the tiny threshold
+        time.sleep(0.3)
+        return tf.one_hot(ids % 3, 3)
+
+    out = io.StringIO()
+    callback = GCBSCallback(pipe, (slow, slow), neighbors=10, progress_after=0.05, progress_out=out)
+    callback.on_train_begin()  # plans epoch 1: not due (start_epoch 2), nothing printed
+    assert out.getvalue() == ""
+    callback._plan(2)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"GCBS: ordering {len(users):,} examples for epoch 2... ")
+    assert lines[-1].startswith(f"GCBS: ordering {len(users):,} examples for epoch 2: done in ")
+    assert "gcbs_neg_sim" not in callback._planned[1]  # no diagnostics by default
+    quiet = io.StringIO()
+    GCBSCallback(pipe, (slow, slow), neighbors=10, progress_out=quiet)._plan(2)  # under 5 s: silent
+    assert quiet.getvalue() == ""

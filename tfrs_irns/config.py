@@ -192,7 +192,10 @@ class GcbsConfig:
     seed: int = _f(0, "seed of the GCBS order (with the epoch number)")
     links_per_example: int = _f(16, "hard-negative graph links each example sends")
     holder_tries: int = _f(1, "random holders of a linked item tried per link; the hardest back is kept")
-    diagnostics: bool = _f(True, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch")
+    diagnostics: bool = _f(
+        False, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch; off by default: "
+        "they cost more than the order itself"
+    )
 
 
 @dataclass

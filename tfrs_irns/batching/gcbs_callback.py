@@ -35,6 +35,10 @@ from tfrs_irns.batching.gcbs import (
 )
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
 from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.data.progress import Progress
+
+# Seconds a recompute may run silently before progress lines start (stderr).
+PROGRESS_AFTER = 5.0
 
 # Keys added to every epoch's Keras logs (NaN on epochs GCBS did not order,
 # so History keeps one value per epoch for every key).
@@ -98,7 +102,10 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
       similarity, graph, exclude_above_positive: scores and links of the graph
         (see :mod:`tfrs_irns.batching.gcbs`).
-      diagnostics: compute the similarity / gap measures (cheap, on a sample).
+      diagnostics: compute the similarity / gap measures. Off by default:
+        on ml-latest-small they took 2.8 s of a 3.9 s recompute
+        (``benchmarks/gcbs.py --overhead``), most of GCBS's share of a short
+        run; turn them on to check that batches got harder.
       log_dir: TensorBoard directory, optional.
       temperature: divides scores in the loss-gap estimate (the model's
         softmax temperature).
@@ -107,6 +114,10 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         whose order the pipeline already holds (restored from a backup):
         keep it rather than recompute it from mid-epoch weights.
       verbose: print one line per GCBS epoch.
+      progress_after, progress_out: a recompute running longer than
+        ``progress_after`` seconds prints "still working" lines (see
+        :class:`~tfrs_irns.data.progress.Progress`) to ``progress_out``
+        (default stderr).
 
     Raises:
       ValueError: naming the argument out of range.
@@ -128,12 +139,14 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         similarity: str = SIMILARITY,
         graph: str = GRAPH,
         exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
-        diagnostics: bool = True,
+        diagnostics: bool = False,
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
         initial_epoch: int = 0,
         resume_mid_epoch: bool = False,
         verbose: int = 0,
+        progress_after: float = PROGRESS_AFTER,
+        progress_out: Optional[Any] = None,
     ) -> None:
         super().__init__()
         check_gcbs_args(
@@ -159,6 +172,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         self.initial_epoch = int(initial_epoch)
         self.resume_mid_epoch = bool(resume_mid_epoch)
         self.verbose = verbose
+        self.progress_after = float(progress_after)
+        self.progress_out = progress_out
         self._planned: Optional[tuple[int, dict[str, float]]] = None
         self._writer: Optional[Any] = None
 
@@ -226,7 +241,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             self.pipeline.set_epoch_order(None)
             self._planned = None
             return
-        order, stats = self.order_for(epoch)
+        label = f"GCBS: ordering {self.pipeline.num_examples:,} examples for epoch {epoch}"
+        with Progress(label, after=self.progress_after, out=self.progress_out):
+            order, stats = self.order_for(epoch)
         self.pipeline.set_epoch_order(order)
         self._planned = (epoch, stats)
         self._log(epoch, stats)
