@@ -21,8 +21,20 @@ Three measurements, all in this process, one after another:
    interactions in its own cluster, Zipf-like popularity), default settings,
    through the same callback code path.
 
+4. **Overhead, before/after** (``--overhead``): the same 12-epoch run with
+   random batches, GCBS with diagnostics (the old default) and GCBS without
+   (the default now), alternating, ``--repeats`` times each after a warm-up:
+   medians of ``train_seconds`` and their ratios to random.
+5. **Memory of a 1M-example graph** (``--memory``): peak ``tracemalloc``
+   bytes (numpy reports its buffers) and the peak RSS growth while
+   ``gcbs_order`` builds and reorders a 1M-example graph (synthetic, as in 3),
+   against the stated budget :data:`MEMORY_BUDGET` — a dense N x N float32
+   matrix would be 4 TB.
+
     python benchmarks/gcbs.py                 # ~5 min on 2 cores
     python benchmarks/gcbs.py --skip-1m --repeats 1
+    python benchmarks/gcbs.py --overhead --repeats 1 --json overhead.json
+    python benchmarks/gcbs.py --memory --json memory.json
 
 Other engineers may share the CPU: compare numbers of one run, not across runs.
 """
@@ -52,31 +64,86 @@ from tfrs_irns.batching.gcbs_callback import GCBSCallback  # noqa: E402
 from tfrs_irns.batching.pipeline import TrainPipeline  # noqa: E402
 from tfrs_irns.config import GcbsConfig, load_config  # noqa: E402
 
+from _report import print_table  # noqa: E402
+
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 STAT_KEYS = ("neg_sim", "neg_sim_random", "gap", "gap_random", "hit_share", "hit_share_random",
              "same_user_share", "same_user_share_random")
 
 
 EPOCHS = 12
+# Peak memory a 1M-example GCBS graph may take (--memory): O(N * links + users * neighbors).
+MEMORY_BUDGET = 2 * 1024**3
+
+
+def one_run(data_path: str, strategy: str, *extra: str) -> Any:
+    """One 12-epoch ml-latest-small run, timed."""
+    from tfrs_irns.runs.training import train
+
+    config = load_config(
+        str(ROOT / "configs" / "movielens-latest-small.yaml"),
+        # The default run's length (early stopping keeps epoch ~10 of 13), fixed so both
+        # strategies train the same number of epochs and their times compare.
+        [f"data.path={data_path}", f"batching.strategy={strategy}", "export.enabled=false",
+         f"train.epochs={EPOCHS}", "train.early_stopping.enabled=false", *extra],
+    )
+    with tempfile.TemporaryDirectory() as run_dir:
+        start, cpu = time.perf_counter(), time.process_time()
+        run = train(config, run_dir=run_dir, verbose=0)
+        run.metrics["wall_seconds"] = time.perf_counter() - start
+        run.metrics["cpu_seconds"] = time.process_time() - cpu
+    return run
+
+
+def overhead(data_path: str, repeats: int) -> list[dict[str, Any]]:
+    """Random vs GCBS with and without diagnostics, alternating in this process."""
+    variants = {
+        "random": ("random",),
+        "gcbs, diagnostics on (before)": ("gcbs", "batching.gcbs.diagnostics=true"),
+        "gcbs, diagnostics off (default)": ("gcbs", "batching.gcbs.diagnostics=false"),
+    }
+    one_run(data_path, "random")  # warm-up
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, args in variants.items():
+            run = one_run(data_path, *args)
+            seconds[name].append(run.metrics["train_seconds"])
+            cpu[name].append(run.metrics["cpu_seconds"])
+    base = statistics.median(seconds["random"])
+    base_cpu = statistics.median(cpu["random"])
+    return [
+        {"variant": name, "train_seconds": statistics.median(seconds[name]), "all_train_seconds": seconds[name],
+         "ratio_to_random": statistics.median(seconds[name]) / base,
+         "cpu_seconds": statistics.median(cpu[name]), "cpu_ratio_to_random": statistics.median(cpu[name]) / base_cpu}
+        for name in variants
+    ]
+
+
+def memory(n: int) -> dict[str, Any]:
+    """Peak memory of one GCBS order on ``n`` synthetic examples."""
+    import resource
+    import tracemalloc
+
+    users, items, q, c = synthetic(n, 20_000, 50_000)
+    emb = embed_examples(users, items, lambda u: q[u], lambda v: c[v])
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start()
+    clock = time.perf_counter()
+    result = gcbs_order(emb, 600, epoch=1)
+    seconds = time.perf_counter() - clock
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"examples": n, "users": 20_000, "items": 50_000, "seconds": seconds,
+            "tracemalloc_peak_bytes": peak, "rss_peak_growth_bytes": max(0, rss_after - rss_before),
+            "budget_bytes": MEMORY_BUDGET, "within_budget": peak <= MEMORY_BUDGET,
+            "dense_n_by_n_float32_bytes": 4 * n * n, "num_links": result.num_links}
 
 
 def share_of_run(data_path: str, repeats: int) -> tuple[dict[str, Any], Any]:
-    from tfrs_irns.runs.training import train
-
     def one(strategy: str) -> Any:
-        config = load_config(
-            str(ROOT / "configs" / "movielens-latest-small.yaml"),
-            # The default run's length (early stopping keeps epoch ~10 of 13), fixed so both
-            # strategies train the same number of epochs and their times compare.
-            [f"data.path={data_path}", f"batching.strategy={strategy}", "export.enabled=false",
-             f"train.epochs={EPOCHS}", "train.early_stopping.enabled=false"],
-        )
-        with tempfile.TemporaryDirectory() as run_dir:
-            start, cpu = time.perf_counter(), time.process_time()
-            run = train(config, run_dir=run_dir, verbose=0)
-            run.metrics["wall_seconds"] = time.perf_counter() - start
-            run.metrics["cpu_seconds"] = time.process_time() - cpu
-        return run
+        return one_run(data_path, strategy)
 
     one("random")  # warm-up: first fit in a process pays tracing and caches
     runs: dict[str, list] = {"random": [], "gcbs": []}
@@ -122,11 +189,14 @@ def recompute_variants(run: Any, repeats: int) -> list[dict[str, Any]]:
         ("links=32", {"links_per_example": 32}),
         ("tries=8 (hardest of 8 holders)", {"holder_tries": 8}),
         ("neighbors=100", {"neighbors": 100}),
-        ("threshold=quantile", {"threshold": "quantile"}),
+        ("threshold=quantile (0.999)", {"threshold": "quantile"}),
+        ("similarity=cosine", {"similarity": "cosine"}),
+        ("graph=item_item", {"graph": "item_item"}),
+        ("exclude_above_positive", {"exclude_above_positive": True}),
     ]
     rows = []
     for name, kw in variants:
-        settings = {**dataclasses.asdict(GcbsConfig()), **kw}
+        settings = {**dataclasses.asdict(GcbsConfig()), "diagnostics": True, **kw}
         callback = GCBSCallback(pipe, model, temperature=run.config.model.temperature, **settings)
         seconds, cpu, stats = [], [], {}
         for r in range(repeats):
@@ -173,7 +243,7 @@ def one_million(n: int, repeats: int) -> dict[str, Any]:
     query.set_weights([q])
     candidate.set_weights([c])
     pipe = TrainPipeline(users, items, 600)
-    callback = GCBSCallback(pipe, (query, candidate), **dataclasses.asdict(GcbsConfig()))
+    callback = GCBSCallback(pipe, (query, candidate), **{**dataclasses.asdict(GcbsConfig()), "diagnostics": True})
     seconds, stats = [], {}
     for r in range(repeats):
         _, stats = callback.order_for(2 + r)
@@ -199,9 +269,28 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=1_000_000, help="size of the synthetic run")
     parser.add_argument("--skip-ml", action="store_true")
     parser.add_argument("--skip-1m", action="store_true")
-    parser.add_argument("--out", help="also write the results as JSON here")
+    parser.add_argument("--out", "--json", dest="out", help="also write the results as JSON here")
+    parser.add_argument("--overhead", action="store_true", help="only the before/after overhead runs (4)")
+    parser.add_argument("--memory", action="store_true", help="only the 1M-example memory measurement (5)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
+    if args.overhead or args.memory:
+        if args.overhead:
+            rows = overhead(args.data, args.repeats)
+            results["overhead"] = rows
+            print_table(
+                f"GCBS overhead on ml-latest-small, {EPOCHS} epochs (median of {args.repeats})",
+                "| variant | train s | × random | CPU s | CPU × random |", "|---|---:|---:|---:|---:|",
+                [[r["variant"], f"{r['train_seconds']:.1f}", f"{r['ratio_to_random']:.2f}", f"{r['cpu_seconds']:.1f}",
+                  f"{r['cpu_ratio_to_random']:.2f}"] for r in rows],
+            )
+        if args.memory:
+            results["memory"] = found = memory(args.examples)
+            for key, value in found.items():
+                print(f"  {key:28s} {value}")
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2, default=float))
+        return
     if not args.skip_ml:
         if not Path(args.data).is_dir():
             sys.exit(f"{args.data}: ml-latest-small not found (use --data or --skip-ml)")
