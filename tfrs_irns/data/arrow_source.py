@@ -169,11 +169,17 @@ def first_row(path: str, delimiter: str) -> Optional[list[str]]:
 
 
 def read_csv(
-    path: str, delimiter: str, has_header: bool, num_columns: int, fields: Sequence[Field]
+    path: str,
+    delimiter: str,
+    has_header: bool,
+    num_columns: int,
+    fields: Sequence[Field],
+    data: Optional[bytes] = None,
 ) -> Optional[list[Column]]:
     """``fields`` of the delimited file ``path`` with ``num_columns`` columns
     (the header line skipped when ``has_header``), or ``None`` when the line
-    reader must read it (see the module doc)."""
+    reader must read it (see the module doc). ``data``: the file's bytes, when
+    they are not at ``path`` itself (a zip member; ``path`` then only names it)."""
     if len(delimiter) != 1 or any(f.kind not in _KINDS for f in fields):
         return None
     pa = _pa()
@@ -185,7 +191,7 @@ def read_csv(
     wanted = list(dict.fromkeys(names[f.index] for f in fields))
     try:
         table = pacsv.read_csv(
-            path,
+            path if data is None else pa.BufferReader(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if has_header else 0, block_size=_BLOCK_SIZE),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
