@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401
+from tfrs_irns.data import movielens
 from tfrs_irns.data.movielens import load_movielens
 from tfrs_irns.errors import DataError
 
@@ -119,6 +120,29 @@ def test_formats_and_layouts(tmp_path, fmt, layout):
     else:
         path = write_zip(tmp_path / f"{fmt}.zip", files, top=fmt)
     check(load_movielens(path), fmt)
+
+
+@pytest.mark.parametrize("fmt", list(FILES))
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_ratings_go_through_pyarrow_with_the_same_table(tmp_path, fmt, as_zip, monkeypatch):
+    files = FILES[fmt]
+    path = write_zip(tmp_path / "ml.zip", files) if as_zip else write_folder(tmp_path / "ml", files)
+    fast = load_movielens(path)
+    assert fast.interactions.user_codes is not None  # pyarrow read it: ids came as codes
+    check(fast, fmt)
+    # The numpy and line readers (pyarrow refusing everything) give the very same table.
+    monkeypatch.setattr(movielens.arrow_source, "read_csv", lambda *a, **k: None)
+    slow = load_movielens(path)
+    assert slow.interactions.user_codes is None
+    check(slow, fmt)
+
+
+def test_a_double_colon_file_holding_a_tab_is_left_to_the_line_reader(tmp_path):
+    # "::" becomes a tab for pyarrow only when no tab is there to be confused with it.
+    files = dict(ML1M, **{"movies.dat": b"1193::One\tFlew::Drama\n661::Cafe::Musical\n"})
+    raw = load_movielens(write_folder(tmp_path / "ml", files))
+    assert raw.interactions.user_codes is not None
+    assert raw.items.title.tolist() == ["One\tFlew", "Cafe"]
 
 
 def test_ml100k_genre_names_from_u_genre(tmp_path):

@@ -208,3 +208,27 @@ def test_bad_inputs_raise_clear_errors():
         ranking.top_k(np.ones(3), c, 2)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         ranking.top_k(q, c, 2, chunk_size=0)
+
+
+def test_a_slow_ranking_reports_progress_per_chunk(monkeypatch):
+    import functools
+    import io
+    import itertools
+
+    from tfrs_irns.data.progress import Progress
+
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(31, 4)).astype(np.float32)
+    expected = ranking.top_k(users, items, k=5)  # the real Progress: quick, so quiet
+    out, ticks = io.StringIO(), itertools.count()
+    # Every read of the fake clock is 10 s later: each chunk of 4 users is "slow".
+    clock = lambda: 10.0 * next(ticks)  # noqa: E731
+    monkeypatch.setattr(ranking, "Progress", functools.partial(Progress, out=out, clock=clock))
+    got = ranking.top_k(users, items, k=5, chunk_size=4)
+    assert [a.tolist() for a in got] == [a.tolist() for a in expected]  # progress changes no answer
+    assert out.getvalue().splitlines() == [
+        "ranking 30 items... 4 / 10 users (40%), 10 s",
+        "ranking 30 items... 8 / 10 users (80%), 20 s",
+        "ranking 30 items... 10 / 10 users (100%), 30 s",
+        "ranking 30 items: done in 40.0 s",
+    ]

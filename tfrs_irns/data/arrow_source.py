@@ -41,8 +41,15 @@ _BLOCK_SIZE = 1 << 24
 # pyarrow type each row-reader kind is parsed as (``flag`` has no fast path).
 _KINDS = ("str", "text", "id", "float", "time")
 
-# A column as the sources use it: an ndarray, plus the ids coded when kind is str/id.
-Column = tuple[np.ndarray, Optional[CodedIds]]
+# A column as the sources use it: an ndarray and None, or for ids from pyarrow None and their
+# codes (see column_strings).
+Column = tuple[Optional[np.ndarray], Optional[CodedIds]]
+
+
+def column_strings(column: Column) -> np.ndarray:
+    """The values of ``column``, building per-row strings from codes if need be (small tables only)."""
+    values, coded = column
+    return values if values is not None else coded.strings()  # type: ignore[union-attr]
 
 
 def _pa():
@@ -82,10 +89,38 @@ def _has_nul(column) -> bool:
     return any(len(c) and pc.any(pc.match_substring(c, "\x00")).as_py() for c in chunks)
 
 
+def integer_codes(values: np.ndarray) -> CodedIds:
+    """Integer ids as :class:`CodedIds` of their canonical strings, in string
+    order (``"10" < "9"``, as the line reader's ids sort)."""
+    values = np.asarray(values, np.int64)
+    if not len(values):
+        return CodedIds(values=np.zeros(0, str), codes=np.zeros(0, np.int32))
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo <= 4 * len(values) + 1024:
+        # Dense ids (the usual case: 1..n): a presence table, no sort and no hash.
+        present = np.zeros(hi - lo + 1, bool)
+        present[values - lo] = True
+        distinct = np.flatnonzero(present) + lo
+        codes = (np.cumsum(present) - 1)[values - lo]
+    else:
+        encoded = _pa().array(values).dictionary_encode()
+        first = encoded.dictionary.to_numpy()
+        order = np.argsort(first)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        distinct, codes = first[order], rank[encoded.indices.to_numpy()]
+    strings = int_strings(distinct)
+    order = np.argsort(strings, kind="stable")
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order))
+    return CodedIds(values=strings[order], codes=rank[codes])
+
+
 def _column(column, kind: str) -> Optional[Column]:
     """One arrow column as the row reader would return it, or ``None`` if a
-    value would be rejected there (so that reader can say where)."""
-    pa = _pa()
+    value would be rejected there (so that reader can say where). Id columns
+    come back as codes only, ``(None, codes)``: their per-row strings are
+    never built here."""
     if column.null_count:
         return None
     if kind in ("str", "text") and _has_nul(column):
@@ -94,23 +129,14 @@ def _column(column, kind: str) -> Optional[Column]:
         coded = coded_from_arrow(column)
         if len(coded.values) and coded.values[0] == "":  # sorted: an empty id sorts first
             return None
-        return coded.strings(), coded
+        return None, coded
     if kind == "text":
         return np.char.strip(column.to_numpy().astype(str)) if len(column) else np.zeros(0, str), None
     values = column.to_numpy()
     if kind == "id":
-        if not len(values):
-            return np.zeros(0, str), None
-        if np.abs(values).max() >= 2**53:
+        if len(values) and np.abs(values).max() >= 2**53:
             return None
-        distinct, codes = np.unique(values, return_inverse=True)
-        coded = CodedIds(values=int_strings(distinct), codes=codes.reshape(-1).astype(np.int32))
-        # int_strings of sorted integers is not sorted as strings ("10" < "9"): re-sort.
-        order = np.argsort(coded.values, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        coded = CodedIds(values=coded.values[order], codes=rank.astype(np.int32)[coded.codes])
-        return coded.strings(), coded
+        return None, integer_codes(values)
     if kind == "float":
         values = np.asarray(values, np.float64)
         if not np.isfinite(values).all():
@@ -143,11 +169,17 @@ def first_row(path: str, delimiter: str) -> Optional[list[str]]:
 
 
 def read_csv(
-    path: str, delimiter: str, has_header: bool, num_columns: int, fields: Sequence[Field]
+    path: str,
+    delimiter: str,
+    has_header: bool,
+    num_columns: int,
+    fields: Sequence[Field],
+    data: Optional[bytes] = None,
 ) -> Optional[list[Column]]:
     """``fields`` of the delimited file ``path`` with ``num_columns`` columns
     (the header line skipped when ``has_header``), or ``None`` when the line
-    reader must read it (see the module doc)."""
+    reader must read it (see the module doc). ``data``: the file's bytes, when
+    they are not at ``path`` itself (a zip member; ``path`` then only names it)."""
     if len(delimiter) != 1 or any(f.kind not in _KINDS for f in fields):
         return None
     pa = _pa()
@@ -159,7 +191,7 @@ def read_csv(
     wanted = list(dict.fromkeys(names[f.index] for f in fields))
     try:
         table = pacsv.read_csv(
-            path,
+            path if data is None else pa.BufferReader(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if has_header else 0, block_size=_BLOCK_SIZE),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(

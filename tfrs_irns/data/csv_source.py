@@ -151,9 +151,10 @@ def interactions_from_columns(columns: list[Column], cfg: CsvConfig, path: str) 
     """The interaction table of the columns :func:`interaction_columns` asked for."""
     (user, user_codes), (item, item_codes) = columns[0], columns[1]
     rest = [c for c, _ in columns[2:]]
-    timestamp = rest.pop(0) if cfg.timestamp_column is not None else np.arange(len(user), dtype=np.int64)
+    rows = len(user) if user is not None else len(user_codes.codes)  # type: ignore[union-attr]
+    timestamp = rest.pop(0) if cfg.timestamp_column is not None else np.arange(rows, dtype=np.int64)
     rating = rest.pop(0) if cfg.rating_column is not None else None
-    if len(user) == 0:
+    if rows == 0:
         raise DataError(f"{path}: no interactions (the file has no data rows)")
     return Interactions(
         user_id=user, item_id=item, timestamp=timestamp, rating=rating, user_codes=user_codes, item_codes=item_codes
@@ -167,9 +168,7 @@ def load_items(
     ends in ``.parquet`` or is a folder), else just the interacted items; and
     the rows skipped."""
     if cfg.items_path is None:
-        codes = interactions.item_codes
-        ids = codes.used() if codes is not None else np.unique(interactions.item_id)
-        return ItemTable(item_id=ids), 0
+        return ItemTable(item_id=interactions.coded("item").used()), 0
     item_wanted = [("data.csv.item_id_column", cfg.item_id_column, "item id", "str")]
     if cfg.title_column is not None:
         item_wanted.append(("data.csv.title_column", cfg.title_column, "title", "text"))
@@ -182,7 +181,7 @@ def load_items(
         item_cols, skipped = _read_table(cfg.items_path, delimiter, cfg.header, item_wanted, skip_bad_rows, engine)
     extra = [c for c, _ in item_cols[1:]]
     items = ItemTable(
-        item_id=item_cols[0][0],
+        item_id=arrow_source.column_strings(item_cols[0]),
         title=extra.pop(0) if cfg.title_column is not None else None,
         genres=extra.pop(0) if cfg.genres_column is not None else None,
     )
@@ -191,9 +190,8 @@ def load_items(
 
 def describe(kind: str, path: str, interactions: Interactions) -> str:
     """``"<kind> <path>: N interactions, U users, I items"``."""
-    users = interactions.user_codes.used() if interactions.user_codes is not None else np.unique(interactions.user_id)
-    items = interactions.item_codes.used() if interactions.item_codes is not None else np.unique(interactions.item_id)
-    return f"{kind} {path}: {len(interactions):,} interactions, {len(users):,} users, {len(items):,} items"
+    users, items = (int(interactions.coded(side).used_mask().sum()) for side in ("user", "item"))
+    return f"{kind} {path}: {len(interactions):,} interactions, {users:,} users, {items:,} items"
 
 
 def load_csv(path: str, cfg: CsvConfig, skip_bad_rows: bool = False, engine: str = "auto") -> RawDataset:

@@ -13,53 +13,76 @@ splits move all copies of a pair together, so none ever straddles the split.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from tfrs_irns.data.table import CodedIds, Interactions
+from tfrs_irns.data.table import Interactions
 
 POLICIES = ("keep_last", "keep_first", "keep_all")
 
 
-def _codes(ids: np.ndarray, coded: Optional[CodedIds]) -> tuple[np.ndarray, int]:
-    """Integer codes of ``ids`` and how many distinct codes there can be (coded ids need no string sort)."""
-    if coded is None:
-        coded = CodedIds.from_strings(ids)
-    return coded.codes.astype(np.int64), max(len(coded.values), 1)
-
-
 def _pair_keys(inter: Interactions) -> np.ndarray:
-    """One int64 per row, equal for the rows of one (user, item) pair."""
-    user, _ = _codes(inter.user_id, inter.user_codes)
-    item, num_items = _codes(inter.item_id, inter.item_codes)
-    return user * num_items + item
+    """One int64 per row, equal for the rows of one (user, item) pair (integer codes: no string sort)."""
+    user, item = inter.coded("user"), inter.coded("item")
+    return user.codes.astype(np.int64) * max(len(item.values), 1) + item.codes
+
+
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of integer ``keys``.
+
+    When each key and its row number pack into one int64 (``(key - min) * n +
+    row``), this is one plain sort of those values instead: numpy's SIMD value
+    sort is about 6x faster than its stable argsort on millions of int64.
+    """
+    keys = np.asarray(keys)
+    n = len(keys)
+    if n and keys.dtype.kind in "iub":
+        lo, hi = int(keys.min()), int(keys.max())
+        if lo >= -(2**63) and hi < 2**63 and (hi - lo + 1) * n < 2**63:
+            packed = (keys.astype(np.int64) - lo) * n + np.arange(n, dtype=np.int64)
+            packed.sort()
+            return packed % n
+    return np.argsort(keys, kind="stable")
+
+
+def _grouped(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ordered by key (a stable sort: row order within a key), where each
+    key starts in that order, and the group (``0..G-1``, in key order) of each
+    ordered row."""
+    order = stable_argsort(keys)
+    sorted_keys = keys[order]
+    new = np.empty(len(keys), bool)
+    new[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return order, np.flatnonzero(new), np.cumsum(new) - 1
 
 
 def pair_groups(inter: Interactions) -> np.ndarray:
     """``group[r]``: the same integer for the rows of one (user, item) pair, ``0..G-1``, ``int64 [n]``."""
-    return np.unique(_pair_keys(inter), return_inverse=True)[1].reshape(-1)
+    order, _, group = _grouped(_pair_keys(inter))
+    out = np.empty(len(order), np.int64)
+    out[order] = group
+    return out
 
 
-def _pick(order: np.ndarray, starts: np.ndarray, timestamp: np.ndarray, last: bool) -> np.ndarray:
+def _pick(order: np.ndarray, starts: np.ndarray, group: np.ndarray, timestamp: np.ndarray, last: bool) -> np.ndarray:
     """Per group of ``order`` (rows grouped, in row order within a group, groups
-    beginning at ``starts``): the row with the earliest time (the first such row),
-    or with ``last`` the latest time (the last such row). Sorted."""
+    beginning at ``starts``; ``group`` of each ordered row): the row with the
+    earliest time (the first such row), or with ``last`` the latest time (the
+    last such row). Sorted."""
     t = timestamp[order]
     reduce = np.maximum if last else np.minimum
-    best = np.repeat(reduce.reduceat(t, starts), np.diff(np.append(starts, len(t))))
-    hits = np.flatnonzero(t == best)
-    group = np.searchsorted(starts, hits, side="right")  # 1-based group of each hit
-    edge = np.append(group[1:] != group[:-1], True) if last else np.insert(group[1:] != group[:-1], 0, True)
-    return np.sort(order[hits[edge]])
-
-
-def _grouped(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ordered by key (a stable sort: row order within a key) and where each key starts."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.insert(sorted_keys[1:] != sorted_keys[:-1], 0, True))
-    return order, starts
+    hits = np.flatnonzero(t == reduce.reduceat(t, starts)[group])
+    g = group[hits]
+    edge = np.empty(len(hits), bool)  # the first (or last) hit of each group
+    if last:
+        edge[-1:] = True
+        np.not_equal(g[1:], g[:-1], out=edge[:-1])
+    else:
+        edge[:1] = True
+        np.not_equal(g[1:], g[:-1], out=edge[1:])
+    keep = np.zeros(len(order), bool)  # a mask, not a sort, puts the picks in row order
+    keep[order[hits[edge]]] = True
+    return np.flatnonzero(keep)
 
 
 def first_of_groups(inter: Interactions, group: np.ndarray, last: bool = False) -> np.ndarray:
@@ -67,8 +90,8 @@ def first_of_groups(inter: Interactions, group: np.ndarray, last: bool = False) 
     order), or its latest with ``last=True``. ``group`` is any integer per row."""
     if len(group) == 0:
         return np.zeros(0, np.int64)
-    order, starts = _grouped(np.asarray(group))
-    return _pick(order, starts, np.asarray(inter.timestamp), last)
+    order, starts, grp = _grouped(np.asarray(group))
+    return _pick(order, starts, grp, np.asarray(inter.timestamp), last)
 
 
 def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions, int]:
@@ -79,9 +102,9 @@ def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions,
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if len(inter) == 0:
         return inter, 0
-    # One stable sort of integer keys serves the count and the choice (no string sort, no lexsort).
-    order, starts = _grouped(_pair_keys(inter))
+    # One sort of integer keys serves the count and the choice (no string sort, no lexsort).
+    order, starts, group = _grouped(_pair_keys(inter))
     repeats = len(inter) - len(starts)
     if policy == "keep_all" or repeats == 0:
         return inter, repeats
-    return inter.take(_pick(order, starts, np.asarray(inter.timestamp), last=policy == "keep_last")), repeats
+    return inter.take(_pick(order, starts, group, np.asarray(inter.timestamp), last=policy == "keep_last")), repeats

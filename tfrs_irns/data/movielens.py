@@ -27,6 +27,8 @@ from typing import Iterator, Optional, TextIO
 
 import numpy as np
 
+from tfrs_irns.data import arrow_source
+from tfrs_irns.data.arrow_source import Column
 from tfrs_irns.data.rows import Field, RowReader, decode_bytes, int_strings, iter_rows
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import DataError
@@ -115,15 +117,16 @@ class _Release:
             with open(self.files[name], encoding="utf-8-sig", errors="replace", newline="") as fh:
                 yield fh
 
-    def read_text(self, name: str) -> str:
-        """The whole of a (small) file, UTF-8 or else latin-1."""
+    def read_bytes(self, name: str) -> bytes:
         if self.is_zip:
             with zipfile.ZipFile(self.path) as zf:
-                data = zf.read(self.files[name])
-        else:
-            with open(self.files[name], "rb") as fh:
-                data = fh.read()
-        return decode_bytes(data)
+                return zf.read(self.files[name])
+        with open(self.files[name], "rb") as fh:
+            return fh.read()
+
+    def read_text(self, name: str) -> str:
+        """The whole of a (small) file, UTF-8 or else latin-1."""
+        return decode_bytes(self.read_bytes(name))
 
 
 def _header_positions(
@@ -138,6 +141,25 @@ def _header_positions(
             f"found {','.join(header) if header else 'an empty file'}"
         )
     return [header.index(name) for name in expected], len(header)
+
+
+def _arrow_columns(
+    release: _Release, name: str, delimiter: str, has_header: bool, width: int, fields: list[Field]
+) -> Optional[list[Column]]:
+    """``fields`` of ``name`` through pyarrow (:func:`~tfrs_irns.data.arrow_source.read_csv`),
+    or ``None`` when the slower readers must decide.
+
+    pyarrow splits on one character only; ml-1m's ``::`` becomes a tab first
+    (splitting on ``::`` or on that tab gives the same fields when the file
+    holds no tab; a file that does is left to the other readers)."""
+    data = None
+    if release.is_zip or len(delimiter) > 1:
+        data = release.read_bytes(name)
+    if len(delimiter) > 1:
+        if b"\t" in data:  # type: ignore[operator]
+            return None
+        data, delimiter = data.replace(delimiter.encode(), b"\t"), "\t"  # type: ignore[union-attr]
+    return arrow_source.read_csv(release.label(name), delimiter, has_header, width, fields, data=data)
 
 
 def _fast_ratings(
@@ -176,22 +198,27 @@ def _fast_ratings(
 
 def _read_ratings(
     release: _Release, name: str, delimiter: str, header: Optional[tuple[str, ...]], skip_bad_rows: bool
-) -> tuple[list[np.ndarray], int]:
+) -> tuple[list[Column], int]:
+    """User ids, movie ids, ratings, timestamps: pyarrow first (ids as codes),
+    then numpy's C reader, then the line-locating reader that names bad lines."""
     source = release.label(name)
     order, width = [0, 1, 2, 3], 4
     if header is not None:
         with release.open_text(name) as fh:
             order, width = _header_positions(iter_rows(fh, delimiter), header, source)
-    if width == 4:
-        columns = _fast_ratings(release, name, delimiter, header is not None, order)
-        if columns is not None:
-            return columns, 0
     fields = [
         Field("user id", order[0], "id"),
         Field("movie id", order[1], "id"),
         Field("rating", order[2], "float"),
         Field("timestamp", order[3], "time"),
     ]
+    arrow = _arrow_columns(release, name, delimiter, header is not None, width, fields)
+    if arrow is not None:
+        return arrow, 0
+    if width == 4:
+        columns = _fast_ratings(release, name, delimiter, header is not None, order)
+        if columns is not None:
+            return [(c, None) for c in columns], 0
     reader = RowReader(fields, source, width, skip_bad_rows)
     with release.open_text(name) as fh:
         rows = iter_rows(fh, delimiter)
@@ -199,7 +226,7 @@ def _read_ratings(
             next(rows, None)
         columns = reader.read(rows)
     reader.warn()
-    return columns, reader.skipped
+    return [(c, None) for c in columns], reader.skipped
 
 
 def _read_movies(
@@ -229,7 +256,11 @@ def _read_movies(
             order, width = _header_positions(rows, header, source)
         fields = [Field("movie id", order[0], "id"), Field("title", order[1], "text"), Field("genres", order[2], "text")]
         reader = RowReader(fields, source, width, skip_bad_rows)
-        item_id, title, genres = reader.read(rows)
+        arrow = _arrow_columns(release, name, delimiter, header is not None, width, fields)
+        if arrow is not None:
+            item_id, title, genres = (arrow_source.column_strings(c) for c in arrow)
+        else:
+            item_id, title, genres = reader.read(rows)
         genres = np.where(np.isin(genres, list(_NO_GENRE)), "", genres)
     reader.warn()
     genres = genres.astype(str) if len(genres) else np.zeros(0, dtype=str)
@@ -253,11 +284,13 @@ def load_movielens(path: str, skip_bad_rows: bool = False) -> RawDataset:
             f"{path}: found {ratings_name} ({fmt} format) but not {movies_name} beside it"
         )
     columns, skipped = _read_ratings(release, ratings_name, delimiter, ratings_header, skip_bad_rows)
-    if len(columns[0]) == 0:
+    (user, user_codes), (item, item_codes), (rating, _), (timestamp, _) = columns
+    if len(timestamp) == 0:
         raise DataError(f"{release.label(ratings_name)}: no ratings (the file has no data rows)")
     items, skipped_items = _read_movies(release, fmt, movies_name, delimiter, movies_header, skip_bad_rows)
-    user, item, rating, timestamp = columns
-    interactions = Interactions(user_id=user, item_id=item, timestamp=timestamp, rating=rating)
+    interactions = Interactions(
+        user_id=user, item_id=item, timestamp=timestamp, rating=rating, user_codes=user_codes, item_codes=item_codes
+    )
     description = (
         f"MovieLens ({fmt} format) {path}: {len(interactions):,} ratings, {len(items):,} movies"
     )

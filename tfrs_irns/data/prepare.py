@@ -21,7 +21,7 @@ from tfrs_irns.config import DataConfig
 from tfrs_irns.data.duplicates import pair_groups
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
-from tfrs_irns.data.table import CodedIds, Interactions, ItemTable, RawDataset
+from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.data.vocab import Vocabulary, check_ids
 from tfrs_irns.errors import DataError
 
@@ -70,8 +70,8 @@ class PreparedData:
 
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
     return EncodedSplit(
-        user=users.lookup(inter.user_id, inter.user_codes),
-        item=items.lookup(inter.item_id, inter.item_codes),
+        user=users.lookup(None, inter.coded("user")),
+        item=items.lookup(None, inter.coded("item")),
         timestamp=np.asarray(inter.timestamp, np.int64),
     )
 
@@ -121,11 +121,11 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
         "seed": cfg.seed,
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    for column, coded in ((inter.user_id, inter.user_codes), (inter.item_id, inter.item_codes)):
+    for side in ("user", "item"):
         # The distinct ids (lengths, then text: no two lists give the same bytes) and each row's
         # code: the same digest whether or not the source handed over codes.
-        coded = coded if coded is not None else CodedIds.from_strings(column)
-        used = np.bincount(coded.codes, minlength=len(coded.values)) > 0
+        coded = inter.coded(side)
+        used = coded.used_mask()
         values = coded.values[used].astype(str)
         digest.update(np.char.str_len(values).astype(np.int64).tobytes())
         digest.update("".join(values.tolist()).encode("utf-8", "surrogatepass"))
@@ -161,8 +161,8 @@ def prepare_from_raw(
             + "); nothing to evaluate on"
         )
     if vocabularies is None:
-        user_vocab = Vocabulary.from_ids(train.user_id, train.user_codes)
-        item_vocab = Vocabulary.from_ids(train.item_id, train.item_codes)
+        user_vocab = Vocabulary.from_ids(None, train.coded("user"))
+        item_vocab = Vocabulary.from_ids(None, train.coded("item"))
         # Now, not after training: an id the export cannot hold stops the run before it starts.
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")

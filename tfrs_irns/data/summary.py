@@ -28,10 +28,7 @@ T = TypeVar("T")
 
 
 def _distinct(inter: Interactions, side: str) -> int:
-    codes = getattr(inter, f"{side}_codes")
-    if codes is not None:
-        return int(np.count_nonzero(np.bincount(codes.codes, minlength=len(codes.values))))
-    return int(len(np.unique(getattr(inter, f"{side}_id"))))
+    return int(np.count_nonzero(inter.coded(side).used_mask()))
 
 
 def _known(index: np.ndarray, n: int) -> int:

@@ -10,7 +10,8 @@ split only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from functools import cached_property
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,10 +22,11 @@ class CodedIds:
 
     Sorting, grouping and counting millions of Python-free ``<U`` strings is
     slow in numpy (``np.unique`` sorts the strings); the same work on int32
-    codes is a ``bincount``. Fast sources (pyarrow CSV, Parquet) hand these
-    over beside the string column, ``values[codes]`` being that column, so
-    splits and vocabularies never sort strings. ``values`` is sorted and
-    distinct; a code may be unused once rows are taken away.
+    codes is a ``bincount``. Fast sources (pyarrow CSV, Parquet) hand over
+    only these, ``values[codes]`` being the column, so duplicates, splits,
+    vocabularies and the summary never sort, compare or even build per-row
+    strings. ``values`` is sorted and distinct; a code may be unused once rows
+    are taken away.
     """
 
     values: np.ndarray  # str, sorted, distinct
@@ -41,9 +43,41 @@ class CodedIds:
     def take(self, index: np.ndarray) -> "CodedIds":
         return CodedIds(values=self.values, codes=self.codes[index])
 
+    @cached_property
+    def _used(self) -> np.ndarray:
+        mask = np.zeros(len(self.values), bool)
+        mask[self.codes] = True  # a scatter: cheaper than counting with bincount
+        mask.flags.writeable = False  # shared by every caller
+        return mask
+
+    def used_mask(self) -> np.ndarray:
+        """``mask[v]``: whether ``values[v]`` occurs in ``codes`` (computed once per object)."""
+        return self._used
+
     def used(self) -> np.ndarray:
         """The distinct ids that occur in ``codes``, sorted."""
-        return self.values[np.bincount(self.codes, minlength=len(self.values)) > 0]
+        return self.values[self.used_mask()]
+
+
+class _Ids:
+    """An id column of :class:`Interactions`: given as strings, or built from
+    the side's :class:`CodedIds` the first time someone reads it (the fast
+    sources give codes only; most pipelines never need per-row strings)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.codes = name, name.replace("_id", "_codes")
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> np.ndarray:
+        if obj is None:
+            raise AttributeError(self.name)  # no class-level default: the dataclass field stays required
+        value = obj.__dict__[self.name]
+        if value is None:
+            value = obj.__dict__[self.codes].strings()
+            obj.__dict__[self.name] = value
+        return value
+
+    def __set__(self, obj: Any, value: Optional[np.ndarray]) -> None:
+        obj.__dict__[self.name] = value
 
 
 @dataclass(frozen=True)
@@ -54,29 +88,53 @@ class Interactions:
     or ``<U``), ``timestamp`` is ``int64`` seconds, ``rating`` is ``float32``
     or ``None`` when the source has no ratings. ``user_codes`` /
     ``item_codes``, when a source provides them, are the same ids as
-    :class:`CodedIds` (a speed-up for large tables, never a different answer).
+    :class:`CodedIds`; such a source may pass ``user_id=None`` (and
+    ``item_id=None``), and the strings are then built only if read.
+    Library code reads ids through :meth:`coded`, which never builds them.
     """
 
-    user_id: np.ndarray
-    item_id: np.ndarray
-    timestamp: np.ndarray
+    user_id: np.ndarray = _Ids()  # type: ignore[assignment]
+    item_id: np.ndarray = _Ids()  # type: ignore[assignment]
+    timestamp: np.ndarray = None  # type: ignore[assignment]
     rating: Optional[np.ndarray] = None
     user_codes: Optional[CodedIds] = None
     item_codes: Optional[CodedIds] = None
 
+    def __post_init__(self) -> None:
+        for side in ("user", "item"):
+            if self.__dict__[f"{side}_id"] is None and getattr(self, f"{side}_codes") is None:
+                raise ValueError(f"{side}_id or {side}_codes must be given")
+        if self.timestamp is None:
+            raise ValueError("timestamp must be given")
+
     def __len__(self) -> int:
-        return int(self.user_id.shape[0])
+        return int(self.timestamp.shape[0])
+
+    def coded(self, side: str) -> CodedIds:
+        """The ``side`` (``"user"`` or ``"item"``) ids as :class:`CodedIds`:
+        the source's codes, or codes made once from the strings (and kept)."""
+        codes = getattr(self, f"{side}_codes")
+        if codes is None:
+            cache = self.__dict__.setdefault("_coded", {})
+            if side not in cache:
+                cache[side] = CodedIds.from_strings(getattr(self, f"{side}_id"))
+            codes = cache[side]
+        return codes
 
     def take(self, index: np.ndarray) -> "Interactions":
         """Rows ``index`` (an int array or a boolean mask), as a new table."""
-        return Interactions(
-            user_id=self.user_id[index],
-            item_id=self.item_id[index],
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        taken = Interactions(
+            user_id=pick(self.__dict__["user_id"]),
+            item_id=pick(self.__dict__["item_id"]),
             timestamp=self.timestamp[index],
-            rating=None if self.rating is None else self.rating[index],
+            rating=pick(self.rating),
             user_codes=None if self.user_codes is None else self.user_codes.take(index),
             item_codes=None if self.item_codes is None else self.item_codes.take(index),
         )
+        if "_coded" in self.__dict__:  # codes made from strings follow the rows (no second string sort)
+            taken.__dict__["_coded"] = {side: c.take(index) for side, c in self.__dict__["_coded"].items()}
+        return taken
 
 
 @dataclass(frozen=True)

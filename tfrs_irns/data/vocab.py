@@ -9,7 +9,7 @@ vocabularies deterministic.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -29,7 +29,8 @@ def check_ids(ids: np.ndarray, kind: str) -> list[str]:
     characters ``FORBIDDEN[kind]`` (``kind`` is ``"user"`` or ``"item"``);
     otherwise a :class:`DataError` naming the first bad id."""
     forbidden = FORBIDDEN[kind]
-    out = [str(i) for i in ids]
+    # tolist() gives Python strs at C speed (str() per numpy scalar was a loop per id).
+    out = np.asarray(ids).astype(str).tolist() if len(ids) else []
     joined = "\0".join(out)  # one C-speed scan instead of a Python loop per id
     if any(c in joined for c in forbidden) or not all(out):
         raw = next(i for i in out if not i or any(c in i for c in forbidden))
@@ -46,15 +47,25 @@ def check_ids(ids: np.ndarray, kind: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """``ids[i]`` is the raw id of index ``i + 1``; index 0 is OOV."""
+    """``ids[i]`` is the raw id of index ``i + 1``; index 0 is OOV.
+
+    A vocabulary built from :class:`CodedIds` remembers the index of every
+    value of their code space, so looking up any rows coded against the same
+    values (the other splits of one table) is an integer gather, not a string
+    search.
+    """
 
     ids: np.ndarray
+    # (values of a code space, index of each value): see from_ids; not part of equality.
+    coded: Optional[tuple[np.ndarray, np.ndarray]] = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_ids(cls, raw_ids: np.ndarray, codes: Optional[CodedIds] = None) -> "Vocabulary":
+    def from_ids(cls, raw_ids: Optional[np.ndarray], codes: Optional[CodedIds] = None) -> "Vocabulary":
         """The sorted distinct ``raw_ids``; ``codes`` (the same ids, coded) avoids sorting strings."""
         if codes is not None:
-            return cls(ids=codes.used())
+            used = codes.used_mask()
+            index = np.where(used, np.cumsum(used), OOV_INDEX).astype(np.int32)
+            return cls(ids=codes.values[used], coded=(codes.values, index))
         return cls(ids=np.unique(np.asarray(raw_ids).astype(str)))
 
     def __len__(self) -> int:
@@ -66,10 +77,13 @@ class Vocabulary:
         """Rows an embedding table needs: known ids plus the OOV bucket."""
         return len(self) + 1
 
-    def lookup(self, raw_ids: np.ndarray, codes: Optional[CodedIds] = None) -> np.ndarray:
+    def lookup(self, raw_ids: Optional[np.ndarray], codes: Optional[CodedIds] = None) -> np.ndarray:
         """Indices (int32) of ``raw_ids``; unknown ids map to ``OOV_INDEX``.
-        With ``codes`` (the same ids, coded) only the distinct values are searched."""
+        With ``codes`` (the same ids, coded) only the distinct values are
+        searched, or none when they share this vocabulary's code space."""
         if codes is not None:
+            if self.coded is not None and self.coded[0] is codes.values:
+                return self.coded[1][codes.codes]
             return self.lookup(codes.values)[codes.codes]
         raw = np.asarray(raw_ids).astype(str)
         if len(self) == 0:

@@ -50,6 +50,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import scipy.sparse as sp
 
+from tfrs_irns.data.progress import Progress
 from tfrs_irns.errors import UserError
 
 #: Rank given to a target that cannot be ranked (the OOV item index 0, i.e. an
@@ -183,24 +184,27 @@ def rank_and_top_k(
     per_chunk = min(per_chunk, num_queries)
     catalogue_t = cands[1:].T  # a transposed view: BLAS reads it without a copy
     buffer = np.empty((per_chunk, num_items), np.float32)
-    for start in range(0, num_queries, per_chunk):
-        stop = min(start + per_chunk, num_queries)
-        scores = buffer[: stop - start]
-        np.matmul(queries[start:stop], catalogue_t, out=scores)
-        for q in range(start, stop):
-            row = scores[q - start]
-            mine = order[ptr[q] : ptr[q + 1]]
-            mine = mine[targets[mine] > 0]
-            cols = targets[mine] - 1
-            own = row[cols]  # before exclusion: a target keeps its own score
-            row[ex_cols[ex_ptr[q] : ex_ptr[q + 1]]] = -np.inf
-            if width:
-                _row_top_k(row, width, top_idx[q], top_scores[q])
-            for pos, col, score in zip(mine, cols, own):
-                # Lower indices win ties, so they count when >=, higher when >.
-                ranks[pos] = np.count_nonzero(row[:col] >= score) + np.count_nonzero(
-                    row[col + 1 :] > score
-                )
+    # A large catalogue times many test users takes minutes: say how far it is (quiet when quick).
+    with Progress(f"ranking {num_items:,} items", total=num_queries, unit="users") as progress:
+        for start in range(0, num_queries, per_chunk):
+            stop = min(start + per_chunk, num_queries)
+            scores = buffer[: stop - start]
+            np.matmul(queries[start:stop], catalogue_t, out=scores)
+            for q in range(start, stop):
+                row = scores[q - start]
+                mine = order[ptr[q] : ptr[q + 1]]
+                mine = mine[targets[mine] > 0]
+                cols = targets[mine] - 1
+                own = row[cols]  # before exclusion: a target keeps its own score
+                row[ex_cols[ex_ptr[q] : ex_ptr[q + 1]]] = -np.inf
+                if width:
+                    _row_top_k(row, width, top_idx[q], top_scores[q])
+                for pos, col, score in zip(mine, cols, own):
+                    # Lower indices win ties, so they count when >=, higher when >.
+                    ranks[pos] = np.count_nonzero(row[:col] >= score) + np.count_nonzero(
+                        row[col + 1 :] > score
+                    )
+            progress.update(stop)
     return ranks, top_idx, top_scores
 
 
