@@ -483,7 +483,7 @@ def _item_features_available(config: "Config") -> Optional[str]:
         column = getattr(data.csv, key.rsplit(".", 1)[1])
         if data.csv.items_path is None or column is None:
             return (
-                f"model.item_features: {name!r} needs item {name}s, and data.source {data.source} has them only "
+                f"model.item_features: {name!r} needs item {'titles' if name == 'title' else name}, and data.source {data.source} has them only "
                 f"from data.csv.items_path with {key} set (items_path {data.csv.items_path}, {key} {column})"
             )
     return None

@@ -210,10 +210,11 @@ class ContentItemTower(tf.keras.layers.Layer):
                     raise ValueError(
                         f"tables[{name!r}] has shape {table.shape}, expected ({self.vocab_size}, {length})"
                     )
-            # A weight, not a constant, so checkpoints and SavedModels carry it; int32: only a gather in-graph.
+            # A weight, not a constant, so checkpoints and SavedModels carry it. int64, not int32: a
+            # GPU has a gather kernel for int64 variables only (int32 tensors live in host memory).
             self.tables.append(
                 self.add_weight(
-                    name=f"{name}_ids", shape=(self.vocab_size, length), dtype=tf.int32, trainable=False,
+                    name=f"{name}_ids", shape=(self.vocab_size, length), dtype=tf.int64, trainable=False,
                     initializer=tf.keras.initializers.Constant(table) if table is not None else "zeros",
                 )
             )
@@ -241,7 +242,7 @@ class ContentItemTower(tf.keras.layers.Layer):
 
     def _parts(self, indices: tf.Tensor) -> list[tf.Tensor]:
         parts = [self._id_part(indices)] if self.use_id else []
-        return parts + self._feature_parts([tf.gather(table, indices) for table in self.tables])
+        return parts + self._feature_parts([tf.cast(tf.gather(table, indices), tf.int32) for table in self.tables])
 
     def _head(self, parts: list[tf.Tensor], training: bool) -> tf.Tensor:
         x = tf.add_n(parts) if len(parts) > 1 else parts[0]
