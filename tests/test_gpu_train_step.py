@@ -52,6 +52,11 @@ VARIANTS = {
     "adam": ["train.optimizer=adam"],
     "adamw": ["train.optimizer=adamw", "train.weight_decay=0.01"],
     "mlp-towers-genres": ["model.query_hidden=[32]", "model.candidate_hidden=[32]", "model.normalize=true"],
+    # Content towers gather int tables in-graph; no string op may reach the step.
+    "content-tower": ["model.item_features=[id,title,genres]", "model.candidate_hidden=[32]"],
+    "content-only-attention-bf16": [
+        "model.item_features=[title,genres]", "model.text_pooling=attention", "train.precision=mixed_bfloat16",
+    ],
 }
 
 

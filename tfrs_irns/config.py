@@ -75,6 +75,10 @@ class CsvConfig:
     item_id_column: str = _f("item_id", "column of the item file holding the item id", column=True)
     title_column: Optional[str] = _f("title", "column of the item file holding the title (null: none)", column=True)
     genres_column: Optional[str] = _f(None, "column of the item file holding '|'-joined genres (null: none)", column=True)
+    item_columns: dict[str, Literal["text", "categorical"]] = _f(
+        help="further item-file columns usable in model.item_features: column name -> text (tokenised) or "
+        "categorical ('|'-joined values)", factory=dict
+    )
 
 
 @dataclass
@@ -90,9 +94,13 @@ class DataConfig:
         None, "a MovieLens folder or .zip (source movielens), the interactions CSV/TSV file (source csv), "
         "or a Parquet file or folder of .parquet files (source parquet)", path=True
     )
-    split: Literal["random", "temporal", "leave_last_out"] = _f(
+    split: Literal["random", "temporal", "leave_last_out", "cold_items"] = _f(
         "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
-        "or each user's last interaction"
+        "each user's last interaction, or every interaction of a seeded share of items never trained on (cold_items)"
+    )
+    cold_item_fraction: float = _f(
+        0.1, "split cold_items: share of the items held out of training and validation; the test is every "
+        "interaction on them (test_fraction unused)"
     )
     test_fraction: float = _f(
         0.2, "share of the interactions held out for test (random, temporal; unused by leave_last_out)"
@@ -132,6 +140,19 @@ class ModelConfig:
         False, "add the items' multi-hot genres, projected to d, to the candidate tower (when the data has genres)"
     )
     embedding_l2: float = _f(0.1, "L2 penalty on the user and item embedding rows each batch looks up")
+    item_features: list[str] = _f(
+        help="what the candidate tower embeds an item from: any of id, title (text), genres (categorical) and "
+        "the names of data.csv.item_columns; [title, genres] is a content-only tower (no id table); "
+        "use_genres: true adds genres", factory=lambda: ["id"]
+    )
+    text_pooling: Literal["mean", "attention"] = _f(
+        "mean", "how a text feature's token embeddings become one vector (padding masked); categorical "
+        "features always take the mean"
+    )
+    max_tokens: int = _f(16, "tokens (or categorical values) kept per item and content feature; longer texts are cut")
+    max_vocabulary: int = _f(
+        20000, "most frequent tokens (values) of the training catalogue kept per content feature; others are OOV"
+    )
 
 
 @dataclass
@@ -355,6 +376,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.query_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
     "model.candidate_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
     "model.embedding_l2": (lambda v: v >= 0, "must be >= 0"),
+    "model.item_features": (lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"),
+    "model.max_tokens": (lambda v: v > 0, "must be > 0"),
+    "model.max_vocabulary": (lambda v: v > 0, "must be > 0"),
+    "data.cold_item_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "negatives.num_negatives": (lambda v: v > 0, "must be > 0"),
     "negatives.alpha": (lambda v: v >= 0, "must be >= 0"),
     "negatives.num_hard_negatives": (lambda v: v is None or v > 0, "must be > 0"),
@@ -441,6 +466,77 @@ def _pq_divides_dim(config: "Config") -> Optional[str]:
     return None
 
 
+ITEM_FEATURES = ("id", "title", "genres")
+# Sources whose loader always yields titles and genres; csv and parquet need the item file's columns.
+_CONTENT_SOURCES = ("synthetic", "movielens", "tfds")
+
+
+def content_features(model: "ModelConfig") -> list[str]:
+    """The content features of ``model.item_features`` (``id`` left out), with
+    ``genres`` added by ``use_genres: true`` once any content feature is listed
+    (``[id]`` + ``use_genres`` stays the multi-hot genre projection)."""
+    names = [name for name in model.item_features if name != "id"]
+    if names and model.use_genres and "genres" not in names:
+        names.append("genres")
+    return names
+
+
+def _item_features_known(config: "Config") -> Optional[str]:
+    data, columns = config.data, config.data.csv.item_columns
+    for name in columns:
+        if name in ITEM_FEATURES:
+            return f"data.csv.item_columns: {name!r} is a built-in item feature; name the column something else"
+    for name in config.model.item_features:
+        if name in ITEM_FEATURES:
+            continue
+        if name not in columns:
+            declared = f" or a data.csv.item_columns name ({', '.join(columns)})" if columns else ""
+            return (
+                f"model.item_features: unknown feature {name!r}; expected id, title, genres{declared} "
+                "(an item-file column must be declared in data.csv.item_columns)"
+            )
+        if data.source not in ("csv", "parquet") or data.csv.items_path is None:
+            return (
+                f"model.item_features: {name!r} is a data.csv.item_columns column, read from data.csv.items_path "
+                f"with data.source csv or parquet (here source {data.source}, items_path {data.csv.items_path})"
+            )
+    return None
+
+
+def _item_features_available(config: "Config") -> Optional[str]:
+    data = config.data
+    if data.source in _CONTENT_SOURCES:
+        return None
+    needs = {"title": "data.csv.title_column", "genres": "data.csv.genres_column"}
+    for name in content_features(config.model):
+        key = needs.get(name)
+        if key is None:
+            continue
+        column = getattr(data.csv, key.rsplit(".", 1)[1])
+        if data.csv.items_path is None or column is None:
+            return (
+                f"model.item_features: {name!r} needs item {'titles' if name == 'title' else name}, and data.source {data.source} has them only "
+                f"from data.csv.items_path with {key} set (items_path {data.csv.items_path}, {key} {column})"
+            )
+    return None
+
+
+def _cold_items_need_content(config: "Config") -> Optional[str]:
+    if config.data.split != "cold_items":
+        return None
+    if not content_features(config.model) and not config.model.use_genres:
+        return (
+            f"data.split=cold_items with model.item_features={config.model.item_features}: an id-only item tower "
+            "cannot embed an item it never saw; add content features, e.g. [id, title, genres]"
+        )
+    if config.negatives.mode == "full":
+        return (
+            "data.split=cold_items with negatives.mode=full: the full softmax would train on the cold items as "
+            "negatives; use mode mixed, random or in_batch"
+        )
+    return None
+
+
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -466,6 +562,24 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         "`export.ann.pq_m` must divide `model.embedding_dim` when `export.index: faiss` and `export.ann.kind: ivfpq`",
         _pq_divides_dim,
     ),
+    (
+        ("model.item_features", "data.csv.item_columns", "data.source"),
+        "`model.item_features` names id, title, genres or a `data.csv.item_columns` column (sources csv and "
+        "parquet with `data.csv.items_path`)",
+        _item_features_known,
+    ),
+    (
+        ("model.item_features", "data.source", "data.csv.items_path", "data.csv.title_column", "data.csv.genres_column"),
+        "`title` and `genres` in `model.item_features` need a source that has them (csv and parquet: "
+        "`data.csv.items_path` with the column set)",
+        _item_features_available,
+    ),
+    (
+        ("data.split", "model.item_features", "negatives.mode"),
+        "`data.split: cold_items` needs content item features and a sampled or in-batch softmax (not "
+        "`negatives.mode: full`)",
+        _cold_items_need_content,
+    ),
 ]
 
 
@@ -482,6 +596,9 @@ def _type_name(tp: Any) -> str:
         return _type_name(args[0]) + " or null"
     if origin is list:
         return "a list of " + _type_name(typing.get_args(tp)[0])
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        return f"a mapping of {_type_name(key_tp)} to {_type_name(value_tp)}"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -506,6 +623,11 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             raise bad
         (inner,) = typing.get_args(tp)
         return [_coerce(v, inner, key, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        key_tp, value_tp = typing.get_args(tp)
+        return {_coerce(k, key_tp, key, where): _coerce(v, value_tp, f"{key}.{k}", where) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise bad

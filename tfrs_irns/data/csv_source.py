@@ -174,6 +174,8 @@ def load_items(
         item_wanted.append(("data.csv.title_column", cfg.title_column, "title", "text"))
     if cfg.genres_column is not None:
         item_wanted.append(("data.csv.genres_column", cfg.genres_column, "genres", "text"))
+    for name in cfg.item_columns:
+        item_wanted.append((f"data.csv.item_columns.{name}", name, name, "text"))
     if cfg.items_path.endswith(".parquet") or os.path.isdir(cfg.items_path):
         item_cols, skipped = arrow_source.read_parquet(cfg.items_path, item_wanted, skip_bad_rows)
     else:
@@ -184,6 +186,7 @@ def load_items(
         item_id=arrow_source.column_strings(item_cols[0]),
         title=extra.pop(0) if cfg.title_column is not None else None,
         genres=extra.pop(0) if cfg.genres_column is not None else None,
+        columns={name: extra.pop(0) for name in cfg.item_columns} or None,
     )
     return items, skipped
 

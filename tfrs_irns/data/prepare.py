@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -56,6 +56,10 @@ class PreparedData:
     duplicate_rows: int = 0
     # What the splits were made from (see :func:`data_fingerprint`); "" when unknown.
     fingerprint: str = ""
+    # Further item columns (``data.csv.item_columns``) by name: str [num_items + 1], '' for OOV / unknown.
+    item_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    # Item indices held out of training and validation (``data.split: cold_items``), sorted; else empty.
+    cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def num_users(self) -> int:
@@ -120,6 +124,8 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
         "validation_fraction": cfg.validation_fraction,
         "seed": cfg.seed,
     }
+    if cfg.split == "cold_items":  # only then, so every other run keeps its fingerprint
+        settings["cold_item_fraction"] = cfg.cold_item_fraction
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for side in ("user", "item"):
         # The distinct ids (lengths, then text: no two lists give the same bytes) and each row's
@@ -147,7 +153,8 @@ def prepare_from_raw(
     """
     groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
     train, validation, test = split_interactions(
-        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups
+        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups,
+        cold_item_fraction=cfg.cold_item_fraction,
     )
     if len(train) == 0:
         raise DataError(
@@ -163,6 +170,9 @@ def prepare_from_raw(
     if vocabularies is None:
         user_vocab = Vocabulary.from_ids(None, train.coded("user"))
         item_vocab = Vocabulary.from_ids(None, train.coded("item"))
+        if cfg.split == "cold_items":
+            # The cold items join the catalogue (ranked, embedded from content) with a training count of 0.
+            item_vocab = Vocabulary(ids=np.union1d(item_vocab.ids, Vocabulary.from_ids(None, test.coded("item")).ids))
         # Now, not after training: an id the export cannot hold stops the run before it starts.
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")
@@ -172,6 +182,13 @@ def prepare_from_raw(
     counts = np.bincount(enc_train.item, minlength=item_vocab.size).astype(np.float64)
     counts[0] = 0.0
     titles, genres, genre_names = _item_side(raw.items, item_vocab)
+    columns = {}
+    if raw.items.columns:
+        index = item_vocab.lookup(raw.items.item_id)
+        columns = {name: _align(np.asarray(v).astype(str), index, item_vocab.size) for name, v in raw.items.columns.items()}
+    cold = np.zeros(0, np.int32)
+    if cfg.split == "cold_items":
+        cold = np.setdiff1d(item_vocab.lookup(test.item_id, test.item_codes), [0]).astype(np.int32)
     description = (
         f"{raw.description}; {cfg.split} split: {len(train):,} train / "
         f"{len(validation):,} validation / {len(test):,} test; "
@@ -191,6 +208,8 @@ def prepare_from_raw(
         skipped_rows=raw.skipped_rows,
         duplicate_rows=raw.duplicate_rows,
         fingerprint=data_fingerprint(raw.interactions, cfg),
+        item_columns=columns,
+        cold_items=cold,
     )
 
 

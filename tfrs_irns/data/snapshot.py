@@ -11,7 +11,8 @@ of the data it split, and everything after training reads them back:
 ```
 <run>/vocab/users.json      raw id of user index 1, 2, ...
 <run>/vocab/items.json      raw id of item index 1, 2, ...
-<run>/vocab/items.npz       counts, titles, genres (multi-hot) and genre names per item index
+<run>/vocab/items.npz       counts, titles, genres (multi-hot), genre names, further item columns
+                            (column:<name>) per item index, and the cold items of a cold_items split
 <run>/vocab/data.json       fingerprint, description, split sizes
 ```
 
@@ -35,6 +36,7 @@ USERS = "users.json"
 ITEMS = "items.json"
 ITEM_SIDE = "items.npz"
 DATA = "data.json"
+COLUMN_PREFIX = "column:"
 
 
 def _empty_split() -> EncodedSplit:
@@ -53,6 +55,10 @@ def save_snapshot(data: PreparedData, folder: str) -> None:
     }
     if data.item_genres is not None:
         arrays["genres"] = np.asarray(data.item_genres, np.float32)
+    for name, values in data.item_columns.items():
+        arrays[COLUMN_PREFIX + name] = np.asarray(values, str)
+    if len(data.cold_items):
+        arrays["cold_items"] = np.asarray(data.cold_items, np.int32)
     with atomic_open(os.path.join(folder, ITEM_SIDE), "wb") as fh:  # a file object: np.savez adds no suffix
         np.savez_compressed(fh, **arrays)
     info = {
@@ -93,9 +99,11 @@ def load_snapshot(folder: str) -> PreparedData:
         counts, titles = side["counts"], side["titles"]
         genres = side["genres"] if "genres" in side.files else None
         genre_names = [str(g) for g in side["genre_names"]]
+        columns = {k[len(COLUMN_PREFIX):]: side[k] for k in side.files if k.startswith(COLUMN_PREFIX)}
+        cold = side["cold_items"] if "cold_items" in side.files else np.zeros(0, np.int32)
     with open(os.path.join(folder, DATA), encoding="utf-8") as fh:
         info = json.load(fh)
-    for name, array in (("counts", counts), ("titles", titles), ("genres", genres)):
+    for name, array in (("counts", counts), ("titles", titles), ("genres", genres), *columns.items()):
         if array is not None and array.shape[0] != items.size:
             raise ValueError(f"{folder}: {ITEM_SIDE} has {array.shape[0]} {name} rows, expected {items.size}")
     return PreparedData(
@@ -112,4 +120,6 @@ def load_snapshot(folder: str) -> PreparedData:
         skipped_rows=int(info.get("skipped_rows", 0)),
         duplicate_rows=int(info.get("duplicate_rows", 0)),
         fingerprint=info.get("fingerprint", ""),
+        item_columns=columns,
+        cold_items=cold,
     )

@@ -11,6 +11,11 @@ How the held-out interactions are chosen decides what a metric means:
 * ``leave_last_out``: each user's last interaction (ties broken by row
   order) is test; users with a single interaction keep it in train. The
   usual next-item protocol; ``test_fraction`` is not used.
+* ``cold_items``: a seeded random ``cold_item_fraction`` of the distinct items
+  is held out entirely; the test is every interaction on them, and the warm
+  items' interactions are split into train and validation as ``random`` does
+  (``test_fraction`` is not used). Measures "embed an item nobody has
+  interacted with yet" — only a content tower can.
 
 Validation is carved from the non-test part the same way (a random share,
 the latest share, or each user's second-to-last interaction for users with
@@ -28,7 +33,7 @@ import numpy as np
 from tfrs_irns.data.duplicates import first_of_groups
 from tfrs_irns.data.table import Interactions
 
-METHODS = ("random", "temporal", "leave_last_out")
+METHODS = ("random", "temporal", "leave_last_out", "cold_items")
 
 
 def _tail(order: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +64,29 @@ def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.
     return rows[last[counts[user_sorted[is_last]] >= min_count]]
 
 
+def cold_item_rows(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the rows whose item is among a seeded ``fraction`` of the distinct items."""
+    coded = inter.item_codes
+    codes = coded.codes if coded is not None else np.unique(np.asarray(inter.item_id).astype(str), return_inverse=True)[1]
+    used = np.flatnonzero(np.bincount(codes.reshape(-1)) > 0)
+    k = int(round(fraction * len(used)))
+    cold = np.random.default_rng(seed).choice(used, k, replace=False) if k else used[:0]
+    return np.isin(codes.reshape(-1), cold)
+
+
 def _split_rows(
-    inter: Interactions, method: str, test_fraction: float, validation_fraction: float, seed: int
+    inter: Interactions, method: str, test_fraction: float, validation_fraction: float, seed: int,
+    cold_item_fraction: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices ``(train, validation, test)`` of ``inter`` by ``method``."""
     n = len(inter)
     rows = np.arange(n)
-    if method == "random":
+    if method == "cold_items":
+        cold = cold_item_rows(inter, cold_item_fraction, seed)
+        test, warm = rows[cold], rows[~cold]
+        # The warm rows shuffled, as ``random`` shuffles all rows.
+        train, val = _tail(warm[np.random.default_rng(seed).permutation(len(warm))], validation_fraction)
+    elif method == "random":
         rng = np.random.default_rng(seed)
         rest, test = _tail(rng.permutation(n), test_fraction)
         # ``rest`` is already shuffled, so its tail is a random share.
@@ -92,20 +113,21 @@ def split_interactions(
     validation_fraction: float,
     seed: int,
     groups: Optional[np.ndarray] = None,
+    cold_item_fraction: float = 0.1,
 ) -> tuple[Interactions, Interactions, Interactions]:
     """``(train, validation, test)`` of ``inter`` by ``method`` (see module doc).
 
     ``groups`` (one integer per row, e.g. :func:`~tfrs_irns.data.duplicates.pair_groups`)
     keeps the rows of a group on one side: the groups are split as the
     method splits rows, each represented by its earliest row, and every row
-    follows its group.
+    follows its group. ``cold_item_fraction`` is the ``cold_items`` method's share of items.
     """
     if groups is None:
-        train, val, test = _split_rows(inter, method, test_fraction, validation_fraction, seed)
+        train, val, test = _split_rows(inter, method, test_fraction, validation_fraction, seed, cold_item_fraction)
     else:
         groups = np.asarray(groups)
         first = first_of_groups(inter, groups)
-        sides = _split_rows(inter.take(first), method, test_fraction, validation_fraction, seed)
+        sides = _split_rows(inter.take(first), method, test_fraction, validation_fraction, seed, cold_item_fraction)
         side_of_group = np.zeros(int(groups.max()) + 1 if len(groups) else 0, np.int8)
         for side, picked in enumerate(sides):
             side_of_group[groups[first[picked]]] = side

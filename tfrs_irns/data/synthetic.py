@@ -8,6 +8,13 @@ cluster, popularity-weighted within it, and otherwise an item from the
 global popularity. Every (user, item) pair occurs at most once, as with
 ratings.
 
+Titles carry the clusters too, so a content tower has signal to learn from:
+each cluster owns a few invented words, and a title is ``TITLE_CLUSTER_WORDS``
+words drawn from the item's own cluster (each, with probability
+``TITLE_NOISE``, from a random cluster instead) plus one or two filler words
+shared by all (``"the"``, ``"night"``, ...). Titles come from their own random
+stream (seeded by ``seed``), so adding them changed no interaction.
+
 Because a user's history holds each item once, their held-out items are
 mostly *beyond* the few head items everyone has seen, so a global
 most-popular list scores low, while "the popular items of the user's
@@ -35,6 +42,13 @@ _SPAN = 365 * 86_400
 # times as active as the median one.
 _ACTIVITY_SIGMA = 0.5
 _MAX_ROUNDS = 200
+#: Words per title from the item's cluster, words each cluster owns, chance a cluster word is another cluster's.
+TITLE_CLUSTER_WORDS, WORDS_PER_CLUSTER, TITLE_NOISE = 2, 6, 0.2
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tu", "sa", "vo", "ne", "di", "ra", "po", "xe", "bri", "gal", "os", "um")
+_FILLER = (
+    "the", "of", "night", "return", "last", "great", "little", "story", "dark", "day",
+    "king", "love", "city", "dream", "secret", "world", "blue", "river", "house", "road",
+)
 
 
 def genre_name(cluster: int) -> str:
@@ -104,6 +118,30 @@ def _sample_distinct(
     )
 
 
+def cluster_words(n_clusters: int) -> list[list[str]]:
+    """The invented words each cluster owns: distinct two- or three-syllable words, deterministic."""
+    n = len(_SYLLABLES)
+    words = [a + b for a in _SYLLABLES for b in _SYLLABLES if a != b]
+    words += [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES[: n // 2] if a != b]
+    need = n_clusters * WORDS_PER_CLUSTER
+    picked = [words[(i * 97) % len(words)] for i in range(need)]  # spread over the list, no repeats (97 ⟂ len)
+    return [picked[c * WORDS_PER_CLUSTER : (c + 1) * WORDS_PER_CLUSTER] for c in range(n_clusters)]
+
+
+def make_titles(item_cluster: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+    """One title per item from its cluster's words plus filler (see the module doc), deterministic by ``seed``."""
+    rng = np.random.default_rng([seed, 7])  # its own stream: the interactions' draws are untouched
+    vocab = np.asarray(cluster_words(n_clusters), dtype=object)  # [clusters, words]
+    n = len(item_cluster)
+    source = np.where(rng.random((n, TITLE_CLUSTER_WORDS)) < TITLE_NOISE,
+                      rng.integers(0, n_clusters, (n, TITLE_CLUSTER_WORDS)), item_cluster[:, None])
+    words = vocab[source, rng.integers(0, WORDS_PER_CLUSTER, (n, TITLE_CLUSTER_WORDS))]
+    filler = np.asarray(_FILLER, dtype=object)[rng.integers(0, len(_FILLER), (n, 2))]
+    filler[rng.random(n) < 0.5, 1] = ""
+    parts = np.concatenate([filler[:, :1], words, filler[:, 1:]], axis=1)
+    return np.array([" ".join(w for w in row if w).title() for row in parts.tolist()], dtype=str)
+
+
 def make_synthetic(cfg: SyntheticConfig, seed: int) -> RawDataset:
     """A deterministic (given ``seed``) dataset following ``cfg``."""
     n_users, n_items, n = cfg.num_users, cfg.num_items, cfg.num_interactions
@@ -159,7 +197,7 @@ def make_synthetic(cfg: SyntheticConfig, seed: int) -> RawDataset:
     names = np.array([genre_name(k) for k in range(n_clusters)], dtype=str)
     item_numbers = (np.arange(n_items) + 1).astype(str)
     item_genre = names[item_cluster]
-    titles = np.char.add(np.char.add(item_genre, " Story "), item_numbers)
+    titles = make_titles(item_cluster, n_clusters, seed)
     item_ids = np.char.add("i", item_numbers)
     user_ids = np.char.add("u", (np.arange(n_users) + 1).astype(str))
 

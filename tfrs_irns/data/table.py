@@ -140,11 +140,13 @@ class Interactions:
 @dataclass(frozen=True)
 class ItemTable:
     """Item metadata: ``item_id`` (str), optional ``title`` (str) and
-    ``genres`` (str, genres joined by ``|``; empty string when unknown)."""
+    ``genres`` (str, genres joined by ``|``; empty string when unknown), and
+    ``columns``: further item columns by name (str, ``data.csv.item_columns``)."""
 
     item_id: np.ndarray
     title: Optional[np.ndarray] = None
     genres: Optional[np.ndarray] = None
+    columns: Optional[dict[str, np.ndarray]] = None
 
     def __len__(self) -> int:
         return int(self.item_id.shape[0])

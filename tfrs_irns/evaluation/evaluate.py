@@ -20,7 +20,10 @@ Choices a reader of the numbers must know (all recorded in ``"protocol"``):
 * test users unseen in training are ranked with the OOV user row 0 and, with
   no raw id to tell them apart, form one user in per-user averages;
 * head = the most popular items holding 50% of the training interactions,
-  tail = everything else, including unseen items.
+  tail = everything else, including unseen items;
+* on a ``cold_items`` split the test is also ranked among the cold items
+  only (``"cold_only"``: the same metrics, catalogue = the cold items; a
+  random ranking hits at K with probability ``K / number of cold items``).
 """
 
 from __future__ import annotations
@@ -252,6 +255,38 @@ def evaluate_on_split(
     recorded = result["protocol"]
     recorded["split"] = split
     recorded["history"] = list(HISTORY[split]) if recorded["exclude_seen"] else []
+    if len(data.cold_items) and split == "test":
+        result["cold_only"] = cold_only_metrics(user_emb, item_emb, part.user, part.item, data.cold_items, **protocol)
+    return result
+
+
+def cold_only_metrics(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    cold_items: np.ndarray,
+    **protocol: Unpack[ProtocolArgs],
+) -> dict[str, Any]:
+    """:func:`evaluate_embeddings` with the catalogue cut down to ``cold_items``.
+
+    How well a model orders the items nobody trained on among themselves:
+    the test interactions on cold items are ranked against the other cold
+    items only. No history is removed (no cold item is in any history), and
+    ``"random_hit_rate@K"`` records what a random order would score.
+    """
+    cold = np.asarray(cold_items, np.int64)
+    position = np.zeros(np.shape(item_emb)[0], np.int64)
+    position[cold] = np.arange(1, len(cold) + 1)  # cold item -> its index in the cut catalogue
+    items = np.asarray(test_items, np.int64)
+    keep = position[items] > 0
+    protocol = dict(protocol, exclude_seen=False)
+    sub_items = np.concatenate([np.asarray(item_emb)[:1], np.asarray(item_emb)[cold]])
+    result = evaluate_embeddings(user_emb, sub_items, np.asarray(test_users)[keep], position[items[keep]], **protocol)
+    result["protocol"]["catalogue"] = f"the {len(cold)} cold items only (data.split: cold_items)"
+    result["protocol"]["random_hit_rate"] = {
+        f"@{k}": min(1.0, k / len(cold)) for k in _check_ks(protocol.get("ks", DEFAULT_KS))
+    }
     return result
 
 

@@ -28,6 +28,8 @@ Signatures (named inputs and outputs):
 * ``candidate_embedding``: ``item_id`` string[B] → ``embedding`` float32[B, d]
 * ``recommend_k_excluding``: ``user_id`` string[B], ``k`` int32[], ``exclude_item_ids``
   string[B, n] ('' pads) → ``item_ids`` string[B, k], ``scores`` float32[B, k]
+* ``candidate_embedding_from_features`` (models with content item features only,
+  :mod:`tfrs_irns.export.content`): ``title``, ``genres``, ... string[B] → ``embedding`` float32[B, d]
 
 An id the model never saw (a new user, an unknown item) maps to the
 out-of-vocabulary index 0 and gets the OOV embedding: a valid answer, never an
@@ -50,6 +52,8 @@ import tensorflow as tf
 from tfrs_irns._version import __version__
 from tfrs_irns.data.vocab import check_ids
 from tfrs_irns.errors import UserError
+from tfrs_irns.export.content import SIGNATURE as CONTENT_SIGNATURE
+from tfrs_irns.export.content import ItemFeatureEncoder, has_content
 from tfrs_irns.export.versions import check_name, write_version
 
 USERS_FILE = "users.txt"
@@ -95,8 +99,11 @@ class RetrievalModule(tf.Module):
         k: int,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         precision: str = "float32",
+        item_encoder: Optional[tf.Module] = None,
     ) -> None:
         super().__init__(name="retrieval")
+        # Raw item features → embedding (a content tower's ItemFeatureEncoder), or None.
+        self.item_encoder = item_encoder
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if int(chunk_size) < 1:
@@ -252,7 +259,10 @@ class RetrievalModule(tf.Module):
         return self.user_index_table.lookup(user_id)
 
     def signatures(self) -> dict[str, Any]:
-        return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+        out = {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+        if self.item_encoder is not None:
+            out[CONTENT_SIGNATURE] = self.item_encoder.signature()
+        return out
 
 
 def _mask(scores: tf.Tensor, rows: tf.Tensor, size: int) -> tf.Tensor:
@@ -312,6 +322,7 @@ def export_embeddings(
     metadata: Optional[dict[str, Any]] = None,
     chunk_size: Optional[int] = None,
     precision: str = "float32",
+    item_encoder: Optional[tf.Module] = None,
 ) -> str:
     """Export precomputed embeddings; returns the new version directory.
 
@@ -319,7 +330,9 @@ def export_embeddings(
     ``[len(item_ids) + 1, d]``, row 0 being the OOV row; ``item_titles`` (if
     given) has one entry per item index, entry 0 (OOV) ignored.
     ``chunk_size`` (default :data:`DEFAULT_CHUNK_SIZE`) is how many items one
-    scoring block holds; ``precision`` (:data:`PRECISIONS`) the item table's dtype.
+    scoring block holds; ``precision`` (:data:`PRECISIONS`) the item table's dtype;
+    ``item_encoder`` (an :class:`~tfrs_irns.export.content.ItemFeatureEncoder`)
+    adds the ``candidate_embedding_from_features`` signature.
     """
     check_name(name)
     if int(k) < 1:
@@ -349,9 +362,10 @@ def export_embeddings(
             _write_lines(items_file, [f"{i}\t{t}" for i, t in zip(items, titles)])
             module = RetrievalModule(
                 user_embeddings, item_embeddings, users_file, items_file, int(k),
-                chunk_size or DEFAULT_CHUNK_SIZE, precision,
+                chunk_size or DEFAULT_CHUNK_SIZE, precision, item_encoder,
             )
-            tf.saved_model.save(module, folder, signatures=module.signatures())
+            signatures = module.signatures()
+            tf.saved_model.save(module, folder, signatures=signatures)
         info = dict(metadata or {})
         info.update(
             name=name,
@@ -364,7 +378,7 @@ def export_embeddings(
             precision=module.precision,
             chunk_size=module.chunk_size,
             score="dot product of the query and candidate embeddings (higher is better)",
-            signatures=list(SIGNATURES),
+            signatures=list(signatures),
             versions=_versions_info(),
         )
         os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
@@ -381,8 +395,11 @@ def export_model(model: Any, user_vocab: Any, item_vocab: Any, *args: Any, **kwa
     :class:`~tfrs_irns.models.two_tower.TwoTowerModel`); the vocabularies give
     the raw id of each index. The other arguments (``item_titles``,
     ``base_dir``, ``name``, ``k``, ``metadata``, ``chunk_size``) are
-    :func:`export_embeddings`'s. Returns the version directory.
+    :func:`export_embeddings`'s. A content candidate tower adds
+    ``candidate_embedding_from_features``. Returns the version directory.
     """
+    if has_content(model.candidate_tower):
+        kwargs.setdefault("item_encoder", ItemFeatureEncoder(model.candidate_tower))
     return export_embeddings(
         model.user_embeddings(), model.item_embeddings(), user_vocab.ids, item_vocab.ids, *args, **kwargs
     )

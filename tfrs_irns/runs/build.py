@@ -18,10 +18,12 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.config import Config, DistributionConfig, NegativesConfig
+from tfrs_irns.config import Config, DistributionConfig, NegativesConfig, content_features
+from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
 from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.export.versions import check_name
+from tfrs_irns.layers.item_content import ContentItemTower, catalogue_vocabulary, encode_catalogue, make_encoders
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler
@@ -48,6 +50,10 @@ def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSample
     num_items = counts.shape[0] - 1
     if negatives.sampler == "unigram":
         sampler: NegativeSampler = UnigramSampler(counts, alpha=negatives.alpha, replacement=negatives.replacement)
+    elif (counts[1:] <= 0).any():
+        # Items without a training count (the cold items of data.split: cold_items) must never be
+        # sampled: alpha 0 is uniform over the items that have one.
+        sampler = UnigramSampler(counts, alpha=0.0, replacement=negatives.replacement)
     else:
         sampler = UniformSampler(num_items, replacement=negatives.replacement)
     if not negatives.replacement and negatives.num_negatives > sampler.num_available:
@@ -111,6 +117,8 @@ def build_towers(config: Config, data: PreparedData) -> tuple[QueryTower, Candid
     """The query and candidate towers ``config.model`` describes, sized for ``data``."""
     m = config.model
     query_tower = QueryTower(data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower")
+    if content_features(m):
+        return query_tower, content_tower(config, data)
     features = data.item_genres if (m.use_genres and data.item_genres is not None) else None
     candidate_tower = CandidateTower(
         data.item_vocab.size,
@@ -121,6 +129,46 @@ def build_towers(config: Config, data: PreparedData) -> tuple[QueryTower, Candid
         name="candidate_tower",
     )
     return query_tower, candidate_tower
+
+
+def content_tower(config: Config, data: PreparedData) -> ContentItemTower:
+    """The content candidate tower of ``model.item_features``, its tables encoded from ``data``.
+
+    Vocabularies come from the items with a training count only (a cold item's
+    words are not the model's to know); every item, cold ones included, is
+    encoded with them. Each table keeps as many columns as the longest item
+    needs, up to ``model.max_tokens``.
+    """
+    m = config.model
+    warm = np.asarray(data.item_counts) > 0
+    features, tables = [], {}
+    for name in content_features(m):
+        kind = BUILTIN_KINDS.get(name) or config.data.csv.item_columns[name]
+        strings = item_feature_strings(data, name)
+        feature = {"name": name, "kind": kind, "length": m.max_tokens,
+                   "vocabulary": catalogue_vocabulary(strings[warm], kind, m.max_vocabulary)}
+        if not feature["vocabulary"]:
+            raise ConfigError(
+                f"model.item_features: {name!r} is empty for every item with a training interaction "
+                "(does the data have it?)"
+            )
+        table = encode_catalogue(strings, make_encoders([feature])[name])
+        used = np.flatnonzero((table > 0).any(axis=0))
+        feature["length"] = int(used[-1]) + 1 if len(used) else 1
+        features.append(feature)
+        tables[name] = table[:, : feature["length"]]
+    return ContentItemTower(
+        data.item_vocab.size,
+        m.embedding_dim,
+        m.candidate_hidden,
+        m.normalize,
+        use_id="id" in m.item_features,
+        features=features,
+        pooling=m.text_pooling,
+        tables=tables,
+        id_mask=warm.astype(np.float32),
+        name="candidate_tower",
+    )
 
 
 @contextlib.contextmanager
