@@ -17,7 +17,7 @@ Variants (``--variants``, names as below):
 * ``…+refined`` — ``negatives.logq_variant=refined`` (Khrylchenko et al. 2025);
 * ``…+GCBS`` — ``batching.strategy=gcbs`` with the default graph, and for
   ``in_batch`` (GCBS's own regime: in-batch negatives only) the ``cosine``,
-  ``item_item`` and guarded graphs;
+  ``item_item``, guarded and ``quantile``-threshold graphs;
 * ``mixed+logQ+hard100`` — TFRS's hard-negative mining, the 100 highest
   negatives per row kept;
 * ``full`` — the exact softmax, skipped where the catalogue exceeds
@@ -51,6 +51,7 @@ Runs train one after another in this process; compare timings within one run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -83,6 +84,7 @@ VARIANTS: dict[str, list[str]] = {
     "in_batch+logQ+GCBS cosine": IN_BATCH + GCBS + ["batching.gcbs.similarity=cosine"],
     "in_batch+logQ+GCBS item_item": IN_BATCH + GCBS + ["batching.gcbs.graph=item_item"],
     "in_batch+logQ+GCBS guard": IN_BATCH + GCBS + ["batching.gcbs.exclude_above_positive=true"],
+    "in_batch+logQ+GCBS quantile": IN_BATCH + GCBS + ["batching.gcbs.threshold=quantile"],
     "in_batch+refined": IN_BATCH + REFINED,
     "mixed+logQ": MIXED,
     "mixed+logQ+GCBS": MIXED + GCBS,
@@ -262,11 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-max-items", type=int, default=200_000, help="skip full above this catalogue size")
     parser.add_argument("--json", help="write the rows here (after every run)")
     parser.add_argument("--report", default=str(ROOT / "docs" / "results" / "negatives-map.md"))
+    parser.add_argument("--from-json", nargs="+", metavar="PATH",
+                        help="train nothing: write the report of rows saved by earlier --json runs")
     args = parser.parse_args(argv)
+    command = "python benchmarks/negatives_map.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.from_json:
+        rows = [row for path in args.from_json for row in json.loads(Path(path).read_text(encoding="utf-8"))]
+        report(rows, Path(args.report), command)
+        return 0
     if any(d.startswith("ml-") for d in args.datasets) and not Path(args.data).is_dir():
         parser.error(f"{args.data}: ml-latest-small not found (use --data, or --datasets synthetic)")
     rows = run_map(args)
-    command = "python benchmarks/negatives_map.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report(rows, Path(args.report), command)
     return 0
 
