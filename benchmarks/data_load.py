@@ -9,11 +9,18 @@ then times, in the same run:
 * ``pyarrow_seconds``: a bare ``pyarrow.csv.read_csv`` (``pyarrow.parquet.read_table``
   for Parquet) of the same file, in this process;
 * ``line_reader_seconds``: the line-locating reader that was the only CSV path
-  before pyarrow (``load_csv(..., engine="python")``); for the Parquet row, the
-  same figure of its CSV twin (there is no line reader for Parquet).
+  before pyarrow (``load_csv(..., engine="python")``, timed once); for the
+  Parquet row, the same figure of its CSV twin (there is no line reader for Parquet).
+
+The first two are medians of ``--repeats`` runs, taken in turn (bare, CLI,
+bare, CLI, ...) so that a busy machine slows both alike; ``stage_seconds`` are
+the stage times the median CLI run printed (``tfrs-irns data --json``), and
+``startup_seconds`` the median wall time of ``tfrs-irns data --help``-level
+start-up (Python, numpy, pyarrow and the config imports) in the same run.
 
     python benchmarks/data_load.py --json docs/results/data_load.json
     python benchmarks/data_load.py --rows 200000 --no-line-reader   # a quick look
+    python benchmarks/data_load.py --keep /tmp/dl5m                 # keep the files (e.g. to train on them)
 
 Targets: ``tfrs_irns_seconds`` <= 3x ``pyarrow_seconds``; >= 5x faster than the line reader.
 """
@@ -21,7 +28,9 @@ Targets: ``tfrs_irns_seconds`` <= 3x ``pyarrow_seconds``; >= 5x faster than the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -58,12 +67,24 @@ def _config(folder: str, source: str, path: str) -> str:
     return config
 
 
-def _cli_seconds(config: str) -> float:
+def _cli_seconds(config: str, folder: str) -> tuple[float, dict]:
+    """Wall time of ``tfrs-irns data --config config`` and the stage times it reports."""
+    report = os.path.join(folder, "report.json")
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "tfrs_irns.cli.main", "data", "--config", config],
+        [sys.executable, "-m", "tfrs_irns.cli.main", "data", "--config", config, "--json", report],
         check=True, stdout=subprocess.DEVNULL,
     )
+    seconds = time.perf_counter() - start
+    with open(report, encoding="utf-8") as fh:
+        return seconds, json.load(fh)["seconds"]
+
+
+def _startup_seconds() -> float:
+    """Python start-up plus what ``tfrs-irns data`` imports before it reads anything."""
+    code = "import tfrs_irns.cli.main, tfrs_irns.config, tfrs_irns.data.summary, pyarrow.csv, pyarrow.parquet"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - start
 
 
@@ -79,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the bare read and the CLI (medians)")
     parser.add_argument("--no-line-reader", action="store_true", help="skip the slow line reader")
+    parser.add_argument("--keep", metavar="DIR", help="write the files to DIR and keep them (default: a temporary folder)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
 
@@ -87,43 +110,54 @@ def main(argv: list[str] | None = None) -> int:
     from tfrs_irns.config import CsvConfig
     from tfrs_irns.data.csv_source import load_csv
 
-    folder = tempfile.mkdtemp(prefix="tfrs_irns-data-bench-")
+    folder = args.keep or tempfile.mkdtemp(prefix="tfrs_irns-data-bench-")
+    os.makedirs(folder, exist_ok=True)
     try:
         csv_path, parquet_path = _write(folder, args.rows, args.users, args.items, args.seed)
         sizes = {p: os.path.getsize(p) / 1e6 for p in (csv_path, parquet_path)}
         line_reader = None
         if not args.no_line_reader:
             line_reader = _timed(lambda: load_csv(csv_path, CsvConfig(), engine="python"))
+        startup = statistics.median(_startup_seconds() for _ in range(args.repeats))
         rows = []
         for fmt, path, bare in (
             ("csv", csv_path, lambda: pacsv.read_csv(csv_path)),
             ("parquet", parquet_path, lambda: pq.read_table(parquet_path)),
         ):
-            pyarrow_seconds = _timed(bare)
-            tfrs_seconds = _cli_seconds(_config(folder, fmt, path))
+            config = _config(folder, fmt, path)
+            bares, clis = [], []
+            for _ in range(args.repeats):
+                bares.append(_timed(bare))
+                clis.append(_cli_seconds(config, folder))
+            median_cli = sorted(clis, key=lambda c: c[0])[len(clis) // 2]
             rows.append({
                 "format": fmt,
                 "rows": args.rows,
-                "tfrs_irns_seconds": round(tfrs_seconds, 3),
-                "pyarrow_seconds": round(pyarrow_seconds, 3),
+                "tfrs_irns_seconds": round(median_cli[0], 3),
+                "pyarrow_seconds": round(statistics.median(bares), 3),
                 "line_reader_seconds": None if line_reader is None else round(line_reader, 3),
                 "file_mb": round(sizes[path], 1),
+                "repeats": args.repeats,
+                "stage_seconds": {k: round(v, 3) for k, v in median_cli[1].items()},
+                "startup_seconds": round(startup, 3),
             })
             print(rows[-1], file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
     cells = []
     for r in rows:
         lr, ours = r["line_reader_seconds"], r["tfrs_irns_seconds"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stage_seconds"].items() if k != "total")
         cells.append([r["format"], f"{r['file_mb']:.0f}", f"{ours:.2f}", f"{r['pyarrow_seconds']:.2f}",
                       f"{ours / r['pyarrow_seconds']:.1f}x", "-" if lr is None else f"{lr:.1f}",
-                      "-" if lr is None else f"{lr / ours:.1f}x"])
+                      "-" if lr is None else f"{lr / ours:.1f}x", f"{r['startup_seconds']:.2f}", stages])
     print_table(
         f"{args.rows:,} rows, {args.users:,} users, {args.items:,} items (Zipf 1.2), pyarrow {pa.__version__}, "
-        f"{os.cpu_count()} CPUs",
-        "| format | MB | tfrs-irns data s | bare pyarrow s | ratio | line reader s | speed-up |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"{os.cpu_count()} CPUs, medians of {args.repeats}; load average {os.getloadavg()[0]:.1f} at the end",
+        "| format | MB | tfrs-irns data s | bare pyarrow s | ratio | line reader s | speed-up | start-up s | stages s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         cells,
     )
     write_json(args.json, rows)

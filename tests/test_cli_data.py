@@ -105,3 +105,19 @@ def test_progress_prints_only_for_slow_stages():
     assert p.seconds >= 0.3
     with pytest.raises(ValueError, match="every"):
         Progress("x", every=0)
+
+
+def test_distinct_training_pairs_with_every_copy_kept(tmp_path, capsys):
+    data = tmp_path / "events.csv"
+    rows = [("u1", "a", 1), ("u1", "a", 2), ("u1", "b", 3), ("u2", "a", 4), ("u2", "a", 5), ("u2", "b", 6)]
+    data.write_text("user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    config = _config(tmp_path, f"data:\n  source: csv\n  path: {data}\n  split: leave_last_out\n"
+                               "  validation_fraction: 0\n  duplicates: keep_all\n"
+                               "train:\n  early_stopping:\n    enabled: false\n")
+    out_json = str(tmp_path / "s.json")
+    code, _, err = run_cli(capsys, "data", "--config", config, "--json", out_json)
+    assert code == 0, err
+    s = json.loads(open(out_json).read())
+    # (u, a) twice per user stays together in train; each user's b is their test row.
+    assert s["splits"]["train"]["interactions"] == 4 and s["train_distinct_pairs"] == 2
+    assert s["duplicates_kept"] and s["duplicate_rows"] == 2

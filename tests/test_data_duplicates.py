@@ -118,3 +118,19 @@ def test_a_csv_with_every_row_twice_prepares_like_the_csv_once(tmp_path):
     sides = [set(zip(s.user.tolist(), s.item.tolist())) for s in (c.train, c.validation, c.test)]
     for x, y in itertools.combinations(sides, 2):
         assert not x & y
+
+
+@pytest.mark.parametrize("keys", [
+    [3, 1, 3, 0, 1, 3],
+    [-5, 7, -5, 2**40, 7, 0],  # negative and wide: still packs
+    [2**62, -(2**62), 5, 5],  # too wide to pack with the row: numpy's stable argsort
+    [],
+])
+def test_stable_argsort_is_numpys_stable_argsort(keys):
+    from tfrs_irns.data.duplicates import stable_argsort
+
+    keys = np.array(keys, np.int64)
+    assert stable_argsort(keys).tolist() == np.argsort(keys, kind="stable").tolist()
+    rng = np.random.default_rng(0)
+    many = rng.integers(-50, 50, 10_000)
+    assert stable_argsort(many).tolist() == np.argsort(many, kind="stable").tolist()

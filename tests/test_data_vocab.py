@@ -50,3 +50,16 @@ def test_save_load_round_trip(tmp_path):
     probe = np.array(["z", "Amélie", "missing", "a,b", "42"])
     assert loaded.lookup(probe).tolist() == vocab.lookup(probe).tolist()
     assert loaded.lookup(probe).tolist()[2] == OOV_INDEX
+
+
+def test_lookup_in_the_code_space_of_the_vocabulary_equals_the_string_lookup():
+    from tfrs_irns.data.table import CodedIds
+
+    ids = np.array(["u3", "u1", "u9", "u1", "u2", "u7"])
+    coded = CodedIds.from_strings(ids)
+    vocab = Vocabulary.from_ids(None, coded.take(np.array([0, 1, 3])))  # train: u3, u1
+    assert vocab.ids.tolist() == ["u1", "u3"]
+    other = coded.take(np.array([2, 3, 4, 0]))  # the other rows, the same code space: an integer gather
+    assert vocab.lookup(None, other).tolist() == vocab.lookup(other.strings()).tolist() == [0, 1, 0, 2]
+    fresh = CodedIds.from_strings(other.strings())  # another code space: searched by string
+    assert vocab.lookup(None, fresh).tolist() == [0, 1, 0, 2]

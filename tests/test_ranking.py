@@ -232,3 +232,19 @@ def test_a_slow_ranking_reports_progress_per_chunk(monkeypatch):
         "ranking 30 items... 10 / 10 users (100%), 30 s",
         "ranking 30 items: done in 40.0 s",
     ]
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_queries_all_alike_are_ranked_once_with_the_same_answers(dim):
+    # Most-popular style: every user the same query, item scores with many ties.
+    rng = np.random.default_rng(3)
+    items = rng.integers(0, 4, size=(41, dim)).astype(np.float32)
+    users = np.repeat(rng.integers(1, 3, size=(1, dim)).astype(np.float32), 7, 0)
+    rows = rng.integers(0, 7, 30)
+    targets = rng.integers(0, 41, 30)  # some OOV (0)
+    ranks, idx, scores = ranking.rank_and_top_k(users, items, targets, rows, k=10)
+    for q in range(7):  # one query at a time: the general per-row path
+        mine = rows == q
+        r1, i1, s1 = ranking.rank_and_top_k(users[:1], items, targets[mine], np.zeros(mine.sum(), np.int64), k=10)
+        assert ranks[mine].tolist() == r1.tolist()
+        assert idx[q].tolist() == i1[0].tolist() and scores[q].tolist() == s1[0].tolist()

@@ -58,9 +58,11 @@ def _pa():
     return pa
 
 
-def coded_from_arrow(column) -> CodedIds:
+def coded_from_arrow(column, refuse_nul: bool = False) -> Optional[CodedIds]:
     """Distinct values and codes of a string column (any chunking), trimmed
-    like the row reader trims ids; no per-row Python objects."""
+    like the row reader trims ids; no per-row Python objects. With
+    ``refuse_nul``, ``None`` when a value holds a NUL (checked on the distinct
+    values only)."""
     pa = _pa()
     if pa.types.is_dictionary(column.type):  # Parquet dictionary pages: one code space for all chunks
         chunks = pa.table({"c": column}).unify_dictionaries()["c"].chunks if isinstance(
@@ -72,6 +74,8 @@ def coded_from_arrow(column) -> CodedIds:
         chunks = [whole.dictionary_encode()]
     if not chunks:
         return CodedIds(values=np.zeros(0, dtype=str), codes=np.zeros(0, np.int32))
+    if refuse_nul and _has_nul(chunks[0].dictionary):
+        return None  # numpy strings drop trailing NULs: the line reader names the line instead
     dictionary = chunks[0].dictionary.to_numpy(zero_copy_only=False).astype(str)
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks]).astype(np.int32)
     # Trimming may merge two spellings (" a" and "a"); np.unique also sorts.
@@ -123,11 +127,11 @@ def _column(column, kind: str) -> Optional[Column]:
     never built here."""
     if column.null_count:
         return None
-    if kind in ("str", "text") and _has_nul(column):
+    if kind == "text" and _has_nul(column):
         return None  # numpy strings drop trailing NULs: the line reader names the line instead
     if kind == "str":
-        coded = coded_from_arrow(column)
-        if len(coded.values) and coded.values[0] == "":  # sorted: an empty id sorts first
+        coded = coded_from_arrow(column, refuse_nul=True)
+        if coded is None or (len(coded.values) and coded.values[0] == ""):  # sorted: an empty id sorts first
             return None
         return None, coded
     if kind == "text":

@@ -26,12 +26,13 @@ def _pair_keys(inter: Interactions) -> np.ndarray:
     return user.codes.astype(np.int64) * max(len(item.values), 1) + item.codes
 
 
-def stable_argsort(keys: np.ndarray) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` of integer ``keys``.
+def _sort_with_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, keys[order])`` with ``order`` a stable argsort of integer ``keys``.
 
     When each key and its row number pack into one int64 (``(key - min) * n +
-    row``), this is one plain sort of those values instead: numpy's SIMD value
-    sort is about 6x faster than its stable argsort on millions of int64.
+    row``), this is one plain sort of those values, unpacked by one
+    ``divmod``: numpy's SIMD value sort is about 6x faster than its stable
+    argsort on millions of int64.
     """
     keys = np.asarray(keys)
     n = len(keys)
@@ -40,16 +41,22 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
         if lo >= -(2**63) and hi < 2**63 and (hi - lo + 1) * n < 2**63:
             packed = (keys.astype(np.int64) - lo) * n + np.arange(n, dtype=np.int64)
             packed.sort()
-            return packed % n
-    return np.argsort(keys, kind="stable")
+            shifted, order = np.divmod(packed, n)
+            return order, shifted + lo
+    order = np.argsort(keys, kind="stable")
+    return order, keys[order]
+
+
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of integer ``keys``, by one value sort where it can."""
+    return _sort_with_order(keys)[0]
 
 
 def _grouped(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows ordered by key (a stable sort: row order within a key), where each
     key starts in that order, and the group (``0..G-1``, in key order) of each
     ordered row."""
-    order = stable_argsort(keys)
-    sorted_keys = keys[order]
+    order, sorted_keys = _sort_with_order(keys)
     new = np.empty(len(keys), bool)
     new[:1] = True
     np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])

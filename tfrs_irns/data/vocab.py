@@ -39,7 +39,9 @@ def check_ids(ids: np.ndarray, kind: str) -> list[str]:
             f"{kind} id {raw!r} cannot be exported: ids must be non-empty and contain no {what} "
             "(the export's lookup files hold one id per line)"
         )
-    if len(set(out)) != len(out):
+    # Vocabularies are sorted: strictly increasing means unique, with no set of every id.
+    ordered = np.asarray(ids).astype(str)
+    if len(out) > 1 and not (ordered[1:] > ordered[:-1]).all() and len(set(out)) != len(out):
         unique, counts = np.unique(np.asarray(out), return_counts=True)
         raise DataError(f"{kind} id {str(unique[counts > 1][0])!r} appears twice in the vocabulary")
     return out
