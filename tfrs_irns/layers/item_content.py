@@ -263,7 +263,7 @@ class ContentItemTower(tf.keras.layers.Layer):
         missing = [name for name in self.feature_names if name not in encoded]
         if missing:
             raise ValueError(f"encoded features missing: {', '.join(missing)}")
-        parts = self._feature_parts([tf.convert_to_tensor(encoded[name], tf.int32) for name in self.feature_names])
+        parts = self._feature_parts([tf.cast(encoded[name], tf.int32) for name in self.feature_names])
         if self.use_id:  # a zero id part keeps the sum in the same order as ``call``
             parts = [tf.zeros_like(parts[0])] + parts
         return self._head(parts, training)
