@@ -74,6 +74,28 @@ def test_items_file_titles_and_genres(tmp_path):
     assert raw.items.genres.tolist() == ["Drama|Comedy", "", "Horror"]
 
 
+def test_declared_item_columns_are_read_and_aligned_to_the_vocabulary(tmp_path):
+    from tfrs_irns.config import DataConfig
+    from tfrs_irns.data.prepare import prepare_from_raw
+
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\n" + "".join(f"u{k},{'xyz'[k % 3]},{k}\n" for k in range(30)))
+    items = write(tmp_path / "items.csv", "item_id,title,brand\nx,X,Acme|Blue\ny,Y,\nz,Z,Zeta\n")
+    cfg = CsvConfig(items_path=items, item_columns={"brand": "categorical"})
+    raw = load_csv(path, cfg)
+    assert raw.items.columns == {"brand": raw.items.columns["brand"]}
+    assert raw.items.columns["brand"].tolist() == ["Acme|Blue", "", "Zeta"]
+    data = prepare_from_raw(raw, DataConfig(source="csv", test_fraction=0.1, validation_fraction=0.0))
+    by_id = dict(zip(data.item_vocab.ids.tolist(), data.item_columns["brand"][1:].tolist()))
+    assert by_id == {"x": "Acme|Blue", "y": "", "z": "Zeta"} and data.item_columns["brand"][0] == ""
+
+
+def test_a_declared_item_column_missing_from_the_file_names_the_key(tmp_path):
+    path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1\n")
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\n")
+    with pytest.raises((ConfigError, DataError), match="data.csv.item_columns.brand"):
+        load_csv(path, CsvConfig(items_path=items, item_columns={"brand": "text"}))
+
+
 def test_latin1_file_is_decoded(tmp_path):
     path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\nJosé,café,1\n", encoding="latin-1")
     raw = load_csv(path, CsvConfig())

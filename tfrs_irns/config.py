@@ -137,7 +137,8 @@ class ModelConfig:
         help="sizes of ReLU layers after the item embedding, then a linear layer back to embedding_dim", factory=list
     )
     use_genres: bool = _f(
-        False, "add the items' multi-hot genres, projected to d, to the candidate tower (when the data has genres)"
+        False, "add the items' genres to the candidate tower (when the data has genres): with item_features [id] "
+        "as a multi-hot projection added to the id row, with content features as the genres feature"
     )
     embedding_l2: float = _f(0.1, "L2 penalty on the user and item embedding rows each batch looks up")
     item_features: list[str] = _f(

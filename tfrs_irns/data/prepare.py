@@ -3,7 +3,9 @@
 Vocabularies (user and item) and item counts are learned from the *training*
 split only, after validation has been taken out: a retrieval model can only
 embed what it trained on, so validation and test ids never seen in training
-map to the OOV index 0 (and count as misses when they are the target). Item
+map to the OOV index 0 (and count as misses when they are the target) —
+except on a ``cold_items`` split, whose held-out items join the item
+vocabulary with a training count of 0 (a content tower embeds them). Item
 titles and genres are aligned to the item vocabulary, row ``i`` describing
 item index ``i``.
 """
@@ -192,7 +194,8 @@ def prepare_from_raw(
     description = (
         f"{raw.description}; {cfg.split} split: {len(train):,} train / "
         f"{len(validation):,} validation / {len(test):,} test; "
-        f"{len(user_vocab):,} users and {len(item_vocab):,} items in training"
+        f"{len(user_vocab):,} users and {len(item_vocab) - len(cold):,} items in training"
+        + (f", {len(cold):,} cold items held out" if len(cold) else "")
     )
     return PreparedData(
         train=enc_train,

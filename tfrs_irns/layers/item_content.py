@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.layers.pooling import AttentionPooling, MaskedMeanPooling
-from tfrs_irns.layers.towers import _mlp
+from tfrs_irns.layers.towers import _mlp, apply_head, head_config
 
 TEXT = "text"
 CATEGORICAL = "categorical"
@@ -245,12 +245,7 @@ class ContentItemTower(tf.keras.layers.Layer):
         return parts + self._feature_parts([tf.cast(tf.gather(table, indices), tf.int32) for table in self.tables])
 
     def _head(self, parts: list[tf.Tensor], training: bool) -> tf.Tensor:
-        x = tf.add_n(parts) if len(parts) > 1 else parts[0]
-        if self.mlp is not None:
-            x = self.mlp(x, training=training)
-        if self.normalize:
-            x = tf.math.l2_normalize(x, axis=-1)
-        return x
+        return apply_head(tf.add_n(parts) if len(parts) > 1 else parts[0], self.mlp, self.normalize, training)
 
     def call(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self._head(self._parts(indices), training)
@@ -263,7 +258,7 @@ class ContentItemTower(tf.keras.layers.Layer):
         missing = [name for name in self.feature_names if name not in encoded]
         if missing:
             raise ValueError(f"encoded features missing: {', '.join(missing)}")
-        parts = self._feature_parts([tf.convert_to_tensor(encoded[name], tf.int32) for name in self.feature_names])
+        parts = self._feature_parts([tf.cast(encoded[name], tf.int32) for name in self.feature_names])
         if self.use_id:  # a zero id part keeps the sum in the same order as ``call``
             parts = [tf.zeros_like(parts[0])] + parts
         return self._head(parts, training)
@@ -284,13 +279,5 @@ class ContentItemTower(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size,
-            embedding_dim=self.embedding_dim,
-            hidden=self.hidden,
-            normalize=self.normalize,
-            use_id=self.use_id,
-            features=self.features,
-            pooling=self.pooling,
-        )
+        config.update(head_config(self), use_id=self.use_id, features=self.features, pooling=self.pooling)
         return config

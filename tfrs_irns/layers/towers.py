@@ -39,6 +39,25 @@ def _mlp(hidden: Sequence[int], output_dim: int, name: str) -> Optional[tf.keras
     return tf.keras.Sequential(layers, name=name)
 
 
+def apply_head(x: tf.Tensor, mlp: Optional[tf.keras.Sequential], normalize: bool, training: bool) -> tf.Tensor:
+    """What every tower does after its embedding: the optional MLP, then the optional L2 norm."""
+    if mlp is not None:
+        x = mlp(x, training=training)
+    if normalize:
+        x = tf.math.l2_normalize(x, axis=-1)
+    return x
+
+
+def head_config(tower: Any) -> dict[str, Any]:
+    """The config entries every tower shares: ``vocab_size``, ``embedding_dim``, ``hidden``, ``normalize``."""
+    return {
+        "vocab_size": tower.vocab_size,
+        "embedding_dim": tower.embedding_dim,
+        "hidden": tower.hidden,
+        "normalize": tower.normalize,
+    }
+
+
 class _Tower(tf.keras.layers.Layer):
     """Shared body: id embedding (+ features) → optional MLP → optional L2 norm.
 
@@ -71,11 +90,7 @@ class _Tower(tf.keras.layers.Layer):
         extra = self._features(indices)
         if extra is not None:
             x = x + extra
-        if self.mlp is not None:
-            x = self.mlp(x, training=training)
-        if self.normalize:
-            x = tf.math.l2_normalize(x, axis=-1)
-        return x
+        return apply_head(x, self.mlp, self.normalize, training)
 
     def embedding_penalty(self, indices: tf.Tensor) -> tf.Tensor:
         """Mean squared L2 norm of the id-embedding rows of ``indices``: the
@@ -96,12 +111,7 @@ class _Tower(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size,
-            embedding_dim=self.embedding_dim,
-            hidden=self.hidden,
-            normalize=self.normalize,
-        )
+        config.update(head_config(self))
         return config
 
 
