@@ -90,9 +90,10 @@ class DataConfig:
         None, "a MovieLens folder or .zip (source movielens), the interactions CSV/TSV file (source csv), "
         "or a Parquet file or folder of .parquet files (source parquet)", path=True
     )
-    split: Literal["random", "temporal", "leave_last_out"] = _f(
+    split: Literal["random", "temporal", "leave_last_out", "cold_users"] = _f(
         "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
-        "or each user's last interaction"
+        "each user's last interaction, or new users (cold_users: a seeded share of users never trained on, "
+        "the earlier half of each one's interactions given as history, the later half tested)"
     )
     test_fraction: float = _f(
         0.2, "share of the interactions held out for test (random, temporal; unused by leave_last_out)"
@@ -100,6 +101,9 @@ class DataConfig:
     validation_fraction: float = _f(
         0.1, "share of the non-test interactions held out for validation (random, temporal); leave_last_out takes "
         "each user's second-to-last interaction (users with 3 or more) when > 0; 0: no validation split"
+    )
+    cold_user_fraction: float = _f(
+        0.1, "cold_users split: share of the users held out of training and validation (at least one)"
     )
     seed: int = _f(42, "seed of the random split and of the synthetic data")
     min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
@@ -113,6 +117,20 @@ class DataConfig:
     tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
     synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
     csv: CsvConfig = _f(help="the column mapping (sources csv and parquet)", factory=CsvConfig)
+
+
+@dataclass
+class HistoryConfig:
+    """The activity part of the user tower (``model.user_features`` with ``history``)."""
+
+    length: int = _f(50, "the user's most recent training interactions the tower pools")
+    shared_tower: bool = _f(
+        True, "embed the history items with the candidate tower (true) or with a separate item table (false)"
+    )
+    pooling: Literal["mean", "attention", "gru"] = _f(
+        "mean", "how the history item embeddings become one vector: masked mean, attention with a learned "
+        "query, or a GRU read oldest to newest"
+    )
 
 
 @dataclass
@@ -132,6 +150,11 @@ class ModelConfig:
         False, "add the items' multi-hot genres, projected to d, to the candidate tower (when the data has genres)"
     )
     embedding_l2: float = _f(0.1, "L2 penalty on the user and item embedding rows each batch looks up")
+    user_features: list[Literal["id", "history"]] = _f(
+        help="what the user tower embeds: [id] (a user table), [history] (the user's recent items, so new "
+        "users get personal answers) or [id, history] (summed)", factory=lambda: ["id"]
+    )
+    history: HistoryConfig = _f(help="the user history (model.user_features with history)", factory=HistoryConfig)
 
 
 @dataclass
@@ -338,6 +361,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.query_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
     "model.candidate_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
     "model.embedding_l2": (lambda v: v >= 0, "must be >= 0"),
+    "model.user_features": (
+        lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"
+    ),
+    "model.history.length": (lambda v: v >= 1, "must be >= 1"),
+    "data.cold_user_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "negatives.num_negatives": (lambda v: v > 0, "must be > 0"),
     "negatives.alpha": (lambda v: v >= 0, "must be >= 0"),
     "negatives.num_hard_negatives": (lambda v: v is None or v > 0, "must be > 0"),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from tfrs_irns.config import DataConfig
+from tfrs_irns.data.cold_users import split_cold_users
 from tfrs_irns.data.duplicates import pair_groups
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
@@ -56,11 +57,25 @@ class PreparedData:
     duplicate_rows: int = 0
     # What the splits were made from (see :func:`data_fingerprint`); "" when unknown.
     fingerprint: str = ""
+    # data.split=cold_users: the held-out users (index num_users + 1 + i is cold_users.ids[i]; the
+    # test and cold_history splits use these indices) and the earlier halves given as their history.
+    cold_users: Optional[Vocabulary] = None
+    cold_history: EncodedSplit = field(default_factory=lambda: _encode_empty())
 
     @property
     def num_users(self) -> int:
         """Known users (the OOV bucket not counted)."""
         return len(self.user_vocab)
+
+    @property
+    def num_cold_users(self) -> int:
+        """Users held out of training by ``data.split: cold_users`` (0 for the other splits)."""
+        return 0 if self.cold_users is None else len(self.cold_users)
+
+    @property
+    def num_query_users(self) -> int:
+        """User indices evaluation embeds beyond OOV: the known users, then the cold users."""
+        return self.num_users + self.num_cold_users
 
     @property
     def num_items(self) -> int:
@@ -74,6 +89,16 @@ def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> Encode
         item=items.lookup(inter.item_id, inter.item_codes),
         timestamp=np.asarray(inter.timestamp, np.int64),
     )
+
+
+def _encode_empty() -> EncodedSplit:
+    return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
+
+def _encode_cold(inter: Interactions, cold: Vocabulary, offset: int, items: Vocabulary) -> EncodedSplit:
+    """Cold users' rows, their users indexed ``offset + 1 ...`` after the known users."""
+    split = _encode(inter, cold, items)
+    return EncodedSplit(split.user + np.int32(offset), split.item, split.timestamp)
 
 
 def _align(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
@@ -120,6 +145,8 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
         "validation_fraction": cfg.validation_fraction,
         "seed": cfg.seed,
     }
+    if cfg.split == "cold_users":  # only then: other runs keep their fingerprints
+        settings["cold_user_fraction"] = cfg.cold_user_fraction
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for column, coded in ((inter.user_id, inter.user_codes), (inter.item_id, inter.item_codes)):
         # The distinct ids (lengths, then text: no two lists give the same bytes) and each row's
@@ -146,9 +173,15 @@ def prepare_from_raw(
     keep their meaning on data that changed since (new ids map to OOV).
     """
     groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
-    train, validation, test = split_interactions(
-        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups
-    )
+    cold_history = None
+    if cfg.split == "cold_users":
+        train, validation, test, cold_history = split_cold_users(
+            raw.interactions, cfg.cold_user_fraction, cfg.validation_fraction, cfg.seed, groups=groups
+        )
+    else:
+        train, validation, test = split_interactions(
+            raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups
+        )
     if len(train) == 0:
         raise DataError(
             f"the training split is empty ({len(raw.interactions)} interactions, "
@@ -177,10 +210,21 @@ def prepare_from_raw(
         f"{len(validation):,} validation / {len(test):,} test; "
         f"{len(user_vocab):,} users and {len(item_vocab):,} items in training"
     )
+    cold = {}
+    if cold_history is not None:
+        cold_users = Vocabulary.from_ids(np.concatenate([test.user_id, cold_history.user_id]))
+        cold = dict(
+            cold_users=cold_users,
+            cold_history=_encode_cold(cold_history, cold_users, len(user_vocab), item_vocab),
+        )
+        test_split = _encode_cold(test, cold_users, len(user_vocab), item_vocab)
+        description += f"; {len(cold_users):,} cold users with {len(cold_history):,} history interactions"
+    else:
+        test_split = _encode(test, user_vocab, item_vocab)
     return PreparedData(
         train=enc_train,
         validation=_encode(validation, user_vocab, item_vocab),
-        test=_encode(test, user_vocab, item_vocab),
+        test=test_split,
         user_vocab=user_vocab,
         item_vocab=item_vocab,
         item_counts=counts,
@@ -191,6 +235,7 @@ def prepare_from_raw(
         skipped_rows=raw.skipped_rows,
         duplicate_rows=raw.duplicate_rows,
         fingerprint=data_fingerprint(raw.interactions, cfg),
+        **cold,
     )
 
 
