@@ -241,8 +241,10 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         first, left-padded with item 0 (masked). Without ``positions``, each
         user's last ``L`` timeline items; with them, the training rule."""
         users = tf.clip_by_value(tf.cast(users, tf.int32), 0, self.num_history_rows - 1)
-        start = tf.gather(self.offsets, users)
-        stop = tf.gather(self.offsets, users + 1)
+        # Read, then gather: ResourceGather has no int32 GPU kernel, GatherV2 has.
+        offsets, timeline = tf.convert_to_tensor(self.offsets), tf.convert_to_tensor(self.items)
+        start = tf.gather(offsets, users)
+        stop = tf.gather(offsets, users + 1)
         if positions is None:
             end, skip = stop, tf.fill(tf.shape(users), -1)
         elif self.window == "before":
@@ -256,7 +258,7 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         steps = tf.range(self.length, dtype=tf.int32)[None, :]
         index = base[:, None] + steps + tf.cast(steps >= drop[:, None], tf.int32)
         inside = index >= start[:, None]
-        items = tf.where(inside, tf.gather(self.items, tf.maximum(index, 0)), tf.zeros_like(index))
+        items = tf.where(inside, tf.gather(timeline, tf.maximum(index, 0)), tf.zeros_like(index))
         return items, items > 0
 
     def embed_items(self, items: tf.Tensor, training: bool = False) -> tf.Tensor:
