@@ -82,3 +82,12 @@ def test_fingerprint_depends_on_the_cold_fraction():
 def test_one_user_cannot_be_split():
     with pytest.raises(DataError, match="cold_users needs at least 2 users"):
         split_cold_users(_raw(num_users=1).interactions, 0.5, 0.1, seed=0)
+
+
+def test_data_summary_counts_every_cold_test_user_as_unseen():
+    from tfrs_irns.data.summary import summarize
+
+    raw = _raw()
+    data = prepare_from_raw(raw, DataConfig(split="cold_users", cold_user_fraction=0.25))
+    summary = summarize(raw, data)
+    assert summary["cold_test_user_share"] == 1.0 and summary["splits"]["test"]["users"] == 5

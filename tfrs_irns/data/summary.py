@@ -60,7 +60,8 @@ def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last"
     counts = np.sort(data.item_counts[1:])[::-1]
     top = max(1, math.ceil(0.01 * items))
     test = data.test
-    cold_user, cold_item = test.user == 0, test.item == 0
+    # Users past the vocabulary are data.split=cold_users' held-out users: unseen in training too.
+    cold_user, cold_item = (test.user == 0) | (test.user > users), test.item == 0
     share = lambda mask: float(mask.mean()) if len(mask) else 0.0  # noqa: E731
     return {
         "description": data.description,
