@@ -104,6 +104,21 @@ CASES = [
     ("resume with --set", {"done/config.yaml": b"name: done\n"},
      ["train", "--resume", "{tmp}/done", "--set", "train.epochs=9"], r"--set cannot change a run being resumed"),
     ("recommend from nothing", {}, ["recommend", "--model", "{tmp}/nothing", "--user", "u1"], r"nothing"),
+    ("unknown user feature", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
+                                  *with_tiny("model.user_features=[id,clicks]")],
+     r"model.user_features: expected 'id' or 'history', got 'clicks'"),
+    ("user feature twice", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
+                                *with_tiny("model.user_features=[history,history]")],
+     r"model.user_features: must be a non-empty list without repeats"),
+    ("history length 0", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
+                              *with_tiny("model.user_features=[history]", "model.history.length=0")],
+     r"model.history.length: must be >= 1, got 0"),
+    ("unknown pooling", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
+                             *with_tiny("model.history.pooling=max")],
+     r"model.history.pooling: expected one of 'mean', 'attention', 'gru', got 'max'"),
+    ("cold user fraction 1", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
+                                  *with_tiny("data.split=cold_users", "data.cold_user_fraction=1")],
+     r"data.cold_user_fraction: must be in \(0, 1\), got 1"),
 ]
 
 

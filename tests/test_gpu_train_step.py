@@ -26,7 +26,7 @@ import tensorflow as tf
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.config import load_config
 from tfrs_irns.data.prepare import prepare_data
-from tfrs_irns.runs.build import build_model, make_optimizer
+from tfrs_irns.runs.build import build_model, make_optimizer, pipeline_extras, user_history
 
 from conftest import TINY_OVERRIDES, with_tiny
 from test_gpu_kernels import ops_without_gpu_kernel
@@ -57,6 +57,11 @@ VARIANTS = {
     "content-only-attention-bf16": [
         "model.item_features=[title,genres]", "model.text_pooling=attention", "train.precision=mixed_bfloat16",
     ],
+    "history-mean": ["model.user_features=[history]"],
+    "id-history-gru-own-table-bf16": [
+        "model.user_features=[id,history]", "model.history.pooling=gru", "model.history.length=5",
+        "model.history.shared_tower=false", "train.precision=mixed_bfloat16", "data.split=temporal",
+    ],
 }
 
 
@@ -67,7 +72,9 @@ def data():
 
 def traced_train_step(data, overrides):
     config = load_config("configs/quickstart.yaml", with_tiny(*overrides))
-    pipeline = TrainPipeline(data.train.user, data.train.item, config.train.batch_size, seed=0)
+    # A history tower's batches carry each example's place in its timelines.
+    extras = pipeline_extras(user_history(config, data))
+    pipeline = TrainPipeline(data.train.user, data.train.item, config.train.batch_size, seed=0, extras=extras)
     if config.batching.strategy == "gcbs":  # an explicit order: the pipeline's other branch
         pipeline.set_epoch_order(tf.random.shuffle(tf.range(pipeline.num_examples)).numpy())
     model = build_model(config, data)

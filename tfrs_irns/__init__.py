@@ -36,6 +36,7 @@ _EXPORTS = {
     "IRNSRetrieval": "tfrs_irns.tasks.irns",
     "CandidateTower": "tfrs_irns.layers.towers",
     "QueryTower": "tfrs_irns.layers.towers",
+    "HistoryQueryTower": "tfrs_irns.layers.history",
     "TwoTowerModel": "tfrs_irns.models.two_tower",
     "build_model": "tfrs_irns.runs.build",
     "evaluate_model": "tfrs_irns.evaluation.evaluate",

@@ -94,9 +94,11 @@ class DataConfig:
         None, "a MovieLens folder or .zip (source movielens), the interactions CSV/TSV file (source csv), "
         "or a Parquet file or folder of .parquet files (source parquet)", path=True
     )
-    split: Literal["random", "temporal", "leave_last_out", "cold_items"] = _f(
+    split: Literal["random", "temporal", "leave_last_out", "cold_items", "cold_users"] = _f(
         "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
-        "each user's last interaction, or every interaction of a seeded share of items never trained on (cold_items)"
+        "each user's last interaction, every interaction of a seeded share of items never trained on (cold_items), "
+        "or new users (cold_users: a seeded share of users never trained on, the earlier half of each one's "
+        "interactions given as history, the later half tested)"
     )
     cold_item_fraction: float = _f(
         0.1, "split cold_items: share of the items held out of training and validation; the test is every "
@@ -108,6 +110,9 @@ class DataConfig:
     validation_fraction: float = _f(
         0.1, "share of the non-test interactions held out for validation (random, temporal); leave_last_out takes "
         "each user's second-to-last interaction (users with 3 or more) when > 0; 0: no validation split"
+    )
+    cold_user_fraction: float = _f(
+        0.1, "cold_users split: share of the users held out of training and validation (at least one)"
     )
     seed: int = _f(42, "seed of the random split and of the synthetic data")
     min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
@@ -121,6 +126,20 @@ class DataConfig:
     tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
     synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
     csv: CsvConfig = _f(help="the column mapping (sources csv and parquet)", factory=CsvConfig)
+
+
+@dataclass
+class HistoryConfig:
+    """The activity part of the user tower (``model.user_features`` with ``history``)."""
+
+    length: int = _f(50, "the user's most recent training interactions the tower pools")
+    shared_tower: bool = _f(
+        True, "embed the history items with the candidate tower (true) or with a separate item table (false)"
+    )
+    pooling: Literal["mean", "attention", "gru"] = _f(
+        "mean", "how the history item embeddings become one vector: masked mean, attention with a learned "
+        "query, or a GRU read oldest to newest"
+    )
 
 
 @dataclass
@@ -154,6 +173,11 @@ class ModelConfig:
     max_vocabulary: int = _f(
         20000, "most frequent tokens (values) of the training catalogue kept per content feature; others are OOV"
     )
+    user_features: list[Literal["id", "history"]] = _f(
+        help="what the user tower embeds: [id] (a user table), [history] (the user's recent items, so new "
+        "users get personal answers) or [id, history] (summed)", factory=lambda: ["id"]
+    )
+    history: HistoryConfig = _f(help="the user history (model.user_features with history)", factory=HistoryConfig)
 
 
 @dataclass
@@ -381,6 +405,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.max_tokens": (lambda v: v > 0, "must be > 0"),
     "model.max_vocabulary": (lambda v: v > 0, "must be > 0"),
     "data.cold_item_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "model.user_features": (
+        lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"
+    ),
+    "model.history.length": (lambda v: v >= 1, "must be >= 1"),
+    "data.cold_user_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "negatives.num_negatives": (lambda v: v > 0, "must be > 0"),
     "negatives.alpha": (lambda v: v >= 0, "must be >= 0"),
     "negatives.num_hard_negatives": (lambda v: v is None or v > 0, "must be > 0"),

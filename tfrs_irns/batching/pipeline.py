@@ -33,6 +33,9 @@ class TrainPipeline:
       batch_size: positives per batch (``B``; 600 in the IRNS paper).
       seed: makes every epoch's order reproducible across runs.
       drop_remainder: drop the last ``n mod B`` examples of each epoch.
+      extras: more per-example arrays (length ``n``) batched under their
+        names with the same gather, so they follow every order (shuffles,
+        GCBS); e.g. ``{"history_position": ...}`` for an activity tower.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class TrainPipeline:
         batch_size: int,
         seed: int = 0,
         drop_remainder: bool = False,
+        extras: Optional[dict[str, np.ndarray]] = None,
     ) -> None:
         n = int(len(users))
         if n != len(items):
@@ -64,6 +68,11 @@ class TrainPipeline:
         self.items = np.asarray(items, np.int32)
         self._users = tf.constant(self.users)
         self._items = tf.constant(self.items)
+        self._extras = {}
+        for name, values in (extras or {}).items():
+            if len(values) != n:
+                raise ValueError(f"extras[{name!r}] has {len(values)} entries, expected {n}")
+            self._extras[name] = tf.constant(np.asarray(values, np.int32))
         # Strategy hook: an explicit order for the coming epoch, if any.
         self._order = tf.Variable(tf.range(n, dtype=tf.int32), trainable=False, name="epoch_order")
         self._use_order = tf.Variable(False, trainable=False, name="use_epoch_order")
@@ -138,7 +147,9 @@ class TrainPipeline:
             def batch(i: tf.Tensor) -> dict[str, tf.Tensor]:
                 start = batch_order[i] * b
                 idx = order[start : tf.minimum(start + b, n)]
-                return {"user": tf.gather(self._users, idx), "item": tf.gather(self._items, idx)}
+                out = {"user": tf.gather(self._users, idx), "item": tf.gather(self._items, idx)}
+                out.update({name: tf.gather(values, idx) for name, values in self._extras.items()})
+                return out
 
             with tf.control_dependencies([reset]):
                 return tf.data.Dataset.range(first, steps).map(batch)

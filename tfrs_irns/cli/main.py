@@ -46,7 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     recommend = sub.add_parser("recommend", help="top items for a user from an exported model")
     recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
-    recommend.add_argument("--user", required=True, help="raw user id")
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="raw user id")
+    who.add_argument(
+        "--history", metavar="ID,ID,...",
+        help="raw item ids the user interacted with, oldest first (models with a history user tower)",
+    )
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--index", action="store_true", help="answer from the export's ANN index (export.index)")
     return parser
@@ -139,7 +144,8 @@ def _recommend(args: argparse.Namespace) -> None:
     import_tensorflow()
     from tfrs_irns.export import recommend
 
-    recommend(args.model, args.user, args.k, index=args.index)
+    history = None if args.history is None else [i.strip() for i in args.history.split(",") if i.strip()]
+    recommend(args.model, args.user, args.k, index=args.index, history=history)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from tfrs_irns.config import DataConfig
+from tfrs_irns.data.cold_users import split_cold_users
 from tfrs_irns.data.duplicates import pair_groups
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
@@ -62,11 +63,25 @@ class PreparedData:
     item_columns: dict[str, np.ndarray] = field(default_factory=dict)
     # Item indices held out of training and validation (``data.split: cold_items``), sorted; else empty.
     cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    # data.split=cold_users: the held-out users (index num_users + 1 + i is cold_users.ids[i]; the
+    # test and cold_history splits use these indices) and the earlier halves given as their history.
+    cold_users: Optional[Vocabulary] = None
+    cold_history: EncodedSplit = field(default_factory=lambda: _encode_empty())
 
     @property
     def num_users(self) -> int:
         """Known users (the OOV bucket not counted)."""
         return len(self.user_vocab)
+
+    @property
+    def num_cold_users(self) -> int:
+        """Users held out of training by ``data.split: cold_users`` (0 for the other splits)."""
+        return 0 if self.cold_users is None else len(self.cold_users)
+
+    @property
+    def num_query_users(self) -> int:
+        """User indices evaluation embeds beyond OOV: the known users, then the cold users."""
+        return self.num_users + self.num_cold_users
 
     @property
     def num_items(self) -> int:
@@ -80,6 +95,16 @@ def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> Encode
         item=items.lookup(None, inter.coded("item")),
         timestamp=np.asarray(inter.timestamp, np.int64),
     )
+
+
+def _encode_empty() -> EncodedSplit:
+    return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
+
+def _encode_cold(inter: Interactions, cold: Vocabulary, offset: int, items: Vocabulary) -> EncodedSplit:
+    """Cold users' rows, their users indexed ``offset + 1 ...`` after the known users."""
+    split = _encode(inter, cold, items)
+    return EncodedSplit(split.user + np.int32(offset), split.item, split.timestamp)
 
 
 def _align(values: np.ndarray, index: np.ndarray, size: int) -> np.ndarray:
@@ -128,6 +153,8 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
     }
     if cfg.split == "cold_items":  # only then, so every other run keeps its fingerprint
         settings["cold_item_fraction"] = cfg.cold_item_fraction
+    if cfg.split == "cold_users":  # only then: other runs keep their fingerprints
+        settings["cold_user_fraction"] = cfg.cold_user_fraction
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for side in ("user", "item"):
         # The distinct ids (lengths, then text: no two lists give the same bytes) and each row's
@@ -154,10 +181,16 @@ def prepare_from_raw(
     keep their meaning on data that changed since (new ids map to OOV).
     """
     groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
-    train, validation, test = split_interactions(
-        raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups,
-        cold_item_fraction=cfg.cold_item_fraction,
-    )
+    cold_history = None
+    if cfg.split == "cold_users":
+        train, validation, test, cold_history = split_cold_users(
+            raw.interactions, cfg.cold_user_fraction, cfg.validation_fraction, cfg.seed, groups=groups
+        )
+    else:
+        train, validation, test = split_interactions(
+            raw.interactions, cfg.split, cfg.test_fraction, cfg.validation_fraction, cfg.seed, groups=groups,
+            cold_item_fraction=cfg.cold_item_fraction,
+        )
     if len(train) == 0:
         raise DataError(
             f"the training split is empty ({len(raw.interactions)} interactions, "
@@ -197,10 +230,21 @@ def prepare_from_raw(
         f"{len(user_vocab):,} users and {len(item_vocab) - len(cold):,} items in training"
         + (f", {len(cold):,} cold items held out" if len(cold) else "")
     )
+    cold_user_fields = {}
+    if cold_history is not None:
+        cold_users = Vocabulary.from_ids(np.concatenate([test.user_id, cold_history.user_id]))
+        cold_user_fields = dict(
+            cold_users=cold_users,
+            cold_history=_encode_cold(cold_history, cold_users, len(user_vocab), item_vocab),
+        )
+        test_split = _encode_cold(test, cold_users, len(user_vocab), item_vocab)
+        description += f"; {len(cold_users):,} cold users with {len(cold_history):,} history interactions"
+    else:
+        test_split = _encode(test, user_vocab, item_vocab)
     return PreparedData(
         train=enc_train,
         validation=_encode(validation, user_vocab, item_vocab),
-        test=_encode(test, user_vocab, item_vocab),
+        test=test_split,
         user_vocab=user_vocab,
         item_vocab=item_vocab,
         item_counts=counts,
@@ -213,6 +257,7 @@ def prepare_from_raw(
         fingerprint=data_fingerprint(raw.interactions, cfg),
         item_columns=columns,
         cold_items=cold,
+        **cold_user_fields,
     )
 
 

@@ -59,8 +59,9 @@ def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last"
     counts = np.sort(data.item_counts[1:])[::-1]
     top = max(1, math.ceil(0.01 * items))
     test = data.test
-    # Unseen in training: OOV, or a cold item of data.split=cold_items (in the vocabulary, count 0).
-    cold_user, cold_item = test.user == 0, data.item_counts[test.item] <= 0
+    # Unseen in training: OOV; a user past the vocabulary (data.split=cold_users' held-out users); an item
+    # with no training count (OOV, or a cold item of data.split=cold_items, in the vocabulary with count 0).
+    cold_user, cold_item = (test.user == 0) | (test.user > users), data.item_counts[test.item] <= 0
     share = lambda mask: float(mask.mean()) if len(mask) else 0.0  # noqa: E731
     return {
         "description": data.description,

@@ -68,7 +68,7 @@ def popular_baseline(
     :func:`~tfrs_irns.evaluation.evaluate.evaluate_model`, and so are the
     ``**protocol`` keywords.
     """
-    user_emb, item_emb = popularity_embeddings(data.item_counts, data.num_users)
+    user_emb, item_emb = popularity_embeddings(data.item_counts, data.num_query_users)
     result = evaluate_on_split(user_emb, item_emb, data, split, **protocol)
     result["protocol"]["scorer"] = SCORER
     return result

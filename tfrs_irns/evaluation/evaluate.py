@@ -217,7 +217,8 @@ def evaluate_model(
       **protocol: ``ks``, ``exclude_seen``, ``chunk_size``, ``max_queries``,
         ``seed``, as in :func:`evaluate_embeddings`.
     """
-    user_emb, item_emb = embed_all(model, data.num_users, data.num_items, batch_size)
+    # Cold users (data.split: cold_users) follow the known users' indices.
+    user_emb, item_emb = embed_all(model, data.num_query_users, data.num_items, batch_size)
     return evaluate_on_split(user_emb, item_emb, data, split, **protocol)
 
 
@@ -241,7 +242,10 @@ def evaluate_on_split(
             f"the {split} split is empty: nothing to evaluate"
             + (" (was the data prepared with validation_fraction=0?)" if split == "validation" else "")
         )
-    history = [getattr(data, name) for name in HISTORY[split]]
+    names = list(HISTORY[split])
+    if split == "test" and len(data.cold_history):  # cold users' given history is what they have seen
+        names.append("cold_history")
+    history = [getattr(data, name) for name in names]
     result = evaluate_embeddings(
         user_emb,
         item_emb,
@@ -254,7 +258,7 @@ def evaluate_on_split(
     )
     recorded = result["protocol"]
     recorded["split"] = split
-    recorded["history"] = list(HISTORY[split]) if recorded["exclude_seen"] else []
+    recorded["history"] = names if recorded["exclude_seen"] else []
     if len(data.cold_items) and split == "test":
         result["cold_only"] = cold_only_metrics(user_emb, item_emb, part.user, part.item, data.cold_items, **protocol)
     return result

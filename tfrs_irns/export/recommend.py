@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
 
 import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.errors import UserError
-from tfrs_irns.export.saved_model import ITEMS_FILE, METADATA_FILE
+from tfrs_irns.export.saved_model import HISTORY_SIGNATURE, ITEMS_FILE, METADATA_FILE
 from tfrs_irns.export.versions import version_dirs
 
 
@@ -88,8 +88,30 @@ def _from_index(version_dir: str, loaded: Any, users: tf.Tensor, k: int) -> dict
             "scores": scores[:, found]}
 
 
+def _from_history(version_dir: str, loaded: Any, history: list[str], k: int, export_k: int) -> dict[str, Any]:
+    """``recommend_from_history``'s answer for one history."""
+    if HISTORY_SIGNATURE not in loaded.signatures:
+        raise UserError(
+            f"--history: {version_dir} has no {HISTORY_SIGNATURE} signature (its user tower has no history: "
+            "train with --set \"model.user_features=[history]\")"
+        )
+    if not history:
+        raise UserError("--history: give at least one item id (ID,ID,...)")
+    if k > export_k:
+        raise UserError(
+            f"-k {k}: {version_dir} returns at most {export_k} items from a history (exported with "
+            f"export.k={export_k}); use -k {export_k} or re-export with --set export.k={k}"
+        )
+    return loaded.signatures[HISTORY_SIGNATURE](item_ids=tf.constant([history]))
+
+
 def recommend(
-    model_path: str, user_id: str, k: int = 10, out: TextIO | None = None, index: bool = False
+    model_path: str,
+    user_id: Optional[str] = None,
+    k: int = 10,
+    out: TextIO | None = None,
+    index: bool = False,
+    history: Optional[list[str]] = None,
 ) -> list[dict[str, Any]]:
     """Print (and return) the top ``k`` items of ``user_id`` as a numbered table.
 
@@ -97,6 +119,8 @@ def recommend(
     ``recommend_k_excluding`` signature; beyond the catalogue it is clipped.
     An unknown user gets the out-of-vocabulary user's recommendations. With
     ``index``, the export's ANN index answers instead of the brute-force scan.
+    With ``history`` (raw item ids, oldest first) instead of ``user_id``, the
+    ``recommend_from_history`` signature answers, those items excluded.
     """
     out = out or sys.stdout
     if k < 1:
@@ -105,7 +129,11 @@ def recommend(
     serve = loaded.signatures["serving_default"]
     export_k = int(serve.structured_outputs["item_ids"].shape[-1])
     users = tf.constant([str(user_id)])
-    if index:
+    if history is not None:
+        if index:
+            raise UserError("--index answers for a --user; --history goes through recommend_from_history")
+        result = _from_history(version_dir, loaded, history, k, export_k)
+    elif index:
         result = _from_index(version_dir, loaded, users, k)
     elif k <= export_k:
         result = serve(user_id=users)
@@ -127,8 +155,17 @@ def recommend(
     ]
 
     source = " (ANN index)" if index else ""
-    print(f"top {len(rows)} items for user {user_id!r} from {version_dir}{source}", file=out)
-    if hasattr(loaded, "user_index") and int(loaded.user_index(users).numpy()[0]) == 0:
+    who = f"user {user_id!r}" if history is None else f"a history of {len(history)} items"
+    print(f"top {len(rows)} items for {who} from {version_dir}{source}", file=out)
+    if history is not None:
+        unknown = sorted(set(history) - set(_titles(version_dir, set(history))))
+        if unknown:
+            print(
+                f"note: {len(unknown)} of the history items are not in the model's catalogue and are ignored: "
+                + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""),
+                file=out,
+            )
+    if history is None and hasattr(loaded, "user_index") and int(loaded.user_index(users).numpy()[0]) == 0:
         print(
             f"note: user {user_id!r} is not in the model's training data; these are the "
             "recommendations of the out-of-vocabulary (unknown) user",

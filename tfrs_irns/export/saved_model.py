@@ -30,6 +30,9 @@ Signatures (named inputs and outputs):
   string[B, n] ('' pads) → ``item_ids`` string[B, k], ``scores`` float32[B, k]
 * ``candidate_embedding_from_features`` (models with content item features only,
   :mod:`tfrs_irns.export.content`): ``title``, ``genres``, ... string[B] → ``embedding`` float32[B, d]
+* ``recommend_from_history`` (models with a ``history`` user tower only): ``item_ids``
+  string[B, L] ('' pads, oldest first) → ``item_ids`` string[B, k], ``scores`` float32[B, k],
+  the history items excluded: a new user served from what they just touched
 
 An id the model never saw (a new user, an unknown item) maps to the
 out-of-vocabulary index 0 and gets the OOV embedding: a valid answer, never an
@@ -60,6 +63,8 @@ USERS_FILE = "users.txt"
 ITEMS_FILE = "items.tsv"
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "recommend_k_excluding")
+#: The extra signature of models whose user tower pools a history.
+HISTORY_SIGNATURE = "recommend_from_history"
 # Items are scored in blocks of this many rows: a [B, chunk] score block stays
 # small (32 MB at batch 256), and the running top-k merge after each block
 # means a [B, N] score matrix never exists. A while-loop over the blocks keeps
@@ -88,6 +93,11 @@ class RetrievalModule(tf.Module):
       k: how many items ``serving_default`` returns (clipped to N).
       chunk_size: items scored per ``matmul`` block.
       precision: ``"float32"`` or ``"bfloat16"``, the item table's dtype.
+      history: for a ``history`` user tower, ``(head, item_history_embeddings, length)``:
+        the Keras layer that pools history embeddings ``[B, L, d]`` (masked)
+        into queries (:class:`~tfrs_irns.layers.history.HistoryHead`), the
+        ``[N + 1, d]`` embedding of each item as a history entry, and the
+        window length ``L``; adds ``recommend_from_history``.
     """
 
     def __init__(
@@ -100,6 +110,7 @@ class RetrievalModule(tf.Module):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         precision: str = "float32",
         item_encoder: Optional[tf.Module] = None,
+        history: Optional[tuple[Any, np.ndarray, int]] = None,
     ) -> None:
         super().__init__(name="retrieval")
         # Raw item features → embedding (a content tower's ItemFeatureEncoder), or None.
@@ -147,6 +158,15 @@ class RetrievalModule(tf.Module):
         self.item_blocks = tf.Variable(tf.cast(blocks, self.dtype), trainable=False, name="item_blocks")
         self.item_rest = tf.Variable(tf.cast(table[whole_rows:], self.dtype), trainable=False, name="item_rest")
         self.oov_item_embedding = tf.Variable(item_embeddings[0], trainable=False, name="oov_item_embedding")
+        self.signature_names = SIGNATURES
+        if history is not None:
+            self.history_head, table, self.history_length = history[0], history[1], int(history[2])
+            self.history_items = tf.Variable(np.asarray(table, np.float32), trainable=False, name="history_items")
+            # An attribute, not a method: a model without a history tower has no such function to save.
+            self.recommend_from_history = tf.function(
+                self._from_history, input_signature=[tf.TensorSpec([None, None], tf.string, name="item_ids")]
+            )
+            self.signature_names = SIGNATURES + (HISTORY_SIGNATURE,)
 
     def _query(self, user_id: tf.Tensor) -> tf.Tensor:
         return tf.gather(self.user_embeddings, self.user_index_table.lookup(user_id))
@@ -253,13 +273,28 @@ class RetrievalModule(tf.Module):
         scores, ids = self._top_k(self._query(user_id), k, exclude)
         return {"item_ids": ids, "scores": scores}
 
+    def _from_history(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        index = tf.cast(self.item_index_table.lookup(item_ids), tf.int32)  # '' and unknown → 0
+        # Known items to the right in their order, then the last L: the tower's window
+        # (oldest first, left-padded), whatever padding the caller used.
+        width = tf.shape(index)[1]
+        place = tf.range(width)[None, :]
+        order = tf.argsort(tf.where(index > 0, place + width, place), axis=1, stable=True)
+        window = tf.concat([tf.zeros(tf.stack([tf.shape(index)[0], self.history_length]), tf.int32),
+                            tf.gather(index, order, batch_dims=1)], axis=1)[:, -self.history_length:]
+        window = tf.reshape(window, [-1, self.history_length])  # a static L (the GRU unrolls over it)
+        embeddings = tf.gather(self.history_items, window)
+        query = tf.cast(self.history_head(embeddings, window > 0, training=False), tf.float32)
+        scores, ids = self._top_k(query, self.k, index - 1)  # every given item excluded
+        return {"item_ids": ids, "scores": scores}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def user_index(self, user_id: tf.Tensor) -> tf.Tensor:
         """Vocabulary index of each user id (0 = unknown); for tools, not a signature."""
         return self.user_index_table.lookup(user_id)
 
     def signatures(self) -> dict[str, Any]:
-        out = {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+        out = {name: getattr(self, name).get_concrete_function() for name in self.signature_names}
         if self.item_encoder is not None:
             out[CONTENT_SIGNATURE] = self.item_encoder.signature()
         return out
@@ -323,6 +358,7 @@ def export_embeddings(
     chunk_size: Optional[int] = None,
     precision: str = "float32",
     item_encoder: Optional[tf.Module] = None,
+    history: Optional[tuple[Any, np.ndarray, int]] = None,
 ) -> str:
     """Export precomputed embeddings; returns the new version directory.
 
@@ -333,6 +369,7 @@ def export_embeddings(
     scoring block holds; ``precision`` (:data:`PRECISIONS`) the item table's dtype;
     ``item_encoder`` (an :class:`~tfrs_irns.export.content.ItemFeatureEncoder`)
     adds the ``candidate_embedding_from_features`` signature.
+    ``history`` as :class:`RetrievalModule`'s.
     """
     check_name(name)
     if int(k) < 1:
@@ -362,7 +399,7 @@ def export_embeddings(
             _write_lines(items_file, [f"{i}\t{t}" for i, t in zip(items, titles)])
             module = RetrievalModule(
                 user_embeddings, item_embeddings, users_file, items_file, int(k),
-                chunk_size or DEFAULT_CHUNK_SIZE, precision, item_encoder,
+                chunk_size or DEFAULT_CHUNK_SIZE, precision, item_encoder, history,
             )
             signatures = module.signatures()
             tf.saved_model.save(module, folder, signatures=signatures)
@@ -395,11 +432,15 @@ def export_model(model: Any, user_vocab: Any, item_vocab: Any, *args: Any, **kwa
     :class:`~tfrs_irns.models.two_tower.TwoTowerModel`); the vocabularies give
     the raw id of each index. The other arguments (``item_titles``,
     ``base_dir``, ``name``, ``k``, ``metadata``, ``chunk_size``) are
-    :func:`export_embeddings`'s. A content candidate tower adds
-    ``candidate_embedding_from_features``. Returns the version directory.
+    :func:`export_embeddings`'s. Returns the version directory. A content
+    candidate tower adds ``candidate_embedding_from_features``; a query tower
+    with a history ``head`` (``HistoryQueryTower``) adds ``recommend_from_history``.
     """
     if has_content(model.candidate_tower):
         kwargs.setdefault("item_encoder", ItemFeatureEncoder(model.candidate_tower))
+    tower = getattr(model, "query_tower", None)
+    if hasattr(tower, "head") and hasattr(tower, "item_history_embeddings"):
+        kwargs.setdefault("history", (tower.head, tower.item_history_embeddings(), tower.length))
     return export_embeddings(
         model.user_embeddings(), model.item_embeddings(), user_vocab.ids, item_vocab.ids, *args, **kwargs
     )

@@ -124,7 +124,14 @@ class QueryTower(_Tower):
       embedding_dim: output dimension ``d``.
       hidden: sizes of optional ReLU layers applied after the embedding.
       normalize: L2-normalise the output (cosine scoring).
+
+    An index past the table (a user added after training, e.g. a
+    ``cold_users`` test user) is unknown: it gets the OOV row 0.
     """
+
+    def call(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
+        indices = tf.where(indices < self.vocab_size, indices, tf.zeros_like(indices))
+        return super().call(indices, training=training)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")

@@ -36,6 +36,15 @@ class TwoTowerModel(tfrs.models.Model):
       adds no penalty;
     * ``set_oov_to_mean()`` — for :meth:`set_oov_user_to_mean`.
 
+    A query tower whose users are their recent items (an activity tower,
+    :class:`~tfrs_irns.layers.history.HistoryQueryTower`) keeps the same
+    contract: it stores the users' timelines, and ``tower(users)`` embeds each
+    user from their evaluation-time history, so evaluation, GCBS and the export
+    need nothing else. In training, a batch may also carry
+    ``"history_position"`` (int32 ``[B]``, each example's place in that table);
+    the model then calls ``query_tower(users, positions=..., training=...)``
+    so the tower applies its no-leakage window (the positive never in its own history).
+
     Args:
       query_tower: user index → ``[B, d]``.
       candidate_tower: item index → ``[B, d]``.
@@ -67,7 +76,10 @@ class TwoTowerModel(tfrs.models.Model):
     def _loss_terms(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """``(task loss, embedding_l2 × penalty)`` of a batch."""
         users, items = features["user"], features["item"]
-        query = self.query_tower(users, training=training)
+        if "history_position" in features:
+            query = self.query_tower(users, positions=features["history_position"], training=training)
+        else:
+            query = self.query_tower(users, training=training)
         candidates = self.candidate_tower(items, training=training)
         loss = self.task(query, candidates, candidate_ids=items, query_ids=users, training=training)
         penalty = tf.zeros([], loss.dtype)

@@ -19,10 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.config import Config, DistributionConfig, NegativesConfig, content_features
+from tfrs_irns.data.history import WINDOW_RULES, UserHistory, history_of
 from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
 from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.export.versions import check_name
+from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.layers.item_content import ContentItemTower, catalogue_vocabulary, encode_catalogue, make_encoders
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
@@ -113,21 +115,57 @@ def irns_task_from_config(
     )
 
 
-def build_towers(config: Config, data: PreparedData) -> tuple[QueryTower, CandidateTower]:
-    """The query and candidate towers ``config.model`` describes, sized for ``data``."""
-    m = config.model
-    query_tower = QueryTower(data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower")
-    if content_features(m):
-        return query_tower, content_tower(config, data)
-    features = data.item_genres if (m.use_genres and data.item_genres is not None) else None
-    candidate_tower = CandidateTower(
-        data.item_vocab.size,
+def user_history(config: Config, data: PreparedData) -> Optional[UserHistory]:
+    """The users' timelines a ``history`` user tower needs (None for ``[id]``)."""
+    return history_of(data) if "history" in config.model.user_features else None
+
+
+def history_query_tower(
+    config: Config, data: PreparedData, candidate_tower: tf.keras.layers.Layer, history: Optional[UserHistory]
+) -> HistoryQueryTower:
+    """The activity user tower of ``model.user_features`` with ``history``."""
+    m, h = config.model, config.model.history
+    history = history if history is not None else history_of(data)
+    return HistoryQueryTower(
+        data.user_vocab.size,
+        data.num_items,
         m.embedding_dim,
-        m.candidate_hidden,
-        m.normalize,
-        item_features=features,
-        name="candidate_tower",
+        length=h.length,
+        pooling=h.pooling,
+        use_id="id" in m.user_features,
+        item_tower=candidate_tower if h.shared_tower else None,
+        hidden=m.query_hidden,
+        normalize=m.normalize,
+        window=WINDOW_RULES[config.data.split],
+        history_offsets=history.offsets,
+        history_items=history.items,
+        name="query_tower",
     )
+
+
+def build_towers(
+    config: Config, data: PreparedData, history: Optional[UserHistory] = None
+) -> tuple[tf.keras.layers.Layer, CandidateTower]:
+    """The query and candidate towers ``config.model`` describes, sized for
+    ``data``; ``history``: the timelines of a ``history`` user tower (default:
+    from ``data``'s training split, see :func:`user_history`)."""
+    m = config.model
+    if content_features(m):
+        candidate_tower: tf.keras.layers.Layer = content_tower(config, data)
+    else:
+        features = data.item_genres if (m.use_genres and data.item_genres is not None) else None
+        candidate_tower = CandidateTower(
+            data.item_vocab.size,
+            m.embedding_dim,
+            m.candidate_hidden,
+            m.normalize,
+            item_features=features,
+            name="candidate_tower",
+        )
+    if "history" in m.user_features:
+        query_tower = history_query_tower(config, data, candidate_tower, history)
+    else:
+        query_tower = QueryTower(data.user_vocab.size, m.embedding_dim, m.query_hidden, m.normalize, name="query_tower")
     return query_tower, candidate_tower
 
 
@@ -184,18 +222,26 @@ def precision_policy(precision: str) -> Iterator[None]:
         tf.keras.mixed_precision.set_global_policy(previous)
 
 
-def build_model(config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer] = None) -> TwoTowerModel:
+def build_model(
+    config: Config,
+    data: PreparedData,
+    task: Optional[tf.keras.layers.Layer] = None,
+    history: Optional[UserHistory] = None,
+) -> TwoTowerModel:
     """The model ``config`` describes, sized for ``data``, every weight created.
 
     The towers compute in ``train.precision`` (their variables stay float32);
-    the task's logits and loss are float32 in every policy.
+    the task's logits and loss are float32 in every policy. ``history``: as
+    :func:`build_towers`'s.
     """
     with precision_policy(config.train.precision):
-        return _build_model(config, data, task)
+        return _build_model(config, data, task, history)
 
 
-def _build_model(config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer]) -> TwoTowerModel:
-    query_tower, candidate_tower = build_towers(config, data)
+def _build_model(
+    config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer], history: Optional[UserHistory]
+) -> TwoTowerModel:
+    query_tower, candidate_tower = build_towers(config, data, history)
     if task is None:
         task = irns_task_from_config(
             config.negatives, candidate_tower, data.item_counts, temperature=config.model.temperature
@@ -206,6 +252,12 @@ def _build_model(config: Config, data: PreparedData, task: Optional[tf.keras.lay
     query_tower(dummy)
     candidate_tower(dummy)
     return model
+
+
+def pipeline_extras(history: Optional[UserHistory]) -> dict[str, np.ndarray]:
+    """What each training batch carries beside users and items: the examples'
+    places in a history tower's timelines (see ``TwoTowerModel``'s tower contract)."""
+    return {} if history is None else {"history_position": history.positions}
 
 
 def set_logical_cpus(count: Optional[int]) -> None:

@@ -26,7 +26,9 @@ RECALL_K = 100
 def _test_queries(run: Run) -> np.ndarray:
     """Query embeddings of distinct known test users (a seeded sample); of
     known users when the run was loaded without its data (``tfrs-irns export``)."""
-    users = np.unique(run.data.test.user[run.data.test.user > 0])
+    test = run.data.test.user
+    # Known users only: cold_users' test users (past the vocabulary) have no row in the export.
+    users = np.unique(test[(test > 0) & (test < run.data.user_vocab.size)])
     if not len(users):
         users = np.arange(1, run.data.user_vocab.size)
     limit = run.config.export.ann.recall_users

@@ -37,13 +37,16 @@ import tensorflow as tf
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns._files import atomic_open
 from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
+from tfrs_irns.data.history import load_history, save_history
 from tfrs_irns.data.prepare import PreparedData, prepare_data
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
-from tfrs_irns.runs.build import build_callbacks, build_model, distribution_info, make_optimizer, make_strategy
+from tfrs_irns.runs.build import (
+    build_callbacks, build_model, distribution_info, make_optimizer, make_strategy, pipeline_extras, user_history,
+)
 from tfrs_irns.runs.console import EpochLine
 
 CHECKPOINT = "checkpoints/weights"
@@ -121,15 +124,17 @@ def train(
             f"train.batch_size={config.train.batch_size} with batching.drop_remainder=true drops all "
             f"{len(data.train)} training interactions; lower train.batch_size or set batching.drop_remainder=false"
         )
+    history = user_history(config, data)
     pipeline = TrainPipeline(
         data.train.user,
         data.train.item,
         config.train.batch_size,
         seed=config.train.seed,
         drop_remainder=config.batching.drop_remainder,
+        extras=pipeline_extras(history),
     )
     with strategy.scope():  # mirrored variables, optimizer slots included
-        model = build_model(config, data)
+        model = build_model(config, data, history=history)
         model.compile(optimizer=make_optimizer(config))
         # Slots now, in scope: a backup restores into them, and BackupAndRestore wants a built model.
         model.optimizer.build(model.trainable_variables)
@@ -170,6 +175,8 @@ def train(
         if not resume:
             save_config(config, os.path.join(run_dir, "config.yaml"))
             save_snapshot(data, os.path.join(run_dir, VOCAB))  # now, so a resume can check the data
+            if history is not None:  # an export rebuilds the history tower from it, without the data
+                save_history(history, os.path.join(run_dir, VOCAB))
 
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
@@ -344,7 +351,8 @@ def load_run(
             )
     else:
         data = load_snapshot(vocab_dir)
-    model = build_model(config, data)
+    # A history tower's timelines as trained (the checkpoint restores them; this gives their shapes).
+    model = build_model(config, data, history=load_history(vocab_dir))
     try:
         model.load_weights(os.path.join(run_dir, CHECKPOINT)).expect_partial()
     except (ValueError, tf.errors.OpError) as exc:

@@ -1,0 +1,309 @@
+"""Activity (history) user towers: a user is the items they recently touched.
+
+An ID tower learns one row per user, so it knows only users it trained on and
+only what they did before training. eBay embeds users from their recent
+activity instead: the items of the user's last ``length`` interactions go
+through an item encoder (the candidate tower itself, or a separate item
+table), are pooled into one vector (masked mean, attention with a learned
+query, or a GRU read oldest to newest), and optionally added to an id
+embedding (``use_id``: sum, so the id acts as a per-user offset on top of
+the activity, and the output stays ``d`` wide without a projection). Then
+the usual optional MLP and L2 normalisation. A user who clicked three items a
+minute ago — or who signed up after training — gets a personal query.
+
+The tower keeps the users' timelines (:mod:`tfrs_irns.data.history`, CSR
+``offsets`` + ``items``) as non-trainable weights and cuts each window
+in-graph with ``tf.range`` arithmetic and ``tf.gather`` (no ragged ops: each
+has a GPU kernel), so it honours the plain tower contract — user indices
+``[n]`` → ``[n, d]``, with each user's evaluation-time history (their whole
+timeline's last ``length`` items) — and, in training, takes each example's
+``positions`` to apply the no-leakage window rule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfrs_irns.layers.towers import _mlp
+
+POOLINGS = ("mean", "attention", "gru")
+WINDOWS = ("before", "others")
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class HistoryPooling(tf.keras.layers.Layer):
+    """``[n, L, d]`` item embeddings and a ``[n, L]`` mask → one ``[n, d]`` vector per row.
+
+    * ``mean``: the mean of the unmasked rows;
+    * ``attention``: softmax weights ``e·w / sqrt(d)`` with a learned query
+      ``w``, over the unmasked rows only;
+    * ``gru``: a GRU over the window, oldest first (masked steps keep the
+      state), its last state. Unrolled over the ``L`` steps: plain
+      ``MatMul``/``Sigmoid``/``Tanh`` ops, no cuDNN kernel and no loop op,
+      so it exports with core TF ops.
+
+    A row with nothing unmasked (a user without history) pools to zeros.
+    """
+
+    def __init__(self, mode: str = "mean", units: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in POOLINGS:
+            raise ValueError(f"mode must be one of {', '.join(POOLINGS)}, got {mode!r}")
+        if int(units) < 1:
+            raise ValueError(f"units must be > 0, got {units!r}")
+        self.mode = mode
+        self.units = int(units)
+        self.query_vector = None
+        self.cell = None
+        if mode == "attention":
+            self.query_vector = self.add_weight(
+                name="attention_query", shape=(self.units,), initializer="glorot_uniform", trainable=True
+            )
+        elif mode == "gru":
+            self.cell = tf.keras.layers.GRUCell(self.units, name="gru")
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        weights = tf.cast(mask, embeddings.dtype)[..., None]
+        if self.mode == "mean":
+            total = tf.reduce_sum(embeddings * weights, axis=1)
+            return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
+        if self.mode == "attention":
+            # float32 softmax whatever the policy; masked rows get exactly 0 weight.
+            logits = tf.einsum("nld,d->nl", tf.cast(embeddings, tf.float32), tf.cast(self.query_vector, tf.float32))
+            logits = logits / math.sqrt(self.units)
+            logits = tf.where(mask, logits, tf.fill(tf.shape(logits), -1e9))
+            alpha = tf.nn.softmax(logits, axis=1) * tf.cast(mask, tf.float32)
+            return tf.cast(tf.einsum("nl,nld->nd", alpha, tf.cast(embeddings, tf.float32)), embeddings.dtype)
+        state = tf.zeros(tf.stack([tf.shape(embeddings)[0], self.units]), embeddings.dtype)
+        for step in range(embeddings.shape[1]):  # static L: unrolled
+            new_state, _ = self.cell(embeddings[:, step], [state])
+            state = tf.where(mask[:, step : step + 1], tf.cast(new_state, state.dtype), state)
+        return state
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(mode=self.mode, units=self.units)
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class HistoryHead(tf.keras.layers.Layer):
+    """Pooled history (+ the user's id row) → MLP → normalisation: the part of
+    the tower that runs on history embeddings, shared by training, evaluation
+    and the export's ``recommend_from_history`` (which has no user: row 0).
+
+    Args:
+      vocab_size: rows of the user id table (known users + OOV row 0); used when ``use_id``.
+      embedding_dim: ``d``.
+      pooling: one of :data:`POOLINGS`.
+      use_id: add a per-user id embedding to the pooled history.
+      hidden, normalize: as :class:`~tfrs_irns.layers.towers.QueryTower`'s.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        pooling: str = "mean",
+        use_id: bool = False,
+        hidden: Sequence[int] = (),
+        normalize: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = int(vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.use_id = bool(use_id)
+        self.hidden = [int(h) for h in hidden]
+        self.normalize = bool(normalize)
+        self.pooling = HistoryPooling(pooling, self.embedding_dim, name="pooling")
+        self.embedding = (
+            tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding") if self.use_id else None
+        )
+        self.mlp = _mlp(self.hidden, self.embedding_dim, name="mlp")
+
+    def call(
+        self, embeddings: tf.Tensor, mask: tf.Tensor, users: Optional[tf.Tensor] = None, training: bool = False
+    ) -> tf.Tensor:
+        x = self.pooling(embeddings, mask)
+        if self.embedding is not None:
+            if users is None:
+                users = tf.zeros(tf.shape(x)[:1], tf.int32)
+            # Users past the id table (cold users) are unknown: the OOV row, the mean user.
+            users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
+            x = x + tf.cast(self.embedding(users), x.dtype)
+        if self.mlp is not None:
+            x = self.mlp(x, training=training)
+        if self.normalize:
+            x = tf.math.l2_normalize(x, axis=-1)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size, embedding_dim=self.embedding_dim, pooling=self.pooling.mode,
+            use_id=self.use_id, hidden=self.hidden, normalize=self.normalize,
+        )
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class HistoryQueryTower(tf.keras.layers.Layer):
+    """User index (+ training position) → query embedding from the user's recent items.
+
+    Args:
+      vocab_size: rows of the user id table (known users + OOV 0); what
+        :meth:`~tfrs_irns.models.TwoTowerModel.user_embeddings` embeds.
+      num_items: known items; the separate item table has ``num_items + 1`` rows.
+      embedding_dim: ``d``.
+      length: ``L``, the items a window holds.
+      pooling: ``mean``, ``attention`` or ``gru`` (:class:`HistoryPooling`).
+      use_id: add an id embedding to the pooled history (``[id, history]``).
+      item_tower: the item encoder shared with the candidate side (a tower
+        mapping item indices to ``[n, d]``); None: a separate item table.
+      hidden, normalize: as :class:`~tfrs_irns.layers.towers.QueryTower`'s.
+      window: the training rule, ``"before"`` or ``"others"``
+        (:mod:`tfrs_irns.data.history`).
+      history_offsets, history_items: the timelines (CSR); or, from a config,
+        ``num_history_rows`` and ``history_size`` make zero tables that a
+        checkpoint or ``set_weights`` fills.
+
+    ``from_config`` rebuilds a shared ``item_tower`` as the tower's own copy;
+    pass ``item_tower=`` to share one.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_items: int,
+        embedding_dim: int = 64,
+        length: int = 50,
+        pooling: str = "mean",
+        use_id: bool = False,
+        item_tower: Optional[tf.keras.layers.Layer] = None,
+        hidden: Sequence[int] = (),
+        normalize: bool = False,
+        window: str = "before",
+        history_offsets: Optional[np.ndarray] = None,
+        history_items: Optional[np.ndarray] = None,
+        num_history_rows: int = 0,
+        history_size: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(item_tower, dict):  # from_config
+            item_tower = tf.keras.layers.deserialize(item_tower)
+        super().__init__(**kwargs)
+        if int(length) < 1:
+            raise ValueError(f"length must be >= 1, got {length!r}")
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+        self.vocab_size = int(vocab_size)
+        self.num_items = int(num_items)
+        self.embedding_dim = int(embedding_dim)
+        self.length = int(length)
+        self.window = window
+        if history_offsets is not None:
+            history_offsets = np.asarray(history_offsets, np.int32)
+            history_items = np.asarray(history_items, np.int32)
+            num_history_rows, history_size = history_offsets.shape[0] - 1, history_items.shape[0]
+            if history_offsets[-1] != history_size:
+                raise ValueError(f"history_offsets ends at {history_offsets[-1]}, history_items has {history_size}")
+        if int(num_history_rows) < self.vocab_size:
+            raise ValueError(f"the history covers {num_history_rows} users, fewer than vocab_size={self.vocab_size}")
+        self.num_history_rows = int(num_history_rows)
+        self.history_size = int(history_size)
+        self.item_tower = item_tower
+        self.item_table = (
+            tf.keras.layers.Embedding(self.num_items + 1, self.embedding_dim, name="history_items")
+            if item_tower is None
+            else None
+        )
+        self.head = HistoryHead(
+            self.vocab_size, self.embedding_dim, pooling, use_id, hidden, normalize, name="head"
+        )
+
+        def table(name: str, values: Optional[np.ndarray], size: int) -> tf.Variable:
+            init = tf.keras.initializers.Constant(values) if values is not None else tf.keras.initializers.Zeros()
+            # Weights, not constants: checkpoints and exports carry them.
+            return self.add_weight(name=name, shape=(size,), dtype=tf.int32, initializer=init, trainable=False)
+
+        self.offsets = table("history_offsets", history_offsets, self.num_history_rows + 1)
+        self.items = table("history_items", history_items, max(self.history_size, 1))
+
+    # ------------------------------------------------------------------ windows
+
+    def windows(self, users: tf.Tensor, positions: Optional[tf.Tensor] = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(items int32 [n, L], mask bool [n, L])``: each row's window, oldest
+        first, left-padded with item 0 (masked). Without ``positions``, each
+        user's last ``L`` timeline items; with them, the training rule."""
+        users = tf.clip_by_value(tf.cast(users, tf.int32), 0, self.num_history_rows - 1)
+        # Read, then gather: ResourceGather has no int32 GPU kernel, GatherV2 has.
+        offsets, timeline = tf.convert_to_tensor(self.offsets), tf.convert_to_tensor(self.items)
+        start = tf.gather(offsets, users)
+        stop = tf.gather(offsets, users + 1)
+        if positions is None:
+            end, skip = stop, tf.fill(tf.shape(users), -1)
+        elif self.window == "before":
+            end, skip = tf.cast(positions, tf.int32), tf.fill(tf.shape(users), -1)
+        else:
+            end, skip = stop, tf.cast(positions, tf.int32)
+        # The L + 1 places before ``end`` minus one: the skipped example when it
+        # is among them, else the oldest. Broadcast arithmetic, no ragged ops.
+        base = end - self.length - 1
+        drop = tf.where((skip >= base) & (skip < end), skip - base, tf.zeros_like(base))
+        steps = tf.range(self.length, dtype=tf.int32)[None, :]
+        index = base[:, None] + steps + tf.cast(steps >= drop[:, None], tf.int32)
+        inside = index >= start[:, None]
+        items = tf.where(inside, tf.gather(timeline, tf.maximum(index, 0)), tf.zeros_like(index))
+        return items, items > 0
+
+    def embed_items(self, items: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """History item indices ``[n, L]`` → ``[n, L, d]`` with the item encoder."""
+        flat = tf.reshape(items, [-1])
+        encoder = self.item_table if self.item_tower is None else self.item_tower
+        embedded = encoder(flat, training=training) if self.item_tower is not None else encoder(flat)
+        return tf.reshape(embedded, tf.concat([tf.shape(items), [self.embedding_dim]], axis=0))
+
+    def item_history_embeddings(self, batch_size: int = 65536) -> np.ndarray:
+        """``[num_items + 1, d]`` float32: what a history item of each index
+        contributes (the export's ``recommend_from_history`` gathers from it)."""
+        from tfrs_irns.layers.towers import embed_indices
+
+        encoder = self.item_table if self.item_tower is None else self.item_tower
+        return embed_indices(encoder, self.num_items + 1, batch_size)
+
+    # ---------------------------------------------------------------- contract
+
+    def call(self, users: tf.Tensor, positions: Optional[tf.Tensor] = None, training: bool = False) -> tf.Tensor:
+        items, mask = self.windows(users, positions)
+        return self.head(self.embed_items(items, training), mask, tf.cast(users, tf.int32), training=training)
+
+    def embedding_penalty(self, users: tf.Tensor) -> tf.Tensor:
+        """Mean squared L2 norm of the id rows of ``users`` (0 without an id table)."""
+        if self.head.embedding is None:
+            return tf.zeros([], tf.float32)
+        users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
+        rows = tf.cast(self.head.embedding(users), tf.float32)
+        return tf.reduce_mean(tf.reduce_sum(tf.square(rows), axis=-1))
+
+    def set_oov_to_mean(self) -> None:
+        """The OOV id row (a user without an id: unknown, cold) becomes the mean known row."""
+        if self.head.embedding is not None:
+            table = self.head.embedding.embeddings
+            if table.shape[0] > 1:
+                table[0].assign(tf.reduce_mean(table[1:], axis=0))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size, num_items=self.num_items, embedding_dim=self.embedding_dim,
+            length=self.length, pooling=self.head.pooling.mode, use_id=self.head.use_id,
+            hidden=self.head.hidden, normalize=self.head.normalize, window=self.window,
+            num_history_rows=self.num_history_rows, history_size=self.history_size,
+            item_tower=None if self.item_tower is None else tf.keras.layers.serialize(self.item_tower),
+        )
+        return config
