@@ -62,6 +62,10 @@ VARIANTS = {
         "model.user_features=[id,history]", "model.history.pooling=gru", "model.history.length=5",
         "model.history.shared_tower=false", "train.precision=mixed_bfloat16", "data.split=temporal",
     ],
+    # Both together: history items embedded by the content tower, cold items in the catalogue.
+    "content-history-cold-items": [
+        "model.item_features=[title,genres]", "model.user_features=[history]", "data.split=cold_items",
+    ],
 }
 
 

@@ -19,7 +19,7 @@ see (the no-leakage rule) is the tower's ``window`` argument:
 
 * ``"before"`` (``temporal``, ``leave_last_out``, ``cold_users``): the
   ``length`` interactions strictly before the example (ties by row order);
-* ``"others"`` (``random``, where time does not separate train from test): the
+* ``"others"`` (``random`` and ``cold_items``, where time does not separate train from test): the
   ``length`` most recent of the user's *other* training interactions;
 * at evaluation and serving, a user's window is the ``length`` most recent
   entries of their whole timeline (all training interactions; a cold user's
@@ -42,7 +42,9 @@ from tfrs_irns.data.prepare import EncodedSplit, PreparedData
 #: The file a run's data snapshot keeps the table in (``<run>/vocab/history.npz``).
 HISTORY_FILE = "history.npz"
 #: Window rule per ``data.split`` (see the module doc).
-WINDOW_RULES = {"random": "others", "temporal": "before", "leave_last_out": "before", "cold_users": "before"}
+WINDOW_RULES = {
+    "random": "others", "cold_items": "others", "temporal": "before", "leave_last_out": "before", "cold_users": "before"
+}
 
 
 @dataclass(frozen=True)

@@ -66,8 +66,7 @@ def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.
 
 def cold_item_rows(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the rows whose item is among a seeded ``fraction`` of the distinct items."""
-    coded = inter.item_codes
-    codes = coded.codes if coded is not None else np.unique(np.asarray(inter.item_id).astype(str), return_inverse=True)[1]
+    codes = inter.coded("item").codes
     used = np.flatnonzero(np.bincount(codes.reshape(-1)) > 0)
     k = int(round(fraction * len(used)))
     cold = np.random.default_rng(seed).choice(used, k, replace=False) if k else used[:0]
