@@ -55,6 +55,16 @@ def test_cold_items_join_the_catalogue_with_zero_counts(data):
     assert (data.test.item > 0).all()  # ranked and embedded, never OOV
 
 
+def test_data_summary_counts_cold_items_as_unknown_to_training(config, data):
+    from tfrs_irns.data.sources import load_raw
+    from tfrs_irns.data.summary import summarize
+
+    s = summarize(load_raw(config.data), data)
+    # Every test item is cold: none is known to training, and the training catalogue leaves them out.
+    assert s["splits"]["test"]["items"] == 0 and s["cold_test_item_share"] == 1.0
+    assert s["train_items"] == s["splits"]["train"]["items"] == data.num_items - len(data.cold_items)
+
+
 @pytest.mark.parametrize("sampler", ["uniform", "unigram"])
 def test_the_sampler_never_draws_a_cold_item(config, data, sampler):
     negatives = load_config("configs/quickstart.yaml", COLD + [f"negatives.sampler={sampler}"]).negatives

@@ -36,6 +36,11 @@ def _known(index: np.ndarray, n: int) -> int:
     return int(np.count_nonzero(np.bincount(index, minlength=n + 1)[1:]))
 
 
+def _trained(index: np.ndarray, counts: np.ndarray) -> int:
+    """Distinct indices with a training count (known to training), by counting instead of sorting."""
+    return int(np.count_nonzero((np.bincount(index, minlength=len(counts)) > 0) & (counts > 0)))
+
+
 def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last") -> dict[str, Any]:
     """The numbers ``tfrs-irns data`` prints, as a JSON-ready dict (``duplicates``: the
     ``data.duplicates`` policy ``raw`` was loaded with)."""
@@ -47,12 +52,13 @@ def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last"
         splits[name] = {
             "interactions": len(split),
             "users": _known(split.user, data.num_users),
-            "items": _known(split.item, data.num_items),
+            "items": _trained(split.item, data.item_counts),
         }
     train = data.train
-    users, items = data.num_users, data.num_items
+    # Items with a training count: data.split=cold_items keeps its cold items in the vocabulary, unseen.
+    users, items = data.num_users, int(np.count_nonzero(data.item_counts[1:] > 0))
     if keep_all:  # distinct pairs by one sort (np.unique's hash path was 10x slower here)
-        keys = np.sort(train.user.astype(np.int64) * (items + 1) + train.item)
+        keys = np.sort(train.user.astype(np.int64) * (data.num_items + 1) + train.item)
         pairs = int(np.count_nonzero(np.diff(keys))) + 1 if len(keys) else 0
     else:  # repeats were collapsed at load: every training row is its own pair
         pairs = len(train)
