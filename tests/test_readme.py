@@ -58,3 +58,9 @@ def test_your_own_csv_example(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "ratings >= 4" in out and "temporal split" in out
+
+
+def test_the_top_level_the_readme_describes_is_there():
+    # saved_models/ is where exports land and TF Serving looks; git keeps it through its .gitkeep.
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "tfrs_irns", "tests", "configs", "saved_models/.gitkeep"):
+        assert (ROOT / name).exists(), name
