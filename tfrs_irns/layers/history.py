@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.layers.towers import _mlp
+from tfrs_irns.layers.towers import _mlp, apply_head, head_config, init_head
 
 POOLINGS = ("mean", "attention", "gru")
 WINDOWS = ("before", "others")
@@ -115,11 +115,8 @@ class HistoryHead(tf.keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.vocab_size = int(vocab_size)
-        self.embedding_dim = int(embedding_dim)
+        init_head(self, vocab_size, embedding_dim, hidden, normalize)
         self.use_id = bool(use_id)
-        self.hidden = [int(h) for h in hidden]
-        self.normalize = bool(normalize)
         self.pooling = HistoryPooling(pooling, self.embedding_dim, name="pooling")
         self.embedding = (
             tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding") if self.use_id else None
@@ -136,18 +133,11 @@ class HistoryHead(tf.keras.layers.Layer):
             # Users past the id table (cold users) are unknown: the OOV row, the mean user.
             users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
             x = x + tf.cast(self.embedding(users), x.dtype)
-        if self.mlp is not None:
-            x = self.mlp(x, training=training)
-        if self.normalize:
-            x = tf.math.l2_normalize(x, axis=-1)
-        return x
+        return apply_head(x, self.mlp, self.normalize, training)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size, embedding_dim=self.embedding_dim, pooling=self.pooling.mode,
-            use_id=self.use_id, hidden=self.hidden, normalize=self.normalize,
-        )
+        config.update(head_config(self), pooling=self.pooling.mode, use_id=self.use_id)
         return config
 
 

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.layers.pooling import AttentionPooling, MaskedMeanPooling
-from tfrs_irns.layers.towers import _mlp, apply_head, head_config
+from tfrs_irns.layers.towers import _mlp, apply_head, head_config, init_head
 
 TEXT = "text"
 CATEGORICAL = "categorical"
@@ -173,10 +173,7 @@ class ContentItemTower(tf.keras.layers.Layer):
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if not features and not use_id:
             raise ValueError("a tower needs use_id=True or at least one feature")
-        self.vocab_size = int(vocab_size)
-        self.embedding_dim = int(embedding_dim)
-        self.hidden = [int(h) for h in hidden]
-        self.normalize = bool(normalize)
+        init_head(self, vocab_size, embedding_dim, hidden, normalize)
         self.use_id = bool(use_id)
         self.pooling = pooling
         self.features = [

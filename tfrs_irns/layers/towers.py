@@ -48,6 +48,14 @@ def apply_head(x: tf.Tensor, mlp: Optional[tf.keras.Sequential], normalize: bool
     return x
 
 
+def init_head(tower: Any, vocab_size: int, embedding_dim: int, hidden: Sequence[int], normalize: bool) -> None:
+    """Set the attributes every tower shares (what :func:`head_config` reads back)."""
+    tower.vocab_size = int(vocab_size)
+    tower.embedding_dim = int(embedding_dim)
+    tower.hidden = [int(h) for h in hidden]
+    tower.normalize = bool(normalize)
+
+
 def head_config(tower: Any) -> dict[str, Any]:
     """The config entries every tower shares: ``vocab_size``, ``embedding_dim``, ``hidden``, ``normalize``."""
     return {
@@ -75,10 +83,7 @@ class _Tower(tf.keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.vocab_size = int(vocab_size)
-        self.embedding_dim = int(embedding_dim)
-        self.hidden = [int(h) for h in hidden]
-        self.normalize = bool(normalize)
+        init_head(self, vocab_size, embedding_dim, hidden, normalize)
         self.embedding = tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding")
         self.mlp = _mlp(self.hidden, self.embedding_dim, name="mlp")
 
