@@ -131,5 +131,14 @@ def split_interactions(
         for side, picked in enumerate(sides):
             side_of_group[groups[first[picked]]] = side
         side = side_of_group[groups]
-        train, val, test = (np.flatnonzero(side == k) for k in range(3))
-    return inter.take(np.sort(train)), inter.take(np.sort(val)), inter.take(np.sort(test))
+        return tuple(inter.take(np.flatnonzero(side == k)) for k in range(3))  # type: ignore[return-value]
+    return tuple(inter.take(rows) for rows in _in_row_order(len(inter), (train, val, test)))  # type: ignore[return-value]
+
+
+def _in_row_order(n: int, sides: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """Each of ``sides`` (disjoint row indices of ``0..n-1``) sorted: one scatter
+    of side labels, then a scan per side, instead of a sort per side."""
+    label = np.full(n, len(sides), np.int8)
+    for k, rows in enumerate(sides):
+        label[rows] = k
+    return [np.flatnonzero(label == k) for k in range(len(sides))]
