@@ -44,6 +44,24 @@ def test_collapse_keeps_the_copy_the_policy_names(policy, kept_rows):
     assert out.rating.astype(int).tolist() == kept_rows  # rating = original row number, order kept
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("policy", ["keep_last", "keep_first"])
+def test_collapse_matches_a_per_pair_oracle(seed, policy):
+    # Few users, items and times: many repeats, many time ties, and some pairs seen once.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    rows = [(f"u{u}", f"i{i}", int(t)) for u, i, t in zip(rng.integers(0, 6, n), rng.integers(0, 8, n), rng.integers(0, 4, n))]
+    best = {}
+    for r, (u, i, t) in enumerate(rows):
+        # keep_last: the latest time, then the last row; keep_first: the earliest time, then the first row.
+        rank = (t, r) if policy == "keep_last" else (-t, -r)
+        if (u, i) not in best or rank > best[(u, i)][0]:
+            best[(u, i)] = (rank, r)
+    out, repeats = collapse_duplicates(table(rows), policy)
+    assert repeats == n - len(best)
+    assert out.rating.astype(int).tolist() == sorted(r for _, r in best.values())
+
+
 def test_collapse_rejects_an_unknown_policy():
     with pytest.raises(ValueError, match="policy must be one of keep_last, keep_first, keep_all, got 'newest'"):
         collapse_duplicates(table(ROWS), "newest")

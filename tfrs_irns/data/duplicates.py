@@ -39,10 +39,13 @@ def _sort_with_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n and keys.dtype.kind in "iub":
         lo, hi = int(keys.min()), int(keys.max())
         if lo >= -(2**63) and hi < 2**63 and (hi - lo + 1) * n < 2**63:
-            packed = (keys.astype(np.int64) - lo) * n + np.arange(n, dtype=np.int64)
+            packed = keys.astype(np.int64) - lo  # in place from here: no temporaries of n int64
+            packed *= n
+            packed += np.arange(n, dtype=np.int64)
             packed.sort()
             shifted, order = np.divmod(packed, n)
-            return order, shifted + lo
+            shifted += lo
+            return order, shifted
     order = np.argsort(keys, kind="stable")
     return order, keys[order]
 
@@ -75,7 +78,7 @@ def _pick(order: np.ndarray, starts: np.ndarray, group: np.ndarray, timestamp: n
     """Per group of ``order`` (rows grouped, in row order within a group, groups
     beginning at ``starts``; ``group`` of each ordered row): the row with the
     earliest time (the first such row), or with ``last`` the latest time (the
-    last such row). Sorted."""
+    last such row). In group order."""
     t = timestamp[order]
     reduce = np.maximum if last else np.minimum
     hits = np.flatnonzero(t == reduce.reduceat(t, starts)[group])
@@ -87,8 +90,13 @@ def _pick(order: np.ndarray, starts: np.ndarray, group: np.ndarray, timestamp: n
     else:
         edge[:1] = True
         np.not_equal(g[1:], g[:-1], out=edge[1:])
-    keep = np.zeros(len(order), bool)  # a mask, not a sort, puts the picks in row order
-    keep[order[hits[edge]]] = True
+    return order[hits[edge]]
+
+
+def _in_row_order(rows: np.ndarray, n: int) -> np.ndarray:
+    """Distinct ``rows`` of ``0..n-1`` sorted: a mask, not a sort."""
+    keep = np.zeros(n, bool)
+    keep[rows] = True
     return np.flatnonzero(keep)
 
 
@@ -98,7 +106,7 @@ def first_of_groups(inter: Interactions, group: np.ndarray, last: bool = False) 
     if len(group) == 0:
         return np.zeros(0, np.int64)
     order, starts, grp = _grouped(np.asarray(group))
-    return _pick(order, starts, grp, np.asarray(inter.timestamp), last)
+    return _in_row_order(_pick(order, starts, grp, np.asarray(inter.timestamp), last), len(group))
 
 
 def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions, int]:
@@ -110,8 +118,22 @@ def collapse_duplicates(inter: Interactions, policy: str) -> tuple[Interactions,
     if len(inter) == 0:
         return inter, 0
     # One sort of integer keys serves the count and the choice (no string sort, no lexsort).
-    order, starts, group = _grouped(_pair_keys(inter))
-    repeats = len(inter) - len(starts)
+    order, sorted_keys = _sort_with_order(_pair_keys(inter))
+    repeat = sorted_keys[1:] == sorted_keys[:-1]  # position i + 1 holds the same pair as i
+    repeats = int(np.count_nonzero(repeat))
     if policy == "keep_all" or repeats == 0:
         return inter, repeats
-    return inter.take(_pick(order, starts, group, np.asarray(inter.timestamp), last=policy == "keep_last")), repeats
+    # Only the rows of repeated pairs need choosing between (usually a small share).
+    in_repeat = np.zeros(len(order), bool)
+    in_repeat[1:] = repeat
+    in_repeat[:-1] |= repeat
+    at = np.flatnonzero(in_repeat)
+    rows, keys = order[at], sorted_keys[at]
+    new = np.empty(len(at), bool)
+    new[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    picked = _pick(rows, np.flatnonzero(new), np.cumsum(new) - 1, np.asarray(inter.timestamp), last=policy == "keep_last")
+    keep = np.ones(len(order), bool)
+    keep[rows] = False
+    keep[picked] = True
+    return inter.take(np.flatnonzero(keep)), repeats
