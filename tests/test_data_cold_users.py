@@ -10,6 +10,7 @@ import tfrs_irns  # noqa: F401  (Keras 2 before tensorflow)
 
 from tfrs_irns.config import DataConfig
 from tfrs_irns.data.cold_users import split_cold_users
+from tfrs_irns.data.duplicates import pair_groups
 from tfrs_irns.data.prepare import prepare_from_raw
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import DataError
@@ -46,6 +47,29 @@ def test_history_is_the_earlier_half_by_time_then_row():
         assert np.sum(test.user_id == user) == 3
         # Nothing of the history is later than anything tested.
         assert history.timestamp[history.user_id == user].max() <= test.timestamp[test.user_id == user].min()
+
+
+def test_keep_all_copies_of_a_cold_pair_stay_on_one_side():
+    # u0 is the only user with enough rows to be cut; it saw x at t=0 and again at t=9.
+    rows = [("u0", "x", 0), ("u0", "y", 1), ("u0", "z", 2), ("u0", "x", 9), ("u1", "x", 0), ("u1", "y", 1)]
+    users, items, times = (np.array(c) for c in zip(*rows))
+    inter = Interactions(users, items, times.astype(np.int64))
+    groups = pair_groups(inter)
+    for seed in range(8):
+        _, _, test, history = split_cold_users(inter, 0.5, 0.0, seed=seed, groups=groups)
+        test_pairs, history_pairs = set(zip(test.user_id, test.item_id)), set(zip(history.user_id, history.item_id))
+        assert not test_pairs & history_pairs
+        assert len(test) + len(history) == sum(u in set(test.user_id) for u in users)
+        if "u0" in set(test.user_id):
+            # Three pairs by their earliest copies x(0), y(1), z(2): the earlier one pair is the history.
+            assert sorted(history.item_id.tolist()) == ["x", "x"] and sorted(test.item_id.tolist()) == ["y", "z"]
+    # Without groups the later copy of x is a test row while the earlier one is history: the leak this prevents.
+    _, _, test, history = split_cold_users(inter, 0.5, 0.0, seed=next(s for s in range(8) if _u0_cold(inter, s)))
+    assert ("u0", "x") in set(zip(test.user_id, test.item_id)) & set(zip(history.user_id, history.item_id))
+
+
+def _u0_cold(inter, seed):
+    return "u0" in set(split_cold_users(inter, 0.5, 0.0, seed=seed)[2].user_id)
 
 
 def test_prepared_cold_users_follow_the_known_users_indices():

@@ -132,6 +132,27 @@ def test_shared_tower_embeds_history_with_the_candidate_tower():
     assert own.item_table is not None and own.item_history_embeddings().shape == (31, D)
 
 
+@pytest.mark.parametrize("hidden", [[], [8]])
+def test_history_items_encoded_once_per_distinct_item_give_the_same_embeddings_and_gradients(hidden):
+    # With an MLP (or a content tower) the window's distinct items are encoded once and gathered;
+    # a bare table gathers every slot. Either way: the per-slot encoding, and its gradients.
+    candidate = CandidateTower(31, D, hidden=hidden, name="candidate_tower")
+    tower = _tower("before", 5, item_tower=candidate)
+    items = tf.constant([[0, 12, 13, 12], [12, 12, 21, 0], [30, 13, 13, 13]])
+    tower(tf.constant([1]))
+    with tf.GradientTape(persistent=True) as tape:
+        got = tower.embed_items(items, training=True)
+        want = tf.reshape(candidate(tf.reshape(items, [-1]), training=True), [3, 4, D])
+        weights = tf.constant(np.random.default_rng(0).standard_normal((3, 4, D)), tf.float32)
+        loss_got, loss_want = tf.reduce_sum(got * weights), tf.reduce_sum(want * weights)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+    for g, w in zip(tape.gradient(loss_got, candidate.trainable_variables),
+                    tape.gradient(loss_want, candidate.trainable_variables)):
+        np.testing.assert_allclose(tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(w).numpy(), rtol=1e-5, atol=1e-6)
+    ops = {op.type for op in tf.function(lambda x: tower.embed_items(x)).get_concrete_function(items).graph.get_operations()}
+    assert ("Unique" in ops) == bool(hidden)
+
+
 @pytest.mark.parametrize("pooling", ["mean", "attention", "gru"])
 def test_config_round_trip_and_weights_give_the_same_embeddings(pooling):
     candidate = CandidateTower(31, D, name="candidate_tower")

@@ -7,7 +7,7 @@ the few items the newcomer touched. This protocol measures exactly that:
 * a seeded random share ``cold_fraction`` of the users (at least one, never
   all) is held out: none of their interactions reaches training or validation;
 * each cold user's interactions, ordered by time (ties by row order), are cut
-  in two: the earlier ``floor(n / 2)`` are the *history* handed to the model at
+  in two (under ``data.duplicates: keep_all``, the copies of a pair stay together): the earlier ``floor(n / 2)`` are the *history* handed to the model at
   evaluation, the later ``ceil(n / 2)`` are the *test* (a cold user with one
   interaction has an empty history: the model must fall back on the mean);
 * the other (warm) users' interactions are train, and a random
@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from tfrs_irns.data.duplicates import first_of_groups
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions
 from tfrs_irns.errors import DataError
@@ -74,7 +75,9 @@ def split_cold_users(
     """``(train, validation, test, history)`` of the ``cold_users`` protocol (see the module doc).
 
     ``groups`` (one integer per row, see :func:`~tfrs_irns.data.duplicates.pair_groups`)
-    keeps the copies of a warm pair on one side of train/validation.
+    keeps the copies of a pair on one side: of train/validation for a warm
+    user, of history/test for a cold one (each pair then counts once in the
+    cut, at its earliest copy), so no test pair is also in the history.
     """
     cold = cold_user_rows(inter, cold_fraction, seed)
     warm_rows = np.flatnonzero(~cold)
@@ -84,5 +87,12 @@ def split_cold_users(
         warm, "random", validation_fraction, 0.0, seed, groups=None if groups is None else np.asarray(groups)[warm_rows]
     ) if validation_fraction > 0 else (warm, warm.take(np.zeros(0, np.int64)), warm.take(np.zeros(0, np.int64)))
     cold_rows = np.flatnonzero(cold)
-    earlier = _earlier_half(inter, cold_rows)
+    if groups is None:
+        earlier = _earlier_half(inter, cold_rows)
+    else:
+        group = np.asarray(groups)[cold_rows]
+        first = first_of_groups(inter.take(cold_rows), group)
+        earlier_group = np.zeros(int(group.max()) + 1 if len(group) else 0, bool)
+        earlier_group[group[first]] = _earlier_half(inter, cold_rows[first])
+        earlier = earlier_group[group]
     return train, validation, inter.take(cold_rows[~earlier]), inter.take(cold_rows[earlier])

@@ -90,6 +90,12 @@ class _Tower(tf.keras.layers.Layer):
     def _features(self, indices: tf.Tensor) -> Optional[tf.Tensor]:
         return None
 
+    @property
+    def is_table_lookup(self) -> bool:
+        """Whether encoding an index is an embedding-row gather (no MLP): then
+        encoding repeated indices costs less than finding the distinct ones."""
+        return not self.hidden
+
     def call(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
         x = self.embedding(indices)
         extra = self._features(indices)
