@@ -9,7 +9,8 @@ then times, in the same run:
 * ``pyarrow_seconds``: a bare ``pyarrow.csv.read_csv`` (``pyarrow.parquet.read_table``
   for Parquet) of the same file, in this process;
 * ``line_reader_seconds``: the line-locating reader that was the only CSV path
-  before pyarrow (``load_csv(..., engine="python")``, timed once); for the
+  before pyarrow (``load_csv(..., engine="python")``, median of
+  ``--line-reader-repeats``, taken in the same rounds); for the
   Parquet row, the same figure of its CSV twin (there is no line reader for Parquet).
 
 The first two are medians of ``--repeats`` runs, taken in turn (bare, CLI,
@@ -27,6 +28,7 @@ repeated pairs, the split, the encoding, the fingerprint and the summary) is
     python benchmarks/data_load.py --json docs/results/data_load.json
     python benchmarks/data_load.py --rows 200000 --no-line-reader   # a quick look
     python benchmarks/data_load.py --keep /tmp/dl5m                 # keep the files (e.g. to train on them)
+    git worktree add /tmp/before HEAD~3 && python benchmarks/data_load.py --baseline /tmp/before   # before/after
 
 Targets: ``tfrs_irns_seconds`` <= 3x ``pyarrow_seconds``; >= 5x faster than the line reader.
 """
@@ -43,6 +45,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -74,14 +77,26 @@ def _config(folder: str, source: str, path: str) -> str:
     return config
 
 
-def _cli_seconds(config: str, folder: str) -> tuple[float, dict]:
-    """Wall time of ``tfrs-irns data --config config`` and the stage times it reports."""
+# ``tfrs-irns data`` from the package at sys.argv[1] (checked: a checkout's own folder would shadow it).
+_FROM_CHECKOUT = (
+    "import sys, os; root = os.path.realpath(sys.argv.pop(1)); import tfrs_irns; "
+    "assert os.path.realpath(tfrs_irns.__file__).startswith(root), tfrs_irns.__file__; "
+    "from tfrs_irns.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _cli_seconds(config: str, folder: str, checkout: Optional[str] = None) -> tuple[float, dict]:
+    """Wall time of ``tfrs-irns data --config config`` and the stage times it reports;
+    with ``checkout``, that checkout's package (e.g. an earlier commit) instead of this one's."""
     report = os.path.join(folder, "report.json")
+    args = ["data", "--config", config, "--json", report]
+    if checkout is None:
+        command, env, cwd = [sys.executable, "-m", "tfrs_irns.cli.main", *args], None, None
+    else:
+        command = [sys.executable, "-c", _FROM_CHECKOUT, checkout, *args]
+        env, cwd = dict(os.environ, PYTHONPATH=checkout), folder
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "tfrs_irns.cli.main", "data", "--config", config, "--json", report],
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
     seconds = time.perf_counter() - start
     with open(report, encoding="utf-8") as fh:
         return seconds, json.load(fh)["seconds"]
@@ -116,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="runs of the bare read and the CLI (medians)")
     parser.add_argument("--no-line-reader", action="store_true", help="skip the slow line reader")
+    parser.add_argument("--line-reader-repeats", type=int, default=3, help="runs of the line reader (median)")
+    parser.add_argument("--baseline", metavar="CHECKOUT",
+                        help="also time `tfrs-irns data` of this checkout (e.g. a worktree of an earlier commit) "
+                             "in the same rounds: baseline_seconds")
     parser.add_argument("--keep", metavar="DIR", help="write the files to DIR and keep them (default: a temporary folder)")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
@@ -130,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         csv_path, parquet_path = _write(folder, args.rows, args.users, args.items, args.seed)
         sizes = {p: os.path.getsize(p) / 1e6 for p in (csv_path, parquet_path)}
         line_reader = None
-        if not args.no_line_reader:
-            line_reader = _timed(lambda: load_csv(csv_path, CsvConfig(), engine="python"))
+        line_readers: list[float] = []
         startup = statistics.median(_startup_seconds() for _ in range(args.repeats))
         rows = []
         for fmt, path, bare in (
@@ -139,11 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             ("parquet", parquet_path, lambda: pq.read_table(parquet_path)),
         ):
             config = _config(folder, fmt, path)
-            bares, floors, clis = [], [], []
-            for _ in range(args.repeats):
+            bares, floors, clis, baselines = [], [], [], []
+            for i in range(args.repeats):
                 bares.append(_timed(bare))
                 floors.append(_timed(lambda: _id_codes(bare)))
                 clis.append(_cli_seconds(config, folder))
+                if args.baseline:
+                    baselines.append(_cli_seconds(config, folder, args.baseline)[0])
+                if fmt == "csv" and not args.no_line_reader and i < args.line_reader_repeats:
+                    line_readers.append(_timed(lambda: load_csv(csv_path, CsvConfig(), engine="python")))
+            if line_readers:
+                line_reader = statistics.median(line_readers)
             median_cli = sorted(clis, key=lambda c: c[0])[len(clis) // 2]
             rows.append({
                 "format": fmt,
@@ -157,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 "stage_seconds": {k: round(v, 3) for k, v in median_cli[1].items()},
                 "startup_seconds": round(startup, 3),
             })
+            if baselines:
+                rows[-1].update(baseline_seconds=round(statistics.median(baselines), 3), baseline=args.baseline)
             print(rows[-1], file=sys.stderr, flush=True)
     finally:
         if not args.keep:
@@ -178,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         cells,
     )
+    for r in rows:
+        if "baseline_seconds" in r:
+            print(f"{r['format']}: {r['baseline']} took {r['baseline_seconds']:.2f} s, this checkout "
+                  f"{r['tfrs_irns_seconds']:.2f} s ({r['baseline_seconds'] / r['tfrs_irns_seconds']:.2f}x)")
     write_json(args.json, rows)
     return 0
 
