@@ -4,6 +4,7 @@ import tfrs_irns  # noqa: F401,I001  (first: pins Keras 2 before anything touche
 
 import itertools
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -69,6 +70,11 @@ def oracle(
     return float(np.mean(losses))
 
 
+def _seed(*case) -> int:
+    """A seed per test case that is the same in every process (``hash`` of a str is salted per process)."""
+    return zlib.crc32(repr(case).encode())
+
+
 def random_batch(rng):
     pos = rng.choice([1, 2, 3, 5, 5, 8, 8, 8, 10, 12], size=B)  # duplicates on purpose
     users = rng.integers(1, 4, size=B)  # few users: same-user pairs on purpose
@@ -83,7 +89,7 @@ CASES = list(
 
 @pytest.mark.parametrize("mode,logq,hits,same_user,temperature", CASES)
 def test_loss_matches_numpy_oracle(mode, logq, hits, same_user, temperature):
-    rng = np.random.default_rng(hash((mode, logq, hits, same_user, temperature)) % 2**32)
+    rng = np.random.default_rng(_seed(mode, logq, hits, same_user, temperature))
     tower = make_tower()
     counts, p = make_counts()
     sampler = UnigramSampler(counts, alpha=0.75) if (hits + same_user) % 2 else UniformSampler(N)
@@ -473,6 +479,9 @@ def refined_oracle(table, q, pos, users, neg, mode, p, qprob, hits, same_user, t
             (item, kind) for item, kind, user in cols
             if not ((hits and item == pos[i]) or (same_user and kind == "batch" and user == users[i]))
         ]
+        if not keep:  # every column masked: no negative, softplus(-inf) = 0 and no gradient
+            losses.append(0.0)
+            continue
         vectors = np.array([table[item] for item, _ in keep])
         expected = np.array([
             (b - 1) * p[item] * (mode != "random") + m * qprob[item] * (mode != "in_batch") if qprob is not None
@@ -503,7 +512,7 @@ REFINED_CASES = [
 
 @pytest.mark.parametrize("mode,hits,same_user,temperature,hard", REFINED_CASES)
 def test_refined_logq_matches_numpy_oracle_loss_and_gradient(mode, hits, same_user, temperature, hard):
-    rng = np.random.default_rng(hash((mode, hits, same_user, temperature, hard)) % 2**32)
+    rng = np.random.default_rng(_seed(mode, hits, same_user, temperature, hard))
     tower = make_tower()
     counts, p = make_counts()
     sampler = UnigramSampler(counts, alpha=0.75)
@@ -527,6 +536,30 @@ def test_refined_logq_matches_numpy_oracle_loss_and_gradient(mode, hits, same_us
     )
     np.testing.assert_allclose(loss.numpy(), expected, rtol=2e-5, atol=2e-5)
     np.testing.assert_allclose(tape.gradient(loss, q).numpy(), grads, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("hard", [None, 3])
+def test_refined_logq_row_whose_every_negative_is_masked_adds_zero_loss_and_no_gradient(hard):
+    # Row 3 (user 3, item 5): every other column is item 5 (an accidental hit) or user 3's (same user).
+    pos = np.array([5, 5, 1, 5, 5, 5, 3, 5], np.int32)
+    users = np.array([2, 2, 3, 3, 1, 3, 3, 2], np.int32)
+    q = tf.constant(np.random.default_rng(0).normal(size=(B, D)).astype(np.float32))
+    tower = make_tower()
+    counts, p = make_counts()
+    task = IRNSRetrieval(
+        tower, N, mode="in_batch", num_negatives=M, sampler=UnigramSampler(counts, alpha=0.75), item_probabilities=p,
+        logq=True, logq_variant="refined", remove_accidental_hits=True, mask_same_user=True, num_hard_negatives=hard,
+    )
+    with tf.GradientTape() as tape:
+        tape.watch(q)
+        loss = task(q, tower(pos), candidate_ids=pos, query_ids=users, training=False)
+    grad = tape.gradient(loss, q).numpy()
+    expected, grads = refined_oracle(
+        tower.embeddings.numpy(), q.numpy(), pos, users, np.zeros(0, np.int32), "in_batch", p, None, True, True, 1.0, hard
+    )
+    assert np.isfinite(float(loss)) and not grad[3].any()
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(grad, grads, rtol=1e-4, atol=1e-6)
 
 
 def test_refined_logq_on_a_hand_computed_in_batch_example():
