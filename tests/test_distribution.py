@@ -103,6 +103,21 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(runs):
     assert_same_run(runs["one"], runs["two"])
 
 
+# Content item tower and id + history user tower: per replica, the content tables and the history
+# windows are gathered in-graph and the window's distinct items encoded once (tf.unique).
+TOWERS = ["model.item_features=[id,title,genres]", "model.user_features=[id,history]", "model.history.length=5"]
+
+
+def test_mirrored_content_and_history_towers_match_one_device(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    results = finish([start(one, TOWERS), start(two, [*TOWERS, *MIRRORED])])
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+    a, b = metrics(one), metrics(two)
+    assert b["distribution"]["num_replicas"] == 2
+    assert_same_run(a, b)
+
+
 def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     root = runs["root"]
     ports = free_ports(2)

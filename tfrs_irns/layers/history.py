@@ -28,7 +28,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.layers.towers import _mlp, apply_head, head_config, init_head
+from tfrs_irns.layers.towers import _mlp, apply_head, encode_distinct, head_config, init_head
 
 POOLINGS = ("mean", "attention", "gru")
 WINDOWS = ("before", "others")
@@ -256,14 +256,10 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         flat = tf.reshape(items, [-1])
         if self.item_tower is None:
             embedded = self.item_table(flat)
-        elif getattr(self.item_tower, "is_table_lookup", False):
-            embedded = self.item_tower(flat, training=training)
         else:
-            # A content tower or an MLP costs far more per item than a table row, and a batch's windows
-            # repeat popular items many times (600 x 50 slots): encode each distinct item once, then
-            # gather (ml-latest-small, B = 600: a content + history step 4.0x, an MLP 1.6x faster).
-            distinct, where = tf.unique(flat, out_idx=tf.int64)  # int64 positions: Unique's GPU kernel
-            embedded = tf.gather(self.item_tower(distinct, training=training), where)
+            # 600 x 50 window slots repeat popular items: on ml-latest-small a content + history step
+            # went 4.0x faster, an MLP's 1.6x, encoding each distinct item once.
+            embedded = encode_distinct(self.item_tower, flat, training)
         return tf.reshape(embedded, tf.concat([tf.shape(items), [self.embedding_dim]], axis=0))
 
     def item_history_embeddings(self, batch_size: int = 65536) -> np.ndarray:

@@ -30,6 +30,20 @@ def embed_indices(tower: Any, rows: int, batch_size: int = 65536) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+def encode_distinct(encoder: Any, indices: tf.Tensor, training: Any = False) -> tf.Tensor:
+    """``encoder(indices)`` for a 1-D ``indices``, each distinct index encoded once.
+
+    History windows repeat popular items many times; a content tower or an
+    MLP costs far more per item than finding the distinct ones (``tf.unique``,
+    which has a GPU kernel for int32 with int64 positions) and gathering back.
+    A bare table row does not (``is_table_lookup``): it is encoded slot by slot.
+    """
+    if getattr(encoder, "is_table_lookup", False):
+        return encoder(indices, training=training)
+    distinct, where = tf.unique(indices, out_idx=tf.int64)
+    return tf.gather(encoder(distinct, training=training), where)
+
+
 def _mlp(hidden: Sequence[int], output_dim: int, name: str) -> Optional[tf.keras.Sequential]:
     """ReLU layers of sizes ``hidden`` then a linear projection, or None."""
     if not hidden:
