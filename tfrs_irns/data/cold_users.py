@@ -7,7 +7,8 @@ the few items the newcomer touched. This protocol measures exactly that:
 * a seeded random share ``cold_fraction`` of the users (at least one, never
   all) is held out: none of their interactions reaches training or validation;
 * each cold user's interactions, ordered by time (ties by row order), are cut
-  in two (under ``data.duplicates: keep_all``, the copies of a pair stay together): the earlier ``floor(n / 2)`` are the *history* handed to the model at
+  in two (under ``data.duplicates: keep_all`` by pairs, every copy with its
+  pair): the earlier ``floor(n / 2)`` are the *history* handed to the model at
   evaluation, the later ``ceil(n / 2)`` are the *test* (a cold user with one
   interaction has an empty history: the model must fall back on the mean);
 * the other (warm) users' interactions are train, and a random

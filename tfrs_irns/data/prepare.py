@@ -223,7 +223,7 @@ def prepare_from_raw(
         columns = {name: _align(np.asarray(v).astype(str), index, item_vocab.size) for name, v in raw.items.columns.items()}
     cold = np.zeros(0, np.int32)
     if cfg.split == "cold_items":
-        cold = np.setdiff1d(item_vocab.lookup(test.item_id, test.item_codes), [0]).astype(np.int32)
+        cold = np.setdiff1d(item_vocab.lookup(None, test.coded("item")), [0]).astype(np.int32)
     description = (
         f"{raw.description}; {cfg.split} split: {len(train):,} train / "
         f"{len(validation):,} validation / {len(test):,} test; "

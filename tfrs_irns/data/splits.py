@@ -66,11 +66,13 @@ def _last_per_user(inter: Interactions, rows: np.ndarray, min_count: int) -> np.
 
 def cold_item_rows(inter: Interactions, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the rows whose item is among a seeded ``fraction`` of the distinct items."""
-    codes = inter.coded("item").codes
-    used = np.flatnonzero(np.bincount(codes.reshape(-1)) > 0)
+    coded = inter.coded("item")
+    used = np.flatnonzero(coded.used_mask())
     k = int(round(fraction * len(used)))
-    cold = np.random.default_rng(seed).choice(used, k, replace=False) if k else used[:0]
-    return np.isin(codes.reshape(-1), cold)
+    cold = np.zeros(len(coded.values), bool)
+    if k:
+        cold[np.random.default_rng(seed).choice(used, k, replace=False)] = True
+    return cold[coded.codes]
 
 
 def _split_rows(

@@ -30,7 +30,8 @@ def check_ids(ids: np.ndarray, kind: str) -> list[str]:
     otherwise a :class:`DataError` naming the first bad id."""
     forbidden = FORBIDDEN[kind]
     # tolist() gives Python strs at C speed (str() per numpy scalar was a loop per id).
-    out = np.asarray(ids).astype(str).tolist() if len(ids) else []
+    ordered = np.asarray(ids).astype(str)
+    out = ordered.tolist() if len(ids) else []
     joined = "\0".join(out)  # one C-speed scan instead of a Python loop per id
     if any(c in joined for c in forbidden) or not all(out):
         raw = next(i for i in out if not i or any(c in i for c in forbidden))
@@ -40,7 +41,6 @@ def check_ids(ids: np.ndarray, kind: str) -> list[str]:
             "(the export's lookup files hold one id per line)"
         )
     # Vocabularies are sorted: strictly increasing means unique, with no set of every id.
-    ordered = np.asarray(ids).astype(str)
     if len(out) > 1 and not (ordered[1:] > ordered[:-1]).all() and len(set(out)) != len(out):
         unique, counts = np.unique(np.asarray(out), return_counts=True)
         raise DataError(f"{kind} id {str(unique[counts > 1][0])!r} appears twice in the vocabulary")
