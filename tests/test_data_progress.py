@@ -41,3 +41,14 @@ def test_update_needs_a_total_and_total_must_not_be_negative():
         p.update(1)
     with pytest.raises(ValueError, match="total"):
         Progress("x", total=-1)
+
+
+def test_every_is_due_first_then_once_per_period():
+    from tfrs_irns.data.progress import Every
+
+    every = Every(1.0, clock=fake_clock(0.3))  # reads at 0, 0.3, 0.6, ...
+    assert [every.due() for _ in range(10)] == [True, False, False, False, True, False, False, False, True, False]
+    every.reset()
+    assert every.due()
+    with pytest.raises(ValueError, match="seconds"):
+        Every(-1)

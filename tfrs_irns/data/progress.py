@@ -12,6 +12,10 @@ call) gets a background thread that prints the elapsed time; a loop that
 knows its ``total`` calls :meth:`Progress.update` with the work done so far,
 and the lines say how far it is (``12,288 / 195,737 users (6%)``) — no
 thread, and the clock is a parameter, so tests drive it with a fake one.
+
+:class:`Every` is the same "at most once per period" rule on its own, for
+callers that must not even *look* at a value more often (a training loop's
+loss lives on the accelerator: reading it is a device→host sync).
 """
 
 from __future__ import annotations
@@ -20,6 +24,28 @@ import sys
 import threading
 import time
 from typing import Callable, Optional, TextIO
+
+
+class Every:
+    """``every.due()`` is true at its first call, then once ``seconds`` have
+    passed since it last was: "at most once per period", with an injectable clock."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        self.seconds, self.clock = float(seconds), clock
+        self._next: Optional[float] = None
+
+    def reset(self) -> None:
+        """The next :meth:`due` is true again (a new epoch shows its first batch)."""
+        self._next = None
+
+    def due(self) -> bool:
+        now = self.clock()
+        if self._next is not None and now < self._next:
+            return False
+        self._next = now + self.seconds
+        return True
 
 
 class Progress:

@@ -9,7 +9,9 @@ stopped (:class:`RunState`):
 
 * the validation history of the epochs done (``metrics.json``'s ``history``
   covers every epoch of a resumed run);
-* the early-stopping state (wait, best value, best epoch and best weights);
+* the early-stopping state (wait, best value, best epoch, and the name of
+  the best epoch's checkpoint, which :class:`~tfrs_irns.runs.stopping.BestEpochStopping`
+  writes in ``<run>/backup/best/``: the backup holds no second copy of the weights);
 * the batch order state: the random order is a function of the epoch number
   (:meth:`~tfrs_irns.batching.pipeline.TrainPipeline.resume_at`), and the
   explicit GCBS order of a half-done epoch is kept as it was (recomputing it
@@ -17,7 +19,11 @@ stopped (:class:`RunState`):
 
 The sampling step counter of the task is a weight of the model, so the
 checkpoint has it already. One checkpoint holds everything, so a kill leaves
-the previous backup or the new one, never a mix.
+the previous backup or the new one, never a mix (the best-epoch checkpoints
+are named by epoch, and the one the previous backup names is kept).
+
+Nothing here runs per step beyond counting: the batch number a mid-epoch
+backup records is set when the backup is written, not at every step.
 
 Under ``MultiWorkerMirroredStrategy`` every worker restores from the chief's
 backup; non-chief workers write theirs to temporary folders that
@@ -32,24 +38,26 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
 BACKUP_DIR = "backup"
+BEST_DIR = "best"  # the best epoch's checkpoint, inside BACKUP_DIR (deleted with it)
+
+
+def best_dir(run_dir: str) -> str:
+    """Where the early stopping of a run in ``run_dir`` keeps its best epoch."""
+    return os.path.join(run_dir, BACKUP_DIR, BEST_DIR)
 
 
 class RunState(tf.Module):
     """The run's training state beyond the model and optimizer, as
     checkpointable variables: a JSON string (history, early stopping, GCBS
-    plan), the pipeline's explicit order, and a copy of the best weights."""
+    plan) and the pipeline's explicit order."""
 
-    def __init__(self, pipeline: Any, model: tf.keras.Model, keep_best_weights: bool) -> None:
+    def __init__(self, pipeline: Any) -> None:
         super().__init__(name="run_state")
         self.state = tf.Variable("{}", dtype=tf.string, trainable=False, name="state")
         self.order = dict(pipeline.order_variables)
-        self.best_weights = (
-            [tf.Variable(np.zeros_like(w), trainable=False) for w in model.get_weights()] if keep_best_weights else []
-        )
 
     def read(self) -> dict[str, Any]:
         return json.loads(self.state.numpy().decode("utf-8"))
@@ -126,6 +134,7 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
         self.history: dict[str, list[float]] = dict(restored.state.get("history", {})) if restored else {}
         self._seconds_before = float(restored.state.get("train_seconds", 0.0)) if restored else 0.0
         self._start: Optional[float] = None
+        self._last_batch = -1
         self._stopping = next((c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping)), None)
         self._gcbs = next((c for c in callbacks if hasattr(c, "order_for")), None)
 
@@ -149,11 +158,24 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         if self.every_steps:  # BackupAndRestore backs up per epoch only with save_freq="epoch"
-            self._backup(epoch=epoch)
+            self._backup(epoch=epoch, batch=self._last_batch)
         else:
             super().on_epoch_end(epoch, logs)
 
+    def on_train_batch_begin(self, batch: int, logs: Optional[dict] = None) -> None:
+        # BackupAndRestore assigns the batch counter variable here at every step;
+        # _backup assigns it once, when a backup is written.
+        pass
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        self._last_batch = batch
+        super().on_train_batch_end(batch, logs)
+
     def _backup(self, epoch: int, batch: int = 0) -> None:
+        if self.every_steps:
+            # The last batch done (the last of a multi-step execution): Keras resumes
+            # after it, at the next epoch after the epoch's last batch.
+            self._training_state._ckpt_saved_batch.assign(batch)
         self._capture()
         super()._backup(epoch=epoch, batch=batch)
 
@@ -177,11 +199,9 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
                 "stopped_epoch": int(es.stopped_epoch),
                 "best": float(es.best),  # json keeps inf, the value before any epoch
                 "best_epoch": int(es.best_epoch),
-                "has_best_weights": es.best_weights is not None,
+                # Its name: a resumed run reads it from this run's folder.
+                "best_checkpoint": os.path.basename(es.best_checkpoint) if getattr(es, "best_checkpoint", None) else None,
             }
-            if es.best_weights is not None and self.state.best_weights:
-                for variable, value in zip(self.state.best_weights, es.best_weights):
-                    variable.assign(value)
         if self._gcbs is not None and self._gcbs._planned is not None:
             planned_epoch, stats = self._gcbs._planned
             state["gcbs_planned"] = [planned_epoch, {k: float(v) for k, v in stats.items()}]
@@ -194,8 +214,9 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
             es.stopped_epoch = saved["stopped_epoch"]
             es.best = float(saved["best"])
             es.best_epoch = saved["best_epoch"]
-            if saved["has_best_weights"] and self.state.best_weights:
-                es.best_weights = [v.numpy() for v in self.state.best_weights]
+            if saved.get("best_checkpoint") and hasattr(es, "best_checkpoint"):
+                # The chief's folder: every worker of a multi-worker run reads the chief's backup.
+                es.best_checkpoint = os.path.join(self.backup_dir, BEST_DIR, saved["best_checkpoint"])
         planned = state.get("gcbs_planned")
         if self._gcbs is not None and planned is not None and self.restored is not None:
             if self.restored.initial_step > 0 and planned[0] == self.restored.initial_epoch + 1:

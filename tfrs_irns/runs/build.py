@@ -407,12 +407,15 @@ def build_callbacks(
             )
         )
     if stopping.enabled:
+        from tfrs_irns.runs.backup import best_dir
+        from tfrs_irns.runs.stopping import BestEpochStopping
+
         callbacks.append(
-            tf.keras.callbacks.EarlyStopping(
+            BestEpochStopping(  # the best epoch as a checkpoint in the run's backup, not a copy in memory
+                best_dir(run_dir),
                 monitor=stopping.monitor,
                 mode="min" if stopping.monitor.endswith("loss") else "max",
                 patience=stopping.patience,
-                restore_best_weights=True,
                 verbose=1,
             )
         )

@@ -145,7 +145,7 @@ def train(
     out_dir = run_dir if chief else tempfile.mkdtemp(prefix="tfrs-irns-worker-")
     folder_existed = os.path.isdir(run_dir)
     every = config.train.backup_every_steps
-    state = RunState(pipeline, model, keep_best_weights=config.train.early_stopping.enabled)
+    state = RunState(pipeline)
     if resume:
         # The run's indices mean the ids of the data it started on: resuming on other data would mix them.
         started_on = saved_fingerprint(os.path.join(run_dir, VOCAB))
@@ -250,7 +250,9 @@ def default_run_dir(config: Config) -> str:
 
 def _best_epoch(callbacks: list, epochs_run: int) -> int:
     for callback in callbacks:
-        if isinstance(callback, tf.keras.callbacks.EarlyStopping) and callback.best_weights is not None:
+        if isinstance(callback, tf.keras.callbacks.EarlyStopping) and (
+            callback.best_weights is not None or getattr(callback, "best_checkpoint", None) is not None
+        ):
             return int(callback.best_epoch) + 1
     return epochs_run
 
