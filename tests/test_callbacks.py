@@ -139,13 +139,15 @@ def test_best_epoch_stopping_is_keras_early_stopping_from_a_checkpoint(script, t
     ours = BestEpochStopping(str(tmp_path / "best"), "val_x", mode=mode, patience=2, verbose=1)
     model, saver = fit_with(ours, values)
     assert capsys.readouterr().out == keras_out
-    assert (ours.best_epoch, ours.stopped_epoch, ours.wait) == (keras_es.best_epoch, keras_es.stopped_epoch, keras_es.wait)
+    for name in ("best_epoch", "stopped_epoch", "wait"):
+        assert getattr(ours, name) == getattr(keras_es, name), name
     assert ours.best == keras_es.best or (math.isnan(ours.best) and math.isnan(keras_es.best))
     # The same trajectory, then the same weights restored: the best epoch's.
     for a, b in zip(saver.weights, keras_saver.weights):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
-    for restored, expected, kept in zip(model.get_weights(), keras_model.get_weights(), saver.weights[ours.best_epoch]):
+    best = saver.weights[ours.best_epoch]
+    for restored, expected, kept in zip(model.get_weights(), keras_model.get_weights(), best):
         np.testing.assert_array_equal(restored, expected)
         np.testing.assert_array_equal(restored, kept)
     # No copy in memory; on disk, the best epoch's checkpoint (and at most the previous best).

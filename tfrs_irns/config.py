@@ -304,6 +304,10 @@ class TrainConfig:
         None, "also back the run up every this many steps, not only at each epoch's end (train --resume "
         "continues from the last backup)"
     )
+    profile_steps: Optional[list[int]] = _f(
+        None, "[first, last]: write a TensorBoard profiler trace of these training steps (counted from 1 when "
+        "fit starts) to the run's logs/ (Profile tab; docs/profiling.md); null: no trace"
+    )
     distribution: DistributionConfig = _f(help="devices and machines (tf.distribute)", factory=DistributionConfig)
 
 
@@ -425,6 +429,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.learning_rate": (lambda v: v > 0, "must be > 0"),
     "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
     "train.backup_every_steps": (lambda v: v > 0, "must be > 0"),
+    "train.profile_steps": (
+        lambda v: len(v) == 2 and 1 <= v[0] <= v[1], "must be [first, last] with 1 <= first <= last"
+    ),
     "train.distribution.logical_cpus": (lambda v: v > 0, "must be > 0"),
     "train.early_stopping.patience": (lambda v: v >= 0, "must be >= 0"),
     "train.early_stopping.max_queries": (lambda v: v > 0, "must be > 0"),

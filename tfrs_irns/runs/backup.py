@@ -110,6 +110,10 @@ def restore(
     return Restored(initial_epoch, initial_step, state.read())
 
 
+def _name(path: Optional[str]) -> Optional[str]:
+    return os.path.basename(path) if path else None
+
+
 class RunBackup(tf.keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` that also backs up the :class:`RunState` of the
     given callbacks, at every epoch's end and every ``every_steps`` steps.
@@ -200,7 +204,7 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
                 "best": float(es.best),  # json keeps inf, the value before any epoch
                 "best_epoch": int(es.best_epoch),
                 # Its name: a resumed run reads it from this run's folder.
-                "best_checkpoint": os.path.basename(es.best_checkpoint) if getattr(es, "best_checkpoint", None) else None,
+                "best_checkpoint": _name(getattr(es, "best_checkpoint", None)),
             }
         if self._gcbs is not None and self._gcbs._planned is not None:
             planned_epoch, stats = self._gcbs._planned

@@ -433,8 +433,29 @@ def build_callbacks(
                 **dataclasses.asdict(config.batching.gcbs),
             )
         )
-    callbacks.append(tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=0))
+    callbacks.append(
+        tf.keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), profile_batch=profile_batch(config, pipeline))
+    )
     return callbacks
+
+
+def profile_batch(config: Config, pipeline: Any) -> Any:
+    """TensorBoard's ``profile_batch`` for ``train.profile_steps``: ``(first, last)``, or 0 (no trace).
+
+    Keras counts the steps of a ``fit`` call from 1; a first step the run never
+    reaches would silently write no trace, so it is an error here.
+    """
+    steps = config.train.profile_steps
+    if steps is None:
+        return 0
+    first, last = steps
+    total = config.train.epochs * pipeline.steps_per_epoch
+    if first > total:
+        raise ConfigError(
+            f"train.profile_steps=[{first}, {last}]: the run has {total} training steps "
+            f"(train.epochs={config.train.epochs} × {pipeline.steps_per_epoch} per epoch); profile steps within them"
+        )
+    return (first, last)
 
 
 def ann_params(config: Config) -> "AnnParams":
