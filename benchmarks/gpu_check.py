@@ -219,6 +219,7 @@ def _first_lines(text: str, limit: int = 600) -> str:
     marker = "<stack traces unavailable>"
     if marker in text:
         text = text.split(marker, 1)[1].strip() or text
+    text = text.split("Stack trace for op definition", 1)[0].strip()
     return text[:limit]
 
 
