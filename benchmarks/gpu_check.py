@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import os
 import platform
@@ -140,6 +141,9 @@ def placement(model: Any, data: Any) -> dict[str, Any]:
     from tensorflow.python.eager import context
 
     train_function = model.make_train_function(force=True)
+    # The window records every function instantiated in the process: let pending
+    # finalizers (a garbage summary writer closing itself) run before it opens.
+    gc.collect()
     # Partition graphs are recorded when a function is instantiated: on before its first call.
     context.enable_run_metadata()
     try:
@@ -153,6 +157,8 @@ def placement(model: Any, data: Any) -> dict[str, Any]:
     functions = {f.signature.name for fg in metadata.function_graphs for pg in fg.partition_graphs
                  for f in pg.library.function}
     for fg in metadata.function_graphs:
+        if fg.pre_optimization_graph.node and not _is_step(fg.pre_optimization_graph):
+            continue
         for graph in fg.partition_graphs:
             for node in graph.node:
                 if node.op in functions:
@@ -179,6 +185,13 @@ def placement(model: Any, data: Any) -> dict[str, Any]:
         "no_gpu_kernel": sorted(no_gpu_kernel),
         "variables_not_on_gpu": variables,
     }
+
+
+def _is_step(graph: Any) -> bool:
+    """Whether a recorded function belongs to the train step (it reads the input
+    iterator or a variable), not to an eager op that ran meanwhile in the process."""
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return any(n.op in ("IteratorGetNext", "ReadVariableOp", "ResourceGather") for n in nodes)
 
 
 # ------------------------------------------------------------------ timing
