@@ -212,8 +212,8 @@ class Comparison:
         return bool(self.rows) and all(mine >= theirs - tolerance for _, mine, theirs in self.rows)
 
     def describe(self, champion: str) -> str:
-        parts = [f"{label} {mine:.4f} vs {theirs:.4f}" for label, mine, theirs in self.rows]
-        return f"{self.monitor} of this run vs {champion}: " + ", ".join(parts)
+        parts = [f"{mine:.4f} vs {theirs:.4f} {label}" for label, mine, theirs in self.rows]
+        return f"{self.monitor} of this run vs {champion}, trained on other data: " + ", ".join(parts)
 
 
 def compare(
@@ -226,10 +226,10 @@ def compare(
     """Score both models on the challenger's validation split and, when it can
     be read, on the champion's (see the module doc)."""
     rows = []
-    splits = [validation_split("on this run's validation data", challenger_data)]
+    splits = [validation_split("on this run's validation split", challenger_data)]
     theirs = served_data(champion_metadata)
     if theirs is not None:
-        splits.append(validation_split("on its own validation data", theirs))
+        splits.append(validation_split("on the served version's validation split", theirs))
     for split in splits:
         if split is not None:
             rows.append((split.label, score(challenger, split, protocol), score(champion, split, protocol)))

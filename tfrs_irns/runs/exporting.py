@@ -146,7 +146,7 @@ def publish_decision(
         result = compare(latest, published)
         if not result.rows:
             return False, f"trained on other data than {latest}, and this run has no validation split to compare on"
-        verdict = result.describe(latest) + " (trained on other data)"
+        verdict = result.describe(latest)
         if tolerance:
             verdict += f", tolerance {tolerance:g}"
         return result.better(tolerance), verdict
