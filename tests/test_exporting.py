@@ -98,6 +98,18 @@ def test_other_data_publishes_only_a_candidate_at_least_as_good_on_the_same_exam
         assert f"{mine:.4f} vs {theirs:.4f} {label}" in why
 
 
+def test_a_served_version_that_cannot_be_scored_is_not_replaced(tmp_path):
+    from tfrs_irns.errors import UserError
+
+    publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.9))
+
+    def broken(latest, published):
+        raise UserError(f"{latest}: cannot be read as a SavedModel version (no saved_model.pb)")
+
+    ok, why = publish_decision("auto", dict(data_fingerprint="b"), str(tmp_path / "m"), compare=broken)
+    assert not ok and "could not be scored" in why and "no saved_model.pb" in why
+
+
 def test_tolerance_on_the_same_data(tmp_path):
     publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.50))
     assert publish_decision("auto", dict(data_fingerprint="a", validation=val(0.49)), str(tmp_path / "m"))[0] is False

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from tfrs_irns.errors import UserError
 from tfrs_irns.export.embeddings import embeddings_dir
 from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
@@ -143,7 +144,10 @@ def publish_decision(
     if published.get("data_fingerprint") != candidate.get("data_fingerprint"):
         if compare is None:
             return False, f"trained on other data than {latest}, and the two models were not compared"
-        result = compare(latest, published)
+        try:
+            result = compare(latest, published)
+        except UserError as exc:
+            return False, f"trained on other data than {latest}, which could not be scored ({exc})"
         if not result.rows:
             return False, f"trained on other data than {latest}, and this run has no validation split to compare on"
         verdict = result.describe(latest)
