@@ -229,3 +229,47 @@ def test_output_naming_a_file_is_one_line(capsys, tmp_path):
     assert code == 2
     assert err.strip() == f"tfrs-irns train: error: {target}: exists and is not a folder; name a folder for the run"
     assert target.read_text(encoding="utf-8") == "not a run\n"
+
+
+def test_version_flag(capsys):
+    from tfrs_irns._version import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"tfrs-irns {__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["train"], ["evaluate"], ["export"], ["data"], ["recommend"], ["models"], ["models", "list"],
+             ["models", "rollback"], ["report"], ["runs"]],
+)
+def test_every_help_shows_examples(capsys, argv):
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    out = capsys.readouterr().out
+    assert "example" in out and "\n  tfrs-irns " in out, out
+
+
+def test_an_interrupted_training_names_the_resume_command(capsys, tmp_path, monkeypatch):
+    """Finding 9 of issue 25: "interrupted" said nothing about --resume."""
+    import tfrs_irns.runs
+
+    def interrupted(config, run_dir, resume=False):
+        os.makedirs(os.path.join(run_dir, "backup"))  # the run had started: a backup exists
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tfrs_irns.runs, "train", interrupted)
+    code, out, err = run_cli(capsys, "train", "--config", "configs/quickstart.yaml", "--output",
+                             str(tmp_path / "run"), "--set", *TINY)
+    assert code == 130
+    assert err.strip() == f"tfrs-irns train: interrupted; continue the run with: tfrs-irns train --resume {tmp_path / 'run'}"
+
+
+def test_a_run_without_checkpoint_points_to_resume(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy("configs/quickstart.yaml", run / "config.yaml")
+    code, _, err = run_cli(capsys, "export", "--run", str(run))
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "did training finish?" in line and f"tfrs-irns train --resume {run}" in line

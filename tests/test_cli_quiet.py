@@ -73,3 +73,19 @@ def test_a_training_run_prints_no_probe_noise_and_short_epoch_lines(tmp_path):
     for line in epochs:
         assert len(line) < 160 and "(l2 " in line and "val_hit_rate@100" in line and "gcbs order" in line, line
     assert "regularization_loss" not in proc.stdout
+
+
+@pytest.mark.skipif(quiet.has_nvidia_driver(), reason="a machine with an NVIDIA driver prints its real GPU probe")
+def test_train_resume_is_as_quiet_as_the_other_commands(tmp_path):
+    """Finding 9 of issue 25: --resume imported TensorFlow before the CLI hid its start-up noise."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(open(os.path.join(ROOT, "configs", "quickstart.yaml")).read())
+    (run / "metrics.json").write_text("{}")  # a finished run: resume refuses it after loading the run code
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "tfrs_irns.cli.main", "train", "--resume", str(run)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"tfrs-irns train: error: {run}: the run already finished (it has metrics.json); nothing to resume"
+    ]

@@ -148,3 +148,47 @@ def test_the_next_export_removes_temporary_folders_of_dead_exporters(tmp_path):
     alive.mkdir()
     assert write_version(str(model_dir), fill("v1")).endswith(os.sep + "1")
     assert sorted(os.listdir(model_dir)) == sorted(["1", alive.name])
+
+
+def test_the_scratch_folders_of_a_killed_export_are_removed_too(tmp_path):
+    """Finding 10 of issue 25: kill -9 mid-export left tfrs_irns-export-* in the system temp folder."""
+    import subprocess
+    import sys
+
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True).stdout)
+    model_dir = tmp_path / "m"
+    scratch = model_dir / f".tmp-1-{dead_pid}-sources-abc123"
+    scratch.mkdir(parents=True)
+    (scratch / "users.txt").write_text("u1\n", encoding="utf-8")
+    live = model_dir / f".tmp-1-{os.getppid()}-sources-xyz"  # a live exporter's scratch folder stays
+    live.mkdir()
+    other = model_dir / ".tmp-notes"  # not an export's: not ours to remove
+    other.mkdir()
+    write_version(str(model_dir), fill("v1"))
+    assert sorted(os.listdir(model_dir)) == sorted(["1", live.name, other.name])
+
+
+def test_an_export_writes_its_scratch_files_inside_the_model_folder(tmp_path, monkeypatch):
+    """The id files the lookup tables start from are written beside the version's temporary
+    folder, where the next export cleans them after a kill, not in the system temp folder."""
+    import numpy as np
+
+    from tfrs_irns.export import saved_model
+
+    written = []
+    real = saved_model._write_lines
+    monkeypatch.setattr(saved_model, "_write_lines", lambda path, lines: (written.append(path), real(path, lines)))
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(saved_model.tempfile, "tempdir", str(system_tmp))
+    rng = np.random.default_rng(0)
+    version = saved_model.export_embeddings(rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), ["a", "b"],
+                                            ["x", "y", "z"], base_dir=str(tmp_path / "saved"), name="m", k=2)
+    model_dir = tmp_path / "saved" / "m"
+    assert len(written) == 2
+    for path in written:
+        assert os.path.dirname(os.path.dirname(path)) == str(model_dir)
+        assert os.path.basename(os.path.dirname(path)).startswith(".tmp-1-")
+    assert not [e for e in os.listdir(system_tmp) if e.startswith("tfrs_irns")]  # (autograph writes its own there)
+    assert sorted(os.listdir(model_dir)) == ["1"] and version == str(model_dir / "1")

@@ -27,8 +27,14 @@ def publish_meta(model_dir, version, **meta):
     "published, candidate, expected, reason",
     [
         (None, dict(data_fingerprint="a", validation=val(0.1)), True, "nothing published under"),
-        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="b", validation=val(0.1)), True,
+        # Other data and nothing to compare the two models with: not published (finding 1 of issue 25).
+        (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="b", validation=val(0.9)), False,
          "trained on other data than"),
+        # An identical model (same weights, vocabularies, settings) is never a new version, even on a tie.
+        (dict(data_fingerprint="a", validation=val(0.5), model_fingerprint="f"),
+         dict(data_fingerprint="a", validation=val(0.5), model_fingerprint="f"), False, "identical to"),
+        (dict(data_fingerprint="a", validation=val(0.5), model_fingerprint="f"),
+         dict(data_fingerprint="a", validation=val(0.5), model_fingerprint="g"), True, "0.5000 vs 0.5000"),
         (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="a", validation=val(0.5)), True,
          "val_hit_rate@100 0.5000 vs 0.5000"),
         (dict(data_fingerprint="a", validation=val(0.5)), dict(data_fingerprint="a", validation=val(0.4)), False,
@@ -52,6 +58,64 @@ def test_auto_publishes_only_what_deserves_it(tmp_path, published, candidate, ex
         publish_meta(model_dir, 2, **published)  # the latest is the one compared with
     decision, why = publish_decision("auto", candidate, str(model_dir))
     assert decision is expected and reason in why
+
+
+class FakeComparison:
+    def __init__(self, *rows):
+        from tfrs_irns.runs.champion import Comparison
+
+        self.inner = Comparison("val_hit_rate@100", list(rows))
+        self.rows = self.inner.rows
+        self.calls = []
+
+    def __call__(self, latest, published):
+        self.calls.append((latest, published["data_fingerprint"]))
+        return self.inner
+
+
+@pytest.mark.parametrize(
+    "rows, tolerance, expected",
+    [
+        ([("on this run's validation split", 0.30, 0.10), ("on the served version's validation split", 0.05, 0.40)],
+         0.0, False),  # better on its own data, much worse on the served users: the finding-1 experiment
+        ([("on this run's validation split", 0.30, 0.10), ("on the served version's validation split", 0.41, 0.40)],
+         0.0, True),
+        ([("on this run's validation split", 0.30, 0.30)], 0.0, True),  # a tie publishes
+        ([("on this run's validation split", 0.29, 0.30)], 0.0, False),
+        ([("on this run's validation split", 0.29, 0.30)], 0.02, True),  # within export.publish_tolerance
+        ([], 0.0, False),  # no validation split to compare on
+    ],
+)
+def test_other_data_publishes_only_a_candidate_at_least_as_good_on_the_same_examples(tmp_path, rows, tolerance, expected):
+    publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.9))
+    compare = FakeComparison(*rows)
+    decision, why = publish_decision("auto", dict(data_fingerprint="b", validation=val(0.2)), str(tmp_path / "m"),
+                                     compare=compare, tolerance=tolerance)
+    assert decision is expected
+    assert compare.calls == [(str(tmp_path / "m" / "1"), "a")]
+    assert "\n" not in why and "other data" in why
+    for label, mine, theirs in rows:
+        assert f"{mine:.4f} vs {theirs:.4f} {label}" in why
+
+
+def test_a_served_version_that_cannot_be_scored_is_not_replaced(tmp_path):
+    from tfrs_irns.errors import UserError
+
+    publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.9))
+
+    def broken(latest, published):
+        raise UserError(f"{latest}: cannot be read as a SavedModel version (no saved_model.pb)")
+
+    ok, why = publish_decision("auto", dict(data_fingerprint="b"), str(tmp_path / "m"), compare=broken)
+    assert not ok and "could not be scored" in why and "no saved_model.pb" in why
+
+
+def test_tolerance_on_the_same_data(tmp_path):
+    publish_meta(tmp_path / "m", 1, data_fingerprint="a", validation=val(0.50))
+    assert publish_decision("auto", dict(data_fingerprint="a", validation=val(0.49)), str(tmp_path / "m"))[0] is False
+    ok, why = publish_decision("auto", dict(data_fingerprint="a", validation=val(0.49)), str(tmp_path / "m"),
+                               tolerance=0.02)
+    assert ok and "tolerance 0.02" in why
 
 
 def test_always_and_never_do_not_look(tmp_path):
@@ -140,11 +204,19 @@ def test_a_worse_experiment_is_not_published(tmp_path, capsys):
     assert "val_hit_rate@100" in line and f"tfrs-irns export --run {tmp_path / 'worse'}" in line
     assert sorted(os.listdir(saved / "quickstart")) == ["1", "1.embeddings"]
     assert os.path.isdir(tmp_path / "worse" / "saved_model" / "1")  # the run keeps its model
+    # Finding 1 of issue 25: a smaller experiment on other data (same export name) is scored against the
+    # served version on both datasets; it loses on the served users, so nothing is published.
+    code, out, _ = train("other-data", "data.synthetic.num_users=100", "data.synthetic.num_items=300",
+                         "data.synthetic.num_interactions=3000", "train.epochs=1")
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if line.startswith("not published")]
+    assert "trained on other data" in line and "on the served version's validation split" in line
     code, out, _ = train("forced", "train.learning_rate=1e-6", "export.publish=always")
     assert code == 0 and "(export.publish=always)" in out
     assert sorted(os.listdir(saved / "quickstart")) == ["1", "1.embeddings", "2", "2.embeddings"]
-    code, out, _ = train("other-data", "data.seed=7", "export.publish=auto", "train.learning_rate=1e-6")
-    assert code == 0 and "trained on other data than" in out
+    # Re-running a command that published trains the identical model: no new version.
+    code, out, _ = train("forced-again", "train.learning_rate=1e-6")
+    assert code == 0 and f"not published (identical to {saved / 'quickstart' / '2'}" in out
     code, out, _ = train("never", "export.publish=never")
     assert code == 0 and "not published (export.publish=never)" in out
-    assert sorted(v for v in os.listdir(saved / "quickstart") if v.isdigit()) == ["1", "2", "3"]
+    assert sorted(v for v in os.listdir(saved / "quickstart") if v.isdigit()) == ["1", "2"]

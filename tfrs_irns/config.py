@@ -356,9 +356,14 @@ class ExportConfig:
     k: int = _f(100, "items the serving signature returns (clipped to the catalogue size)")
     base_dir: str = _f("saved_models", "folder of exported models, relative to where the command runs")
     publish: Literal["auto", "always", "never"] = _f(
-        "auto", "after training, make the run the next served version: auto (when none is published, the data "
-        "changed, or the validation metric is at least the latest version's), always, or never; "
+        "auto", "after training, make the run the next served version: auto (when none is published; never an "
+        "identical model; otherwise when the run scores at least as well as the latest version on the same "
+        "validation data, both models scored on both datasets when the data differs), always, or never; "
         "tfrs-irns export --run always publishes"
+    )
+    publish_tolerance: float = _f(
+        0.0, "export.publish=auto still publishes a run whose validation metric is this much below the latest "
+        "version's (0: at least as good; ties publish unless the model is identical)"
     )
     precision: Literal["float32", "bfloat16"] = _f(
         "float32", "dtype of the item table the SavedModel scores: float32 (exact) or bfloat16 (half the memory)"
@@ -401,6 +406,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.synthetic.zipf_exponent": (lambda v: v >= 0, "must be >= 0"),
     "data.synthetic.affinity": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
     "model.embedding_dim": (lambda v: v > 0, "must be > 0"),
+    "export.publish_tolerance": (lambda v: v >= 0, "must be >= 0"),
     "model.temperature": (lambda v: v > 0, "must be > 0"),
     "model.query_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
     "model.candidate_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),

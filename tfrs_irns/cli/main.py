@@ -16,17 +16,56 @@ from tfrs_irns.cli.quiet import import_tensorflow
 from tfrs_irns.errors import UserError
 
 
+# Examples shown under each command's --help.
+_EXAMPLES = {
+    "train": """examples:
+  tfrs-irns train --config configs/quickstart.yaml
+  tfrs-irns train --config configs/quickstart.yaml --set train.epochs=3 export.publish=never
+  tfrs-irns train --resume runs/quickstart-20260101-120000   # continue an interrupted run""",
+    "evaluate": """examples:
+  tfrs-irns evaluate --run runs/quickstart-20260101-120000
+  tfrs-irns evaluate --run runs/quickstart-20260101-120000 --set eval.exclude_seen=true""",
+    "export": """examples:
+  tfrs-irns export --run runs/quickstart-20260101-120000
+  tfrs-irns export --run runs/quickstart-20260101-120000 --set export.name=candidate export.index=faiss""",
+    "data": """examples:
+  tfrs-irns data --config configs/quickstart.yaml
+  tfrs-irns data --config configs/movielens-latest-small.yaml --json data-summary.json""",
+    "recommend": """examples:
+  tfrs-irns recommend --model saved_models/quickstart --user u42
+  tfrs-irns recommend --model saved_models/quickstart/3 --user u42 -k 20 --index""",
+}
+
+
+def _with_examples(command: str) -> dict:
+    return {"epilog": _EXAMPLES[command], "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfrs-irns", description=__doc__.splitlines()[0])
+    from tfrs_irns._version import __version__
+    from tfrs_irns.cli import models, report
+
+    parser = argparse.ArgumentParser(
+        prog="tfrs-irns", description=__doc__.splitlines()[0],
+        epilog="examples:\n  tfrs-irns train --config configs/quickstart.yaml\n"
+        "  tfrs-irns recommend --model saved_models/quickstart --user u42\n  tfrs-irns runs\n\n"
+        "tfrs-irns COMMAND --help shows each command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tfrs-irns {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model from a YAML config, evaluate it, export it")
+    train = sub.add_parser(
+        "train", help="train a model from a YAML config, evaluate it, export it", **_with_examples("train")
+    )
     train.add_argument("--config", help="YAML config (see configs/)")
     train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     train.add_argument("--output", help="run directory (default runs/<config name>-<timestamp>); must not hold a run")
     train.add_argument("--resume", metavar="DIR", help="continue the interrupted run in DIR from its last backup")
 
-    evaluate = sub.add_parser("evaluate", help="re-evaluate a finished run; writes <run>/evaluations/<time>.json")
+    evaluate = sub.add_parser(
+        "evaluate", help="re-evaluate a finished run; writes <run>/evaluations/<time>.json", **_with_examples("evaluate")
+    )
     evaluate.add_argument("--run", required=True, help="run directory written by train")
     evaluate.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override eval.* keys")
     evaluate.add_argument(
@@ -35,16 +74,22 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate even if the data under the run's config changed since training",
     )
 
-    export = sub.add_parser("export", help="publish a finished run as the next SavedModel version (needs no data)")
+    export = sub.add_parser(
+        "export", help="publish a finished run as the next SavedModel version (needs no data)", **_with_examples("export")
+    )
     export.add_argument("--run", required=True, help="run directory written by train")
     export.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override export.* keys")
 
-    data = sub.add_parser("data", help="load and split a config's data; print what training will see")
+    data = sub.add_parser(
+        "data", help="load and split a config's data; print what training will see", **_with_examples("data")
+    )
     data.add_argument("--config", required=True, help="YAML config (see configs/)")
     data.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     data.add_argument("--json", help="also write the summary to this file")
 
-    recommend = sub.add_parser("recommend", help="top items for a user from an exported model")
+    recommend = sub.add_parser(
+        "recommend", help="top items for a user from an exported model", **_with_examples("recommend")
+    )
     recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
     who = recommend.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="raw user id")
@@ -54,7 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     recommend.add_argument("--index", action="store_true", help="answer from the export's ANN index (export.index)")
+    for module in (models, report):  # commands in their own modules
+        _HANDLERS.update(module.add_parser(sub))
     return parser
+
+
+# Handlers of the commands defined in their own modules (filled by _parser).
+_HANDLERS: dict = {}
 
 
 def _check_run_config(run_dir: str, overrides: Sequence[str], command: str) -> None:
@@ -79,6 +130,7 @@ def _train(args: argparse.Namespace) -> None:
             raise UserError("--resume DIR takes the config and the output folder from DIR; drop --config and --output")
         if args.set:
             raise UserError(f"--set cannot change a run being resumed (its config is {args.resume}/config.yaml)")
+        import_tensorflow()  # runs.training loads TensorFlow: quietly, as for the other commands
         from tfrs_irns.runs.training import resume_config
 
         config = resume_config(args.resume)
@@ -94,9 +146,12 @@ def _train(args: argparse.Namespace) -> None:
         check_export_extras(config)  # so does a missing optional dependency
     from tfrs_irns.runs import train
     from tfrs_irns.runs.exporting import export_trained_run
+    from tfrs_irns.runs.training import default_run_dir
 
     resume = args.resume is not None
-    run = train(config, args.resume if resume else args.output, resume=resume)
+    # Named now, so an interrupt can say which folder --resume continues.
+    args.run_dir = args.resume if resume else (args.output or default_run_dir(config))
+    run = train(config, args.run_dir, resume=resume)
     if not run.is_chief:  # a multi-worker run: the chief writes and exports
         print("worker done (the chief writes the run folder)")
         return
@@ -148,11 +203,21 @@ def _recommend(args: argparse.Namespace) -> None:
     recommend(args.model, args.user, args.k, index=args.index, history=history)
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """The interrupt message; for train, how to continue the run if it has a backup to continue from."""
+    run_dir = getattr(args, "run_dir", None)
+    if args.command == "train" and run_dir:
+        from tfrs_irns.runs.training import holds_run
+
+        if holds_run(run_dir) and not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+            return f"interrupted; continue the run with: tfrs-irns train --resume {run_dir}"
+    return "interrupted"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "evaluate": _evaluate, "export": _export, "data": _data, "recommend": _recommend}[
-        args.command
-    ]
+    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "data": _data, "recommend": _recommend}
+    handler = {**handlers, **_HANDLERS}[args.command]
     try:
         if args.command in ("evaluate", "export"):
             _check_run_config(args.run, args.set, args.command)
@@ -161,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"tfrs-irns {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tfrs-irns {args.command}: interrupted", file=sys.stderr)
+        print(f"tfrs-irns {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
     return 0
 

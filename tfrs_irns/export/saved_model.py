@@ -392,7 +392,9 @@ def export_embeddings(
         titles = [_clean_title(t) for t in list(item_titles)[1:]]
 
     def write(folder: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="tfrs_irns-export-") as sources:
+        # Beside the version's temporary folder, named after it: a killed export's leftovers are removed
+        # by the next export (versions.remove_stale_tmp), never left in the system temp folder.
+        with tempfile.TemporaryDirectory(prefix=os.path.basename(folder) + "-sources-", dir=os.path.dirname(folder)) as sources:
             users_file = os.path.join(sources, USERS_FILE)
             items_file = os.path.join(sources, ITEMS_FILE)
             _write_lines(users_file, users)

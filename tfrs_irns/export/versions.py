@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from typing import Callable
 
 from tfrs_irns.errors import UserError
 
 _TMP_PREFIX = ".tmp-"
+# ".tmp-<version>-<pid>" and what an export writes beside it (".tmp-<version>-<pid>-sources-<random>").
+_TMP_NAME = re.compile(r"^\.tmp-\d+-(\d+)(?:-|$)")
 
 
 def check_name(name: str) -> None:
@@ -68,14 +71,16 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_tmp(model_dir: str) -> list[str]:
     """Remove the temporary folders of exports whose process is gone (killed
-    mid-export); returns what was removed. A folder of a live exporter on
-    this machine is left alone (the pid is in its name)."""
+    mid-export), and their scratch folders; returns what was removed. A
+    folder of a live exporter on this machine is left alone (the pid is in
+    its name)."""
     removed = []
-    for entry in os.listdir(model_dir):
-        if not entry.startswith(_TMP_PREFIX):
+    for entry in sorted(os.listdir(model_dir)):
+        match = _TMP_NAME.match(entry)
+        if match is None:
             continue
-        pid = entry.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _alive(pid):
             shutil.rmtree(os.path.join(model_dir, entry), ignore_errors=True)
             removed.append(entry)
     return removed

@@ -11,21 +11,31 @@ always writes its SavedModel into the run folder (``<run>/saved_model/1``);
 ``<export.base_dir>/<name>/``:
 
 * ``always``: publish; ``never``: do not;
-* ``auto`` (default): publish when nothing is published yet, when the data
-  differs from the latest version's (its data fingerprint), or when the
-  run's validation metric (``train.early_stopping.monitor`` at the kept
-  epoch) is at least the latest version's on the same data. A one-line
-  reason is given either way; ``tfrs-irns export --run DIR`` publishes
-  regardless.
+* ``auto`` (default): publish when nothing is published yet; never when
+  the model is identical to the latest version (same weights, vocabularies
+  and serving settings: its ``model_fingerprint``), so re-running a command
+  adds no version; on the same data (the latest version's data
+  fingerprint), when the run's validation metric
+  (``train.early_stopping.monitor`` at the kept epoch) is at least the latest
+  version's; on other data, when the run scores at least as well as the
+  latest version on the same examples (:mod:`tfrs_irns.runs.champion`: this
+  run's validation split, and the served version's own when its data can
+  still be read). ``export.publish_tolerance`` lets a candidate that far
+  below the served one through. A one-line reason is given either way;
+  ``tfrs-irns export --run DIR`` publishes regardless.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+import numpy as np
+
+from tfrs_irns.errors import UserError
 from tfrs_irns.export.embeddings import embeddings_dir
 from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
@@ -35,9 +45,26 @@ from tfrs_irns.runs.training import Run, run_metrics
 RUN_MODEL = "saved_model"  # <run>/saved_model/<version>: the run's own SavedModel
 
 
+def model_fingerprint(run: Run) -> str:
+    """A hash of everything a served answer depends on: every weight, the
+    vocabularies, the titles and the serving settings (``export.k``,
+    ``export.precision``). Equal fingerprints serve identical answers."""
+    digest = hashlib.sha256()
+    for weight in sorted(run.model.weights, key=lambda w: w.name):
+        value = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{weight.name}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    for table in (run.data.user_vocab.ids, run.data.item_vocab.ids, run.data.item_titles):
+        digest.update("\0".join(str(v) for v in table).encode("utf-8", "surrogatepass"))
+        digest.update(b"\1")
+    digest.update(f"k={run.config.export.k};precision={run.config.export.precision}".encode())
+    return digest.hexdigest()[:16]
+
+
 def _metadata(run: Run) -> dict[str, Any]:
     metrics = run_metrics(run) or {}
     return {
+        "model_fingerprint": model_fingerprint(run),
         "config": run.config.to_dict(),
         "metrics": metrics,
         "run_directory": os.path.abspath(run.directory),
@@ -84,9 +111,25 @@ def latest_metadata(model_dir: str) -> tuple[Optional[str], Optional[dict[str, A
         return latest, {}
 
 
-def publish_decision(policy: str, candidate: dict[str, Any], model_dir: str) -> tuple[bool, str]:
+#: ``compare(latest version dir, its metadata)`` → a :class:`~tfrs_irns.runs.champion.Comparison`.
+Compare = Callable[[str, dict[str, Any]], Any]
+
+
+def publish_decision(
+    policy: str,
+    candidate: dict[str, Any],
+    model_dir: str,
+    compare: Optional[Compare] = None,
+    tolerance: float = 0.0,
+) -> tuple[bool, str]:
     """Whether a model with ``candidate`` metadata should become the next version
-    under ``model_dir`` by ``policy`` (``export.publish``), and why, in words."""
+    under ``model_dir`` by ``policy`` (``export.publish``), and why, in one line.
+
+    ``compare`` scores the candidate and the latest version on the same
+    examples when they were trained on other data (without it, such a
+    candidate is not published); ``tolerance`` (``export.publish_tolerance``)
+    is how far below the latest version's metric still publishes.
+    """
     if policy == "always":
         return True, "export.publish=always"
     if policy == "never":
@@ -95,17 +138,48 @@ def publish_decision(policy: str, candidate: dict[str, Any], model_dir: str) -> 
     if latest is None:
         return True, f"nothing published under {model_dir} yet"
     published = published or {}
+    mine_fp = candidate.get("model_fingerprint")
+    if mine_fp and mine_fp == published.get("model_fingerprint"):
+        return False, f"identical to {latest}: same weights, vocabularies and serving settings"
     if published.get("data_fingerprint") != candidate.get("data_fingerprint"):
-        return True, f"trained on other data than {latest}"
+        if compare is None:
+            return False, f"trained on other data than {latest}, and the two models were not compared"
+        try:
+            result = compare(latest, published)
+        except UserError as exc:
+            return False, f"trained on other data than {latest}, which could not be scored ({exc})"
+        if not result.rows:
+            return False, f"trained on other data than {latest}, and this run has no validation split to compare on"
+        verdict = result.describe(latest)
+        if tolerance:
+            verdict += f", tolerance {tolerance:g}"
+        return result.better(tolerance), verdict
     mine, theirs = candidate.get("validation"), published.get("validation")
     if not theirs or theirs.get("monitor") is None:
         return True, f"{latest} records no validation metric to beat"
     if not mine or mine.get("monitor") != theirs["monitor"]:
         what = f"no {theirs['monitor']}" if not mine else f"{mine['monitor']}, not {theirs['monitor']}"
         return False, f"this run logged {what}, so it cannot be compared with {latest}"
-    better = mine["value"] >= theirs["value"] if theirs.get("higher_is_better", True) else mine["value"] <= theirs["value"]
+    if theirs.get("higher_is_better", True):
+        better = mine["value"] >= theirs["value"] - tolerance
+    else:
+        better = mine["value"] <= theirs["value"] + tolerance
     verdict = f"{mine['monitor']} {mine['value']:.4f} vs {theirs['value']:.4f} of {latest} on the same data"
+    if tolerance:
+        verdict += f", tolerance {tolerance:g}"
     return better, verdict
+
+
+def _champion_compare(run: Run) -> Compare:
+    """The ``compare`` of :func:`publish_decision` for a freshly trained ``run``."""
+    from tfrs_irns.runs import champion
+
+    def compare(latest: str, published: dict[str, Any]) -> Any:
+        mine = champion.run_side("this run", run.model, run.data)
+        theirs = champion.version_side(latest, latest)
+        return champion.compare(mine, run.data, theirs, published, champion.protocol_of(run.config))
+
+    return compare
 
 
 def export_trained_run(run: Run) -> tuple[str, Optional[str], str]:
@@ -114,7 +188,10 @@ def export_trained_run(run: Run) -> tuple[str, Optional[str], str]:
     dir or None, the reason)``."""
     local = _export(run, run.directory, RUN_MODEL)
     model_dir = os.path.join(run.config.export.base_dir, export_name(run.config))
-    publish, reason = publish_decision(run.config.export.publish, _metadata(run), model_dir)
+    publish, reason = publish_decision(
+        run.config.export.publish, _metadata(run), model_dir,
+        compare=_champion_compare(run), tolerance=run.config.export.publish_tolerance,
+    )
     if not publish:
         return local, None, reason
     # The published version is the run's SavedModel, byte for byte, and its embeddings folder beside it.

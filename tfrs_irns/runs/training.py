@@ -335,7 +335,10 @@ def load_run(
     if not os.path.isfile(config_path):
         raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
     if not os.path.isfile(os.path.join(run_dir, CHECKPOINT + ".index")):
-        raise UserError(f"{run_dir}: no checkpoint at {CHECKPOINT} (did training finish?)")
+        raise UserError(
+            f"{run_dir}: no checkpoint at {CHECKPOINT} (did training finish? an interrupted run continues with: "
+            f"tfrs-irns train --resume {run_dir})"
+        )
     config = load_config(config_path, overrides, sections)
     vocab_dir = os.path.join(run_dir, VOCAB)
     if not has_snapshot(vocab_dir):
