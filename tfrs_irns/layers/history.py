@@ -329,6 +329,20 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         items, mask = self.windows(users, positions)
         return self.head(self.embed_items(items, training), mask, tf.cast(users, tf.int32), training=training)
 
+    def with_history(self, history_offsets: np.ndarray, history_items: np.ndarray) -> "HistoryQueryTower":
+        """This tower over other timelines: the same layers and weights (shared, not
+        copied), new tables. E.g. the test-time tower of ``leave_last_out``, whose
+        users' validation items are part of their history."""
+        config = self.get_config()
+        for key in ("item_tower", "num_history_rows", "history_size", "name"):
+            config.pop(key, None)
+        tower = HistoryQueryTower(
+            **config, item_tower=self.item_tower, history_offsets=history_offsets, history_items=history_items,
+            name=self.name,
+        )
+        tower.head, tower.item_table = self.head, self.item_table  # shared: the trained layers
+        return tower
+
     def sequence_queries(self, users: tf.Tensor, sequence: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[n, L, d]``: a query per position of ``sequence`` (item indices ``[n, L]``,
         oldest first, left-padded with 0), each from the items up to that position only
