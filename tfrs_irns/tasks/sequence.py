@@ -45,7 +45,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfrs_irns.tasks.irns import IRNSRetrieval, on_replica_device
-from tfrs_irns.tasks.kernels import MASK_VALUE, log_count
+from tfrs_irns.tasks.kernels import log_count, masked_logsumexp
 
 #: The task modes sequence training supports (``full`` would be ``[B L, N]`` logits).
 SEQUENCE_MODES = ("in_batch", "random", "mixed")
@@ -119,16 +119,19 @@ def sequence_retrieval_loss(
         logits -= log_count(expected(col_ids))[None, :]
         label -= log_count(expected(ids))
 
-    # What each row's softmax keeps besides its label: real columns, not the row's own
-    # column (its label, added once below), not another copy of its positive.
-    keep = col_valid[None, :]
-    if in_batch:
-        own = tf.pad(tf.eye(rows, dtype=tf.bool), [[0, 0], [0, tf.shape(col_ids)[0] - rows]])
-        keep &= ~own
+    # What leaves each row's softmax of negatives: padding columns, the row's own
+    # column (its label, added once below) and, with hit removal, every copy of its
+    # positive (the own column is one). Dense id compares: static shapes.
     if task.remove_accidental_hits:
-        keep &= tf.not_equal(ids[:, None], col_ids[None, :])
-    masked = tf.where(keep, logits, tf.fill(tf.shape(logits), MASK_VALUE))
-    row_loss = tf.reduce_logsumexp(tf.concat([label[:, None], masked], axis=1), axis=1) - label
+        removed = tf.equal(ids[:, None], col_ids[None, :])
+    else:
+        removed = tf.zeros([rows, tf.shape(col_ids)[0]], tf.bool)
+        if in_batch:
+            removed = tf.pad(tf.eye(rows, dtype=tf.bool), [[0, 0], [0, tf.shape(col_ids)[0] - rows]])
+    removed |= ~col_valid[None, :]
+    # -log P(label) = log(exp(label) + sum_neg exp) - label = softplus(lse_neg - label);
+    # masked_logsumexp reuses its forward exp for the gradient (one [R, C] pass back).
+    row_loss = tf.nn.softplus(masked_logsumexp(logits, removed) - label)
     total = tf.reduce_sum(tf.where(valid, row_loss, tf.zeros_like(row_loss)))
 
     replica = tf.distribute.get_replica_context()
