@@ -117,7 +117,7 @@ def quality(data_path: str, out_dir: str, names: list[str], extra: list[str]) ->
     for name in names:
         config = _config(data_path, *ROWS[name], *extra)
         start = time.perf_counter()
-        run = train(config, run_dir=os.path.join(out_dir, name), verbose=1)
+        run = train(config, run_dir=os.path.join(out_dir, name), verbose=2)
         wall = time.perf_counter() - start
         m = run.metrics
         rows.append({
