@@ -136,10 +136,13 @@ class HistoryConfig:
     shared_tower: bool = _f(
         True, "embed the history items with the candidate tower (true) or with a separate item table (false)"
     )
-    pooling: Literal["mean", "attention", "gru"] = _f(
+    pooling: Literal["mean", "attention", "gru", "transformer"] = _f(
         "mean", "how the history item embeddings become one vector: masked mean, attention with a learned "
-        "query, or a GRU read oldest to newest"
+        "query, a GRU read oldest to newest, or a causal transformer (SASRec) whose last position is the query"
     )
+    num_blocks: int = _f(2, "pooling transformer: self-attention + feed-forward blocks")
+    num_heads: int = _f(1, "pooling transformer: attention heads (must divide model.embedding_dim)")
+    dropout: float = _f(0.2, "pooling transformer: dropout of the item embeddings, attention weights and block outputs")
 
 
 @dataclass
@@ -309,6 +312,11 @@ class TrainConfig:
         "fit starts) to the run's logs/ (Profile tab; docs/profiling.md); null: no trace"
     )
     distribution: DistributionConfig = _f(help="devices and machines (tf.distribute)", factory=DistributionConfig)
+    sequence_training: bool = _f(
+        False, "train on whole sequences: a batch is train.batch_size windows of each user's latest "
+        "model.history.length training items, every position predicting the next item in one causal pass "
+        "(needs model.user_features [history] with pooling transformer)"
+    )
 
 
 @dataclass
@@ -419,6 +427,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"
     ),
     "model.history.length": (lambda v: v >= 1, "must be >= 1"),
+    "model.history.num_blocks": (lambda v: v >= 1, "must be >= 1"),
+    "model.history.num_heads": (lambda v: v >= 1, "must be >= 1"),
+    "model.history.dropout": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "data.cold_user_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "negatives.num_negatives": (lambda v: v > 0, "must be > 0"),
     "negatives.alpha": (lambda v: v >= 0, "must be >= 0"),
@@ -506,6 +517,36 @@ def _pq_divides_dim(config: "Config") -> Optional[str]:
             f"export.ann.pq_m: {ann.pq_m} does not divide model.embedding_dim {config.model.embedding_dim} "
             "(an ivfpq code splits each vector into pq_m equal parts)"
         )
+    return None
+
+
+def _heads_divide_dim(config: "Config") -> Optional[str]:
+    m = config.model
+    if "history" in m.user_features and m.history.pooling == "transformer" and m.embedding_dim % m.history.num_heads:
+        return (
+            f"model.history.num_heads: {m.history.num_heads} does not divide model.embedding_dim {m.embedding_dim} "
+            "(each head attends in an equal share of the embedding)"
+        )
+    return None
+
+
+def _sequence_training_fits(config: "Config") -> Optional[str]:
+    if not config.train.sequence_training:
+        return None
+    m, n = config.model, config.negatives
+    if "history" not in m.user_features or m.history.pooling != "transformer":
+        return (
+            "train.sequence_training=true trains every position of a causal user tower: set "
+            "model.user_features: [history] (or [id, history]) and model.history.pooling: transformer"
+        )
+    if n.mode == "full":
+        return "train.sequence_training=true: negatives.mode full is not supported (use mixed, random or in_batch)"
+    for key, value, ok in (
+        ("negatives.logq_variant", n.logq_variant, "standard"), ("negatives.num_hard_negatives", n.num_hard_negatives, None),
+        ("negatives.mask_same_user", n.mask_same_user, False), ("batching.strategy", config.batching.strategy, "random"),
+    ):
+        if value != ok:
+            return f"train.sequence_training=true does not support {key}={value} (use {ok})"
     return None
 
 
@@ -622,6 +663,19 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         "`data.split: cold_items` needs content item features and a sampled or in-batch softmax (not "
         "`negatives.mode: full`)",
         _cold_items_need_content,
+    ),
+    (
+        ("model.history.num_heads", "model.embedding_dim"),
+        "`model.history.num_heads` must divide `model.embedding_dim` with `pooling: transformer`",
+        _heads_divide_dim,
+    ),
+    (
+        ("train.sequence_training", "model.user_features", "model.history.pooling", "negatives.mode",
+         "negatives.logq_variant", "negatives.num_hard_negatives", "negatives.mask_same_user", "batching.strategy"),
+        "`train.sequence_training: true` needs a `history` user tower with `pooling: transformer`, "
+        "`negatives.mode` mixed, random or in_batch with the standard logQ, no hard negatives, no same-user mask, "
+        "and random batches",
+        _sequence_training_fits,
     ),
 ]
 

@@ -28,9 +28,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_irns.layers.pooling import CausalTransformer, last_valid
 from tfrs_irns.layers.towers import _mlp, apply_head, encode_distinct, head_config, init_head
 
-POOLINGS = ("mean", "attention", "gru")
+POOLINGS = ("mean", "attention", "gru", "transformer")
 WINDOWS = ("before", "others")
 
 
@@ -45,11 +46,19 @@ class HistoryPooling(tf.keras.layers.Layer):
       state), its last state. Unrolled over the ``L`` steps: plain
       ``MatMul``/``Sigmoid``/``Tanh`` ops, no cuDNN kernel and no loop op,
       so it exports with core TF ops.
+    * ``transformer``: SASRec's causal self-attention blocks over the window
+      (:class:`~tfrs_irns.layers.pooling.CausalTransformer`, ``length``
+      positions), the last real position's output. :meth:`sequence` gives
+      every position's output: position ``t`` has seen items ``<= t`` only,
+      which sequence training uses to predict item ``t + 1`` at every ``t``.
 
     A row with nothing unmasked (a user without history) pools to zeros.
     """
 
-    def __init__(self, mode: str = "mean", units: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self, mode: str = "mean", units: int = 64, length: int = 50, num_blocks: int = 2, num_heads: int = 1,
+        dropout: float = 0.2, **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if mode not in POOLINGS:
             raise ValueError(f"mode must be one of {', '.join(POOLINGS)}, got {mode!r}")
@@ -59,14 +68,27 @@ class HistoryPooling(tf.keras.layers.Layer):
         self.units = int(units)
         self.query_vector = None
         self.cell = None
-        if mode == "attention":
+        self.transformer = None
+        self.transformer_args = {"length": int(length), "num_blocks": int(num_blocks), "num_heads": int(num_heads),
+                                 "dropout": float(dropout)}
+        if mode == "transformer":
+            self.transformer = CausalTransformer(**self.transformer_args, name="transformer")
+        elif mode == "attention":
             self.query_vector = self.add_weight(
                 name="attention_query", shape=(self.units,), initializer="glorot_uniform", trainable=True
             )
         elif mode == "gru":
             self.cell = tf.keras.layers.GRUCell(self.units, name="gru")
 
-    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    def sequence(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
+        """``[n, L, d]``: every position's causal output (``transformer`` only)."""
+        if self.transformer is None:
+            raise ValueError(f"pooling {self.mode!r} has no per-position outputs; sequence training needs transformer")
+        return self.transformer(embeddings, mask, training=training)
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
+        if self.transformer is not None:
+            return last_valid(self.transformer(embeddings, mask, training=training), mask)
         weights = tf.cast(mask, embeddings.dtype)[..., None]
         if self.mode == "mean":
             total = tf.reduce_sum(embeddings * weights, axis=1)
@@ -86,7 +108,7 @@ class HistoryPooling(tf.keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(mode=self.mode, units=self.units)
+        config.update(mode=self.mode, units=self.units, **self.transformer_args)
         return config
 
 
@@ -102,6 +124,8 @@ class HistoryHead(tf.keras.layers.Layer):
       pooling: one of :data:`POOLINGS`.
       use_id: add a per-user id embedding to the pooled history.
       hidden, normalize: as :class:`~tfrs_irns.layers.towers.QueryTower`'s.
+      length, num_blocks, num_heads, dropout: the ``transformer`` pooling's
+        (:class:`~tfrs_irns.layers.pooling.CausalTransformer`); other poolings ignore them.
     """
 
     def __init__(
@@ -112,12 +136,19 @@ class HistoryHead(tf.keras.layers.Layer):
         use_id: bool = False,
         hidden: Sequence[int] = (),
         normalize: bool = False,
+        length: int = 50,
+        num_blocks: int = 2,
+        num_heads: int = 1,
+        dropout: float = 0.2,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         init_head(self, vocab_size, embedding_dim, hidden, normalize)
         self.use_id = bool(use_id)
-        self.pooling = HistoryPooling(pooling, self.embedding_dim, name="pooling")
+        self.pooling = HistoryPooling(
+            pooling, self.embedding_dim, length=length, num_blocks=num_blocks, num_heads=num_heads,
+            dropout=dropout, name="pooling",
+        )
         self.embedding = (
             tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding") if self.use_id else None
         )
@@ -126,18 +157,35 @@ class HistoryHead(tf.keras.layers.Layer):
     def call(
         self, embeddings: tf.Tensor, mask: tf.Tensor, users: Optional[tf.Tensor] = None, training: bool = False
     ) -> tf.Tensor:
-        x = self.pooling(embeddings, mask)
-        if self.embedding is not None:
-            if users is None:
-                users = tf.zeros(tf.shape(x)[:1], tf.int32)
-            # Users past the id table (cold users) are unknown: the OOV row, the mean user.
-            users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
-            x = x + tf.cast(self.embedding(users), x.dtype)
-        return apply_head(x, self.mlp, self.normalize, training)
+        x = self.pooling(embeddings, mask, training=training)
+        return apply_head(self._add_id(x, users), self.mlp, self.normalize, training)
+
+    def sequence(
+        self, embeddings: tf.Tensor, mask: tf.Tensor, users: Optional[tf.Tensor] = None, training: bool = False
+    ) -> tf.Tensor:
+        """``[n, L, d]``: the query of every position (``transformer`` pooling): what
+        :meth:`call` gives for the window that ends at that position."""
+        x = self.pooling.sequence(embeddings, mask, training=training)
+        n, length = tf.shape(x)[0], tf.shape(x)[1]
+        flat = tf.reshape(x, [-1, self.embedding_dim])
+        if users is not None:
+            users = tf.reshape(tf.repeat(tf.cast(users, tf.int32)[:, None], length, axis=1), [-1])
+        flat = apply_head(self._add_id(flat, users), self.mlp, self.normalize, training)
+        return tf.reshape(flat, tf.stack([n, length, self.embedding_dim]))
+
+    def _add_id(self, x: tf.Tensor, users: Optional[tf.Tensor]) -> tf.Tensor:
+        if self.embedding is None:
+            return x
+        if users is None:
+            users = tf.zeros(tf.shape(x)[:1], tf.int32)
+        # Users past the id table (cold users) are unknown: the OOV row, the mean user.
+        users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
+        return x + tf.cast(self.embedding(users), x.dtype)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(head_config(self), pooling=self.pooling.mode, use_id=self.use_id)
+        config.update(head_config(self), pooling=self.pooling.mode, use_id=self.use_id,
+                      **self.pooling.transformer_args)
         return config
 
 
@@ -151,7 +199,8 @@ class HistoryQueryTower(tf.keras.layers.Layer):
       num_items: known items; the separate item table has ``num_items + 1`` rows.
       embedding_dim: ``d``.
       length: ``L``, the items a window holds.
-      pooling: ``mean``, ``attention`` or ``gru`` (:class:`HistoryPooling`).
+      pooling: ``mean``, ``attention``, ``gru`` or ``transformer`` (:class:`HistoryPooling`).
+      num_blocks, num_heads, dropout: the ``transformer`` pooling's.
       use_id: add an id embedding to the pooled history (``[id, history]``).
       item_tower: the item encoder shared with the candidate side (a tower
         mapping item indices to ``[n, d]``); None: a separate item table.
@@ -182,6 +231,9 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         history_items: Optional[np.ndarray] = None,
         num_history_rows: int = 0,
         history_size: int = 0,
+        num_blocks: int = 2,
+        num_heads: int = 1,
+        dropout: float = 0.2,
         **kwargs: Any,
     ) -> None:
         if isinstance(item_tower, dict):  # from_config
@@ -213,7 +265,8 @@ class HistoryQueryTower(tf.keras.layers.Layer):
             else None
         )
         self.head = HistoryHead(
-            self.vocab_size, self.embedding_dim, pooling, use_id, hidden, normalize, name="head"
+            self.vocab_size, self.embedding_dim, pooling, use_id, hidden, normalize, length=self.length,
+            num_blocks=num_blocks, num_heads=num_heads, dropout=dropout, name="head",
         )
 
         def table(name: str, values: Optional[np.ndarray], size: int) -> tf.Variable:
@@ -276,6 +329,29 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         items, mask = self.windows(users, positions)
         return self.head(self.embed_items(items, training), mask, tf.cast(users, tf.int32), training=training)
 
+    def with_history(self, history_offsets: np.ndarray, history_items: np.ndarray) -> "HistoryQueryTower":
+        """This tower over other timelines: the same layers and weights (shared, not
+        copied), new tables. E.g. the test-time tower of ``leave_last_out``, whose
+        users' validation items are part of their history."""
+        config = self.get_config()
+        for key in ("item_tower", "num_history_rows", "history_size", "name"):
+            config.pop(key, None)
+        tower = HistoryQueryTower(
+            **config, item_tower=self.item_tower, history_offsets=history_offsets, history_items=history_items,
+            name=self.name,
+        )
+        tower.head, tower.item_table = self.head, self.item_table  # shared: the trained layers
+        return tower
+
+    def sequence_queries(self, users: tf.Tensor, sequence: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``[n, L, d]``: a query per position of ``sequence`` (item indices ``[n, L]``,
+        oldest first, left-padded with 0), each from the items up to that position only
+        (``transformer`` pooling): sequence training's queries."""
+        sequence = tf.cast(sequence, tf.int32)
+        return self.head.sequence(
+            self.embed_items(sequence, training), sequence > 0, tf.cast(users, tf.int32), training=training
+        )
+
     def embedding_penalty(self, users: tf.Tensor) -> tf.Tensor:
         """Mean squared L2 norm of the id rows of ``users`` (0 without an id table)."""
         if self.head.embedding is None:
@@ -297,6 +373,9 @@ class HistoryQueryTower(tf.keras.layers.Layer):
             vocab_size=self.vocab_size, num_items=self.num_items, embedding_dim=self.embedding_dim,
             length=self.length, pooling=self.head.pooling.mode, use_id=self.head.use_id,
             hidden=self.head.hidden, normalize=self.head.normalize, window=self.window,
+            num_blocks=self.head.pooling.transformer_args["num_blocks"],
+            num_heads=self.head.pooling.transformer_args["num_heads"],
+            dropout=self.head.pooling.transformer_args["dropout"],
             num_history_rows=self.num_history_rows, history_size=self.history_size,
             item_tower=None if self.item_tower is None else tf.keras.layers.serialize(self.item_tower),
         )

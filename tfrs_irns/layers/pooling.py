@@ -12,10 +12,14 @@ in length would look alike. A row with no token at all pools to zeros.
 * :class:`AttentionPooling` — a learned query scores each position, a softmax
   over the real positions weights them: lets the tower lean on the telling
   tokens of a title (``"alien"``) over the filler ones (``"the"``).
+* :class:`CausalTransformer` — causal self-attention over an ordered sequence
+  (a user's items, oldest first), one output per position; :func:`last_valid`
+  takes the last real one (the history tower's ``transformer`` pooling).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import tensorflow as tf
@@ -58,3 +62,129 @@ class AttentionPooling(tf.keras.layers.Layer):
         scores = tf.where(valid, scores, tf.fill(tf.shape(scores), -1e9))
         weights = tf.nn.softmax(scores, axis=-1) * tf.cast(valid, tf.float32)  # empty rows: all 0
         return tf.einsum("bl,bld->bd", tf.cast(weights, values.dtype), values)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class CausalTransformer(tf.keras.layers.Layer):
+    """``(values [B, L, d], valid [B, L]) → [B, L, d]``: causal self-attention over a sequence (SASRec).
+
+    **The idea.** A user's recent items, oldest first, are a sentence whose
+    next word is the next item. SASRec (Kang & McAuley, ICDM 2018) reads it
+    with a small causal transformer: position ``t`` attends only to positions
+    ``<= t``, so its output summarises the items up to ``t`` and can be
+    trained to predict item ``t + 1`` — every position of a sequence is a
+    training example of one forward pass. The last real position's output is
+    the user's query for what comes next.
+
+    **The layer.** Items scaled by ``sqrt(d)`` plus a learned embedding of
+    each position (position ``L - 1`` is the most recent item: sequences are
+    left-padded, so recency, not the sequence's start, picks the position);
+    dropout; ``num_blocks`` pre-layer-norm blocks (``x + MHA(LN(x))``, then
+    ``x + FFN(LN(x))``, SASRec's and GPT-2's arrangement, stable without
+    warm-up) with a final layer norm. Padding positions are zeroed after
+    every block and never attended to; a padding position attends to itself
+    only (so no softmax is empty), its output is ignored. Plain
+    ``MatMul``/``Softmax`` ops: it exports with core TensorFlow ops.
+
+    Args:
+      length: ``L``, the positions (the positional table's rows).
+      num_blocks: attention + feed-forward blocks.
+      num_heads: attention heads; must divide ``d``.
+      dropout: dropout rate of the embeddings, attention weights and block outputs.
+    """
+
+    def __init__(
+        self, length: int, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if int(length) < 1:
+            raise ValueError(f"length must be >= 1, got {length!r}")
+        if int(num_blocks) < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {num_blocks!r}")
+        if int(num_heads) < 1:
+            raise ValueError(f"num_heads must be >= 1, got {num_heads!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.length, self.num_blocks = int(length), int(num_blocks)
+        self.num_heads, self.dropout = int(num_heads), float(dropout)
+
+    def build(self, input_shape: Any) -> None:
+        dim = int(input_shape[-1])
+        if dim % self.num_heads:
+            raise ValueError(f"num_heads={self.num_heads} must divide the embedding size {dim}")
+        self.dim = dim
+        self.positions = self.add_weight(
+            name="positions", shape=(self.length, dim),
+            initializer=tf.keras.initializers.RandomNormal(stddev=0.02),
+        )
+        dense = tf.keras.layers.Dense
+        self.blocks = []
+        for b in range(self.num_blocks):
+            block = {
+                "ln1": tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_ln1"),
+                "qkv": dense(3 * dim, name=f"block{b}_qkv"),
+                "out": dense(dim, name=f"block{b}_out"),
+                "ln2": tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{b}_ln2"),
+                "ff1": dense(dim, activation="relu", name=f"block{b}_ff1"),
+                "ff2": dense(dim, name=f"block{b}_ff2"),
+            }
+            for name in ("ln1", "ln2"):
+                block[name].build(input_shape)
+            block["qkv"].build(input_shape)
+            block["out"].build(input_shape)
+            block["ff1"].build(input_shape)
+            block["ff2"].build(input_shape)
+            self.blocks.append(block)
+        self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6, name="final_ln")
+        self.final_norm.build(input_shape)
+        self.drop = tf.keras.layers.Dropout(self.dropout)
+        super().build(input_shape)
+
+    def attention_mask(self, valid: tf.Tensor) -> tf.Tensor:
+        """``[B, L, L]`` bool: query ``t`` may see key ``s`` iff ``s <= t`` and ``s`` is real (or ``s == t``)."""
+        length = tf.shape(valid)[1]
+        causal = tf.linalg.band_part(tf.ones(tf.stack([length, length]), tf.bool), -1, 0)
+        diagonal = tf.eye(length, dtype=tf.bool)
+        return (causal[None] & valid[:, None, :]) | diagonal[None]
+
+    def _attend(self, block: dict, x: tf.Tensor, mask: tf.Tensor, training: Any) -> tf.Tensor:
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        heads, size = self.num_heads, self.dim // self.num_heads
+        qkv = tf.reshape(block["qkv"](x), tf.stack([batch, length, 3, heads, size]))
+        q, k, v = (tf.transpose(qkv[:, :, i], [0, 2, 1, 3]) for i in range(3))  # [B, H, L, size]
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32) / math.sqrt(size)
+        # Masked by ids (the mask), not by adding a large negative: exact zeros, float32 softmax.
+        scores = tf.where(mask[:, None], scores, tf.fill(tf.shape(scores), -1e9))
+        weights = tf.nn.softmax(scores, axis=-1) * tf.cast(mask[:, None], tf.float32)
+        weights = self.drop(tf.cast(weights, v.dtype), training=training)
+        out = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])
+        return block["out"](tf.reshape(out, tf.stack([batch, length, self.dim])))
+
+    def call(self, values: tf.Tensor, valid: tf.Tensor, training: Any = None) -> tf.Tensor:
+        valid = tf.cast(valid, tf.bool)
+        keep = tf.cast(valid, values.dtype)[..., None]
+        length = tf.shape(values)[1]
+        # The last rows of the table: the most recent item always has position L - 1.
+        x = values * math.sqrt(self.dim) + tf.cast(self.positions[self.length - length :], values.dtype)[None]
+        x = self.drop(x, training=training) * keep
+        mask = self.attention_mask(valid)
+        for block in self.blocks:
+            x = x + self.drop(self._attend(block, block["ln1"](x), mask, training), training=training)
+            hidden = block["ff2"](self.drop(block["ff1"](block["ln2"](x)), training=training))
+            x = (x + self.drop(hidden, training=training)) * keep
+        return self.final_norm(x) * keep
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(length=self.length, num_blocks=self.num_blocks, num_heads=self.num_heads, dropout=self.dropout)
+        return config
+
+
+def last_valid(outputs: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """``[B, d]``: each row's output at its last real position (zeros for a row with none)."""
+    valid = tf.cast(valid, tf.bool)
+    length = tf.shape(valid)[1]
+    place = tf.where(valid, tf.range(length)[None, :], -tf.ones_like(tf.cast(valid, tf.int32)))
+    last = tf.reduce_max(place, axis=1)
+    picked = tf.gather(outputs, tf.maximum(last, 0), batch_dims=1)
+    return picked * tf.cast(last >= 0, outputs.dtype)[:, None]

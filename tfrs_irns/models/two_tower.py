@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrs_irns.layers.towers import embed_indices
+from tfrs_irns.layers.towers import embed_indices, encode_distinct
 from tfrs_irns.tasks.irns import on_replica_device
+from tfrs_irns.tasks.sequence import sequence_retrieval_loss
 
 
 class TwoTowerModel(tfrs.models.Model):
@@ -44,6 +45,10 @@ class TwoTowerModel(tfrs.models.Model):
     ``"history_position"`` (int32 ``[B]``, each example's place in that table);
     the model then calls ``query_tower(users, positions=..., training=...)``
     so the tower applies its no-leakage window (the positive never in its own history).
+    A batch with ``"sequence"`` and ``"targets"`` (int32 ``[B, L]``, sequence
+    training) instead asks the tower for ``sequence_queries`` and scores
+    every real position against its next item
+    (:func:`~tfrs_irns.tasks.sequence.sequence_retrieval_loss`).
 
     Args:
       query_tower: user index → ``[B, d]``.
@@ -75,6 +80,8 @@ class TwoTowerModel(tfrs.models.Model):
 
     def _loss_terms(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """``(task loss, embedding_l2 × penalty)`` of a batch."""
+        if "sequence" in features:
+            return self._sequence_loss_terms(features, training)
         users, items = features["user"], features["item"]
         if "history_position" in features:
             query = self.query_tower(users, positions=features["history_position"], training=training)
@@ -91,6 +98,30 @@ class TwoTowerModel(tfrs.models.Model):
             ]
             if penalties:
                 # Weighted by this replica's share of the global batch, as the task's loss is.
+                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype) * _replica_share(users)
+        return loss, penalty
+
+    def _sequence_loss_terms(
+        self, features: dict[str, tf.Tensor], training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Sequence training (:mod:`tfrs_irns.tasks.sequence`): a batch of ``B``
+        sequences ``{"user": [B], "sequence": [B, L], "targets": [B, L]}``, every
+        real position's causal query against its next item, in one pass."""
+        users, targets = features["user"], tf.cast(features["targets"], tf.int32)
+        queries = self.query_tower.sequence_queries(users, features["sequence"], training=training)
+        flat = tf.reshape(targets, [-1])
+        positives = tf.reshape(
+            encode_distinct(self.candidate_tower, flat, training), tf.concat([tf.shape(targets), [-1]], axis=0)
+        )
+        loss = sequence_retrieval_loss(self.task, queries, targets, positives, training=training)
+        penalty = tf.zeros([], loss.dtype)
+        if self.embedding_l2 > 0.0:
+            penalties = [
+                tower.embedding_penalty(indices)
+                for tower, indices in ((self.query_tower, users), (self.candidate_tower, flat))
+                if hasattr(tower, "embedding_penalty")
+            ]
+            if penalties:
                 penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype) * _replica_share(users)
         return loss, penalty
 

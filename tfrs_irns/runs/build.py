@@ -18,6 +18,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.batching.sequence import sequence_pipeline, sequence_windows
 from tfrs_irns.config import Config, DistributionConfig, NegativesConfig, content_features
 from tfrs_irns.data.history import WINDOW_RULES, UserHistory, history_of
 from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
@@ -132,6 +134,9 @@ def history_query_tower(
         m.embedding_dim,
         length=h.length,
         pooling=h.pooling,
+        num_blocks=h.num_blocks,
+        num_heads=h.num_heads,
+        dropout=h.dropout,
         use_id="id" in m.user_features,
         item_tower=candidate_tower if h.shared_tower else None,
         hidden=m.query_hidden,
@@ -258,6 +263,20 @@ def pipeline_extras(history: Optional[UserHistory]) -> dict[str, np.ndarray]:
     """What each training batch carries beside users and items: the examples'
     places in a history tower's timelines (see ``TwoTowerModel``'s tower contract)."""
     return {} if history is None else {"history_position": history.positions}
+
+
+def sequence_train_pipeline(config: Config, data: PreparedData, history: UserHistory) -> TrainPipeline:
+    """``train.sequence_training``'s batches: ``train.batch_size`` windows of the known
+    users' training timelines, ``model.history.length`` positions each."""
+    windows = sequence_windows(history.offsets, history.items, data.user_vocab.size, config.model.history.length)
+    if config.batching.drop_remainder and len(windows.users) < config.train.batch_size:
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} sequences with batching.drop_remainder=true drops all "
+            f"{len(windows.users)} training windows; lower train.batch_size or set batching.drop_remainder=false"
+        )
+    return sequence_pipeline(
+        windows, config.train.batch_size, seed=config.train.seed, drop_remainder=config.batching.drop_remainder
+    )
 
 
 def set_logical_cpus(count: Optional[int]) -> None:

@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -37,7 +38,8 @@ import tensorflow as tf
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns._files import atomic_open
 from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
-from tfrs_irns.data.history import load_history, save_history
+from tfrs_irns.data.history import build_history, load_history, save_history
+from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.data.prepare import PreparedData, prepare_data
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
@@ -45,7 +47,8 @@ from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
-    build_callbacks, build_model, distribution_info, make_optimizer, make_strategy, pipeline_extras, user_history,
+    build_callbacks, build_model, distribution_info, make_optimizer, make_strategy, pipeline_extras,
+    sequence_train_pipeline, user_history,
 )
 from tfrs_irns.runs.console import EpochLine
 
@@ -125,14 +128,17 @@ def train(
             f"{len(data.train)} training interactions; lower train.batch_size or set batching.drop_remainder=false"
         )
     history = user_history(config, data)
-    pipeline = TrainPipeline(
-        data.train.user,
-        data.train.item,
-        config.train.batch_size,
-        seed=config.train.seed,
-        drop_remainder=config.batching.drop_remainder,
-        extras=pipeline_extras(history),
-    )
+    if config.train.sequence_training and history is not None:  # windows of whole timelines
+        pipeline = sequence_train_pipeline(config, data, history)
+    else:
+        pipeline = TrainPipeline(
+            data.train.user,
+            data.train.item,
+            config.train.batch_size,
+            seed=config.train.seed,
+            drop_remainder=config.batching.drop_remainder,
+            extras=pipeline_extras(history),
+        )
     with strategy.scope():  # mirrored variables, optimizer slots included
         model = build_model(config, data, history=history)
         model.compile(optimizer=make_optimizer(config))
@@ -260,7 +266,10 @@ def _best_epoch(callbacks: list, epochs_run: int) -> int:
 def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
     """Test-split metrics of ``model`` and of the most-popular baseline."""
     e = config.eval
-    metrics = evaluate_model(model, data, split="test", ks=e.ks, exclude_seen=e.exclude_seen, chunk_size=e.chunk_size)
+    metrics = evaluate_model(
+        test_time_model(config, data, model), data, split="test", ks=e.ks, exclude_seen=e.exclude_seen,
+        chunk_size=e.chunk_size,
+    )
     metrics["popular_baseline"] = popular_baseline(data, split="test", ks=e.ks, exclude_seen=e.exclude_seen)
     metrics.update(
         num_users=data.num_users,
@@ -270,6 +279,24 @@ def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> di
         num_test=len(data.test),
     )
     return metrics
+
+
+def test_time_model(config: Config, data: PreparedData, model: TwoTowerModel) -> Any:
+    """What the test split is ranked with: ``model``, or — a history tower on a split
+    where validation comes before test in time (``leave_last_out``, ``temporal``) —
+    its towers with each user's validation interactions added to their timelines:
+    the item before the test item is part of the history at test time (the standard
+    leave-one-out protocol). Training and validation never see those tables."""
+    tower = model.query_tower
+    if (
+        not isinstance(tower, HistoryQueryTower) or config.data.split not in ("leave_last_out", "temporal")
+        or len(data.validation) == 0 or len(data.cold_history)
+    ):
+        return model
+    timelines = build_history(data.train, data.num_query_users + 1, data.validation)
+    return SimpleNamespace(
+        query_tower=tower.with_history(timelines.offsets, timelines.items), candidate_tower=model.candidate_tower
+    )
 
 
 def strict_json(value: Any) -> Any:
