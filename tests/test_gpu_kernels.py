@@ -18,7 +18,7 @@ from tensorflow.python.framework import kernels
 
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
 from tfrs_irns.tasks import IRNSRetrieval
-from tfrs_irns.tasks.kernels import equal_pairs
+from tfrs_irns.tasks.kernels import hit_mask, softmax_terms
 
 # "DEFAULT" kernels serve every device without a kernel of its own, the GPU
 # included: TF registers int32 ops such as Range, Sum or ConcatV2 that way,
@@ -115,9 +115,17 @@ def test_the_registry_check_sees_cpu_only_ops():
 
 
 @pytest.mark.parametrize("dtype", [tf.int32, tf.int64])
-def test_equal_pairs_runs_on_the_gpu(dtype):
-    keys = tf.TensorSpec([None], dtype)
-    concrete = tf.function(equal_pairs).get_concrete_function(keys, keys)
+def test_the_hit_mask_and_the_softmax_kernel_run_on_the_gpu(dtype):
+    def fn(logits, shift, row_ids, col_ids, labels):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            lse, picked = softmax_terms(logits, shift, hit_mask(row_ids, col_ids), labels)
+        return tape.gradient(lse + picked, logits)
+
+    concrete = tf.function(fn).get_concrete_function(
+        tf.TensorSpec([None, None]), tf.TensorSpec([None]), tf.TensorSpec([None], dtype),
+        tf.TensorSpec([None], dtype), tf.TensorSpec([None], tf.int32),
+    )
     missing = ops_without_gpu_kernel(concrete)
     assert missing == set(), f"ops without a GPU kernel: {sorted(missing)}"
 
