@@ -305,6 +305,14 @@ class TrainConfig:
         "continues from the last backup)"
     )
     distribution: DistributionConfig = _f(help="devices and machines (tf.distribute)", factory=DistributionConfig)
+    jit_compile: Literal["auto", True, False] = _f(
+        "auto", "compile the train step with XLA: auto (on when TensorFlow finds a GPU), true or false; "
+        "embedding gradients are then applied densely (same updates for adagrad, adam and adamw)"
+    )
+    steps_per_execution: int = _f(
+        1, "train steps per call of the compiled train function (fewer host round trips; callbacks then "
+        "see every this many steps)"
+    )
 
 
 @dataclass
@@ -425,6 +433,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.learning_rate": (lambda v: v > 0, "must be > 0"),
     "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
     "train.backup_every_steps": (lambda v: v > 0, "must be > 0"),
+    "train.steps_per_execution": (lambda v: v >= 1, "must be >= 1"),
     "train.distribution.logical_cpus": (lambda v: v > 0, "must be > 0"),
     "train.early_stopping.patience": (lambda v: v >= 0, "must be >= 0"),
     "train.early_stopping.max_queries": (lambda v: v > 0, "must be > 0"),
