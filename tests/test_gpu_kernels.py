@@ -4,7 +4,9 @@ TensorFlow places an op without a kernel for the GPU on the CPU, and the
 tensors it reads and writes then cross the bus every step. The kernel
 registry lists every kernel whatever the machine, so a CPU-only test can
 check a traced train step: each op of the graph (and of every function in
-its library) must have a GPU kernel registered for the dtypes it runs with.
+its library) must have a GPU kernel registered for the dtypes it runs with,
+and each variable it reads a GPU (or DEFAULT) ``VarHandleOp`` kernel for its
+dtype, else the variable lives in host memory and is copied every step.
 """
 
 import tfrs_irns  # noqa: F401,I001  (first: pins Keras 2 before anything touches tf.keras)
@@ -18,7 +20,7 @@ from tensorflow.python.framework import kernels
 
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
 from tfrs_irns.tasks import IRNSRetrieval
-from tfrs_irns.tasks.kernels import equal_pairs
+from tfrs_irns.tasks.kernels import hit_mask, softmax_terms
 
 # "DEFAULT" kernels serve every device without a kernel of its own, the GPU
 # included: TF registers int32 ops such as Range, Sum or ConcatV2 that way,
@@ -56,9 +58,10 @@ def _has_gpu_kernel(op: str, types: dict[str, list[int]]) -> bool:
     """Whether a GPU kernel of ``op`` accepts the node's dtype attributes
     (GPU kernels often exist for some dtypes only)."""
     for kernel in _gpu_kernels(op):
-        if all(
-            c.name in types and set(types[c.name]) <= set(c.allowed_values.list.type) for c in kernel.constraint
-        ):
+        # Type constraints only: a kernel may also constrain a string attr
+        # (GatherNd's `bad_indices_policy`), which every node leaves at its default.
+        constraints = [c for c in kernel.constraint if c.allowed_values.list.type]
+        if all(c.name in types and set(types[c.name]) <= set(c.allowed_values.list.type) for c in constraints):
             return True
     return False
 
@@ -88,6 +91,21 @@ def ops_without_gpu_kernel(concrete: tf.types.experimental.ConcreteFunction) -> 
     return missing
 
 
+def variables_without_gpu_kernel(concrete: tf.types.experimental.ConcreteFunction, owner=None) -> set[str]:
+    """The ``name(dtype)`` of every variable the traced step reads or writes
+    whose dtype has no GPU or DEFAULT ``VarHandleOp`` kernel. Such a variable
+    lives in host memory on a GPU machine, and every read copies it to the
+    device (TensorFlow registers no device ``VarHandleOp`` for int32).
+    ``owner`` is whatever holds the variables (the model): it must be alive
+    while the function's variables are listed."""
+    del owner  # only kept alive until here
+    return {
+        f"{v.name}({v.dtype.name})"
+        for v in concrete.variables
+        if not _has_gpu_kernel("VarHandleOp", {"dtype": [v.dtype.as_datatype_enum]})
+    }
+
+
 def test_the_registry_check_sees_cpu_only_ops():
     # The check itself: RaggedRange is registered on the CPU only (and is
     # found inside a nested function), Range (int32, a DEFAULT kernel)
@@ -114,10 +132,31 @@ def test_the_registry_check_sees_cpu_only_ops():
     }
 
 
+def test_the_variable_check_sees_host_only_variables():
+    # int32 resource variables have no device kernel: the check must name
+    # them; int64, float and bool ones live on the device.
+    tables = {dtype: tf.Variable(tf.zeros([3], dtype), name=f"table_{dtype.name}")
+              for dtype in [tf.int32, tf.int64, tf.float32, tf.bool]}
+
+    @tf.function
+    def read():
+        return [tf.gather(t, [0, 2]) for t in tables.values()]
+
+    assert variables_without_gpu_kernel(read.get_concrete_function()) == {"table_int32:0(int32)"}
+
+
 @pytest.mark.parametrize("dtype", [tf.int32, tf.int64])
-def test_equal_pairs_runs_on_the_gpu(dtype):
-    keys = tf.TensorSpec([None], dtype)
-    concrete = tf.function(equal_pairs).get_concrete_function(keys, keys)
+def test_the_hit_mask_and_the_softmax_kernel_run_on_the_gpu(dtype):
+    def fn(logits, shift, row_ids, col_ids, labels):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            lse, picked = softmax_terms(logits, shift, hit_mask(row_ids, col_ids), labels)
+        return tape.gradient(lse + picked, logits)
+
+    concrete = tf.function(fn).get_concrete_function(
+        tf.TensorSpec([None, None]), tf.TensorSpec([None]), tf.TensorSpec([None], dtype),
+        tf.TensorSpec([None], dtype), tf.TensorSpec([None], tf.int32),
+    )
     missing = ops_without_gpu_kernel(concrete)
     assert missing == set(), f"ops without a GPU kernel: {sorted(missing)}"
 
@@ -141,7 +180,8 @@ def train_step(mode, sampler="uniform", replacement=True, **options):
         variables = query_tower.trainable_variables + candidate_tower.trainable_variables
         return loss, tape.gradient(loss, variables)
 
-    return step.get_concrete_function(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
+    concrete = step.get_concrete_function(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
+    return concrete, (task, query_tower)
 
 
 def variant(mode, known=None, **options):
@@ -176,7 +216,9 @@ VARIANTS = [
 
 @pytest.mark.parametrize("mode,options,known", VARIANTS)
 def test_every_op_of_the_train_step_has_a_gpu_kernel(mode, options, known):
-    missing = ops_without_gpu_kernel(train_step(mode, **options))
+    concrete, layers = train_step(mode, **options)
+    assert variables_without_gpu_kernel(concrete, layers) == set()
+    missing = ops_without_gpu_kernel(concrete)
     expected = {known.split(": ")[0]} if known else set()
     # Exactly the known op, no other: a new CPU-only op fails here, and so
     # does a known one that went away (then drop it from this list).

@@ -6,7 +6,8 @@ Keras's train function itself (the iterator read, the towers, the loss, the
 gradients, the embedding L2 penalty, the optimizer apply, loss scaling and the
 casts of mixed precision) for the default config and every mode and option,
 and checks every op of the graph and of its function library against the
-kernel registry.
+kernel registry, and every variable it reads against the device kernels of
+``VarHandleOp`` (an int32 table would live in host memory on a GPU machine).
 
 Exempt, by op name (HOST_SHAPE_OPS): host-side shape plumbing that
 TensorFlow runs on the host in every program, GPU or not — `BroadcastGradientArgs`,
@@ -29,7 +30,7 @@ from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.runs.build import build_model, make_optimizer, pipeline_extras, user_history
 
 from conftest import TINY_OVERRIDES, with_tiny
-from test_gpu_kernels import ops_without_gpu_kernel
+from test_gpu_kernels import ops_without_gpu_kernel, variables_without_gpu_kernel
 
 # Host-side shape plumbing (see the module docstring), by op name.
 HOST_SHAPE_OPS = {"BroadcastGradientArgs", "ConcatOffset", "Shape", "ShapeN", "Size", "Rank"}
@@ -84,12 +85,12 @@ def traced_train_step(data, overrides):
     model = build_model(config, data)
     model.compile(optimizer=make_optimizer(config))
     train_function = model.make_train_function()
-    return train_function.get_concrete_function(iter(pipeline.dataset))
+    return train_function.get_concrete_function(iter(pipeline.dataset)), model
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_op_of_the_compiled_train_step_has_a_gpu_kernel(data, name):
-    concrete = traced_train_step(data, VARIANTS[name])
+    concrete, model = traced_train_step(data, VARIANTS[name])
     graph = concrete.graph.as_graph_def()
     ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
     # The whole step was traced: the batch read, the logits, the optimizer's update.
@@ -97,3 +98,6 @@ def test_every_op_of_the_compiled_train_step_has_a_gpu_kernel(data, name):
     missing = ops_without_gpu_kernel(concrete)
     missing = {op for op in missing if op.split("(")[0] not in HOST_SHAPE_OPS}
     assert missing == set(), f"ops without a GPU kernel: {sorted(missing)}"
+    # Every variable the step reads (tables included) can live on the device.
+    host_only = variables_without_gpu_kernel(concrete, model)
+    assert host_only == set(), f"variables without a device VarHandleOp kernel: {sorted(host_only)}"

@@ -168,11 +168,11 @@ def test_random_with_the_whole_catalogue_equals_full(logq):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("same_user", [False, True], ids=["sparse-hits", "dense-mask"])
+@pytest.mark.parametrize("same_user", [False, True], ids=["hit-mask", "hit-and-user-mask"])
 def test_gradients_match_the_dense_formulation(same_user):
-    # The fast paths (hits subtracted sparsely, or a dense mask, and the
-    # hand-written logsumexp gradients) give the gradients of the plain
-    # definition: dense mask, TensorFlow's cross-entropy.
+    # The fast path (the mask fused into the softmax kernel, the label picked
+    # from the logits, the hand-written gradients) gives the gradients of the
+    # plain definition: dense mask, TensorFlow's cross-entropy.
     rng = np.random.default_rng(5)
     tower = make_tower()
     counts, p = make_counts()
@@ -222,6 +222,61 @@ def test_dominant_accidental_hits_stay_finite_and_exact(mode):
     expected = oracle(table, q.numpy(), pos.numpy(), np.arange(4), neg, mode, None, None, False, True, False, 1.0)
     assert np.isfinite(loss.numpy()) and np.all(np.isfinite(grad.numpy()))
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def tf32(x):
+    """``x`` (float32) rounded to TF32's 10-bit mantissa, to nearest, as a GPU
+    rounds a float32 matmul's inputs by default (the exponent is kept)."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x1000) & ~np.uint64(0x1FFF)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_tf32_rounding_test_helper_keeps_ten_mantissa_bits():
+    assert tf32(np.float32(1.0 + 2.0**-10)) == np.float32(1.0 + 2.0**-10)  # representable: kept
+    assert tf32(np.float32(1.0 + 2.0**-12)) == np.float32(1.0)  # below half a unit: down
+    assert tf32(np.float32(1.0 + 3 * 2.0**-12)) == np.float32(1.0 + 2.0**-10)  # above half: up
+
+
+def test_hits_are_removed_exactly_when_the_matmul_rounds_like_tf32(monkeypatch):
+    # On a GPU the [B, C] logit matmul rounds its inputs to TF32, and nothing
+    # else does: a hit removed by subtracting its recomputed float32 logit
+    # would leave a residue. The mask comes from ids and the label is read
+    # from the matmul's output, so the loss is exactly the masked softmax of
+    # the rounded logits (a float64 oracle from the same rounded inputs).
+    from tfrs_irns.tasks import irns
+
+    plain_logits = irns._logits
+    monkeypatch.setattr(irns, "_logits", lambda a, b: plain_logits(
+        tf.numpy_function(tf32, [a], tf.float32, stateful=False),
+        tf.numpy_function(tf32, [b], tf.float32, stateful=False),
+    ))
+    rng = np.random.default_rng(21)
+    table = (rng.normal(size=(N + 1, D)) * 2.5).astype(np.float32)  # logits ~10: TF32 errors ~1e-2
+    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.Constant(table))
+    tower.build((None,))
+    counts, p = make_counts()
+    task = IRNSRetrieval(tower, N, mode="mixed", num_negatives=M, item_probabilities=p, seed=4)
+    pos, users, q = random_batch(rng)
+    q = q * 2.5
+    loss = float(task(q, tower(pos), candidate_ids=pos, training=False))
+
+    neg, neg_q = (t.numpy() for t in task.sample_negatives(0))
+    cols = np.concatenate([pos, neg])
+    rounded = tf32(q).astype(np.float64) @ tf32(table[cols]).astype(np.float64).T
+    qprob = np.concatenate([np.full(B, 1.0 / N), neg_q])
+    shifted = rounded - np.log(B * p[cols] + M * qprob)[None, :]
+    hits = (pos[:, None] == cols[None, :]) & ~np.eye(B, B + M, dtype=bool)
+    assert hits.sum() >= 4  # duplicates in the batch and among the sampled items
+    masked = np.where(hits, -np.inf, shifted)
+    top = masked.max(axis=1)
+    lse = np.log(np.exp(masked - top[:, None]).sum(axis=1)) + top
+    expected = np.mean(lse - shifted[np.arange(B), np.arange(B)])
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    # The rounding matters at this tolerance: unrounded float32 logits give another loss.
+    monkeypatch.setattr(irns, "_logits", plain_logits)
+    unrounded = float(task(q, tower(pos), candidate_ids=pos, training=False))
+    assert abs(unrounded - expected) > 3 * 1e-5 * abs(expected)
 
 
 # ----------------------------------------------------------- seeds, steps

@@ -9,12 +9,11 @@ import tensorflow as tf
 from tfrs_irns.tasks.kernels import (
     MASK_VALUE,
     MIN_EXPECTED_COUNT,
-    _concatenated_ranges,
-    equal_pairs,
+    hit_mask,
     log_count,
-    logsumexp_excluding,
     masked_logsumexp,
     rowwise_dot,
+    softmax_terms,
 )
 
 
@@ -62,109 +61,96 @@ def test_a_fully_masked_row_is_huge_negative_not_nan():
     np.testing.assert_array_equal(grad[1], [1.0, 0.0])  # all of row 1's mass on its one column
 
 
-def test_logsumexp_excluding_matches_the_masked_value():
+def cross_entropy_oracle(logits, shift, mask, labels):
+    """float64 numpy: per row, logsumexp of ``logits - shift`` over the unmasked
+    columns, and the label's raw logit."""
+    x = logits.astype(np.float64) - shift[None, :]
+    x = np.where(mask, -np.inf, x)
+    top = x.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(x - top).sum(axis=1)) + top[:, 0]
+    return lse, logits[np.arange(len(labels)), labels].astype(np.float64)
+
+
+def test_softmax_terms_match_a_float64_oracle_and_tensorflow_gradients():
     rng = np.random.default_rng(6)
-    logits = tf.constant(rng.normal(size=(5, 7)).astype(np.float32) * 4)
-    pairs = tf.constant([[0, 1], [0, 4], [2, 0], [4, 6], [4, 2]], tf.int32)
-    mask = tf.scatter_nd(pairs, tf.ones([5], tf.bool), [5, 7])
-    ours = logsumexp_excluding(logits, pairs, tf.gather_nd(logits, pairs))
-    ref = tf.reduce_logsumexp(tf.where(mask, -np.inf, logits), axis=1)
-    np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-5)
+    logits = rng.normal(size=(5, 7)).astype(np.float32) * 4
+    shift = rng.normal(size=7).astype(np.float32)
+    mask = rng.random((5, 7)) < 0.3
+    labels = np.array([0, 3, 6, 2, 2], np.int32)
+    x = tf.constant(logits)
+    weights = tf.constant(rng.uniform(size=5), tf.float32)
+    label_weights = tf.constant(rng.uniform(size=5), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        lse, picked = softmax_terms(x, tf.constant(shift), tf.constant(mask), tf.constant(labels))
+        ours = tf.reduce_sum(lse * weights) + tf.reduce_sum(picked * label_weights)
+        ref_lse = tf.reduce_logsumexp(tf.where(mask, -np.inf, x - shift[None, :]), axis=1)
+        ref_picked = tf.gather(x, labels[:, None], batch_dims=1)[:, 0]
+        ref = tf.reduce_sum(ref_lse * weights) + tf.reduce_sum(ref_picked * label_weights)
+    want_lse, want_picked = cross_entropy_oracle(logits, shift, mask, labels)
+    np.testing.assert_allclose(lse.numpy(), want_lse, rtol=1e-6)
+    np.testing.assert_array_equal(picked.numpy(), want_picked)  # the same float, not a recomputation
+    grad = tape.gradient(ours, x).numpy()
+    np.testing.assert_allclose(grad, tape.gradient(ref, x).numpy(), atol=1e-6)
+    # Masked entries get no gradient, except a masked label through the pick.
+    label_cells = np.zeros_like(mask)
+    label_cells[np.arange(5), labels] = True
+    np.testing.assert_array_equal(grad[mask & ~label_cells], 0.0)
 
 
-def test_logsumexp_excluding_gradient_matches_the_dense_mask():
-    # With the excluded logits gathered from `logits`, their two gradient
-    # paths (the dense sum and the subtracted terms) cancel: the gradient is
-    # the masked softmax, zero on the excluded entries.
-    rng = np.random.default_rng(7)
-    logits = tf.constant(rng.normal(size=(4, 6)).astype(np.float32) * 2)
-    pairs = tf.constant([[0, 0], [1, 3], [1, 5], [3, 2]], tf.int32)
-    mask = tf.scatter_nd(pairs, tf.ones([4], tf.bool), [4, 6])
-    weights = tf.constant(rng.uniform(size=4), tf.float32)
-    ours, ours_grad = value_and_gradient(
-        lambda x: logsumexp_excluding(x, pairs, tf.gather_nd(x, pairs)), logits, weights
-    )
-    ref, ref_grad = value_and_gradient(
-        lambda x: tf.reduce_logsumexp(tf.where(mask, -np.inf, x), axis=1), logits, weights
-    )
-    np.testing.assert_allclose(ours, ref, rtol=1e-5)
-    np.testing.assert_allclose(ours_grad, ref_grad, atol=1e-6)
-    np.testing.assert_allclose(ours_grad[mask.numpy()], 0.0, atol=1e-6)
-
-
-def test_logsumexp_excluding_nothing_is_the_plain_logsumexp():
+def test_softmax_terms_without_options_is_the_plain_logsumexp():
     logits = tf.constant(np.random.default_rng(8).normal(size=(3, 4)).astype(np.float32))
-    none = tf.zeros([0, 2], tf.int32)
-    ours = logsumexp_excluding(logits, none, tf.zeros([0]))
-    np.testing.assert_allclose(ours.numpy(), tf.reduce_logsumexp(logits, axis=1).numpy(), rtol=1e-6)
+    lse, picked = softmax_terms(logits)
+    assert picked is None
+    np.testing.assert_allclose(lse.numpy(), tf.reduce_logsumexp(logits, axis=1).numpy(), rtol=1e-6)
 
 
-# ----------------------------------------------------------- equal pairs
+def test_softmax_terms_compile_with_xla_and_give_the_same_values_and_gradients():
+    rng = np.random.default_rng(9)
+    logits = tf.constant(rng.normal(size=(6, 11)).astype(np.float32) * 3)
+    shift = tf.constant(rng.normal(size=11).astype(np.float32))
+    ids = tf.constant(rng.integers(0, 4, 6).astype(np.int32))
+    cols = tf.constant(rng.integers(0, 4, 11).astype(np.int32))
+    labels = tf.constant(rng.integers(0, 11, 6).astype(np.int32))
+
+    def fn(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            lse, picked = softmax_terms(x, shift, hit_mask(ids, cols), labels)
+            loss = tf.reduce_sum(tf.nn.softplus(lse - picked))
+        return loss, tape.gradient(loss, x)
+
+    plain = tf.function(fn)(logits)
+    compiled = tf.function(fn, jit_compile=True)(logits)
+    for a, b in zip(plain, compiled):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-7)
 
 
-def brute_force_pairs(rows, cols):
-    return [(i, j) for i in range(len(rows)) for j in range(len(cols)) if rows[i] == cols[j]]
+# -------------------------------------------------------------- hit mask
 
 
 @pytest.mark.parametrize(
     "rows,cols",
     [
-        ([3, 1, 3, 7], [1, 3, 3, 5, 3, 1]),  # duplicates on both sides
-        ([2, 4], [1, 3, 5]),  # no match at all
-        ([5, 5, 5], [5]),
         ([], [1, 2]),
         ([1, 2], []),
+        ([3, 1, 3], [1, 3, 3, 2, 1]),
+        ([5, 5, 5], [5, 5]),
+        ([1, 2, 3], [4, 5, 6, 7]),  # no matches
     ],
-    ids=["duplicates", "none", "one-column", "no-rows", "no-columns"],
 )
-def test_equal_pairs_matches_a_double_loop(rows, cols):
-    pairs = equal_pairs(tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)).numpy()
-    assert pairs.dtype == np.int32 and pairs.shape == (len(brute_force_pairs(rows, cols)), 2)
-    # Row-major order: by row, then by column.
-    assert [tuple(p) for p in pairs] == brute_force_pairs(rows, cols)
+def test_hit_mask_is_the_double_loop(rows, cols):
+    want = np.array([[r == c for c in cols] for r in rows], bool).reshape(len(rows), len(cols))
+    got = hit_mask(tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)).numpy()
+    np.testing.assert_array_equal(got, want)
 
 
-def test_equal_pairs_on_random_keys_and_in_graph():
-    rng = np.random.default_rng(9)
-    rows, cols = rng.integers(0, 20, size=40), rng.integers(0, 20, size=70)
-    graph = tf.function(equal_pairs)(tf.constant(rows), tf.constant(cols)).numpy()
-    assert [tuple(p) for p in graph] == brute_force_pairs(rows.tolist(), cols.tolist())
-
-
-def test_equal_pairs_with_unknown_shapes_and_rows_without_matches():
-    # Rows without a match between, before and after rows with many, and
-    # empty inputs, through one graph whose shapes are unknown at trace time.
-    fn = tf.function(equal_pairs, input_signature=[tf.TensorSpec([None], tf.int32)] * 2)
-    cases = [
-        ([9, 4, 0, 4, 9, 2, 7], [4, 2, 4, 4, 8, 2, 4]),  # matches only in rows 1, 3, 5
-        ([6, 6], [1, 2, 3]),  # rows but no match: K = 0
-        ([], []),
-        ([], [3, 3]),
-        ([3, 3], []),
-    ]
-    for rows, cols in cases:
-        pairs = fn(tf.constant(rows, tf.int32), tf.constant(cols, tf.int32)).numpy()
-        assert pairs.shape == (len(brute_force_pairs(rows, cols)), 2)
-        assert [tuple(p) for p in pairs] == brute_force_pairs(rows, cols)
-
-
-def test_equal_pairs_on_many_duplicates():
-    # Few distinct keys: long runs of equal columns, split across many rows.
-    rng = np.random.default_rng(11)
-    rows, cols = rng.integers(0, 3, size=50), rng.integers(0, 4, size=120)
-    pairs = equal_pairs(tf.constant(rows), tf.constant(cols)).numpy()
-    assert [tuple(p) for p in pairs] == brute_force_pairs(rows.tolist(), cols.tolist())
-
-
-def test_concatenated_ranges_are_numpy_aranges_end_to_end():
-    # The expansion behind equal_pairs: empty ranges, ranges not starting at 0.
-    starts, limits = [0, 5, 5, 2, 7, 1], [3, 5, 8, 2, 9, 2]
-    rows, values = _concatenated_ranges(tf.constant(starts), tf.constant(limits))
-    np.testing.assert_array_equal(values.numpy(), np.concatenate([np.arange(a, b) for a, b in zip(starts, limits)]))
-    np.testing.assert_array_equal(rows.numpy(), np.repeat(np.arange(6), np.subtract(limits, starts)))
-    assert rows.dtype == values.dtype == tf.int32
-    none = _concatenated_ranges(tf.zeros([0], tf.int32), tf.zeros([0], tf.int32))
-    assert [t.shape.as_list() for t in none] == [[0], [0]]
+def test_hit_mask_has_a_static_shape_in_a_compiled_function():
+    spec = [tf.TensorSpec([4], tf.int64), tf.TensorSpec([9], tf.int64)]
+    concrete = tf.function(hit_mask, input_signature=spec, jit_compile=True).get_concrete_function()
+    assert concrete.structured_outputs.shape.as_list() == [4, 9]
+    rows, cols = np.array([1, 2, 3, 1]), np.array([1, 1, 9, 3, 0, 2, 2, 7, 1])
+    np.testing.assert_array_equal(concrete(tf.constant(rows), tf.constant(cols)).numpy(), rows[:, None] == cols[None])
 
 
 # ------------------------------------------------------ small shared pieces

@@ -317,6 +317,14 @@ class TrainConfig:
         "model.history.length training items, every position predicting the next item in one causal pass "
         "(needs model.user_features [history] with pooling transformer)"
     )
+    jit_compile: Literal["auto", True, False] = _f(
+        "auto", "compile the train step with XLA: auto (on when TensorFlow finds a GPU), true or false; "
+        "embedding gradients are then applied densely (same updates for adagrad, adam and adamw)"
+    )
+    steps_per_execution: int = _f(
+        1, "train steps per call of the compiled train function (fewer host round trips; callbacks then "
+        "see every this many steps)"
+    )
 
 
 @dataclass
@@ -449,6 +457,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.profile_steps": (
         lambda v: len(v) == 2 and 1 <= v[0] <= v[1], "must be [first, last] with 1 <= first <= last"
     ),
+    "train.steps_per_execution": (lambda v: v >= 1, "must be >= 1"),
     "train.distribution.logical_cpus": (lambda v: v > 0, "must be > 0"),
     "train.early_stopping.patience": (lambda v: v >= 0, "must be >= 0"),
     "train.early_stopping.max_queries": (lambda v: v > 0, "must be > 0"),

@@ -249,8 +249,8 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         self.length = int(length)
         self.window = window
         if history_offsets is not None:
-            history_offsets = np.asarray(history_offsets, np.int32)
-            history_items = np.asarray(history_items, np.int32)
+            history_offsets = np.asarray(history_offsets, np.int64)
+            history_items = np.asarray(history_items, np.int64)
             num_history_rows, history_size = history_offsets.shape[0] - 1, history_items.shape[0]
             if history_offsets[-1] != history_size:
                 raise ValueError(f"history_offsets ends at {history_offsets[-1]}, history_items has {history_size}")
@@ -271,8 +271,10 @@ class HistoryQueryTower(tf.keras.layers.Layer):
 
         def table(name: str, values: Optional[np.ndarray], size: int) -> tf.Variable:
             init = tf.keras.initializers.Constant(values) if values is not None else tf.keras.initializers.Zeros()
-            # Weights, not constants: checkpoints and exports carry them.
-            return self.add_weight(name=name, shape=(size,), dtype=tf.int32, initializer=init, trainable=False)
+            # Weights, not constants: checkpoints and exports carry them. int64:
+            # TF has no device VarHandleOp for int32, so an int32 table would
+            # live in host memory on a GPU and be copied at every read.
+            return self.add_weight(name=name, shape=(size,), dtype=tf.int64, initializer=init, trainable=False)
 
         self.offsets = table("history_offsets", history_offsets, self.num_history_rows + 1)
         self.items = table("history_items", history_items, max(self.history_size, 1))
@@ -284,10 +286,10 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         first, left-padded with item 0 (masked). Without ``positions``, each
         user's last ``L`` timeline items; with them, the training rule."""
         users = tf.clip_by_value(tf.cast(users, tf.int32), 0, self.num_history_rows - 1)
-        # Read, then gather: ResourceGather has no int32 GPU kernel, GatherV2 has.
+        # int64 tables (device-resident); the gathered rows are int32 again.
         offsets, timeline = tf.convert_to_tensor(self.offsets), tf.convert_to_tensor(self.items)
-        start = tf.gather(offsets, users)
-        stop = tf.gather(offsets, users + 1)
+        start = tf.cast(tf.gather(offsets, users), tf.int32)
+        stop = tf.cast(tf.gather(offsets, users + 1), tf.int32)
         if positions is None:
             end, skip = stop, tf.fill(tf.shape(users), -1)
         elif self.window == "before":
@@ -301,7 +303,7 @@ class HistoryQueryTower(tf.keras.layers.Layer):
         steps = tf.range(self.length, dtype=tf.int32)[None, :]
         index = base[:, None] + steps + tf.cast(steps >= drop[:, None], tf.int32)
         inside = index >= start[:, None]
-        items = tf.where(inside, tf.gather(timeline, tf.maximum(index, 0)), tf.zeros_like(index))
+        items = tf.where(inside, tf.cast(tf.gather(timeline, tf.maximum(index, 0)), tf.int32), tf.zeros_like(index))
         return items, items > 0
 
     def embed_items(self, items: tf.Tensor, training: bool = False) -> tf.Tensor:

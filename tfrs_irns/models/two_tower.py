@@ -139,7 +139,12 @@ class TwoTowerModel(tfrs.models.Model):
     def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """TFRS's train step, plus loss scaling when the optimizer is a
         ``LossScaleOptimizer`` (Keras wraps it so under ``mixed_float16``):
-        float16 gradients of a float32 loss would underflow unscaled."""
+        float16 gradients of a float32 loss would underflow unscaled.
+
+        Compiled with XLA (``model.compile(jit_compile=True)``), embedding
+        gradients are made dense first (:func:`dense_gradients`): the Keras
+        optimizer deduplicates sparse ones with ``tf.unique``, whose output
+        shape depends on the data, so XLA cannot compile it."""
         optimizer = self.optimizer
         scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
@@ -148,6 +153,8 @@ class TwoTowerModel(tfrs.models.Model):
         gradients = tape.gradient(objective, self.trainable_variables)
         if scaled:
             gradients = optimizer.get_unscaled_gradients(gradients)
+        if self.jit_compile:
+            gradients = dense_gradients(gradients, self.trainable_variables)
         optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return logs
 
@@ -173,6 +180,29 @@ class TwoTowerModel(tfrs.models.Model):
     def item_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """Candidate embeddings of every item index (row 0 = OOV), ``[N + 1, d]``."""
         return embed_indices(self.candidate_tower, self.candidate_tower.vocab_size, batch_size)
+
+
+def dense_gradients(gradients: list[Any], variables: list[tf.Variable]) -> list[Any]:
+    """``gradients`` with every ``tf.IndexedSlices`` (an embedding lookup's
+    gradient) summed into a dense tensor of its variable's shape.
+
+    Static shapes, no ``tf.unique``: what an XLA-compiled step needs. The
+    updates are the same: the tf-keras Adagrad's sparse update equals its
+    dense one on every row (an untouched row's gradient is 0, so its
+    accumulator and value do not move), and Adam's and AdamW's sparse paths
+    already decay ``m`` and ``v`` on every row each step and rewrite the whole
+    variable, exactly as the dense path does. The cost is the dense update of
+    whole tables (Adagrad touches only the batch's rows when sparse): small
+    on a GPU, noticeable for big catalogues on a CPU, which is why
+    ``train.jit_compile: auto`` compiles only when a GPU is found.
+    """
+    out = []
+    for gradient, variable in zip(gradients, variables):
+        if isinstance(gradient, tf.IndexedSlices):
+            rows = variable.shape[0]  # static: XLA needs a known number of segments
+            gradient = tf.math.unsorted_segment_sum(gradient.values, gradient.indices, rows)
+        out.append(gradient)
+    return out
 
 
 def _replica_share(rows: tf.Tensor) -> tf.Tensor:

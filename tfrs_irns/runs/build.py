@@ -355,6 +355,23 @@ def distribution_info(config: Config, strategy: tf.distribute.Strategy) -> dict[
     }
 
 
+def jit_compile_on(setting: Any) -> bool:
+    """``train.jit_compile`` resolved: ``auto`` is on when TensorFlow finds a GPU
+    (XLA fuses the step's passes over the ``[B, C]`` logits there; on a CPU
+    the plain graph is about as fast)."""
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(setting)
+
+
+def compile_options(config: Config) -> dict[str, Any]:
+    """The ``model.compile`` arguments ``config.train`` sets beside the optimizer."""
+    return {
+        "jit_compile": jit_compile_on(config.train.jit_compile),
+        "steps_per_execution": config.train.steps_per_execution,
+    }
+
+
 def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
     """The optimizer ``config.train`` names."""
     t = config.train

@@ -47,7 +47,7 @@ from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
-    build_callbacks, build_model, distribution_info, make_optimizer, make_strategy, pipeline_extras,
+    build_callbacks, build_model, compile_options, distribution_info, make_optimizer, make_strategy, pipeline_extras,
     sequence_train_pipeline, user_history,
 )
 from tfrs_irns.runs.console import EpochLine
@@ -141,7 +141,7 @@ def train(
         )
     with strategy.scope():  # mirrored variables, optimizer slots included
         model = build_model(config, data, history=history)
-        model.compile(optimizer=make_optimizer(config))
+        model.compile(optimizer=make_optimizer(config), **compile_options(config))
         # Slots now, in scope: a backup restores into them, and BackupAndRestore wants a built model.
         model.optimizer.build(model.trainable_variables)
     model.built = True  # every weight exists (build_model); Keras never calls the model itself

@@ -26,6 +26,21 @@ import numpy as np
 import tensorflow as tf
 
 
+def stateless_unit(shape: Any, seed: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """Stateless uniform draws in ``(0, 1)`` that are the same bits with and
+    without XLA.
+
+    ``tf.random.stateless_uniform`` gives other *floats* for the same seed
+    once a step is compiled with XLA (its integers agree): a float draw would
+    make ``jit_compile`` change which negatives a step samples. So draw
+    integers and scale them: ``(k + 0.5) / 2^bits`` on a grid of ``2^-24``
+    (float32) or ``2^-53`` (float64), never 0 or 1.
+    """
+    bits, int_dtype = (53, tf.int64) if dtype == tf.float64 else (24, tf.int32)
+    k = tf.random.stateless_uniform(shape, seed, minval=0, maxval=2**bits, dtype=int_dtype)
+    return (tf.cast(k, dtype) + 0.5) * (2.0 ** -bits)
+
+
 class NegativeSampler(tf.keras.layers.Layer):
     """Interface of an in-graph sampler over item indices ``1..num_items``.
 
@@ -107,7 +122,7 @@ class UniformSampler(NegativeSampler):
         else:
             # The top ``num`` of i.i.d. uniform keys are a uniform random subset
             # (a shuffle's first ``num``); TopK has a GPU kernel, StatelessShuffle none.
-            keys = tf.random.stateless_uniform([self.num_items], seed, dtype=tf.float32)
+            keys = stateless_unit([self.num_items], seed)
             ids = tf.math.top_k(keys, k=num, sorted=True).indices + 1
         return ids, tf.fill([num], tf.constant(1.0 / self.num_items, tf.float32))
 
@@ -230,14 +245,12 @@ class UnigramSampler(NegativeSampler):
     def sample(self, num: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         self.check_num(num)
         if self.replacement:
-            u = tf.random.stateless_uniform([num], seed, dtype=tf.float64)
+            u = stateless_unit([num], seed, tf.float64)
             ids = tf.searchsorted(self._cdf, u, side="right", out_type=tf.int32)
         else:
             # Gumbel-top-k: the top ``num`` of log q + Gumbel noise are a draw
             # without replacement (successive sampling proportional to q).
-            u = tf.random.stateless_uniform(
-                [self.num_items + 1], seed, minval=np.finfo(np.float32).tiny, maxval=1.0, dtype=tf.float32
-            )
+            u = stateless_unit([self.num_items + 1], seed)
             _, ids = tf.math.top_k(self._log_probs - tf.math.log(-tf.math.log(u)), k=num)
         return ids, self._gather_q(ids)
 

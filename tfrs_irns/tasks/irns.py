@@ -25,14 +25,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler
-from tfrs_irns.tasks.kernels import (
-    MASK_VALUE,
-    equal_pairs,
-    log_count,
-    logsumexp_excluding,
-    masked_logsumexp,
-    rowwise_dot,
-)
+from tfrs_irns.tasks.kernels import MASK_VALUE, hit_mask, log_count, rowwise_dot, softmax_terms
 
 MODES = ("in_batch", "random", "mixed", "full")
 LOGQ_VARIANTS = ("standard", "refined")
@@ -169,12 +162,13 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     positive of the same user (``in_batch`` and ``mixed``; there are no
     in-batch columns in ``random`` and ``full``). Masking happens after the
     logQ shift, before hard-negative mining. :meth:`logits_and_labels` shows
-    the definition densely (masked logits at a huge negative value); the
-    loss itself finds hits sparsely, by sorting
-    (:func:`~tfrs_irns.tasks.kernels.equal_pairs`), and subtracts their terms
-    from the row sums (:func:`~tfrs_irns.tasks.kernels.logsumexp_excluding`),
-    because a dense ``[B, C]`` mask costs more on a CPU than the softmax it
-    masks.
+    the definition densely (masked logits at a huge negative value). The
+    mask comes from a dense compare of item ids
+    (:func:`~tfrs_irns.tasks.kernels.hit_mask`), never from score
+    arithmetic, so hits leave the softmax exactly whatever the matmul's
+    precision (TF32 on a GPU included), and every shape in the step is known
+    when it is traced: the step compiles with XLA, where the compare fuses
+    into the softmax's one pass (:func:`~tfrs_irns.tasks.kernels.softmax_terms`).
 
     **Hard negatives.** ``num_hard_negatives=k`` keeps, per row, the label and
     the ``k`` highest negative logits (TFRS's ``HardNegativeMining``).
@@ -205,9 +199,10 @@ class IRNSRetrieval(tf.keras.layers.Layer):
     policy the towers hand over low-precision embeddings. The task itself is
     float32 and does not cast its inputs: the ``[B, C]`` logit matmul runs in
     the embeddings' dtype (the step's big product, where bf16 pays), and its
-    output is cast to float32 at once; the label and hit logits are computed
-    in float32 and rounded as the matmul rounds, so hits cancel exactly;
-    logQ, masking, logsumexp and the loss are float32.
+    output is cast to float32 at once; the label's logit is read from that
+    output (in ``random``, where the positive is not a column, it is computed
+    in float32 and rounded as the matmul rounds); logQ, masking, logsumexp
+    and the loss are float32.
 
     **Serialization.** ``get_config`` / ``from_config`` round-trip the layer
     as Keras does: the candidate tower and the sampler as nested layers,
@@ -400,17 +395,16 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             logits, one_hot = tfrs.layers.loss.HardNegativeMining(self.num_hard_negatives)(*dense)
             row_losses = tf.nn.softmax_cross_entropy_with_logits(one_hot, logits)
         else:
-            # The fast path: no [B, C] copy for the label, the mask or their
-            # gradients (see `_score_columns`).
-            if scores.excluded is not None:
-                lse = logsumexp_excluding(scores.logits, *scores.excluded)
-            else:
-                lse = masked_logsumexp(scores.logits, scores.mask)
+            # The fast path: one kernel shifts, masks, sums and picks the
+            # label from the raw logits; no [B, C] copy for the label or its
+            # gradient (see `softmax_terms`).
+            lse, picked = softmax_terms(scores.logits, scores.shift, scores.mask, scores.labels)
+            label_logit = _label_logit(scores, picked)
             if scores.label_outside:
                 # log(exp(label) + sum of the other columns), stably.
-                row_losses = tf.nn.softplus(lse - scores.label_logit)
+                row_losses = tf.nn.softplus(lse - label_logit)
             else:
-                row_losses = lse - scores.label_logit
+                row_losses = lse - label_logit
         loss = tf.reduce_sum(row_losses) / scores.global_rows
 
         updates = []
@@ -441,15 +435,17 @@ class IRNSRetrieval(tf.keras.layers.Layer):
 
     def _dense(self, scores: "_Scores") -> tuple[tf.Tensor, tf.Tensor]:
         logits, mask = scores.logits, scores.mask
-        if scores.excluded is not None:
-            pairs = scores.excluded[0]
-            # int32 counts, then > 0: ScatterNd has no bool GPU kernel.
-            mask = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.int32), tf.shape(logits)) > 0
+        if scores.shift is not None:
+            logits = logits - scores.shift[tf.newaxis, :]
+        picked = None
+        if scores.labels is not None:
+            picked = tf.gather(scores.logits, scores.labels[:, tf.newaxis], batch_dims=1)[:, 0]
+        label_logit = _label_logit(scores, picked)
         if scores.labels is None:  # random: the label is column 0
             if mask is not None:
                 logits = tf.where(mask, MASK_VALUE, logits)
-            logits = tf.concat([scores.label_logit[:, tf.newaxis], logits], axis=1)
-            return logits, tf.zeros_like(scores.label_logit, tf.int32)
+            logits = tf.concat([label_logit[:, tf.newaxis], logits], axis=1)
+            return logits, tf.zeros_like(label_logit, tf.int32)
         if mask is not None:
             if scores.label_outside:  # the label column is masked as a hit: keep it
                 columns = tf.range(tf.shape(logits)[1], dtype=tf.int32)
@@ -457,7 +453,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             logits = tf.where(mask, MASK_VALUE, logits)
         if self._refined:  # the label column holds the unshifted positive
             rows = tf.range(tf.shape(scores.labels)[0], dtype=tf.int32)
-            logits = tf.tensor_scatter_nd_update(logits, tf.stack([rows, scores.labels], 1), scores.label_logit)
+            logits = tf.tensor_scatter_nd_update(logits, tf.stack([rows, scores.labels], 1), label_logit)
         return logits, scores.labels
 
     # ------------------------------------------------------------- scoring
@@ -515,8 +511,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         correct or mask."""
         catalogue = self._embed(tf.range(1, self.num_items + 1, dtype=tf.int32), batch.training)
         logits = _logits(batch.queries, catalogue)
-        label_logit = _row_logits(batch.queries, tf.gather(catalogue, batch.ids - 1))
-        return _Scores(logits, None, None, label_logit, batch.ids - 1, False, batch.global_rows)
+        return _Scores(logits, None, None, batch.ids - 1, None, None, False, batch.global_rows)
 
     def _in_batch_columns(self, batch: "_Batch") -> "_Columns":
         """``in_batch``: the (global) positives; logQ ``log(B p_j)``."""
@@ -556,33 +551,34 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         """Logits of the candidate columns, logQ-corrected, and what each
         row's softmax leaves out."""
         logits = _logits(batch.queries, columns.embeddings)
-        # The positive's own score, from the [B, d] embeddings: the loss then
-        # never has to pick the label out of (or put it back into) [B, C].
-        label_logit = _row_logits(batch.queries, batch.candidate_embeddings)
+        label_logit = None
+        if columns.labels is None:  # random: the positive is not a column, score it alone
+            label_logit = _row_logits(batch.queries, batch.candidate_embeddings)
+        shift, label_shift = None, None
         if self.logq:
-            logits -= columns.correction[tf.newaxis, :]
-            label_correction = columns.label_correction
-            if label_correction is None:  # the label is a column: its own term
-                label_correction = tf.gather(columns.correction, columns.labels)
+            shift = columns.correction
             if not self._refined:  # refined: the positive is not a draw, no shift
-                label_logit -= label_correction
+                label_shift = columns.label_correction
+                if label_shift is None:  # the label is a column: its own term
+                    label_shift = tf.gather(columns.correction, columns.labels)
 
-        # Accidental hits. With hit removal the label column is a hit too
-        # (same item): every copy of the positive leaves the softmax, and the
-        # loss adds the label's term back exactly once.
-        mask, excluded = None, None
+        # Accidental hits, masked by comparing ids (never by score arithmetic:
+        # exact whatever the matmul's rounding). With hit removal the label
+        # column is a hit too (same item): every copy of the positive leaves
+        # the softmax, and the loss adds the label's term back exactly once.
+        mask = None
         if batch.users is not None:
             mask = self._same_user_mask(batch, columns)
         elif self.remove_accidental_hits:
-            excluded = self._sparse_hits(batch, columns)
+            mask = hit_mask(batch.ids, columns.ids)
         elif self._refined and columns.labels is not None:
             # Refined without hit removal: the label column alone leaves the
             # negatives (its exact term is added back unshifted).
-            rows = tf.range(tf.shape(columns.labels)[0], dtype=tf.int32)
-            shifted = label_logit - tf.gather(columns.correction, columns.labels)
-            excluded = (tf.stack([rows, columns.labels], axis=1), shifted)
+            mask = hit_mask(columns.labels, tf.range(tf.shape(logits)[1], dtype=columns.labels.dtype))
         label_outside = columns.labels is None or self.remove_accidental_hits or self._refined
-        return _Scores(logits, mask, excluded, label_logit, columns.labels, label_outside, batch.global_rows)
+        return _Scores(
+            logits, shift, mask, columns.labels, label_logit, label_shift, label_outside, batch.global_rows
+        )
 
     def _same_user_mask(self, batch: "_Batch", columns: "_Columns") -> tf.Tensor:
         """The rare option: one dense ``[B, C]`` mask of the columns that are
@@ -595,21 +591,6 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         # Keep the label column: it is the row's own user.
         num_columns = tf.shape(columns.users)[0]
         return users & tf.not_equal(tf.range(num_columns)[tf.newaxis, :], columns.labels[:, tf.newaxis])
-
-    def _sparse_hits(self, batch: "_Batch", columns: "_Columns") -> tuple[tf.Tensor, tf.Tensor]:
-        """The accidental hits as ``(pairs [K, 2], their logits [K])``.
-
-        Hits are few (K ~ B + B*M/N): find them by sorting and subtract their
-        terms from the row sums, recomputing their logits from the [K, d]
-        embeddings so their gradients cancel too. A dense mask would cost a
-        [B, C] compare and `where`, more than the softmax.
-        """
-        pairs = equal_pairs(batch.ids, columns.ids)
-        rows, cols = pairs[:, 0], pairs[:, 1]
-        hit_logits = _row_logits(tf.gather(batch.queries, rows), tf.gather(columns.embeddings, cols))
-        if self.logq:
-            hit_logits -= tf.gather(columns.correction, cols)
-        return pairs, hit_logits
 
     # ------------------------------------------------------------- helpers
 
@@ -735,23 +716,32 @@ class _Columns(NamedTuple):
 class _Scores(NamedTuple):
     """The pieces of one step's loss.
 
-    ``logits [B, C]`` are the corrected scores of the candidate columns,
-    ``mask [B, C]`` (or None) marks columns removed from each row's softmax,
-    ``excluded`` (or None) lists them sparsely instead, as ``(pairs [K, 2],
-    their logits [K])``,
-    ``label_logit [B]`` is each row's corrected positive score, ``labels``
-    its column in ``logits`` (None in ``random``, where the positive is not a
-    column), and ``label_outside`` says the label's term is not (or no
-    longer, being masked as a hit) inside ``logits`` and must be added.
+    ``logits [B, C]`` are the raw scores of the candidate columns (the
+    matmul's output), ``shift [C]`` (or None) their logQ terms, ``mask [B,
+    C]`` (or None) marks columns removed from each row's softmax (from ids),
+    ``labels [B]`` each row's label column (None in ``random``, where the
+    positive is not a column and ``label_logit [B]`` is its raw score),
+    ``label_shift [B]`` (or None) what the label's score loses to logQ, and
+    ``label_outside`` says the label's term is not (or no longer, being
+    masked as a hit) inside the softmax and must be added.
     """
 
     logits: tf.Tensor
+    shift: Optional[tf.Tensor]
     mask: Optional[tf.Tensor]
-    excluded: Optional[tuple[tf.Tensor, tf.Tensor]]
-    label_logit: tf.Tensor
     labels: Optional[tf.Tensor]
+    label_logit: Optional[tf.Tensor]
+    label_shift: Optional[tf.Tensor]
     label_outside: bool
     global_rows: tf.Tensor
+
+
+def _label_logit(scores: _Scores, picked: Optional[tf.Tensor]) -> tf.Tensor:
+    """Each row's corrected positive score: ``picked`` (the label column's raw
+    score) or, without a label column, ``scores.label_logit``, less its logQ
+    term."""
+    logit = picked if scores.labels is not None else scores.label_logit
+    return logit if scores.label_shift is None else logit - scores.label_shift
 
 
 def _batch_size(batch: _Batch) -> tf.Tensor:
@@ -787,9 +777,9 @@ def _logits(queries: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
 
 
 def _row_logits(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """``[n]`` logits of row pairs (labels, hits), float32, rounded as
-    :func:`_logits` rounds its output, so a hit subtracted from a row sum
-    cancels the very value the matmul put in."""
+    """``[n]`` logits of row pairs (``random``'s positives, which are no
+    column of the matmul), float32, rounded as :func:`_logits` rounds its
+    output, so they compete with the columns at the same precision."""
     dots = rowwise_dot(tf.cast(a, tf.float32), tf.cast(b, tf.float32))
     if a.dtype != tf.float32:
         dots = tf.cast(tf.cast(dots, a.dtype), tf.float32)

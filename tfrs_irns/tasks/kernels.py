@@ -1,19 +1,23 @@
-"""Numerical kernels of the IRNS loss: row-wise logsumexp and sparse matches.
+"""Numerical kernels of the IRNS loss: row-wise logsumexp, hit masks, small pieces.
 
 A step of :class:`~tfrs_irns.tasks.IRNSRetrieval` scores ``B`` queries
 against ``C = B + M`` candidate columns (``[600, 3600]`` with the paper's
-numbers). Beside the three matmuls, what the step spends on a CPU is passes
-over that ``[B, C]`` matrix: the softmax's ``exp``, a mask, a ``where``, and
-as many again backwards. The kernels here keep those passes to one forward and
-one backward:
+numbers). Beside the three matmuls, what the step spends is passes over that
+``[B, C]`` matrix: the logQ shift, the mask, the softmax's ``exp``, and as
+many again backwards. The kernels here keep those passes to one forward and
+one backward, with shapes known when the step is traced, so the whole step
+compiles with XLA (``jit_compile=True``), where they fuse into the matmul's
+neighbours:
 
-* :func:`masked_logsumexp` — per-row ``logsumexp`` with a hand-written
-  gradient that reuses the forward ``exp``;
-* :func:`logsumexp_excluding` — the same without a few listed entries, by
-  subtracting their terms instead of masking ``[B, C]``;
-* :func:`equal_pairs` — which (row, column) pairs share a key (the accidental
-  hits), by sorting instead of a ``[B, C]`` compare;
-* :func:`rowwise_dot` and :func:`log_count` — small shared pieces.
+* :func:`softmax_terms` — per-row ``logsumexp`` of the shifted, masked logits
+  and each row's label logit picked from the *same* matrix, with a
+  hand-written gradient that reuses the forward ``exp``;
+* :func:`hit_mask` — which (row, column) pairs share an item id: a dense
+  compare of ids, so the mask never depends on score arithmetic (on a GPU
+  the matmul may round in TF32, and only a mask from ids removes hits
+  exactly then);
+* :func:`masked_logsumexp`, :func:`rowwise_dot` and :func:`log_count` —
+  small shared pieces.
 
 Each is plain TensorFlow, usable on its own and tested against
 ``tf.reduce_logsumexp`` and numpy in ``tests/test_kernels.py``.
@@ -46,105 +50,6 @@ def rowwise_dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(a * b, axis=1)
 
 
-def equal_pairs(row_keys: tf.Tensor, col_keys: tf.Tensor) -> tf.Tensor:
-    """All ``(i, j)`` with ``row_keys[i] == col_keys[j]``, as int32 ``[K, 2]``.
-
-    Sorted by ``i``, then by ``j`` (a stable sort keeps equal keys in column
-    order); ``K`` may be 0. Sort + binary search, ``O((R + C) log C + K log
-    R)``: matches are few, and a broadcast ``tf.equal`` over ``[R, C]`` costs
-    as much as a matmul here. Every op has a GPU kernel, so a GPU step stays
-    on the device.
-    """
-    order = tf.argsort(col_keys, stable=True)
-    sorted_keys = tf.gather(col_keys, order)
-    lo = tf.searchsorted(sorted_keys, row_keys, side="left", out_type=tf.int32)
-    hi = tf.searchsorted(sorted_keys, row_keys, side="right", out_type=tf.int32)
-    rows, positions = _concatenated_ranges(lo, hi)
-    return tf.stack([rows, tf.gather(order, positions)], axis=1)
-
-
-def _concatenated_ranges(starts: tf.Tensor, limits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``range(starts[i], limits[i])`` for every ``i``, concatenated: the
-    ``i`` each value comes from, and the values (int32 ``[K]`` each).
-
-    What ``tf.ragged.range`` gives as ``value_rowids`` and ``flat_values``,
-    but ``RaggedRange`` has only a CPU kernel: on a GPU the train step would
-    copy to the host and back. Here every op has a GPU kernel: output
-    position ``k`` belongs to the first range whose cumulative end exceeds
-    ``k`` (a binary search in the cumulative counts; empty ranges are never
-    found) and holds that range's start plus ``k``'s offset into it.
-    """
-    counts = limits - starts
-    ends = tf.cumsum(counts)
-    # reduce_sum, not ends[-1]: no rows at all gives K = 0.
-    k = tf.range(tf.reduce_sum(counts), dtype=tf.int32)
-    rows = tf.searchsorted(ends, k, side="right", out_type=tf.int32)
-    # Per range: its first value minus its first position in the output.
-    shift = starts - (ends - counts)
-    return rows, k + tf.gather(shift, rows)
-
-
-@tf.custom_gradient
-def _logsumexp(logits: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    top = tf.stop_gradient(tf.reduce_max(logits, axis=1, keepdims=True))
-    exp = tf.exp(logits - top)
-    total = tf.reduce_sum(exp, axis=1)
-
-    def grad(upstream: tf.Tensor) -> tf.Tensor:
-        return exp * (upstream / total)[:, tf.newaxis]
-
-    return tf.math.log(total) + top[:, 0], grad
-
-
-@tf.custom_gradient
-def _masked_logsumexp(logits: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    masked = tf.where(mask, MASK_VALUE, logits)
-    top = tf.reduce_max(masked, axis=1, keepdims=True)
-    exp = tf.exp(masked - top)
-    total = tf.reduce_sum(exp, axis=1)
-
-    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
-        # Masked entries have exp == 0: their gradient is zero, no `where`.
-        return exp * (upstream / total)[:, tf.newaxis], None
-
-    return tf.math.log(total) + top[:, 0], grad
-
-
-@tf.custom_gradient
-def _sum_exp(logits: tf.Tensor, top: tf.Tensor) -> tuple[tf.Tensor, Any]:
-    """``sum_j exp(logits[:, j] - top)``, its gradient from the forward ``exp``
-    (none for ``top``, a stopped shift)."""
-    exp = tf.exp(logits - top[:, tf.newaxis])
-
-    def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, None]:
-        return exp * upstream[:, tf.newaxis], None
-
-    return tf.reduce_sum(exp, axis=1), grad
-
-
-def logsumexp_excluding(logits: tf.Tensor, pairs: tf.Tensor, excluded_logits: tf.Tensor) -> tf.Tensor:
-    """Per-row ``logsumexp`` of ``logits [B, C]`` without the entries
-    ``pairs [K, 2]`` (row, column), whose values are ``excluded_logits [K]``.
-
-    Sums every entry, then subtracts the excluded ones' terms: no ``[B, C]``
-    mask, no ``where``. When ``excluded_logits`` are recomputed from the
-    embeddings (not gathered from ``logits``) their gradients cancel the
-    dense ones through the embeddings, again without touching ``[B, C]``.
-    The subtraction cancels badly only when the excluded terms dominate a
-    row; for accidental hits, whose logit equals the label's, the loss then
-    is ``softplus`` of a hugely negative number: ~0 either way. The
-    remainder is floored at a tiny positive value so it never reaches
-    ``log(0)``.
-    """
-    top = tf.stop_gradient(tf.reduce_max(logits, axis=1))
-    total = _sum_exp(logits, top)
-    rows = pairs[:, 0]
-    removed = tf.math.unsorted_segment_sum(
-        tf.exp(excluded_logits - tf.gather(top, rows)), rows, num_segments=tf.shape(logits)[0]
-    )
-    return tf.math.log(tf.maximum(total - removed, 1e-30)) + top
-
-
 def masked_logsumexp(logits: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Per-row ``logsumexp`` of ``logits [B, C]`` over the columns where
     ``mask`` is False.
@@ -152,11 +57,77 @@ def masked_logsumexp(logits: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.
     The value of ``tf.reduce_logsumexp(tf.where(mask, -inf, logits), 1)``,
     with a hand-written gradient that reuses the forward pass's ``exp``: one
     pass over ``[B, C]`` backwards instead of several, and no gradient
-    through the mask. With the wide ``[600, 3600]`` IRNS logits on a CPU,
-    these passes are what the step spends beside its three matmuls. Masked
+    through the mask (:func:`softmax_terms` without shift or labels). Masked
     entries count as :data:`MASK_VALUE`, so a fully masked row gives a huge
     negative value, not ``-inf``.
     """
-    if mask is None:
-        return _logsumexp(logits)
-    return _masked_logsumexp(logits, mask)
+    return softmax_terms(logits, mask=mask)[0]
+
+
+def hit_mask(row_ids: tf.Tensor, col_ids: tf.Tensor) -> tf.Tensor:
+    """Bool ``[R, C]``: ``row_ids[i] == col_ids[j]``.
+
+    A dense compare of ids, static in shape (XLA compiles it; a sort and a
+    search for the few matches would give a data-dependent number of
+    pairs). Under XLA it fuses into the softmax's pass over ``[R, C]`` and
+    costs no memory of its own.
+    """
+    return tf.equal(row_ids[:, tf.newaxis], col_ids[tf.newaxis, :])
+
+
+def softmax_terms(
+    logits: tf.Tensor,
+    shift: Optional[tf.Tensor] = None,
+    mask: Optional[tf.Tensor] = None,
+    labels: Optional[tf.Tensor] = None,
+) -> tuple[tf.Tensor, Optional[tf.Tensor]]:
+    """The two terms of a softmax cross-entropy, from one ``[B, C]`` matrix.
+
+    Returns ``lse [B]``, the ``logsumexp`` over the columns where ``mask`` is
+    False of ``logits - shift[None, :]`` (the logQ-corrected scores), and,
+    when ``labels [B]`` is given, ``logits[i, labels[i]]`` — the label's
+    *unshifted* score read from the same matrix, so it rounds exactly as the
+    matmul rounded the columns it competes with (whatever the matmul's
+    precision: TF32 on a GPU, bfloat16 under mixed precision). Without
+    ``labels`` the second value is None.
+
+    The gradient reuses the forward ``exp``: one pass over ``[B, C]`` for the
+    ``logsumexp`` plus ``B`` scattered entries for the labels; nothing flows
+    to ``shift`` or ``mask`` (constants of the step). Masked entries count as
+    :data:`MASK_VALUE`, so a fully masked row gives a huge negative value,
+    not ``-inf``.
+    """
+    if labels is None:
+        return _softmax_terms(logits, shift, mask, None)(logits), None
+    return _softmax_terms(logits, shift, mask, labels)(logits)
+
+
+def _softmax_terms(logits: tf.Tensor, shift: Optional[tf.Tensor], mask: Optional[tf.Tensor],
+                   labels: Optional[tf.Tensor]) -> Any:
+    """The custom-gradient function of :func:`softmax_terms` for these
+    options (a closure: ``shift``, ``mask`` and ``labels`` get no gradient)."""
+
+    @tf.custom_gradient
+    def terms(logits: tf.Tensor) -> tuple[Any, Any]:
+        scores = logits if shift is None else logits - shift[tf.newaxis, :]
+        if mask is not None:
+            scores = tf.where(mask, MASK_VALUE, scores)
+        top = tf.stop_gradient(tf.reduce_max(scores, axis=1, keepdims=True))
+        exp = tf.exp(scores - top)
+        total = tf.reduce_sum(exp, axis=1)
+        lse = tf.math.log(total) + top[:, 0]
+        if labels is None:
+            def grad_lse(d_lse: tf.Tensor) -> tf.Tensor:
+                # Masked entries have exp == 0: their gradient is zero, no `where`.
+                return exp * (d_lse / total)[:, tf.newaxis]
+
+            return lse, grad_lse
+        index = tf.stack([tf.range(tf.shape(labels)[0], dtype=labels.dtype), labels], axis=1)
+
+        def grad(d_lse: tf.Tensor, d_picked: tf.Tensor) -> tf.Tensor:
+            # B scattered entries, not a [B, C] one-hot.
+            return tf.tensor_scatter_nd_add(exp * (d_lse / total)[:, tf.newaxis], index, d_picked)
+
+        return (lse, tf.gather_nd(logits, index)), grad
+
+    return terms
