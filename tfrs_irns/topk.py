@@ -155,7 +155,7 @@ def rank_top_k(
     order = np.argsort(target_rows, kind="stable")
     tptr = np.concatenate([[0], np.cumsum(np.bincount(target_rows, minlength=num_queries))]).astype(np.int64)
     per_chunk = chunk_rows(chunk_size, num_items, num_queries)
-    run = _numpy_chunk if path == "numpy" else _TfChunks(items, per_chunk)
+    run = (_NumpyChunks if path == "numpy" else _TfChunks)(items, per_chunk)
     for start in range(0, num_queries, per_chunk):
         stop = min(start + per_chunk, num_queries)
         run(queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores)
@@ -189,20 +189,34 @@ def shared_rank_top_k(
 # --------------------------------------------------------------------------- numpy path
 
 
-def _numpy_chunk(queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores):
-    scores = queries[start:stop] @ items.T  # one BLAS call per chunk
-    for q in range(start, stop):
-        row = scores[q - start]  # one row at a time: repeated passes hit the cache
-        mine = order[tptr[q] : tptr[q + 1]]
-        mine = mine[target_cols[mine] >= 0]
-        cols = target_cols[mine]
-        own = row[cols]  # before exclusion: a target keeps its own score
-        row[exclude.cols[exclude.ptr[q] : exclude.ptr[q + 1]]] = -np.inf
-        if width:
-            _row_top_k(row, width, top_cols[q], top_scores[q])
-        for pos, col, score in zip(mine, cols, own):
-            # Lower columns win ties, so they count when >=, higher ones when >.
-            ranks[pos] = np.count_nonzero(row[:col] >= score) + np.count_nonzero(row[col + 1 :] > score)
+class _NumpyChunks:
+    """The numpy path: one BLAS product per chunk into a reused buffer, then
+    one row at a time (repeated passes over a row hit the cache). Buffers are
+    reused because a fresh large array costs a page fault per 4 KB."""
+
+    def __init__(self, items: np.ndarray, per_chunk: int) -> None:
+        self.items_t = items.T  # a transposed view: BLAS reads it without a copy
+        self.scores = np.empty((per_chunk, items.shape[0]), np.float32)
+        self.mask = np.empty(items.shape[0], bool)
+
+    def __call__(self, queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores):
+        scores = self.scores[: stop - start]
+        np.matmul(queries[start:stop], self.items_t, out=scores)
+        mask = self.mask
+        for q in range(start, stop):
+            row = scores[q - start]
+            mine = order[tptr[q] : tptr[q + 1]]
+            mine = mine[target_cols[mine] >= 0]
+            cols = target_cols[mine]
+            own = row[cols]  # before exclusion: a target keeps its own score
+            row[exclude.cols[exclude.ptr[q] : exclude.ptr[q + 1]]] = -np.inf
+            if width:
+                _row_top_k(row, width, top_cols[q], top_scores[q])
+            for pos, col, score in zip(mine, cols, own):
+                # Lower columns win ties, so they count when >=, higher ones when >.
+                below = np.greater_equal(row[:col], score, out=mask[:col])
+                above = np.greater(row[col + 1 :], score, out=mask[col + 1 :])
+                ranks[pos] = np.count_nonzero(below) + np.count_nonzero(above)
 
 
 def _row_top_k(row: np.ndarray, k: int, out_cols: np.ndarray, out_scores: np.ndarray) -> None:
