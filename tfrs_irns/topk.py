@@ -340,7 +340,9 @@ def rank_chunk(
     rows, width = tf.shape(targets)[0], tf.shape(targets)[1]
     bins = rows * (width + 1)
     flat = tf.reshape(beaten + tf.range(rows)[:, None] * (width + 1), [-1])
-    hist = tf.reshape(tf.math.bincount(flat, minlength=bins, maxlength=bins, dtype=tf.int64), [rows, width + 1])
+    # int32 counts (no int64 DenseBincount GPU kernel); a count is at most N.
+    hist = tf.math.bincount(flat, minlength=bins, maxlength=bins, dtype=tf.int32)
+    hist = tf.reshape(tf.cast(hist, tf.int64), [rows, width + 1])
     # Column j beats the sorted target at position p iff beaten_j >= p + 1.
     by_position = tf.cumsum(hist, axis=1, reverse=True)[:, 1:]
     position = tf.searchsorted(sorted_keys, tkeys, side="left", out_type=tf.int32)  # equal keys share a count
@@ -363,9 +365,15 @@ def _order_keys(scores: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
 
 def mask_columns(scores: tf.Tensor, cols: tf.Tensor, size: Union[int, tf.Tensor]) -> tf.Tensor:
     """``scores[b, cols[b, j]] = -inf`` where ``0 <= cols[b, j] < size`` (others ignored)."""
-    hit = tf.where((cols >= 0) & (cols < tf.cast(size, cols.dtype)))  # [m, 2]: (row, position in cols)
-    picked = tf.cast(tf.gather_nd(cols, hit), tf.int64)
-    index = tf.stack([hit[:, 0], picked], axis=1)
+    # Flat (row, column) pairs of the entries in range; GatherV2 (not GatherNd,
+    # which has no integer GPU kernel) picks them.
+    cols = tf.cast(cols, tf.int64)
+    flat = tf.reshape(cols, [-1])
+    shape = tf.shape(cols, out_type=tf.int64)
+    rows = tf.reshape(tf.broadcast_to(tf.range(shape[0])[:, None], shape), [-1])
+    keep = tf.where((flat >= 0) & (flat < tf.cast(size, tf.int64)))[:, 0]
+    picked = tf.gather(flat, keep)
+    index = tf.stack([tf.gather(rows, keep), picked], axis=1)
     return tf.tensor_scatter_nd_update(
         scores, index, tf.fill(tf.shape(picked), tf.constant(float("-inf"), scores.dtype))
     )
