@@ -42,6 +42,8 @@ table in blocks inside a SavedModel.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Optional, Union
 
 import numpy as np
@@ -65,6 +67,9 @@ TIE_RULE = (
 )
 
 DEVICES = ("auto", "numpy", "tf")
+
+# Threads of the numpy path's per-row work (one per core, as BLAS uses).
+_THREADS = min(8, os.cpu_count() or 1)
 
 
 class Csr(NamedTuple):
@@ -156,11 +161,14 @@ def rank_top_k(
     tptr = np.concatenate([[0], np.cumsum(np.bincount(target_rows, minlength=num_queries))]).astype(np.int64)
     per_chunk = chunk_rows(chunk_size, num_items, num_queries)
     run = (_NumpyChunks if path == "numpy" else _TfChunks)(items, per_chunk)
-    for start in range(0, num_queries, per_chunk):
-        stop = min(start + per_chunk, num_queries)
-        run(queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores)
-        if on_chunk is not None:
-            on_chunk(stop)
+    try:
+        for start in range(0, num_queries, per_chunk):
+            stop = min(start + per_chunk, num_queries)
+            run(queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores)
+            if on_chunk is not None:
+                on_chunk(stop)
+    finally:
+        run.close()
     return ranks, top_cols, top_scores
 
 
@@ -191,32 +199,47 @@ def shared_rank_top_k(
 
 class _NumpyChunks:
     """The numpy path: one BLAS product per chunk into a reused buffer, then
-    one row at a time (repeated passes over a row hit the cache). Buffers are
-    reused because a fresh large array costs a page fault per 4 KB."""
+    one row at a time (repeated passes over a row hit the cache), the rows
+    shared out to one thread per core (numpy's comparisons and partitions
+    release the GIL; BLAS uses every core for the product, so should this).
+    Buffers are reused because a fresh large array costs a page fault per 4 KB."""
 
     def __init__(self, items: np.ndarray, per_chunk: int) -> None:
         self.items_t = items.T  # a transposed view: BLAS reads it without a copy
         self.scores = np.empty((per_chunk, items.shape[0]), np.float32)
-        self.mask = np.empty(items.shape[0], bool)
+        self.threads = max(1, min(_THREADS, per_chunk))
+        self.masks = [np.empty(items.shape[0], bool) for _ in range(self.threads)]
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def __call__(self, queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores):
         scores = self.scores[: stop - start]
         np.matmul(queries[start:stop], self.items_t, out=scores)
-        mask = self.mask
-        for q in range(start, stop):
-            row = scores[q - start]
-            mine = order[tptr[q] : tptr[q + 1]]
-            mine = mine[target_cols[mine] >= 0]
-            cols = target_cols[mine]
-            own = row[cols]  # before exclusion: a target keeps its own score
-            row[exclude.cols[exclude.ptr[q] : exclude.ptr[q + 1]]] = -np.inf
-            if width:
-                _row_top_k(row, width, top_cols[q], top_scores[q])
-            for pos, col, score in zip(mine, cols, own):
-                # Lower columns win ties, so they count when >=, higher ones when >.
-                below = np.greater_equal(row[:col], score, out=mask[:col])
-                above = np.greater(row[col + 1 :], score, out=mask[col + 1 :])
-                ranks[pos] = np.count_nonzero(below) + np.count_nonzero(above)
+
+        def rows(part: int) -> None:
+            mask = self.masks[part]
+            for q in range(start + part, stop, self.threads):  # interleaved: equal shares of targets
+                row = scores[q - start]
+                mine = order[tptr[q] : tptr[q + 1]]
+                mine = mine[target_cols[mine] >= 0]
+                cols = target_cols[mine]
+                own = row[cols]  # before exclusion: a target keeps its own score
+                row[exclude.cols[exclude.ptr[q] : exclude.ptr[q + 1]]] = -np.inf
+                if width:
+                    _row_top_k(row, width, top_cols[q], top_scores[q])
+                for pos, col, score in zip(mine, cols, own):
+                    # Lower columns win ties, so they count when >=, higher ones when >.
+                    below = np.greater_equal(row[:col], score, out=mask[:col])
+                    above = np.greater(row[col + 1 :], score, out=mask[col + 1 :])
+                    ranks[pos] = np.count_nonzero(below) + np.count_nonzero(above)
+
+        if self.pool is None:
+            rows(0)
+        else:
+            list(self.pool.map(rows, range(self.threads)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def _row_top_k(row: np.ndarray, k: int, out_cols: np.ndarray, out_scores: np.ndarray) -> None:
@@ -280,6 +303,9 @@ class _TfChunks:
     def __init__(self, items: np.ndarray, per_chunk: int) -> None:
         self.items = tf.convert_to_tensor(items)  # placed on the default device (a GPU when there is one)
         self.rows = per_chunk
+
+    def close(self) -> None:
+        pass
 
     def __call__(self, queries, items, start, stop, width, exclude, order, tptr, target_cols, ranks, top_cols, top_scores):
         n = stop - start
