@@ -1,168 +1,182 @@
-"""Full-corpus evaluation at scale: seconds and peak RSS, variants side by side.
+"""Full-corpus ranking at scale: the package's ranking against the bare matmul floor.
 
-Default case (the target: under a minute on 2 cores, bounded memory): 20k test
-interactions from 2,000 users ranked against a 1M-item catalogue, d = 64,
-every K in eval.ks. Variants, each run in a fresh process so its peak RSS is
-its own:
+Each test user is scored against every item (d = 64), its seen items excluded,
+the top 100 kept and every test item's exact rank found
+(``tfrs_irns.evaluation.ranking.rank_and_top_k``, i.e. ``tfrs_irns.topk``).
+The floor is the bare matrix product of the same query chunks against the same
+item table, nothing else: what no exact ranking can beat. Everything runs in
+one process, interleaved, ``--repeats`` times; the medians are compared.
 
-* ``numpy`` — what ``tfrs_irns.evaluation`` does: BLAS matmul per chunk of
-  users, sampled-threshold top-k and one comparison pass per target;
-* ``tf`` — the textbook version: ``tf.matmul`` + ``tf.math.top_k`` per chunk
-  and ranks by TensorFlow comparisons, same chunk bound, same metric code.
+Rows (one per catalogue size and path):
 
-Both give the same metrics up to float rounding (the largest difference is printed). Examples::
+* ``path``: ``numpy`` (BLAS per chunk, then one cache-resident row at a time),
+  ``tf`` (the ``tf.function`` per fixed-size chunk that a GPU runs), ``auto``
+  (what the package picks here: numpy without a GPU);
+* ``users_per_second`` of that path, ``floor_users_per_second`` (the faster of
+  ``numpy``'s and ``tf.matmul``'s bare products, both also given),
+  ``ratio = users_per_second / floor_users_per_second``.
 
-    python benchmarks/eval_scale.py                      # the target case, numpy variant
-    python benchmarks/eval_scale.py --users 20000        # worst case: one test item per user
-    python benchmarks/eval_scale.py --items 100000 --variants numpy tf --repeats 3
+Both paths' answers are compared (ranks and top-k lists): ``max_rank_diff``
+is the largest rank difference (float sums in different orders may swap
+near-ties; 0 when exact). Examples::
 
-The ``tf`` variant takes minutes at 1M items (744 s vs 34 s for ``numpy`` in
-one run on a loaded 2-core machine); compare at 100k items for a quick look.
+    python benchmarks/eval_scale.py --json eval_scale.json
+    python benchmarks/eval_scale.py --items 100000 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
+import statistics
 import sys
 import time
 
-import tfrs_irns  # noqa: F401  (pins Keras 2 before TensorFlow is touched)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np
-import tensorflow as tf
+import tfrs_irns  # noqa: E402,F401  (pins Keras 2 before TensorFlow is touched)
 
-from tfrs_irns.evaluation import evaluate as E
-from tfrs_irns.evaluation import ranking as R
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from _report import print_table, write_json  # noqa: E402
+from tfrs_irns import topk  # noqa: E402
+from tfrs_irns.evaluation import evaluate as E  # noqa: E402
+from tfrs_irns.evaluation import ranking as R  # noqa: E402
 
 
-def make_data(args: argparse.Namespace) -> dict:
+def make_case(num_items: int, args: argparse.Namespace) -> dict:
+    """Random embeddings; ``--interactions`` test pairs over ``--users`` users, ``--train-per-user`` seen items each."""
     rng = np.random.default_rng(args.seed)
-    n, users, items = args.interactions, args.users, args.items
-    if users > n:
-        raise SystemExit("--users must be <= --interactions")
+    n, users = args.interactions, args.users
     test_users = np.concatenate([np.arange(1, users + 1), rng.integers(1, users + 1, n - users)])
-    test_items = rng.integers(1, items + 1, n)
     train_users = np.repeat(np.arange(1, users + 1), args.train_per_user)
-    train_items = rng.integers(1, items + 1, train_users.shape[0])
+    train_items = rng.integers(1, num_items + 1, train_users.shape[0])
+    queries = np.arange(1, users + 1)
+    user_emb = rng.standard_normal((users + 1, args.dim), dtype=np.float32)
+    item_emb = rng.standard_normal((num_items + 1, args.dim), dtype=np.float32)
+    test_items = rng.integers(1, num_items + 1, n)
+    _, rows = np.unique(test_users, return_inverse=True)
     return dict(
-        user_emb=rng.standard_normal((users + 1, args.dim), dtype=np.float32),
-        item_emb=rng.standard_normal((items + 1, args.dim), dtype=np.float32),
-        test_users=test_users,
-        test_items=test_items,
-        train_users=train_users,
-        train_items=train_items,
+        queries=user_emb[queries],
+        item_emb=item_emb,
+        targets=test_items,
+        rows=rows,
+        exclude=E._seen_matrix(queries, train_users, train_items, num_items),
     )
 
 
-def tf_rank_and_top_k(query_emb, candidate_emb, targets, target_rows, k, exclude, chunk_size):
-    """The same contract as ``ranking.rank_and_top_k``, in TensorFlow ops."""
-    cands = tf.constant(candidate_emb[1:])
-    rows = target_rows
-    num_items = int(cands.shape[0])
-    per = max(1, min(chunk_size, R.MAX_CHUNK_BYTES // (4 * num_items)))
-    order = np.argsort(rows, kind="stable")
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=query_emb.shape[0]))])
-    ranks = np.full(targets.shape[0], R.UNRANKABLE, np.int64)
-    tops = []
-    cols = tf.range(num_items, dtype=tf.int64)
-    for start in range(0, query_emb.shape[0], per):
-        stop = min(start + per, query_emb.shape[0])
-        scores = tf.matmul(tf.constant(query_emb[start:stop]), cands, transpose_b=True)
-        mine = order[ptr[start] : ptr[stop]]
-        mine = mine[targets[mine] > 0]
-        local = rows[mine] - start
-        tcol = targets[mine] - 1
-        own = tf.gather_nd(scores, np.stack([local, tcol], 1))
-        if exclude is not None:
-            sub = exclude[start:stop].tocoo()
-            keep = sub.col > 0
-            if keep.any():
-                where = np.stack([sub.row[keep], sub.col[keep] - 1], 1)
-                scores = tf.tensor_scatter_nd_update(
-                    scores, where, tf.fill([where.shape[0]], tf.constant(-np.inf, tf.float32))
-                )
-        vals, idx = tf.math.top_k(scores, k=min(k, num_items))
-        tops.append(np.where(vals.numpy() == -np.inf, 0, idx.numpy() + 1))
-        for s in range(0, len(mine), per):  # bound the gathered [targets, N] block
-            g = tf.gather(scores, local[s : s + per])
-            sc = own[s : s + per, None]
-            better = (g > sc) | ((g == sc) & (cols[None, :] < tcol[s : s + per, None]))
-            ranks[mine[s : s + per]] = tf.reduce_sum(tf.cast(better, tf.int64), axis=1).numpy()
-    return ranks, np.concatenate(tops).astype(np.int32), None
-
-
-def worker(args: argparse.Namespace) -> None:
-    data = make_data(args)
-    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.variant == "tf":
-        E.rank_and_top_k = tf_rank_and_top_k  # same evaluate_embeddings around it
+def floor_numpy(case: dict, chunk: int) -> float:
+    queries, items = case["queries"], case["item_emb"][1:]
+    per = topk.chunk_rows(chunk, items.shape[0], queries.shape[0])
     start = time.perf_counter()
-    result = E.evaluate_embeddings(
-        data["user_emb"],
-        data["item_emb"],
-        data["test_users"],
-        data["test_items"],
-        ks=args.ks,
-        train_users=data["train_users"],
-        train_items=data["train_items"],
-        exclude_seen=args.exclude_seen,
-        chunk_size=args.chunk_size,
+    for s in range(0, queries.shape[0], per):
+        np.matmul(queries[s : s + per], items.T)
+    return time.perf_counter() - start
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None, None], tf.float32)])
+def _bare_matmul(queries: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    # Return one number: the product is computed, nothing is copied out.
+    return tf.matmul(queries, items, transpose_b=True)[0, 0]
+
+
+def floor_tf(case: dict, chunk: int, items_t: tf.Tensor) -> float:
+    queries = case["queries"]
+    per = topk.chunk_rows(chunk, int(items_t.shape[0]), queries.shape[0])
+    padded = np.zeros((per, queries.shape[1]), np.float32)
+    start = time.perf_counter()
+    for s in range(0, queries.shape[0], per):
+        n = min(per, queries.shape[0] - s)
+        padded[:n] = queries[s : s + n]  # the same fixed-size chunks as the tf path
+        _bare_matmul(tf.constant(padded), items_t).numpy()
+    return time.perf_counter() - start
+
+
+def ranking(case: dict, chunk: int, device: str) -> tuple[float, tuple]:
+    start = time.perf_counter()
+    out = R.rank_and_top_k(
+        case["queries"], case["item_emb"], case["targets"], case["rows"], k=100,
+        exclude=case["exclude"], chunk_size=chunk, device=device,
     )
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    metrics = {k: v for k, v in result.items() if isinstance(v, float)}
-    report = {"seconds": seconds, "peak_rss_mb": peak, "rss_after_data_mb": rss_data, "metrics": metrics}
-    print(json.dumps(report))
+    return time.perf_counter() - start, out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--interactions", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=2_000, help="distinct test users (queries)")
-    parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--train-per-user", type=int, default=20, help="history items per user")
-    parser.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10, 50, 100])
-    parser.add_argument("--chunk-size", type=int, default=1024)
-    parser.add_argument("--variants", nargs="+", default=["numpy"], choices=["numpy", "tf"])
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--train-per-user", type=int, default=20, help="seen items excluded per user")
+    parser.add_argument("--chunk-size", type=int, default=R.CHUNK_SIZE)
+    parser.add_argument("--paths", nargs="+", default=["numpy", "tf", "auto"], choices=["numpy", "tf", "auto"])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variant", help=argparse.SUPPRESS)  # worker mode
+    parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
-    if args.variant:
-        worker(args)
-        return
+    if args.users > args.interactions:
+        raise SystemExit("--users must be <= --interactions")
 
     print(
-        f"{args.interactions} test interactions, {args.users} users, {args.items} items, d={args.dim}, "
-        f"ks={args.ks}, exclude_seen={args.exclude_seen}, {os.cpu_count()} CPUs"
+        f"{args.interactions} test interactions, {args.users} users, d={args.dim}, k=100, "
+        f"{args.train_per_user} seen items excluded per user, {os.cpu_count()} CPUs, "
+        f"GPU visible: {topk.gpu_visible()} (auto = {topk.resolve_device('auto')})",
+        flush=True,
     )
-    runs: dict[str, list[dict]] = {v: [] for v in args.variants}
-    for _ in range(args.repeats):
-        for variant in args.variants:  # interleaved so machine noise hits both
-            cmd = [sys.executable, __file__, *sys.argv[1:], "--variant", variant]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            runs[variant].append(json.loads(out.strip().splitlines()[-1]))
-    first = None
-    header = f"{'variant':8} {'median s':>9} {'runs s':>24} {'peak RSS MB':>12} {'RSS after data MB':>18}"
-    print(header + f" {'ratio':>6}")
-    for variant, rs in runs.items():
-        med = float(np.median([r["seconds"] for r in rs]))
-        first = first or med
-        secs = " ".join(f"{r['seconds']:.1f}" for r in rs)
-        peak = max(r["peak_rss_mb"] for r in rs)
-        base = max(r["rss_after_data_mb"] for r in rs)
-        print(f"{variant:8} {med:9.1f} {secs:>24} {peak:12.0f} {base:18.0f} {med / first:6.2f}")
-    metrics = [rs[0]["metrics"] for rs in runs.values()]
-    # BLAS and TF sum the 64 products in different orders: near-ties may move by a rank.
-    diff = max(abs(m[key] - metrics[0][key]) for m in metrics for key in metrics[0])
-    print(f"largest metric difference between variants: {diff:.2e}")
-    print("hit_rate@100 =", metrics[0].get("hit_rate@100"), " mrr =", metrics[0].get("mrr"))
+    rows = []
+    for num_items in args.items:
+        case = make_case(num_items, args)
+        items_t = tf.convert_to_tensor(case["item_emb"][1:])
+        times: dict[str, list[float]] = {"floor_numpy": [], "floor_tf": [], **{p: [] for p in args.paths}}
+        answers = {}
+        warm = dict(case, queries=case["queries"][:2], rows=np.zeros(2, np.int64), targets=case["targets"][:2],
+                    exclude=case["exclude"][:2])
+        ranking(warm, args.chunk_size, "tf")  # trace the tf.function once, outside the timings
+        for _ in range(args.repeats):  # interleaved: machine noise hits every variant
+            times["floor_numpy"].append(floor_numpy(case, args.chunk_size))
+            times["floor_tf"].append(floor_tf(case, args.chunk_size, items_t))
+            for path in args.paths:
+                seconds, answers[path] = ranking(case, args.chunk_size, path)
+                times[path].append(seconds)
+        users = case["queries"].shape[0]
+        ups = {name: users / statistics.median(t) for name, t in times.items()}
+        floor = max(ups["floor_numpy"], ups["floor_tf"])
+        diff = 0
+        if "numpy" in answers and "tf" in answers:
+            a, b = answers["numpy"], answers["tf"]
+            known = a[0] != R.UNRANKABLE
+            diff = int(np.abs(a[0][known] - b[0][known]).max(initial=0))
+        for path in args.paths:
+            rows.append(
+                dict(
+                    num_items=num_items,
+                    num_users=users,
+                    num_targets=int(case["targets"].shape[0]),
+                    dim=args.dim,
+                    path=path,
+                    users_per_second=round(ups[path], 1),
+                    floor_users_per_second=round(floor, 1),
+                    floor_numpy_users_per_second=round(ups["floor_numpy"], 1),
+                    floor_tf_users_per_second=round(ups["floor_tf"], 1),
+                    ratio=round(ups[path] / floor, 3),
+                    seconds=[round(t, 2) for t in times[path]],
+                    max_rank_diff_numpy_vs_tf=diff,
+                    repeats=args.repeats,
+                )
+            )
+            print(rows[-1], flush=True)
+    print_table(
+        "Ranking vs the bare matmul floor (medians; users/s)",
+        "| items | users | path | users/s | floor users/s | ratio |",
+        "|---:|---:|---|---:|---:|---:|",
+        [
+            [f"{r['num_items']:,}", str(r["num_users"]), r["path"], f"{r['users_per_second']:.0f}",
+             f"{r['floor_users_per_second']:.0f}", f"{r['ratio']:.2f}"]
+            for r in rows
+        ],
+    )
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

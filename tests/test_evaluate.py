@@ -257,7 +257,7 @@ def test_programming_errors():
 def test_protocol_keywords_and_defaults_are_declared_once():
     # Every entry point forwards ProtocolArgs to evaluate_embeddings, which holds the defaults.
     defaults = {name: p.default for name, p in inspect.signature(evaluate_embeddings).parameters.items()}
-    assert set(ProtocolArgs.__annotations__) == {"ks", "exclude_seen", "chunk_size", "max_queries", "seed"}
+    assert set(ProtocolArgs.__annotations__) == {"ks", "exclude_seen", "chunk_size", "max_queries", "seed", "device"}
     assert defaults["ks"] == DEFAULT_KS
     for entry in (evaluate_model, evaluate_on_split, popular_baseline, popular_baseline_arrays):
         assert inspect.signature(entry).parameters["protocol"].kind is inspect.Parameter.VAR_KEYWORD
@@ -267,3 +267,39 @@ def test_protocol_keywords_and_defaults_are_declared_once():
         assert callback[name].default == defaults[name], name
     with pytest.raises(TypeError, match="k_list"):
         evaluate_model(TwoEmbeddings(3, 4), make_data(np.random.default_rng(0), 3, 4), k_list=[1])
+
+
+class RecordingTower(tf.keras.layers.Layer):
+    """A query tower that remembers every index it embedded."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.seen = inner, []
+
+    def call(self, indices, training=False):
+        self.seen.extend(np.asarray(indices).tolist())
+        return self.inner(indices, training=training)
+
+
+@pytest.mark.parametrize("device", ["numpy", "tf"])
+def test_validation_embeds_only_the_users_it_scores(device):
+    rng = np.random.default_rng(9)
+    data = make_data(rng, num_users=30, num_items=40)
+    model = TwoEmbeddings(data.num_users, data.num_items)
+    model.query_tower = RecordingTower(model.query_tower)
+    callback = EpochMetrics(data, ks=[1, 10], max_queries=4, seed=5, device=device)
+    callback.set_model(model)
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    # The tower saw the 4 sampled validation users, each once (not all 31 rows).
+    assert len(model.query_tower.seen) == 4 and len(set(model.query_tower.seen)) == 4
+    assert set(model.query_tower.seen) <= set(data.validation.user.tolist())
+    # Same numbers as ranking every user's embedding with the same sample.
+    full = evaluate_embeddings(
+        model.query_tower.inner.layers[0].embeddings.numpy(),
+        model.candidate_tower.layers[0].embeddings.numpy(),
+        data.validation.user, data.validation.item, ks=[1, 10], max_queries=4, seed=5,
+        item_counts=data.item_counts,
+    )
+    assert logs == {f"val_{key}": float(full[key]) for key in ("hit_rate@1", "hit_rate@10", "mrr")}
+    assert full["num_test_users"] == 4

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 import tensorflow as tf
 
+from tfrs_irns import topk
 from tfrs_irns.errors import UserError
 from tfrs_irns.evaluation import ranking
 
@@ -51,18 +52,22 @@ def random_case(rng, num_items, num_queries, ints=True):
     return queries.astype(np.float32), cands.astype(np.float32), exclude
 
 
+DEVICES = ["numpy", "tf"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("ints", [True, False])
-@pytest.mark.parametrize("chunk_size", [1, 2, 5, 1024])
-def test_top_k_matches_sort_oracle(ints, chunk_size):
+@pytest.mark.parametrize("chunk_size", [1, 5, 1024])
+def test_top_k_matches_sort_oracle(ints, chunk_size, device):
     rng = np.random.default_rng(chunk_size + 10 * ints)
     for _ in range(10):
         queries, cands, exclude = random_case(rng, int(rng.integers(1, 30)), 7, ints)
         k = int(rng.integers(1, 35))
         expected = oracle_top_k(oracle_scores(queries, cands, [[]] * 7), k)
-        idx, _ = ranking.top_k(queries, cands, k, chunk_size=chunk_size)
+        idx, _ = ranking.top_k(queries, cands, k, chunk_size=chunk_size, device=device)
         np.testing.assert_array_equal(idx, expected)
         expected = oracle_top_k(oracle_scores(queries, cands, exclude), k)
-        idx, scores = ranking.top_k(queries, cands, k, exclude=exclude, chunk_size=chunk_size)
+        idx, scores = ranking.top_k(queries, cands, k, exclude=exclude, chunk_size=chunk_size, device=device)
         np.testing.assert_array_equal(idx, expected)
         assert np.all((idx == 0) == (scores == -np.inf))
 
@@ -94,18 +99,22 @@ def test_top_k_equals_tf_math_top_k_including_ties():
     np.testing.assert_array_equal(got, values.numpy())
 
 
-def test_k_larger_than_catalogue_is_clipped_and_padded_after_exclusion():
+@pytest.mark.parametrize("device", DEVICES)
+def test_k_larger_than_catalogue_is_clipped_and_padded_after_exclusion(device):
     cands = np.array([[9.0], [1.0], [3.0], [2.0]], np.float32)  # row 0 (OOV) scores highest: never ranked
     queries = np.array([[1.0], [1.0]], np.float32)
-    idx, scores = ranking.top_k(queries, cands, 10, exclude=[[2], [0]])
+    idx, scores = ranking.top_k(queries, cands, 10, exclude=[[2], [0]], device=device)
     np.testing.assert_array_equal(idx, [[3, 1, 0], [2, 3, 1]])
     np.testing.assert_array_equal(scores, [[2.0, 1.0, -np.inf], [3.0, 2.0, 1.0]])
-    np.testing.assert_array_equal(ranking.target_ranks(queries, cands, np.array([1, 2])), [2, 0])
-    np.testing.assert_array_equal(ranking.target_ranks(queries, cands, np.array([1, 2]), exclude=[[2], [0]]), [1, 0])
+    ranks = ranking.target_ranks(queries, cands, np.array([1, 2]), device=device)
+    np.testing.assert_array_equal(ranks, [2, 0])
+    ranks = ranking.target_ranks(queries, cands, np.array([1, 2]), exclude=[[2], [0]], device=device)
+    np.testing.assert_array_equal(ranks, [1, 0])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("chunk_size", [1, 3, 1024])
-def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size):
+def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size, device):
     rng = np.random.default_rng(5 + chunk_size)
     for _ in range(10):
         num_items, num_queries = int(rng.integers(1, 25)), 6
@@ -116,7 +125,7 @@ def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size):
         for j in range(0, 30, 4):
             if len(exclude[rows[j]]):
                 targets[j] = exclude[rows[j]][0]
-        ranks = ranking.target_ranks(queries, cands, targets, rows, exclude=exclude, chunk_size=chunk_size)
+        ranks = ranking.target_ranks(queries, cands, targets, rows, exclude=exclude, chunk_size=chunk_size, device=device)
         for j in range(30):
             if targets[j] == 0:
                 assert ranks[j] == ranking.UNRANKABLE
@@ -124,25 +133,27 @@ def test_target_ranks_match_oracle_with_ties_exclusion_and_oov(chunk_size):
                 assert ranks[j] == oracle_rank(queries, cands, rows[j], targets[j], exclude[rows[j]])
 
 
-def test_target_ranks_hand_example_tie_rule():
+@pytest.mark.parametrize("device", DEVICES)
+def test_target_ranks_hand_example_tie_rule(device):
     # Scores for the single query: items 1..5 -> 2, 5, 2, 2, 1.
     cands = np.array([[0], [2], [5], [2], [2], [1]], np.float32)
     q = np.ones((1, 1), np.float32)
-    ranks = ranking.target_ranks(q, cands, np.array([2, 1, 3, 4, 5, 0]), np.zeros(6, int))
+    ranks = ranking.target_ranks(q, cands, np.array([2, 1, 3, 4, 5, 0]), np.zeros(6, int), device=device)
     np.testing.assert_array_equal(ranks, [0, 1, 2, 3, 4, ranking.UNRANKABLE])
     # Excluding items 2 and 3 moves the others up; excluded target 3 keeps its place among the rest.
-    ranks = ranking.target_ranks(q, cands, np.array([1, 3, 4, 5]), np.zeros(4, int), exclude=[[2, 3]])
+    ranks = ranking.target_ranks(q, cands, np.array([1, 3, 4, 5]), np.zeros(4, int), exclude=[[2, 3]], device=device)
     np.testing.assert_array_equal(ranks, [0, 1, 1, 2])
 
 
-def test_rank_below_k_iff_in_top_k():
+@pytest.mark.parametrize("device", DEVICES)
+def test_rank_below_k_iff_in_top_k(device):
     rng = np.random.default_rng(6)
     queries, cands, exclude = random_case(rng, 30, 8, ints=True)
     rows = np.repeat(np.arange(8), 30)
     targets = np.tile(np.arange(1, 31), 8)
-    ranks, idx, _ = ranking.rank_and_top_k(queries, cands, targets, rows, 30, exclude, chunk_size=3)
+    ranks, idx, _ = ranking.rank_and_top_k(queries, cands, targets, rows, 30, exclude, chunk_size=3, device=device)
     for k in (1, 4, 10, 30):
-        top, _ = ranking.top_k(queries, cands, k, exclude=exclude)
+        top, _ = ranking.top_k(queries, cands, k, exclude=exclude, device=device)
         for r, t, rank in zip(rows, targets, ranks):
             if t in exclude[r]:
                 continue
@@ -167,7 +178,7 @@ def test_chunking_and_memory_bound_do_not_change_results(monkeypatch, ints):
     base = ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024)
     for chunk in (1, 2, 4, 10):
         check(ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=chunk))
-    monkeypatch.setattr(ranking, "MAX_CHUNK_BYTES", 4 * 50 * 3)  # at most 3 queries per chunk
+    monkeypatch.setattr(topk, "MAX_CHUNK_BYTES", 4 * 50 * 3)  # at most 3 queries per chunk
     check(ranking.rank_and_top_k(queries, cands, targets, rows, 20, exclude, chunk_size=1024))
 
 
@@ -208,6 +219,8 @@ def test_bad_inputs_raise_clear_errors():
         ranking.top_k(np.ones(3), c, 2)
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         ranking.top_k(q, c, 2, chunk_size=0)
+    with pytest.raises(ValueError, match="device must be one of auto, numpy, tf, got 'gpu'"):
+        ranking.top_k(q, c, 2, device="gpu")
 
 
 def test_a_slow_ranking_reports_progress_per_chunk(monkeypatch):
@@ -248,3 +261,44 @@ def test_queries_all_alike_are_ranked_once_with_the_same_answers(dim):
         r1, i1, s1 = ranking.rank_and_top_k(users[:1], items, targets[mine], np.zeros(mine.sum(), np.int64), k=10)
         assert ranks[mine].tolist() == r1.tolist()
         assert idx[q].tolist() == i1[0].tolist() and scores[q].tolist() == s1[0].tolist()
+
+
+def dyadic(rng, rows, dim):
+    """Multiples of 1/8 in [-2, 2]: every dot product is exact in float32 (BLAS
+    and TensorFlow agree bit for bit), with negative, zero and tied scores."""
+    return (rng.integers(-16, 17, (rows, dim)) / 8).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tf_path_equals_numpy_path_on_random_data_with_exclusions(seed):
+    # The numpy path is the implementation the package has always used: the
+    # oracle. Ties, excluded targets, OOV targets (0), duplicate targets, k
+    # above the catalogue and exclusions leaving fewer than k items.
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(6):
+        num_items, num_queries = int(rng.integers(1, 60)), int(rng.integers(1, 12))
+        dim = int(rng.integers(1, 5))
+        cands, queries = dyadic(rng, num_items + 1, dim), dyadic(rng, num_queries, dim)
+        exclude = [rng.choice(num_items + 1, rng.integers(0, num_items + 1), replace=False) for _ in range(num_queries)]
+        rows = rng.integers(0, num_queries, 50)
+        targets = rng.integers(0, num_items + 1, 50)
+        targets[::5] = [exclude[r][0] if len(exclude[r]) else 0 for r in rows[::5]]  # excluded targets
+        targets[1::7] = 0  # OOV
+        rows, targets = np.concatenate([rows, rows[:8]]), np.concatenate([targets, targets[:8]])  # duplicates
+        k = int(rng.integers(0, num_items + 10))
+        chunk = int(rng.integers(1, 6))
+        want = ranking.rank_and_top_k(queries, cands, targets, rows, k, exclude, chunk_size=chunk, device="numpy")
+        got = ranking.rank_and_top_k(queries, cands, targets, rows, k, exclude, chunk_size=chunk, device="tf")
+        for a, b in zip(want, got):
+            np.testing.assert_array_equal(a, b)
+        for j in range(len(targets)):  # and both equal the float64 oracle of the tie rule
+            if targets[j]:
+                assert want[0][j] == oracle_rank(queries, cands, rows[j], targets[j], exclude[rows[j]])
+
+
+def test_auto_device_is_numpy_without_a_gpu_and_tf_with_one(monkeypatch):
+    assert topk.resolve_device("auto") == ("tf" if topk.gpu_visible() else "numpy")
+    monkeypatch.setattr(topk, "gpu_visible", lambda: True)
+    assert topk.resolve_device("auto") == "tf"
+    monkeypatch.setattr(topk, "gpu_visible", lambda: False)
+    assert topk.resolve_device("auto") == "numpy"

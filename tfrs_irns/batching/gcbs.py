@@ -74,15 +74,15 @@ The Keras side (when to recompute, diagnostics) is
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+from tfrs_irns.topk import Csr, rank_top_k
 
 # Defaults of the GCBS arguments, shared by gcbs_order and GCBSCallback (a
 # YAML config's batching.gcbs section repeats them; tests keep the two equal).
@@ -111,9 +111,8 @@ LINKS_PER_EXAMPLE = 16
 # 1 (a random holder) measured as good as 8 on ml-latest-small at a third of the
 # cost, which keeps GCBS within 25% of a training run's time (benchmarks/gcbs.py).
 HOLDER_TRIES = 1
-# Scores held at once while ranking items for a block of users (per thread).
+# Scores held at once while ranking items for a block of users.
 _SCORE_BLOCK = 4_000_000
-_THREADS = min(4, os.cpu_count() or 1)
 # A user x item score table up to this size is precomputed for holder choice;
 # beyond it holders are scored on the fly, at most _PAIR_BUDGET pairs (more
 # would cost more than the rest of the graph: then holders are just random).
@@ -218,32 +217,23 @@ def _positive_keys(emb: ExampleEmbeddings) -> np.ndarray:
 def _hard_items(emb: ExampleEmbeddings, k: int, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per unique user, its ``k`` best-scoring items that are not its positives.
 
-    Returns item rows ``[U, k]`` and scores ``[U, k]`` (descending; ``-inf``
-    where a user has fewer than ``k`` non-positive items).
+    Returns item rows ``[U, k]`` and scores ``[U, k]`` (descending, ties to the
+    lower item row; ``-inf`` and row -1 where a user has fewer than ``k``
+    non-positive items). The package's ranking primitive
+    (:func:`tfrs_irns.topk.rank_top_k`) does the work, positives excluded where
+    the scores are.
     """
     n_users, n_items = len(emb.user_ids), len(emb.item_ids)
-    block = max(1, _SCORE_BLOCK // n_items)
-    top_rows = np.empty((n_users, k), np.int32)
-    top_scores = np.empty((n_users, k), np.float32)
-
-    def one_block(start: int) -> None:
-        stop = min(start + block, n_users)
-        scores = emb.user_vectors[start:stop] @ emb.item_vectors.T
-        lo, hi = np.searchsorted(positives, [start * n_items, stop * n_items])
-        scores.ravel()[positives[lo:hi] - start * n_items] = -np.inf
-        # A partial sort per row (numpy's is ~2x faster than tf.math.top_k here).
-        if k < n_items:
-            rows = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]
-        else:
-            rows = np.broadcast_to(np.arange(n_items), scores.shape)
-        values = np.take_along_axis(scores, rows, axis=1)
-        rank = np.argsort(-values, axis=1, kind="stable")
-        top_rows[start:stop] = np.take_along_axis(rows, rank, axis=1)
-        top_scores[start:stop] = np.take_along_axis(values, rank, axis=1)
-
-    # numpy releases the GIL in matmul and partitioning: blocks overlap.
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        list(pool.map(one_block, range(0, n_users, block)))
+    # positives are sorted user_row * n_items + item_row keys: one CSR row per user.
+    ptr = np.searchsorted(positives, np.arange(n_users + 1, dtype=np.int64) * n_items)
+    exclude = Csr(ptr.astype(np.int64), (positives % n_items).astype(np.int64))
+    _, cols, scores = rank_top_k(
+        emb.user_vectors, emb.item_vectors, k, exclude=exclude, chunk_size=max(1, _SCORE_BLOCK // n_items)
+    )
+    top_rows = np.full((n_users, k), -1, np.int32)
+    top_scores = np.full((n_users, k), -np.inf, np.float32)
+    top_rows[:, : cols.shape[1]] = cols
+    top_scores[:, : cols.shape[1]] = scores
     return top_rows, top_scores
 
 

@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence, TypedDict, Unpack
 
 import numpy as np
 import scipy.sparse as sp
+import tensorflow as tf
 
 from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.errors import DataError
@@ -64,6 +65,7 @@ class ProtocolArgs(TypedDict, total=False):
     chunk_size: int
     max_queries: Optional[int]
     seed: int
+    device: str
 
 
 def evaluate_embeddings(
@@ -79,6 +81,7 @@ def evaluate_embeddings(
     chunk_size: int = CHUNK_SIZE,
     max_queries: Optional[int] = None,
     seed: int = 0,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Full-corpus retrieval metrics of precomputed embeddings.
 
@@ -96,6 +99,9 @@ def evaluate_embeddings(
       max_queries: evaluate at most this many test users, sampled with
         ``seed`` (all their test interactions are kept).
       seed: the sample of ``max_queries`` users.
+      device: where the ranking runs (:func:`tfrs_irns.topk.rank_top_k`):
+        ``"auto"`` (TensorFlow when a GPU is visible, else numpy), ``"numpy"``
+        or ``"tf"``; the same numbers either way.
 
     Returns:
       ``hit_rate@K``, ``recall@K``, ``ndcg@K``, ``coverage@K``, ``mrr``,
@@ -115,15 +121,12 @@ def evaluate_embeddings(
     _check_range("test user", users, num_users, "user")
     _check_range("test item", items, num_items, "item")
 
-    queries, rows = np.unique(users, return_inverse=True)
-    total_users = int(queries.size)
-    if max_queries is not None and queries.size > max_queries:
-        if max_queries < 1:
-            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
-        picked = np.random.default_rng(seed).choice(queries.size, int(max_queries), replace=False)
-        keep = np.isin(rows, picked)
+    total_users = int(np.unique(users).size)
+    chosen = scored_users(users, max_queries, seed)
+    if chosen.size < total_users:
+        keep = np.isin(users, chosen)
         users, items = users[keep], items[keep]
-        queries, rows = np.unique(users, return_inverse=True)
+    queries, rows = np.unique(users, return_inverse=True)
 
     exclude = None
     if exclude_seen:
@@ -138,6 +141,7 @@ def evaluate_embeddings(
         k=max(ks),
         exclude=exclude,
         chunk_size=chunk_size,
+        device=device,
     )
 
     result = _metric_block(ranks, rows, items, top, ks, num_items)
@@ -203,11 +207,13 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` of ``model``'s towers on a split of ``data``.
 
-    Every user and item index (OOV rows included) is embedded once with
-    ``model.query_tower`` / ``model.candidate_tower`` in inference mode
-    (``training=False``), so dropout or batch statistics never leak in. With
-    ``exclude_seen`` the history is the training split for ``"validation"``
-    and training + validation for ``"test"``.
+    Every item index (OOV row included) and only the users that are ranked
+    (the split's users, or the seeded sample of ``max_queries`` of them: what
+    per-epoch validation scores) are embedded with ``model.query_tower`` /
+    ``model.candidate_tower`` in inference mode (``training=False``), so
+    dropout or batch statistics never leak in. With ``exclude_seen`` the
+    history is the training split for ``"validation"`` and training +
+    validation for ``"test"``.
 
     Args:
       model: anything with ``query_tower`` and ``candidate_tower`` layers.
@@ -217,9 +223,46 @@ def evaluate_model(
       **protocol: ``ks``, ``exclude_seen``, ``chunk_size``, ``max_queries``,
         ``seed``, as in :func:`evaluate_embeddings`.
     """
+    if split not in HISTORY:
+        raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
+    users = getattr(data, split).user
+    # cold_only (a cold_items test) samples its own users among the split's: embed them all then.
+    sampled = not (split == "test" and len(data.cold_items))
+    chosen = scored_users(users, protocol.get("max_queries") if sampled else None, protocol.get("seed", 0))
     # Cold users (data.split: cold_users) follow the known users' indices.
-    user_emb, item_emb = embed_all(model, data.num_query_users, data.num_items, batch_size)
+    user_emb = embed_users(model.query_tower, chosen, data.num_query_users, batch_size)
+    item_emb = embed_indices(model.candidate_tower, data.num_items + 1, batch_size)
     return evaluate_on_split(user_emb, item_emb, data, split, **protocol)
+
+
+def scored_users(users: np.ndarray, max_queries: Optional[int] = None, seed: int = 0) -> np.ndarray:
+    """The distinct users an evaluation ranks, sorted: all of ``users``, or the
+    sample of ``max_queries`` of them drawn with ``seed`` (the same every epoch)."""
+    queries = np.unique(np.asarray(users, np.int64).reshape(-1))
+    if max_queries is not None and queries.size > max_queries:
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        picked = np.random.default_rng(seed).choice(queries.size, int(max_queries), replace=False)
+        queries = np.sort(queries[picked])
+    return queries
+
+
+def embed_users(tower: Any, users: np.ndarray, num_users: int, batch_size: int = EMBED_BATCH) -> np.ndarray:
+    """``[num_users + 1, d]`` float32 with the rows of ``users`` embedded
+    (``training=False``) and every other row zero: the tower runs on the users
+    that are ranked only (``np.zeros`` costs no memory for rows never touched)."""
+    users = np.asarray(users, np.int64).reshape(-1)
+    users = users[(users >= 0) & (users <= num_users)]  # out-of-range indices: evaluate_embeddings names them
+    parts = [
+        np.asarray(tower(tf.constant(users[start : start + batch_size], tf.int32), training=False), np.float32)
+        for start in range(0, users.shape[0], batch_size)
+    ]
+    if not parts:
+        parts = [np.asarray(tower(tf.constant([0], tf.int32), training=False), np.float32)[:0]]
+    embedded = np.concatenate(parts)
+    out = np.zeros((num_users + 1, embedded.shape[1]), np.float32)
+    out[users] = embedded
+    return out
 
 
 def evaluate_on_split(

@@ -24,19 +24,21 @@ that is not excluded, ``rank < K`` if and only if it is in ``top_k(K)``.
 items the user already saw in training). A target is never removed from its own
 ranking, so a test item the user also saw in training is still ranked.
 
-**Cost.** The scores of a chunk of queries (``[chunk, num_items]`` float32,
-at most :data:`MAX_CHUNK_BYTES`) come from one BLAS ``matmul``; rows are then
-processed one at a time, so repeated passes over a row hit the cache. The top
-``k`` are found by a sampled threshold (a strided sample gives a score that at
-least ``k`` items reach; only the items above it are sorted), and each
-target's rank costs one comparison pass over the row. When every query is the
-same vector and nothing is excluded (the most-popular baseline), that one row
-is sorted once and shared. A ranking that takes more than a few seconds
-prints counted progress lines to stderr (:class:`~tfrs_irns.data.progress.Progress`).
-``benchmarks/eval_scale.py`` compares this with
-``tf.matmul`` + ``tf.math.top_k`` + TF comparisons: on 2 CPU cores, 20k test
-interactions against 100k items took 1.7 s here and 30.9 s in TensorFlow
-(medians of 3); against 1M items 34 s and 744 s.
+**Where it runs.** The work is :func:`tfrs_irns.topk.rank_top_k`, the package's one
+ranking primitive (also behind the serving scan, the ANN recall check and
+GCBS's hard items): fixed-size chunks of queries, each scored against the
+whole catalogue by one matrix product (``[chunk, num_items]`` float32, at most
+:data:`MAX_CHUNK_BYTES`). ``device="auto"`` ranks in TensorFlow when a GPU is
+visible (matmul, exclusion, top-k and ranks on the device) and in numpy
+otherwise (BLAS per chunk, then one cache-resident row at a time: a sampled
+threshold top-k and one comparison pass per target), which measured faster
+on this 2-core CPU. ``benchmarks/eval_scale.py --json`` compares it with the
+bare matmul of the same chunks in one run: 0.31–0.46× the floor at 100k items
+and 0.66–0.68× at 1M (1,000 users, 10 test items each, 20 seen items excluded,
+d = 64, a heavily loaded 2-core machine). Both paths give the same answers. When every query is the same vector and nothing is excluded (the
+most-popular baseline), that one row is sorted once and shared. A ranking
+that takes more than a few seconds prints counted progress lines to stderr
+(:class:`~tfrs_irns.data.progress.Progress`).
 
 **Precision.** Scores are float32 BLAS dot products, whose last bit may depend
 on how queries are grouped into chunks; items whose scores agree to ~1e-7
@@ -47,32 +49,17 @@ call the ranks and the top-k lists come from the same scores, so
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 
+from tfrs_irns import topk as _topk
 from tfrs_irns.data.progress import Progress
 from tfrs_irns.errors import UserError
+from tfrs_irns.topk import CHUNK_SIZE, MAX_CHUNK_BYTES, TIE_RULE, UNRANKABLE
 
-#: Rank given to a target that cannot be ranked (the OOV item index 0, i.e. an
-#: item never seen in training). ``rank < K`` is false for every K.
-UNRANKABLE = np.iinfo(np.int64).max
-
-#: Queries scored per matrix product by default (every ``chunk_size`` here
-#: and in :mod:`~tfrs_irns.evaluation.evaluate`).
-CHUNK_SIZE = 1024
-
-#: Upper bound on the score matrix of one chunk of queries; ``chunk_size`` is
-#: lowered so that ``chunk * num_items * 4`` bytes stay below it.
-MAX_CHUNK_BYTES = 256 * 2**20
-
-TIE_RULE = (
-    "items ordered by score descending, equal scores by item index ascending "
-    "(tf.math.top_k order); rank of target t = number of non-excluded items j != t "
-    "with score_j > score_t or (score_j == score_t and j < t), 0-based"
-)
+__all__ = ["CHUNK_SIZE", "MAX_CHUNK_BYTES", "TIE_RULE", "UNRANKABLE", "rank_and_top_k", "target_ranks", "top_k"]
 
 ExcludeLike = Union[sp.spmatrix, sp.sparray, Sequence[Sequence[int]], None]
 
@@ -83,6 +70,7 @@ def top_k(
     k: int,
     exclude: ExcludeLike = None,
     chunk_size: int = CHUNK_SIZE,
+    device: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` highest-scoring catalogue items for every query.
 
@@ -95,6 +83,8 @@ def top_k(
         ``[Q, num_items + 1]`` (non-zero = removed) or a list of ``Q`` index
         lists.
       chunk_size: queries scored per matrix product (see :data:`MAX_CHUNK_BYTES`).
+      device: ``"auto"`` (TensorFlow when a GPU is visible, else numpy),
+        ``"numpy"`` or ``"tf"``: where the scores are ranked; same answers.
 
     Returns:
       ``(indices int32 [Q, min(k, num_items)], scores float32 [Q, ...])``, best
@@ -102,7 +92,7 @@ def top_k(
       the remaining slots hold index 0 and score ``-inf``.
     """
     _, indices, scores = rank_and_top_k(
-        query_emb, candidate_emb, k=k, exclude=exclude, chunk_size=chunk_size
+        query_emb, candidate_emb, k=k, exclude=exclude, chunk_size=chunk_size, device=device
     )
     return indices, scores
 
@@ -114,11 +104,12 @@ def target_ranks(
     target_rows: Optional[np.ndarray] = None,
     exclude: ExcludeLike = None,
     chunk_size: int = CHUNK_SIZE,
+    device: str = "auto",
 ) -> np.ndarray:
     """Exact 0-based ranks of ``targets`` in the full-catalogue ranking.
 
     Args:
-      query_emb, candidate_emb, exclude, chunk_size: as in :func:`top_k`.
+      query_emb, candidate_emb, exclude, chunk_size, device: as in :func:`top_k`.
       targets: item indices ``[T]`` in ``0..num_items``. Index 0 (OOV) cannot be
         ranked and gets :data:`UNRANKABLE`.
       target_rows: the query row of each target ``[T]``; ``None`` means one
@@ -137,6 +128,7 @@ def target_ranks(
         k=0,
         exclude=exclude,
         chunk_size=chunk_size,
+        device=device,
     )
     return ranks
 
@@ -149,6 +141,7 @@ def rank_and_top_k(
     k: int = 0,
     exclude: ExcludeLike = None,
     chunk_size: int = CHUNK_SIZE,
+    device: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`target_ranks` and :func:`top_k` from one pass over the scores.
 
@@ -167,106 +160,35 @@ def rank_and_top_k(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if int(k) < 0:
         raise ValueError(f"k must be >= 0, got {k}")
+    path = _topk.resolve_device(device)
     num_queries = queries.shape[0]
     num_items = cands.shape[0] - 1
     width = min(int(k), num_items)
 
     targets, rows = _targets(targets, target_rows, num_queries, num_items)
-    # Targets sorted by query row: row q owns order[ptr[q]:ptr[q + 1]].
-    order = np.argsort(rows, kind="stable")
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_queries))])
     ex_ptr, ex_cols = _exclusion(exclude, num_queries, num_items)
-
-    ranks = np.full(targets.shape[0], UNRANKABLE, np.int64)
-    top_idx = np.zeros((num_queries, width), np.int32)
-    top_scores = np.full((num_queries, width), -np.inf, np.float32)
     if num_items == 0 or num_queries == 0:
-        return ranks, top_idx, top_scores
+        ranks = np.full(targets.shape[0], UNRANKABLE, np.int64)
+        return ranks, np.zeros((num_queries, width), np.int32), np.full((num_queries, width), -np.inf, np.float32)
 
+    # Item index i is catalogue column i - 1; the OOV item 0 is column -1 (unrankable).
     if ex_cols.size == 0 and num_queries > 1 and bool((queries == queries[0]).all()):
-        return _shared_ranking(queries[0], cands, targets, width, num_queries)
-
-    per_chunk = max(1, min(int(chunk_size), MAX_CHUNK_BYTES // (4 * num_items)))
-    per_chunk = min(per_chunk, num_queries)
-    catalogue_t = cands[1:].T  # a transposed view: BLAS reads it without a copy
-    buffer = np.empty((per_chunk, num_items), np.float32)
-    # A large catalogue times many test users takes minutes: say how far it is (quiet when quick).
-    with Progress(f"ranking {num_items:,} items", total=num_queries, unit="users") as progress:
-        for start in range(0, num_queries, per_chunk):
-            stop = min(start + per_chunk, num_queries)
-            scores = buffer[: stop - start]
-            np.matmul(queries[start:stop], catalogue_t, out=scores)
-            for q in range(start, stop):
-                row = scores[q - start]
-                mine = order[ptr[q] : ptr[q + 1]]
-                mine = mine[targets[mine] > 0]
-                cols = targets[mine] - 1
-                own = row[cols]  # before exclusion: a target keeps its own score
-                row[ex_cols[ex_ptr[q] : ex_ptr[q + 1]]] = -np.inf
-                if width:
-                    _row_top_k(row, width, top_idx[q], top_scores[q])
-                for pos, col, score in zip(mine, cols, own):
-                    # Lower indices win ties, so they count when >=, higher when >.
-                    ranks[pos] = np.count_nonzero(row[:col] >= score) + np.count_nonzero(
-                        row[col + 1 :] > score
-                    )
-            progress.update(stop)
-    return ranks, top_idx, top_scores
-
-
-def _shared_ranking(
-    query: np.ndarray, cands: np.ndarray, targets: np.ndarray, width: int, num_queries: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`rank_and_top_k` when every query is the same vector and nothing is
-    excluded (a non-personalised scorer such as most-popular): one row of
-    scores, sorted once by the tie rule; a target's rank is its position in
-    that order (the count the tie rule defines), instead of two passes over
-    the catalogue per target."""
-    row = cands[1:] @ query
-    order = np.lexsort((np.arange(row.shape[0]), -row))
-    position = np.empty(row.shape[0], np.int64)
-    position[order] = np.arange(row.shape[0])
-    ranks = np.full(targets.shape[0], UNRANKABLE, np.int64)
-    known = targets > 0
-    ranks[known] = position[targets[known] - 1]
-    best = order[:width]
-    scores = row[best].astype(np.float32)
-    indices = np.where(scores == -np.inf, 0, best + 1).astype(np.int32)
-    return ranks, np.repeat(indices[None], num_queries, 0), np.repeat(scores[None], num_queries, 0)
-
-
-def _row_top_k(row: np.ndarray, k: int, out_idx: np.ndarray, out_scores: np.ndarray) -> None:
-    """Write the ``k`` best columns of ``row`` (score desc, column asc) as item indices."""
-    n = row.shape[0]
-    if k < n:
-        cand = None
-        # A threshold that at least k scores reach, from a strided sample:
-        # the m-th best of every step-th score is reached by ~m * step items.
-        step = max(1, min(64, n // (4 * k)))
-        if step > 1:
-            sample = row[::step]
-            m = min(sample.shape[0], math.ceil(2 * k / step) + 8)
-            tau = np.partition(sample, sample.shape[0] - m)[sample.shape[0] - m]
-            cand = np.flatnonzero(row >= tau)
-            if cand.shape[0] < k:
-                cand = None
-        if cand is None:  # exact k-th best score (rare: skewed samples, small rows)
-            tau = np.partition(row, n - k)[n - k]
-            cand = np.flatnonzero(row >= tau)
+        ranks, cols, scores = _topk.shared_rank_top_k(queries[0], cands[1:], targets - 1, width, num_queries)
     else:
-        cand = np.arange(n)
-    vals = row[cand]
-    if cand.shape[0] > k:
-        # Keep everything above the k-th best score, then the lowest-index ties.
-        kth = np.partition(vals, vals.shape[0] - k)[vals.shape[0] - k]
-        above = np.flatnonzero(vals > kth)
-        ties = np.flatnonzero(vals == kth)[: k - above.shape[0]]
-        keep = np.concatenate([above, ties])
-        cand, vals = cand[keep], vals[keep]
-    best = np.lexsort((cand, -vals))
-    cand, vals = cand[best], vals[best]
-    out_scores[:] = vals
-    out_idx[:] = np.where(vals == -np.inf, 0, cand + 1)
+        # A large catalogue times many test users takes minutes: say how far it is (quiet when quick).
+        with Progress(f"ranking {num_items:,} items", total=num_queries, unit="users") as progress:
+            ranks, cols, scores = _topk.rank_top_k(
+                queries,
+                cands[1:],
+                k=width,
+                exclude=_topk.Csr(ex_ptr, ex_cols),
+                target_rows=rows,
+                target_cols=targets - 1,
+                chunk_size=chunk_size,
+                device=path,
+                on_chunk=progress.update,
+            )
+    return ranks, (cols + 1).astype(np.int32), scores
 
 
 def _embeddings(name: str, value: np.ndarray) -> np.ndarray:

@@ -29,7 +29,10 @@ class EpochMetrics(tf.keras.callbacks.Callback):
       ks, exclude_seen, chunk_size, seed: as in
         :func:`~tfrs_irns.evaluation.evaluate.evaluate_embeddings`.
       max_queries: score at most this many users (seeded sample, the same
-        users every epoch) so the callback stays cheap.
+        users every epoch) so the callback stays cheap: only they go through
+        the query tower.
+      device: where the ranking runs (``"auto"``: TensorFlow when a GPU is
+        visible, else numpy; the same numbers).
       prefix: key prefix in the logs, ``"val_"`` by default.
       keys: metrics to log (without prefix); default every ``hit_rate@K``
         and ``mrr`` — enough to stop on and short enough for the progress bar.
@@ -46,13 +49,15 @@ class EpochMetrics(tf.keras.callbacks.Callback):
         prefix: str = "val_",
         seed: int = 0,
         keys: Optional[Sequence[str]] = None,
+        device: str = "auto",
     ) -> None:
         super().__init__()
         self.data = data
         self.split = split
         # The same protocol every epoch (and the same sampled users).
         self.protocol = ProtocolArgs(
-            ks=list(ks), exclude_seen=exclude_seen, chunk_size=chunk_size, max_queries=max_queries, seed=seed
+            ks=list(ks), exclude_seen=exclude_seen, chunk_size=chunk_size, max_queries=max_queries, seed=seed,
+            device=device,
         )
         self.prefix = prefix
         self.keys = list(keys) if keys is not None else [f"hit_rate@{k}" for k in ks] + ["mrr"]

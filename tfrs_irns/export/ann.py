@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tfrs_irns.errors import UserError
+from tfrs_irns.topk import rank_top_k
 
 INDEX_FILE = "faiss.index"
 INFO_FILE = "index.json"
@@ -141,14 +142,10 @@ class AnnIndex:
 
 
 def exact_top_k(queries: np.ndarray, items: np.ndarray, k: int, rows_per_block: int = 256) -> np.ndarray:
-    """Rows of the exact top ``k`` items by inner product (ties to the lower row)."""
-    out = np.empty((len(queries), min(k, len(items))), np.int64)
-    for start in range(0, len(queries), rows_per_block):
-        scores = queries[start : start + rows_per_block] @ items.T
-        part = np.argpartition(-scores, min(k, items.shape[0]) - 1, axis=1)[:, :k]
-        order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
-        out[start : start + rows_per_block] = np.take_along_axis(part, order, axis=1)
-    return out
+    """Rows of the exact top ``k`` items by inner product (ties to the lower row):
+    the package's ranking primitive (:func:`tfrs_irns.topk.rank_top_k`), ``rows_per_block`` queries per chunk."""
+    _, rows, _ = rank_top_k(queries, items, k, chunk_size=rows_per_block)
+    return rows
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:

@@ -55,6 +55,7 @@ import tensorflow as tf
 from tfrs_irns._version import __version__
 from tfrs_irns.data.vocab import check_ids
 from tfrs_irns.errors import UserError
+from tfrs_irns.topk import block_top_k, mask_columns, merge_top_k
 from tfrs_irns.export.content import SIGNATURE as CONTENT_SIGNATURE
 from tfrs_irns.export.content import ItemFeatureEncoder, has_content
 from tfrs_irns.export.versions import check_name, write_version
@@ -175,12 +176,9 @@ class RetrievalModule(tf.Module):
         self, query: tf.Tensor, block: tf.Tensor, start: tf.Tensor, k: Union[int, tf.Tensor],
         exclude: Optional[tf.Tensor], size: int,
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """The best ``min(k, size)`` scores (float32) and item rows of one block."""
-        scores = tf.matmul(query, block, transpose_b=True)
-        if exclude is not None:
-            scores = _mask(scores, exclude - start, size)
-        v, r = tf.math.top_k(scores, k=tf.minimum(k, size))
-        return tf.cast(v, tf.float32), r + start
+        """The best ``min(k, size)`` scores (float32) and item rows of one block
+        (the package's ranking primitive, :func:`tfrs_irns.topk.block_top_k`)."""
+        return block_top_k(query, block, start, k, exclude, size)
 
     def _top_k(
         self, query: tf.Tensor, k: Union[int, tf.Tensor], exclude: Optional[tf.Tensor] = None
@@ -194,8 +192,7 @@ class RetrievalModule(tf.Module):
 
         def merge(i, best, rows, v, r):
             # The running best first: on equal scores top_k keeps the lower index.
-            best, pick = tf.math.top_k(tf.concat([best, v], axis=1), k=k)
-            return best, tf.gather(tf.concat([rows, r], axis=1), pick, batch_dims=1)
+            return merge_top_k(best, rows, v, r, k)
 
         def body(i, best, rows):
             v, r = self._block_best(query, blocks[i], i * size, k, exclude, size)
@@ -302,10 +299,7 @@ class RetrievalModule(tf.Module):
 
 def _mask(scores: tf.Tensor, rows: tf.Tensor, size: int) -> tf.Tensor:
     """Set ``scores[b, rows[b, j]]`` to -inf where ``0 <= rows[b, j] < size``."""
-    hit = tf.where((rows >= 0) & (rows < size))  # [m, 2]: (batch row, position in rows)
-    cols = tf.cast(tf.gather_nd(rows, hit), tf.int64)
-    index = tf.stack([hit[:, 0], cols], axis=1)
-    return tf.tensor_scatter_nd_update(scores, index, tf.fill(tf.shape(cols), tf.constant(float("-inf"), scores.dtype)))
+    return mask_columns(scores, rows, size)
 
 
 # --------------------------------------------------------------------------- files
