@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tfrs_irns.cli.main import main
-from conftest import TINY_OVERRIDES as TINY, with_tiny
+from helpers import TINY_OVERRIDES as TINY, with_tiny
 
 
 def run_cli(capsys, *argv):

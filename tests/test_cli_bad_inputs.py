@@ -14,7 +14,7 @@ import pytest
 from tfrs_irns.cli.main import main
 from tfrs_irns.data import arrow_source, csv_source, tfds_source
 
-from conftest import TINY_CSV_OVERRIDES, with_tiny
+from helpers import TINY_CSV_OVERRIDES, with_tiny
 
 GOOD_CSV = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u * 7 + k) % 30},{k}\n" for u in range(20) for k in range(6))
 

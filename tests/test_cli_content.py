@@ -10,7 +10,7 @@ import pytest
 import tfrs_irns  # noqa: F401
 from tfrs_irns.cli.main import main
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 ML_LATEST_SMALL = Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small"
 

@@ -8,7 +8,7 @@ import pytest
 
 from tfrs_irns.cli import quiet
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE_LINES = [

@@ -23,7 +23,7 @@ import pytest
 from tfrs_irns.config import from_dict
 from tfrs_irns.errors import ConfigError
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]

@@ -24,7 +24,7 @@ faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip ins
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny run exported with a flat (exact) FAISS index and the projector files."""
-    from conftest import with_tiny
+    from helpers import with_tiny
 
     root = tmp_path_factory.mktemp("ann")
     run_dir = str(root / "run")
@@ -63,7 +63,7 @@ def test_recommend_from_the_index_matches_brute_force(exported, capsys):
 
 
 def test_recommend_index_without_an_index_is_one_line(tmp_path, capsys):
-    from conftest import with_tiny
+    from helpers import with_tiny
 
     code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
                  *with_tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={tmp_path / 's'}",

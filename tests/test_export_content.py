@@ -22,7 +22,7 @@ from tfrs_irns.export.saved_model import SIGNATURES, export_model
 from tfrs_irns.layers.item_content import make_encoders
 from tfrs_irns.runs.build import build_model
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 NEW_ITEM = {"title": "The Ranmi Kalo Night", "genres": "Action|Unheard Genre"}
 

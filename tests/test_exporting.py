@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfrs_irns.cli.main import main
 from tfrs_irns.runs.exporting import latest_metadata, publish_decision
 
-from conftest import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
+from helpers import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
 
 
 def val(value, monitor="val_hit_rate@100", higher=True):

@@ -22,7 +22,7 @@ from tfrs_irns.export.recommend import recommend
 from tfrs_irns.errors import UserError
 from tfrs_irns.runs.training import load_run
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 K = 10
 LENGTH = 8

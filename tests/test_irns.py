@@ -14,18 +14,9 @@ import tensorflow_recommenders as tfrs
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
 from tfrs_irns.tasks import IRNSRetrieval, default_logq
 
-N, D, B, M = 12, 5, 8, 10  # a tiny catalogue so duplicates and hits happen
+from helpers import IRNS_DIM, IRNS_NUM_ITEMS, make_counts, make_tower
 
-
-def make_tower(seed=0):
-    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.RandomNormal(seed=seed))
-    tower.build((None,))
-    return tower
-
-
-def make_counts():
-    counts = np.array([0, 9, 4, 1, 0, 7, 2, 3, 12, 1, 5, 2, 6], np.float64)
-    return counts, counts / counts.sum()
+N, D, B, M = IRNS_NUM_ITEMS, IRNS_DIM, 8, 10  # a tiny catalogue so duplicates and hits happen
 
 
 def oracle(

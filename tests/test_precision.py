@@ -16,7 +16,7 @@ from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.runs.build import build_model, make_optimizer
 from tfrs_irns.runs.training import train
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 
 def tiny(*extra):

@@ -13,7 +13,7 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation import evaluate_model
 from tfrs_irns.runs.training import load_run, train
 
-from conftest import TINY_OVERRIDES as TINY, with_tiny
+from helpers import TINY_OVERRIDES as TINY, with_tiny
 
 
 def tiny(*extra):
@@ -114,7 +114,7 @@ def test_early_stopping_needs_a_validation_split(tmp_path):
 
 
 def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
-    from conftest import TINY_CSV_OVERRIDES, write_tiny_csv
+    from helpers import TINY_CSV_OVERRIDES, write_tiny_csv
     from tfrs_irns.errors import UserError
     from tfrs_irns.runs.training import resume_config
 
