@@ -15,7 +15,7 @@ from tfrs_irns.data import tfds_source
 from tfrs_irns.data.tfds_source import SUPPORTED, load_tfds
 
 REAL_REACHABLE = tfds_source._reachable
-from tfrs_irns.errors import DataError
+from tfrs_irns.errors import DataError  # noqa: E402
 
 
 class RealDownloadReached(AssertionError):

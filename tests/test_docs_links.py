@@ -73,7 +73,8 @@ def test_every_relative_link_resolves(path):
 def test_the_checker_sees_what_it_must(tmp_path):
     # The checker itself: a missing file, a missing anchor, an anchor GitHub would make from a heading
     # with code and punctuation, a duplicate heading, links inside code (ignored), external links (ignored).
-    (tmp_path / "other.md").write_text("# Other\n\n## `metrics.json`\n\n## New users: activity (history) towers\n\n## Same\n\n## Same\n")
+    headings = ["# Other", "## `metrics.json`", "## New users: activity (history) towers", "## Same", "## Same"]
+    (tmp_path / "other.md").write_text("\n\n".join(headings) + "\n")
     doc = tmp_path / "doc.md"
     doc.write_text(
         "[ok](other.md) [ok](other.md#metricsjson) [ok](other.md#new-users-activity-history-towers)\n"

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from tfrs_irns.cli.main import main

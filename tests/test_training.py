@@ -13,7 +13,7 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation import evaluate_model
 from tfrs_irns.runs.training import load_run, train
 
-from helpers import TINY_OVERRIDES as TINY, with_tiny
+from helpers import with_tiny
 
 
 def tiny(*extra):
