@@ -150,6 +150,7 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(capsys, tmp_path):
     assert code == 2 and "not a run directory (no config.yaml)" in err
 
 
+@pytest.mark.subprocess
 def test_console_script_reports_without_traceback(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "tfrs-irns")
     if not os.path.exists(exe):

@@ -327,6 +327,7 @@ def outside(setup):
     return SimpleNamespace(users=users, **results)
 
 
+@pytest.mark.subprocess
 def test_fresh_process_without_tfrs_or_legacy_keras(setup, outside):
     line = next(x for x in outside.fresh.splitlines() if x.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
@@ -349,6 +350,7 @@ def _signature_block(show, name):
     return " ".join(match.group(1).split())
 
 
+@pytest.mark.subprocess
 def test_saved_model_cli_show_lists_the_signatures(outside):
     show = outside.show
     expected = {
@@ -378,6 +380,7 @@ def test_saved_model_cli_show_lists_the_signatures(outside):
     assert "output_1" not in show
 
 
+@pytest.mark.subprocess
 def test_saved_model_cli_run_returns_k_ids(setup, outside):
     match = re.search(r"Result for output key item_ids:\n(.*?)Result for output key scores", outside.run, re.S)
     assert match, outside.run[-2000:]

@@ -100,6 +100,7 @@ def test_graph_uses_only_core_tensorflow_ops(setup):
     assert ops - set(dir(tf.raw_ops)) == set()
 
 
+@pytest.mark.subprocess
 def test_fresh_plain_tensorflow_process(setup):
     model, _, path, _, _ = setup
     env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONPATH")}

@@ -89,6 +89,7 @@ def _in_memory(run, histories):
     return out
 
 
+@pytest.mark.subprocess
 def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(cold_run):
     root, run_dir, version, _ = cold_run
     run = load_run(run_dir, with_data=False)

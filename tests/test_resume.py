@@ -144,6 +144,7 @@ def runs(tmp_path_factory):
             "resumed_out": [out for _, out, _ in resumed]}
 
 
+@pytest.mark.subprocess
 def test_the_kills_hit_where_intended(runs):
     assert "resuming" in runs["resumed_out"][0] and "at epoch 3, step 0" in runs["resumed_out"][0]
     epoch, batch = runs["position"]
@@ -151,6 +152,7 @@ def test_the_kills_hit_where_intended(runs):
     assert f"at epoch 2, step {batch + 1}" in runs["resumed_out"][1]
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("which", ["at_epoch", "mid_epoch"])
 def test_a_resumed_run_finishes_as_the_uninterrupted_one(runs, which):
     full, resumed = metrics(runs["full"]), metrics(runs[which])
@@ -175,6 +177,7 @@ def one_line_error(args):
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.subprocess
 def test_resuming_a_finished_run_says_so(runs):
     full = runs["full"]
     assert one_line_error(["train", "--resume", str(full)]) == (
@@ -182,6 +185,7 @@ def test_resuming_a_finished_run_says_so(runs):
     )
 
 
+@pytest.mark.subprocess
 def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(runs, tmp_path):
     full = runs["full"]
     before = sorted(os.listdir(full))
