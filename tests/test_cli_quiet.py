@@ -59,6 +59,7 @@ def test_help_and_argument_errors_answer_without_tensorflow():
     assert "train.epochs: must be > 0, got 0" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 @pytest.mark.skipif(quiet.has_nvidia_driver(), reason="a machine with an NVIDIA driver prints its real GPU probe")
 def test_a_training_run_prints_no_probe_noise_and_short_epoch_lines(tmp_path):

@@ -90,6 +90,7 @@ def assert_same_run(a, b):
     assert abs(a["hit_rate@100"] - b["hit_rate@100"]) <= 0.005
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_metrics_record_the_distribution(runs):
     assert runs["one"]["distribution"] == {
@@ -100,6 +101,7 @@ def test_metrics_record_the_distribution(runs):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_mirrored_on_two_logical_cpus_matches_one_device(runs):
     assert_same_run(runs["one"], runs["two"])
@@ -110,6 +112,7 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(runs):
 TOWERS = ["model.item_features=[id,title,genres]", "model.user_features=[id,history]", "model.history.length=5"]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_mirrored_content_and_history_towers_match_one_device(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
@@ -121,6 +124,7 @@ def test_mirrored_content_and_history_towers_match_one_device(tmp_path):
     assert_same_run(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     root = runs["root"]
@@ -149,6 +153,7 @@ def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     assert not (root / "worker0" / "backup").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}

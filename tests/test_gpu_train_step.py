@@ -87,6 +87,7 @@ def traced_train_step(data, overrides):
     return train_function.get_concrete_function(iter(pipeline.dataset))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_op_of_the_compiled_train_step_has_a_gpu_kernel(data, name):
     concrete = traced_train_step(data, VARIANTS[name])

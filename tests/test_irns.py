@@ -285,6 +285,7 @@ def test_raw_id_tower_with_candidate_ids_table():
     )
 
 
+@pytest.mark.slow
 def test_factorized_metrics_never_meet_the_sampled_negatives():
     # TFRS 0.7.7 crashes when extra negatives, candidate_ids and
     # compute_metrics=True meet; IRNSRetrieval hands metrics the positives only.

@@ -58,6 +58,7 @@ def test_mixed_float16_scales_the_loss(data):
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
 
 
+@pytest.mark.slow
 def test_bfloat16_results_within_2_percent_of_float32(tmp_path):
     results = {}
     for precision in ("float32", "mixed_bfloat16"):

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from tfrs_irns.cli.main import main
@@ -21,6 +22,7 @@ def blocks(language, doc="README.md"):
     return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_task_snippet_trains_a_tfrs_model_as_written(capsys):
     (snippet,) = [b for b in blocks("python", "docs/irns.md") if "class Model(tfrs.Model)" in b]
     namespace: dict = {}
@@ -29,6 +31,7 @@ def test_the_task_snippet_trains_a_tfrs_model_as_written(capsys):
     assert len(losses) == 2 and np.isfinite(losses).all()
 
 
+@pytest.mark.slow
 def test_the_pipeline_snippet_runs(tmp_path, monkeypatch):
     (snippet,) = [b for b in blocks("python") if "tfrs_irns.train(" in b]
     assert '["train.epochs=5"]' in snippet
@@ -40,6 +43,7 @@ def test_the_pipeline_snippet_runs(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "saved_models" / "mine") == ["1"]
 
 
+@pytest.mark.slow
 def test_your_own_csv_example(tmp_path, monkeypatch, capsys):
     (sample,) = [b for b in blocks("text", "docs/data.md") if b.startswith("user,movie")]
     (config,) = [b for b in blocks("yaml", "docs/data.md") if "path: my_log.csv" in b]

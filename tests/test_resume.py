@@ -144,6 +144,7 @@ def runs(tmp_path_factory):
             "resumed_out": [out for _, out, _ in resumed]}
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_kills_hit_where_intended(runs):
     assert "resuming" in runs["resumed_out"][0] and "at epoch 3, step 0" in runs["resumed_out"][0]
@@ -152,6 +153,7 @@ def test_the_kills_hit_where_intended(runs):
     assert f"at epoch 2, step {batch + 1}" in runs["resumed_out"][1]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 @pytest.mark.parametrize("which", ["at_epoch", "mid_epoch"])
 def test_a_resumed_run_finishes_as_the_uninterrupted_one(runs, which):
@@ -177,6 +179,7 @@ def one_line_error(args):
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_resuming_a_finished_run_says_so(runs):
     full = runs["full"]
@@ -185,6 +188,7 @@ def test_resuming_a_finished_run_says_so(runs):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(runs, tmp_path):
     full = runs["full"]
