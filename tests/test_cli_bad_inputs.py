@@ -163,6 +163,7 @@ def test_an_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_tfds_offline_fails_fast_with_what_to_do(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tfds_source, "_reachable", lambda host, **kw: False)
     code = main(["train", "--config", "configs/movielens-100k.yaml", "--output", str(tmp_path / "run"), "--set",

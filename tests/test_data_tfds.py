@@ -80,6 +80,7 @@ def joined(genres, names):
     return "|".join(seen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUPPORTED)
 def test_mocked_dataset_matches_python_oracle(name, capsys):
     with tfds.testing.mock_data(num_examples=40):

@@ -125,6 +125,7 @@ def test_cli_recommend_from_a_history(cold_run, capsys):
     assert f"returns at most {K} items from a history" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_history_on_an_id_export_is_a_clear_error(tmp_path):
     path = export_embeddings(np.ones((3, 2)), np.ones((4, 2)), np.array(["u1", "u2"]), np.array(["a", "b", "c"]),
                              base_dir=str(tmp_path), name="m", k=2)

@@ -218,6 +218,7 @@ def test_dominant_accidental_hits_stay_finite_and_exact(mode):
 # ----------------------------------------------------------- seeds, steps
 
 
+@pytest.mark.slow
 def test_steps_draw_new_negatives_reproducibly_and_eval_does_not_advance():
     tower = make_tower()
     a = IRNSRetrieval(tower, N, mode="random", num_negatives=M, seed=9)

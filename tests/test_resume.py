@@ -210,6 +210,7 @@ def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(r
     )
 
 
+@pytest.mark.slow
 def test_the_pipeline_resumes_at_an_epoch_and_a_batch():
     from tfrs_irns.batching.pipeline import TrainPipeline
 
