@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
+from types import ModuleType
 from typing import Any, Optional, Sequence
+
+
+def require(module: str) -> ModuleType:
+    """``module`` from the ``[report]`` extra (matplotlib, tqdm), or exit with one line saying how to get it.
+
+    The package never imports them; only the benchmarks' plots and progress bars do."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        script = sys.argv[0].rsplit("/", 1)[-1] or "benchmark"
+        hint = "pip install -e '.[report]'"
+        raise SystemExit(f"{script}: {module} is not installed; it comes with the report extra: {hint}") from None
 
 
 def print_table(title: str, header: str, align: str, cells: Sequence[Sequence[str]]) -> None:

@@ -38,6 +38,8 @@ from tfrs_irns.data.prepare import prepare_data  # noqa: E402
 from tfrs_irns.evaluation.validation import EpochMetrics  # noqa: E402
 from tfrs_irns.runs.training import train  # noqa: E402
 
+from _report import require  # noqa: E402  (benchmarks/_report.py)
+
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 MODES = {
     "in_batch": ["negatives.mode=in_batch", "negatives.logq=false"],
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], help="extra overrides for every run")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = parser.parse_args(argv)
+    require("matplotlib")  # the plot comes last: fail now, not after the runs
 
     rows, curves = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plot(curves: dict, path: Path) -> None:
-    import matplotlib
-
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

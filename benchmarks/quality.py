@@ -33,6 +33,8 @@ import tfrs_irns  # noqa: E402,F401  (pins Keras 2 first)
 from tfrs_irns.config import load_config  # noqa: E402
 from tfrs_irns.runs.training import train  # noqa: E402
 
+from _report import require  # noqa: E402  (benchmarks/_report.py)
+
 SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 
 # name -> config overrides
@@ -66,7 +68,7 @@ PRESETS = {
 
 
 def run_grid(preset: str, datasets: list[str], variants: list[str], seeds: list[int], extra: list[str]) -> list[dict]:
-    from tqdm import tqdm
+    tqdm = require("tqdm").tqdm
 
     jobs = [(d, v, s) for d in datasets for v in variants for s in seeds]
     rows = []
@@ -134,8 +136,7 @@ def table(rows: list[dict], dataset: str, ks: list[int]) -> str:
 
 
 def plots(rows: list[dict], dataset: str, ks: list[int], out_dir: Path) -> list[str]:
-    import matplotlib
-
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], help="extra config overrides for every run")
     parser.add_argument("--out", default=str(ROOT / "docs" / "results"))
     args = parser.parse_args(argv)
+    require("tqdm"), require("matplotlib")  # the plots come last: fail now, not after the runs
 
     preset = PRESETS[args.preset]
     datasets = [d for d in args.datasets if d != "ml-latest-small" or SHARED.is_dir()]

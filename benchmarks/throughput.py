@@ -315,8 +315,9 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(rows: list[dict[str, Any]], path: str) -> None:
-    import matplotlib
+    from _report import require  # benchmarks/_report.py
 
+    matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -364,6 +365,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    if args.plot:
+        from _report import require  # benchmarks/_report.py
+
+        require("matplotlib")  # the plot comes last: fail now, not after the runs
 
     start = time.perf_counter()
     print(f"B = {args.batch_size}, M = {args.num_negatives}, d = {args.dim}; one subprocess per variant")

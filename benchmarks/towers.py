@@ -49,8 +49,6 @@ def overrides(item: str, user: str, split: str, extra: list[str]) -> list[str]:
 
 
 def step_times(args: argparse.Namespace) -> list[dict[str, Any]]:
-    import tensorflow as tf
-
     from tfrs_irns.batching.pipeline import TrainPipeline
     from tfrs_irns.config import load_config
     from tfrs_irns.data.prepare import prepare_data

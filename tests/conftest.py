@@ -1,94 +1,11 @@
-"""Shared test settings."""
+"""Fixtures shared by the test files (helpers that are not fixtures live in ``helpers.py``)."""
 
-from typing import Optional
-
-import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before any test touches tf.keras)
-from tfrs_irns.data.prepare import EncodedSplit, PreparedData
-from tfrs_irns.data.vocab import Vocabulary
-
-# A synthetic dataset small enough to train in seconds, with the quickstart's structure.
-TINY_OVERRIDES = [
-    "data.synthetic.num_users=200",
-    "data.synthetic.num_items=400",
-    "data.synthetic.num_interactions=6000",
-    "data.synthetic.num_clusters=4",
-    "train.batch_size=128",
-    "negatives.num_negatives=200",
-    "export.enabled=false",
-]
-
-
-def with_tiny(*extra: str) -> list[str]:
-    """``TINY_OVERRIDES`` then ``extra`` ``key=value`` pairs, a later pair replacing an earlier one
-    of the same key (``--set`` refuses a key given twice)."""
-    merged: dict[str, str] = {}
-    for pair in list(TINY_OVERRIDES) + list(extra):
-        key = pair.split("=", 1)[0]
-        merged.pop(key, None)
-        merged[key] = pair
-    return list(merged.values())
+from helpers import TINY_OVERRIDES
 
 
 @pytest.fixture
 def tiny_overrides():
     return list(TINY_OVERRIDES)
-
-
-def encoded_split(users, items) -> EncodedSplit:
-    """A split of the given user and item indices (timestamps all 0)."""
-    return EncodedSplit(np.asarray(users, np.int32), np.asarray(items, np.int32), np.zeros(len(users), np.int64))
-
-
-def vocabulary(prefix: str, size: int) -> Vocabulary:
-    """``size`` known ids whose sorted order is their index: ``f"{prefix}00001"`` is index 1."""
-    return Vocabulary(np.array([f"{prefix}{i:05d}" for i in range(1, size + 1)]))
-
-
-def prepared_data(
-    train: EncodedSplit,
-    validation: EncodedSplit,
-    test: EncodedSplit,
-    num_users: int,
-    num_items: int,
-    item_counts: Optional[np.ndarray] = None,
-) -> PreparedData:
-    """Real ``PreparedData`` around hand-made splits; ``item_counts`` defaults,
-    as in ``prepare_data``, to the training counts with OOV 0 at 0."""
-    if item_counts is None:
-        item_counts = np.bincount(train.item, minlength=num_items + 1).astype(np.float64)
-        item_counts[0] = 0.0
-    return PreparedData(
-        train=train,
-        validation=validation,
-        test=test,
-        user_vocab=vocabulary("user", num_users),
-        item_vocab=vocabulary("item", num_items),
-        item_counts=np.asarray(item_counts, np.float64),
-        item_titles=np.full(num_items + 1, "", dtype=str),
-        item_genres=None,
-        genre_names=[],
-        description="hand-made test data",
-        skipped_rows=0,
-    )
-
-
-def write_tiny_csv(path, repeat: int = 1) -> list[str]:
-    """The tiny synthetic interactions as a CSV (``user_id,item_id,timestamp``),
-    every row written ``repeat`` times in a row; returns the lines (header first)."""
-    from tfrs_irns.config import SyntheticConfig
-    from tfrs_irns.data.synthetic import make_synthetic
-
-    cfg = SyntheticConfig(num_users=200, num_items=400, num_interactions=6000, num_clusters=4)
-    inter = make_synthetic(cfg, 42).interactions
-    rows = [f"{u},{i},{t}" for u, i, t in zip(inter.user_id, inter.item_id, inter.timestamp)]
-    lines = ["user_id,item_id,timestamp"] + [row for row in rows for _ in range(repeat)]
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    return lines
-
-
-# The tiny model settings on a CSV written by write_tiny_csv.
-TINY_CSV_OVERRIDES = [pair for pair in TINY_OVERRIDES if not pair.startswith("data.synthetic.")] + ["data.source=csv"]

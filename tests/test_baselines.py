@@ -9,7 +9,7 @@ import pytest
 from tfrs_irns.evaluation import popular_baseline, popular_baseline_arrays, popularity_embeddings
 
 
-from conftest import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
+from helpers import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
 
 
 # Training counts: item 1: 3, item 2: 2, item 3: 1, items 4 and 5: 0 -> order 1, 2, 3, 4, 5.

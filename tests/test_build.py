@@ -10,7 +10,7 @@ from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.runs.build import export_name, irns_task_from_config
 from tfrs_irns.sampling import UnigramSampler
 
-from test_irns import make_counts, make_tower
+from helpers import make_counts, make_tower
 
 
 def test_task_from_config():

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tfrs_irns.cli.main import main
-from conftest import TINY_OVERRIDES as TINY, with_tiny
+from helpers import TINY_OVERRIDES as TINY, with_tiny
 
 
 def run_cli(capsys, *argv):
@@ -39,6 +39,7 @@ def _tree(folder):
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_and_exports(trained):
     root, run_dir = trained
     metrics = json.loads(open(os.path.join(run_dir, "metrics.json")).read())
@@ -52,6 +53,7 @@ def test_train_writes_the_run_and_exports(trained):
     assert meta["validation"]["value"] == metrics["history"]["val_hit_rate@100"][metrics["best_epoch"] - 1]
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_training_metrics_in_its_own_record(trained, capsys, tmp_path):
     _, run_dir = trained
     copy = str(tmp_path / "run")
@@ -71,6 +73,7 @@ def test_evaluate_reproduces_the_training_metrics_in_its_own_record(trained, cap
     assert record["data_fingerprint"] == trained_metrics["data_fingerprint"]
 
 
+@pytest.mark.slow
 def test_evaluate_with_exclude_seen_records_its_protocol_and_rewrites_nothing(trained, capsys, tmp_path):
     _, run_dir = trained
     copy = str(tmp_path / "run")
@@ -90,6 +93,7 @@ def test_evaluate_with_exclude_seen_records_its_protocol_and_rewrites_nothing(tr
     assert record["overrides"] == ["eval.exclude_seen=true", "eval.ks=[20]"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, pair",
     [("evaluate", "model.embedding_dim=32"), ("evaluate", "export.k=5"), ("export", "train.epochs=99"),
@@ -110,6 +114,7 @@ def test_evaluate_and_export_override_only_their_section(trained, capsys, comman
     assert sorted(os.listdir(root / "saved" / "quickstart")) == versions
 
 
+@pytest.mark.slow
 def test_export_and_recommend_from_a_run(trained, capsys):
     root, run_dir = trained
     code, out, _ = run_cli(capsys, "export", "--run", run_dir, "--set", f"export.base_dir={root / 'saved'}", "export.k=20")
@@ -150,6 +155,7 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(capsys, tmp_path):
     assert code == 2 and "not a run directory (no config.yaml)" in err
 
 
+@pytest.mark.subprocess
 def test_console_script_reports_without_traceback(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "tfrs-irns")
     if not os.path.exists(exe):

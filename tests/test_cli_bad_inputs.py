@@ -14,7 +14,7 @@ import pytest
 from tfrs_irns.cli.main import main
 from tfrs_irns.data import arrow_source, csv_source, tfds_source
 
-from conftest import TINY_CSV_OVERRIDES, with_tiny
+from helpers import TINY_CSV_OVERRIDES, with_tiny
 
 GOOD_CSV = "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u * 7 + k) % 30},{k}\n" for u in range(20) for k in range(6))
 
@@ -163,6 +163,7 @@ def test_an_unreadable_data_file_is_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_tfds_offline_fails_fast_with_what_to_do(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tfds_source, "_reachable", lambda host, **kw: False)
     code = main(["train", "--config", "configs/movielens-100k.yaml", "--output", str(tmp_path / "run"), "--set",

@@ -10,11 +10,12 @@ import pytest
 import tfrs_irns  # noqa: F401
 from tfrs_irns.cli.main import main
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 ML_LATEST_SMALL = Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small"
 
 
+@pytest.mark.slow
 def test_synthetic_cold_items_with_an_id_title_genres_tower(tmp_path):
     code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
                  *with_tiny("model.item_features=[id,title,genres]", "data.split=cold_items", "train.epochs=2")])
@@ -27,6 +28,7 @@ def test_synthetic_cold_items_with_an_id_title_genres_tower(tmp_path):
     assert cold["hit_rate@10"] > 1.5 * cold["protocol"]["random_hit_rate"]["@10"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ML_LATEST_SMALL.is_dir(), reason="ml-latest-small not present")
 def test_ml_latest_small_content_tower_trains(tmp_path):
     run = tmp_path / "run"

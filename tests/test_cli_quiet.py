@@ -8,7 +8,7 @@ import pytest
 
 from tfrs_irns.cli import quiet
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE_LINES = [
@@ -41,6 +41,7 @@ def _python(code, env=None):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
 
+@pytest.mark.subprocess
 def test_help_and_argument_errors_answer_without_tensorflow():
     code = (
         "import sys\n"
@@ -58,6 +59,8 @@ def test_help_and_argument_errors_answer_without_tensorflow():
     assert "train.epochs: must be > 0, got 0" in proc.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.skipif(quiet.has_nvidia_driver(), reason="a machine with an NVIDIA driver prints its real GPU probe")
 def test_a_training_run_prints_no_probe_noise_and_short_epoch_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

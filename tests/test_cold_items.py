@@ -14,7 +14,7 @@ from tfrs_irns.data.table import Interactions
 from tfrs_irns.evaluation.evaluate import cold_only_metrics, evaluate_embeddings
 from tfrs_irns.runs.build import build_model, make_sampler
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 COLD = with_tiny("data.split=cold_items", "data.cold_item_fraction=0.2", "model.item_features=[id,title,genres]")
 

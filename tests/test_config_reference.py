@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tfrs_irns import config as config_module
 from tfrs_irns.config import iter_keys
 from tfrs_irns.config_reference import REFERENCE_COMMAND, reference_markdown
@@ -54,6 +56,7 @@ def test_every_key_has_a_row_with_its_type_default_and_rule():
     assert REFERENCE_COMMAND in text.splitlines()[2] and "do not edit by hand" in text.splitlines()[2]
 
 
+@pytest.mark.subprocess
 def test_the_tool_writes_and_checks(tmp_path):
     out = tmp_path / "configuration.md"
     check = [sys.executable, str(TOOL), "--check", "--output", str(out)]

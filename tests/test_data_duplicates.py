@@ -12,7 +12,7 @@ from tfrs_irns.data.sources import collapse_raw_duplicates
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 
-from conftest import write_tiny_csv
+from helpers import write_tiny_csv
 
 
 def table(rows):

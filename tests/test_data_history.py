@@ -14,7 +14,7 @@ from tfrs_irns.data.prepare import prepare_from_raw
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.runs.build import build_towers, pipeline_extras, user_history
 
-from conftest import encoded_split
+from helpers import encoded_split
 
 LENGTH = 3
 

@@ -6,7 +6,7 @@ import pytest
 import tfrs_irns  # noqa: F401
 from tfrs_irns.data.item_features import item_feature_strings, joined_genres
 
-from conftest import encoded_split, prepared_data
+from helpers import encoded_split, prepared_data
 
 
 def data_with_side():

@@ -10,7 +10,7 @@ from tfrs_irns.data.prepare import data_fingerprint, prepare_data
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.data.table import Interactions
 
-from conftest import TINY_OVERRIDES
+from helpers import TINY_OVERRIDES
 
 
 @pytest.fixture(scope="module")

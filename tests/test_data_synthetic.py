@@ -118,6 +118,7 @@ def hit_rates(raw, k=100, seed=0):
     return pop_hr, cluster_hr
 
 
+@pytest.mark.slow
 def test_default_has_planted_signal_popularity_cannot_see(default_raw):
     inter = default_raw.interactions
     assert len(inter) == 500_000

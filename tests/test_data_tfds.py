@@ -15,7 +15,7 @@ from tfrs_irns.data import tfds_source
 from tfrs_irns.data.tfds_source import SUPPORTED, load_tfds
 
 REAL_REACHABLE = tfds_source._reachable
-from tfrs_irns.errors import DataError
+from tfrs_irns.errors import DataError  # noqa: E402
 
 
 class RealDownloadReached(AssertionError):
@@ -80,6 +80,7 @@ def joined(genres, names):
     return "|".join(seen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SUPPORTED)
 def test_mocked_dataset_matches_python_oracle(name, capsys):
     with tfds.testing.mock_data(num_examples=40):

@@ -23,7 +23,7 @@ import pytest
 from tfrs_irns.config import from_dict
 from tfrs_irns.errors import ConfigError
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]
@@ -90,6 +90,8 @@ def assert_same_run(a, b):
     assert abs(a["hit_rate@100"] - b["hit_rate@100"]) <= 0.005
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_metrics_record_the_distribution(runs):
     assert runs["one"]["distribution"] == {
         "strategy": "one_device", "num_replicas": 1, "num_workers": 1, "global_batch_size": 128,
@@ -99,6 +101,8 @@ def test_metrics_record_the_distribution(runs):
     }
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_mirrored_on_two_logical_cpus_matches_one_device(runs):
     assert_same_run(runs["one"], runs["two"])
 
@@ -108,6 +112,8 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(runs):
 TOWERS = ["model.item_features=[id,title,genres]", "model.user_features=[id,history]", "model.history.length=5"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_mirrored_content_and_history_towers_match_one_device(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     results = finish([start(one, TOWERS), start(two, [*TOWERS, *MIRRORED])])
@@ -118,6 +124,8 @@ def test_mirrored_content_and_history_towers_match_one_device(tmp_path):
     assert_same_run(a, b)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     root = runs["root"]
     ports = free_ports(2)
@@ -145,6 +153,8 @@ def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     assert not (root / "worker0" / "backup").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     args = ["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),

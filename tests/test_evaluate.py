@@ -25,7 +25,7 @@ from tfrs_irns.evaluation import (
 from tfrs_irns.evaluation.validation import EpochMetrics
 
 
-from conftest import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
+from helpers import encoded_split, prepared_data  # noqa: E402  (real PreparedData from hand-made splits)
 
 
 # d = 1: user 1 ranks items 1, 2, 3, 4; user 2 ranks 4, 3, 2, 1; row 0 is OOV.

@@ -20,6 +20,7 @@ def load_example():
     return module
 
 
+@pytest.mark.slow
 def test_tutorial_learns_on_synthetic_clusters():
     result = load_example().main(
         ["--synthetic", "--epochs", "3", "--num-negatives", "300", "--batch-size", "256", "--k", "10"]
@@ -30,6 +31,7 @@ def test_tutorial_learns_on_synthetic_clusters():
     assert result["hit_rate"] > 5 * result["chance"]
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.skipif(not (SHARED / "ratings.csv").is_file(), reason=f"MovieLens data not found at {SHARED}")
 def test_tutorial_learns_on_movielens_sample():

@@ -90,6 +90,7 @@ def setup(tmp_path_factory):
     return SimpleNamespace(root=root, model=model, run=run, path=path, loaded=tf.saved_model.load(path))
 
 
+@pytest.mark.slow
 def test_layout_assets_and_metadata(setup):
     path = Path(setup.path)
     assert path == setup.root / "saved_models" / "unit" / "1"
@@ -110,6 +111,7 @@ def test_layout_assets_and_metadata(setup):
     assert sorted(meta["signatures"]) == SIGNATURE_NAMES
 
 
+@pytest.mark.slow
 def test_serving_default_matches_model_and_numpy(setup):
     rng = np.random.default_rng(0)
     rows = np.concatenate([[1, NUM_USERS], rng.integers(1, NUM_USERS + 1, 6)])
@@ -130,6 +132,7 @@ def test_serving_default_matches_model_and_numpy(setup):
     np.testing.assert_allclose(scores, mem_scores.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_unknown_user_gets_the_oov_answer(setup):
     out = setup.loaded.signatures["serving_default"](user_id=tf.constant(["never seen", ""]))
     ref_ids, ref_scores = _reference(setup.model, [0, 0], K)
@@ -137,6 +140,7 @@ def test_unknown_user_gets_the_oov_answer(setup):
     np.testing.assert_allclose(out["scores"].numpy(), ref_scores, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_embedding_signatures(setup):
     users = setup.loaded.signatures["query_embedding"](user_id=tf.constant([USER_IDS[3], "nobody"]))["embedding"]
     np.testing.assert_allclose(users.numpy(), setup.model.user_embeddings()[[4, 0]], rtol=1e-6)
@@ -144,6 +148,7 @@ def test_embedding_signatures(setup):
     np.testing.assert_allclose(items["embedding"].numpy(), setup.model.item_embeddings()[[1, 0, NUM_ITEMS]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_empty_batch_gives_empty_answers(setup):
     sigs = setup.loaded.signatures
     none = tf.zeros([0], tf.string)
@@ -155,6 +160,7 @@ def test_empty_batch_gives_empty_answers(setup):
     assert out["item_ids"].shape == (0, 3)
 
 
+@pytest.mark.slow
 def test_recommend_k_excluding(setup):
     sig = setup.loaded.signatures["recommend_k_excluding"]
     rows = [2, 5, 0]  # 0: an unknown user
@@ -192,6 +198,7 @@ def _graph_ops(path):
     return ops
 
 
+@pytest.mark.slow
 def test_graph_uses_only_core_tensorflow_ops(setup):
     ops = _graph_ops(setup.path)
     assert {"MatMul", "TopKV2", "LookupTableFindV2", "InitializeTableFromTextFileV2"} <= ops
@@ -199,6 +206,7 @@ def test_graph_uses_only_core_tensorflow_ops(setup):
     assert ops - set(dir(tf.raw_ops)) == set()
 
 
+@pytest.mark.slow
 def test_second_export_is_version_2_and_k_is_clipped(setup):
     """Default (single-block) scoring path; export.k above the catalogue."""
     base = setup.root / "saved_models"
@@ -217,6 +225,7 @@ def test_second_export_is_version_2_and_k_is_clipped(setup):
 # --------------------------------------------------------------------------- atomicity
 
 
+@pytest.mark.slow
 def test_crash_while_writing_leaves_no_version(setup, tmp_path, monkeypatch):
     """A failing save publishes nothing and leaves the existing version as it was."""
     model_dir = tmp_path / "unit"
@@ -327,6 +336,8 @@ def outside(setup):
     return SimpleNamespace(users=users, **results)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_fresh_process_without_tfrs_or_legacy_keras(setup, outside):
     line = next(x for x in outside.fresh.splitlines() if x.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
@@ -349,6 +360,8 @@ def _signature_block(show, name):
     return " ".join(match.group(1).split())
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_saved_model_cli_show_lists_the_signatures(outside):
     show = outside.show
     expected = {
@@ -378,6 +391,8 @@ def test_saved_model_cli_show_lists_the_signatures(outside):
     assert "output_1" not in show
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_saved_model_cli_run_returns_k_ids(setup, outside):
     match = re.search(r"Result for output key item_ids:\n(.*?)Result for output key scores", outside.run, re.S)
     assert match, outside.run[-2000:]

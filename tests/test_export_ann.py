@@ -24,7 +24,7 @@ faiss = pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip ins
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny run exported with a flat (exact) FAISS index and the projector files."""
-    from conftest import with_tiny
+    from helpers import with_tiny
 
     root = tmp_path_factory.mktemp("ann")
     run_dir = str(root / "run")
@@ -35,6 +35,7 @@ def exported(tmp_path_factory):
     return root, run_dir
 
 
+@pytest.mark.slow
 def test_export_writes_embeddings_index_and_ann_metrics(exported):
     root, run_dir = exported
     model_dir = root / "saved" / "quickstart"
@@ -48,6 +49,7 @@ def test_export_writes_embeddings_index_and_ann_metrics(exported):
     assert ann["build_seconds"] >= 0 and ann["recall_users"] > 0 and ann["index_mb"] > 0
 
 
+@pytest.mark.slow
 def test_recommend_from_the_index_matches_brute_force(exported, capsys):
     root, _ = exported
     model = str(root / "saved" / "quickstart")
@@ -62,8 +64,9 @@ def test_recommend_from_the_index_matches_brute_force(exported, capsys):
     assert item_column(index) == item_column(brute) and len(item_column(index)) == 10
 
 
+@pytest.mark.slow
 def test_recommend_index_without_an_index_is_one_line(tmp_path, capsys):
-    from conftest import with_tiny
+    from helpers import with_tiny
 
     code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"), "--set",
                  *with_tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={tmp_path / 's'}",
@@ -118,6 +121,7 @@ def test_flat_index_answers_exactly_and_round_trips(catalogue, tmp_path):
 
 
 # The recall each kind is stated to reach at its defaults on this catalogue (measured, with margin).
+@pytest.mark.slow
 @pytest.mark.parametrize("params,stated", [
     (AnnParams(kind="hnsw"), 0.95),  # measured 0.978
     (AnnParams(kind="ivfpq", nlist=64, nprobe=16, pq_m=8), 0.9),  # measured 0.959

@@ -22,7 +22,7 @@ from tfrs_irns.export.saved_model import SIGNATURES, export_model
 from tfrs_irns.layers.item_content import make_encoders
 from tfrs_irns.runs.build import build_model
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 NEW_ITEM = {"title": "The Ranmi Kalo Night", "genres": "Action|Unheard Genre"}
 
@@ -55,6 +55,7 @@ def setup(tmp_path_factory):
     return model, data, path, raw, tf.saved_model.load(path)
 
 
+@pytest.mark.slow
 def test_own_features_give_the_in_memory_embedding(setup):
     """The items without an id row (cold, OOV) get exactly their in-memory embedding; warm items
     their content-only one (the tower without the id part)."""
@@ -69,6 +70,7 @@ def test_own_features_give_the_in_memory_embedding(setup):
     np.testing.assert_allclose(got[1:4], content.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_new_item_equals_the_tower_on_its_encoded_features(setup):
     model, _, _, _, loaded = setup
     tower = model.candidate_tower
@@ -79,6 +81,7 @@ def test_a_new_item_equals_the_tower_on_its_encoded_features(setup):
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_signature_inputs_are_the_features_and_the_others_are_unchanged(setup):
     _, _, path, _, loaded = setup
     assert set(loaded.signatures) == set(SIGNATURES) | {SIGNATURE}
@@ -88,6 +91,7 @@ def test_signature_inputs_are_the_features_and_the_others_are_unchanged(setup):
     assert SIGNATURE in meta["signatures"]
 
 
+@pytest.mark.slow
 def test_graph_uses_only_core_tensorflow_ops(setup):
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((Path(setup[2]) / "saved_model.pb").read_bytes())
@@ -100,6 +104,8 @@ def test_graph_uses_only_core_tensorflow_ops(setup):
     assert ops - set(dir(tf.raw_ops)) == set()
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_fresh_plain_tensorflow_process(setup):
     model, _, path, _, _ = setup
     env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONPATH")}

@@ -72,6 +72,7 @@ def test_candidate_embedding_reads_blocks_and_rest(tmp_path, tied_embeddings, ch
     np.testing.assert_array_equal(out["embedding"].numpy(), items[[1, 4, 5, 21, 23, 0]])
 
 
+@pytest.mark.slow
 def test_bfloat16_table_recall_and_export(tmp_path):
     rng = np.random.default_rng(1)
     n, d, k = 3000, 32, 100

@@ -135,6 +135,7 @@ def test_valid_model_names(name):
 
 
 
+@pytest.mark.subprocess
 def test_the_next_export_removes_temporary_folders_of_dead_exporters(tmp_path):
     import subprocess
     import sys

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfrs_irns.cli.main import main
 from tfrs_irns.runs.exporting import latest_metadata, publish_decision
 
-from conftest import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
+from helpers import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
 
 
 def val(value, monitor="val_hit_rate@100", higher=True):
@@ -144,6 +144,7 @@ def serve(version_dir, user_ids):
     return out["item_ids"].numpy().astype(str), emb
 
 
+@pytest.mark.slow
 def test_a_renamed_user_is_served_its_own_list_and_export_needs_no_data(tmp_path, capsys):
     data = tmp_path / "log.csv"
     lines = write_tiny_csv(data)
@@ -187,6 +188,7 @@ def test_a_renamed_user_is_served_its_own_list_and_export_needs_no_data(tmp_path
     assert meta["metrics"]["epochs_run"] == 1
 
 
+@pytest.mark.slow
 def test_a_worse_experiment_is_not_published(tmp_path, capsys):
     saved = tmp_path / "saved"
     base = ["train.epochs=2", "export.enabled=true", f"export.base_dir={saved}", "train.early_stopping.enabled=false"]

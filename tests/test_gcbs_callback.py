@@ -80,6 +80,7 @@ def runs(order):
     return {frozenset(order[s : s + BATCH]) for s in range(0, len(order), BATCH)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("start, every, due", [(2, 1, [2, 3]), (1, 2, [1, 3]), (4, 1, [])])
 def test_only_due_epochs_get_gcbs_batches(start, every, due):
     pipe, history, batches = fit(start_epoch=start, every=every, neighbors=10)
@@ -97,6 +98,7 @@ def test_only_due_epochs_get_gcbs_batches(start, every, due):
     assert history.history["gcbs_active"] == [1.0 if e in due else 0.0 for e in (1, 2, 3)]
 
 
+@pytest.mark.slow
 def test_logs_hold_every_key_every_epoch():
     _, history, _ = fit(start_epoch=2, neighbors=10, diagnostics=True)
     for key in LOG_KEYS:
@@ -108,6 +110,7 @@ def test_logs_hold_every_key_every_epoch():
     assert history.history["gcbs_links_per_example"][1] > 0
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars_for_gcbs_epochs(tmp_path):
     fit(start_epoch=2, neighbors=10, log_dir=str(tmp_path), diagnostics=True)
     files = glob.glob(str(tmp_path / "gcbs" / "events.out.tfevents.*"))

@@ -214,6 +214,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,options,known", VARIANTS)
 def test_every_op_of_the_train_step_has_a_gpu_kernel(mode, options, known):
     concrete, layers = train_step(mode, **options)

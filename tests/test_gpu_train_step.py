@@ -29,7 +29,7 @@ from tfrs_irns.config import load_config
 from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.runs.build import build_model, make_optimizer, pipeline_extras, user_history
 
-from conftest import TINY_OVERRIDES, with_tiny
+from helpers import TINY_OVERRIDES, with_tiny
 from test_gpu_kernels import ops_without_gpu_kernel, variables_without_gpu_kernel
 
 # Host-side shape plumbing (see the module docstring), by op name.
@@ -88,6 +88,7 @@ def traced_train_step(data, overrides):
     return train_function.get_concrete_function(iter(pipeline.dataset)), model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_op_of_the_compiled_train_step_has_a_gpu_kernel(data, name):
     concrete, model = traced_train_step(data, VARIANTS[name])

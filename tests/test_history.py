@@ -12,7 +12,7 @@ from tfrs_irns.data.history import build_history
 from tfrs_irns.layers.history import HistoryHead, HistoryPooling, HistoryQueryTower
 from tfrs_irns.layers.towers import CandidateTower
 
-from conftest import encoded_split
+from helpers import encoded_split
 
 D = 4
 RNG = np.random.default_rng(0)

@@ -22,7 +22,7 @@ from tfrs_irns.export.recommend import recommend
 from tfrs_irns.errors import UserError
 from tfrs_irns.runs.training import load_run
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 K = 10
 LENGTH = 8
@@ -43,6 +43,7 @@ def cold_run(tmp_path_factory):
     return root, run_dir, str(root / "saved" / "quickstart" / "1"), metrics
 
 
+@pytest.mark.slow
 def test_cold_users_are_evaluated_as_themselves_and_restore_to_the_same_metrics(cold_run):
     _, run_dir, _, metrics = cold_run
     run = load_run(run_dir)
@@ -89,6 +90,8 @@ def _in_memory(run, histories):
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(cold_run):
     root, run_dir, version, _ = cold_run
     run = load_run(run_dir, with_data=False)
@@ -111,6 +114,7 @@ def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(c
     assert "recommend_from_history" in meta["signatures"]
 
 
+@pytest.mark.slow
 def test_cli_recommend_from_a_history(cold_run, capsys):
     _, run_dir, version, _ = cold_run
     ids = load_run(run_dir, with_data=False).data.item_vocab.ids
@@ -121,6 +125,7 @@ def test_cli_recommend_from_a_history(cold_run, capsys):
     assert f"returns at most {K} items from a history" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_history_on_an_id_export_is_a_clear_error(tmp_path):
     path = export_embeddings(np.ones((3, 2)), np.ones((4, 2)), np.array(["u1", "u2"]), np.array(["a", "b", "c"]),
                              base_dir=str(tmp_path), name="m", k=2)
@@ -128,6 +133,7 @@ def test_history_on_an_id_export_is_a_clear_error(tmp_path):
         recommend(path, history=["a"])
 
 
+@pytest.mark.slow
 def test_history_tower_trains_on_the_random_split(tmp_path):
     run_dir = str(tmp_path / "run")
     assert main(["train", "--config", "configs/quickstart.yaml", "--output", run_dir, "--set", *with_tiny(

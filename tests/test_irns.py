@@ -14,18 +14,9 @@ import tensorflow_recommenders as tfrs
 from tfrs_irns.sampling import UniformSampler, UnigramSampler
 from tfrs_irns.tasks import IRNSRetrieval, default_logq
 
-N, D, B, M = 12, 5, 8, 10  # a tiny catalogue so duplicates and hits happen
+from helpers import IRNS_DIM, IRNS_NUM_ITEMS, make_counts, make_tower
 
-
-def make_tower(seed=0):
-    tower = tf.keras.layers.Embedding(N + 1, D, embeddings_initializer=tf.keras.initializers.RandomNormal(seed=seed))
-    tower.build((None,))
-    return tower
-
-
-def make_counts():
-    counts = np.array([0, 9, 4, 1, 0, 7, 2, 3, 12, 1, 5, 2, 6], np.float64)
-    return counts, counts / counts.sum()
+N, D, B, M = IRNS_NUM_ITEMS, IRNS_DIM, 8, 10  # a tiny catalogue so duplicates and hits happen
 
 
 def oracle(
@@ -282,6 +273,7 @@ def test_hits_are_removed_exactly_when_the_matmul_rounds_like_tf32(monkeypatch):
 # ----------------------------------------------------------- seeds, steps
 
 
+@pytest.mark.slow
 def test_steps_draw_new_negatives_reproducibly_and_eval_does_not_advance():
     tower = make_tower()
     a = IRNSRetrieval(tower, N, mode="random", num_negatives=M, seed=9)
@@ -349,6 +341,7 @@ def test_raw_id_tower_with_candidate_ids_table():
     )
 
 
+@pytest.mark.slow
 def test_factorized_metrics_never_meet_the_sampled_negatives():
     # TFRS 0.7.7 crashes when extra negatives, candidate_ids and
     # compute_metrics=True meet; IRNSRetrieval hands metrics the positives only.

@@ -25,10 +25,14 @@ def results():
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_logical_devices(results):
     assert len(results["devices"]) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("mode", ["in_batch", "mixed", "random"])
 def test_cross_replica_gives_the_single_replica_loss_and_gradients(results, mode):
     r = results["modes"][mode]
@@ -40,6 +44,8 @@ def test_cross_replica_gives_the_single_replica_loss_and_gradients(results, mode
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("mode", ["in_batch", "mixed"])
 def test_without_cross_replica_each_replica_sees_only_its_half(results, mode):
     # The check is sensitive: local in-batch negatives change the loss.
@@ -47,6 +53,8 @@ def test_without_cross_replica_each_replica_sees_only_its_half(results, mode):
     assert abs(r["two_replicas_local_negatives"] - r["one_replica"][0]) > 1e-3
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("mode", ["in_batch", "mixed", "random"])
 def test_keras_fit_trains_identically_on_one_and_two_replicas(results, mode):
     one, two = results["modes"][mode]["fit_one"], results["modes"][mode]["fit_two"]

@@ -124,17 +124,23 @@ def probes():
     return _probe_all(list(FORBIDDEN) + ["tfrs_irns.config", "tfrs_irns", "tfrs_irns.models"])
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("module", list(FORBIDDEN))
 def test_a_layer_loads_nothing_above_it(probes, module):
     loaded = set(probes[module]["loaded"])
     assert not loaded & set(FORBIDDEN[module]), f"import {module} loaded {sorted(loaded & set(FORBIDDEN[module]))}"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("module", ["tfrs_irns.tasks", "tfrs_irns.sampling", "tfrs_irns.layers", "tfrs_irns.models"])
 def test_keras_2_policy_holds_whichever_module_comes_first(probes, module):
     assert probes[module]["keras"].startswith("tf_keras"), probes[module]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_config_and_root_load_no_tensorflow(probes):
     # The CLI reads and checks the config before paying for TensorFlow.
     assert probes["tfrs_irns.config"]["tensorflow"] is False

@@ -26,6 +26,7 @@ def test_each_epoch_is_a_permutation_and_reshuffles():
     assert p.dataset.cardinality().numpy() == p.steps_per_epoch == 4
 
 
+@pytest.mark.slow
 def test_seeded_orders_repeat_across_pipelines():
     users = np.arange(500, dtype=np.int32)
     a = [epoch(TrainPipeline(users, users, 100, seed=5)) for _ in range(1)][0]

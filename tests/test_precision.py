@@ -16,7 +16,7 @@ from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.runs.build import build_model, make_optimizer
 from tfrs_irns.runs.training import train
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 
 def tiny(*extra):
@@ -58,6 +58,7 @@ def test_mixed_float16_scales_the_loss(data):
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.trainable_variables))
 
 
+@pytest.mark.slow
 def test_bfloat16_results_within_2_percent_of_float32(tmp_path):
     results = {}
     for precision in ("float32", "mixed_bfloat16"):

@@ -1,4 +1,5 @@
-"""The README's snippets run as written (finding: its first snippet raised NameError)."""
+"""The snippets of the README and its guides run as written (finding: the README's first snippet raised
+NameError). Each test names the file its snippet lives in."""
 
 import os
 import re
@@ -10,24 +11,27 @@ import yaml
 
 from tfrs_irns.cli.main import main
 
-from conftest import TINY_OVERRIDES
+from helpers import TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+def blocks(language, doc="README.md"):
+    """The ``language`` code blocks of ``doc`` (a path from the repository root)."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_task_snippet_trains_a_tfrs_model_as_written(capsys):
-    (snippet,) = [b for b in blocks("python") if "class Model(tfrs.Model)" in b]
+    (snippet,) = [b for b in blocks("python", "docs/irns.md") if "class Model(tfrs.Model)" in b]
     namespace: dict = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/irns.md", "exec"), namespace)
     losses = namespace["model"].history.history["loss"]
     assert len(losses) == 2 and np.isfinite(losses).all()
 
 
+@pytest.mark.slow
 def test_the_pipeline_snippet_runs(tmp_path, monkeypatch):
     (snippet,) = [b for b in blocks("python") if "tfrs_irns.train(" in b]
     assert '["train.epochs=5"]' in snippet
@@ -39,9 +43,10 @@ def test_the_pipeline_snippet_runs(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "saved_models" / "mine") == ["1"]
 
 
+@pytest.mark.slow
 def test_your_own_csv_example(tmp_path, monkeypatch, capsys):
-    (sample,) = [b for b in blocks("text") if b.startswith("user,movie")]
-    (config,) = [b for b in blocks("yaml") if "path: my_log.csv" in b]
+    (sample,) = [b for b in blocks("text", "docs/data.md") if b.startswith("user,movie")]
+    (config,) = [b for b in blocks("yaml", "docs/data.md") if "path: my_log.csv" in b]
     mapping = yaml.safe_load(config)["data"]["csv"]
     header = sample.splitlines()[0].split(",")
     assert {mapping["user_column"], mapping["item_column"], mapping["timestamp_column"], mapping["rating_column"]} <= set(header)
@@ -58,6 +63,19 @@ def test_your_own_csv_example(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "ratings >= 4" in out and "temporal split" in out
+
+
+def test_the_readme_is_a_front_door():
+    # Issue 22: what it does, the two commands, a snippet, the CLI table and links; the rest lives in docs/.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    train, test = blocks("bash")[:2]
+    install = "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]'"
+    assert train.strip() == install + " && tfrs-irns train --config configs/quickstart.yaml"
+    assert test.strip() == install + " && python -m pytest"
+    # .ci/run runs the test command's install and then its pytest (with the linters between them).
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert install in ci and "\npython -m pytest" in ci
 
 
 def test_the_top_level_the_readme_describes_is_there():

@@ -44,6 +44,7 @@ def _table_rows(text):
     ]
 
 
+@pytest.mark.slow
 def test_prints_a_numbered_table_with_titles(model_dir, capsys):
     rows = recommend(str(model_dir), "u2", 3)
     ids, scores = _top(3, 3)
@@ -59,24 +60,28 @@ def test_prints_a_numbered_table_with_titles(model_dir, capsys):
     np.testing.assert_allclose([p[1] for p in printed], scores, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_unknown_user_gets_a_note_and_the_oov_answer(model_dir, capsys):
     rows = recommend(str(model_dir / "1"), "someone new", 2)
     assert [r["item_id"] for r in rows] == _top(0, 2)[0]
     assert "user 'someone new' is not in the model's training data" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_k_beyond_the_export_uses_the_k_signature(model_dir, capsys):
     rows = recommend(str(model_dir), "u0", K + 7)
     assert [r["item_id"] for r in rows] == _top(1, K + 7)[0]
     assert [p[0] for p in _table_rows(capsys.readouterr().out)] == list(range(1, K + 8))
 
 
+@pytest.mark.slow
 def test_k_beyond_the_catalogue_is_clipped(model_dir, capsys):
     rows = recommend(str(model_dir), "u0", NUM_ITEMS + 10)
     assert [r["item_id"] for r in rows] == _top(1, NUM_ITEMS)[0]
     assert f"note: the catalogue has only {NUM_ITEMS} items" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_latest_integer_version_with_a_saved_model_wins(model_dir, tmp_path):
     copy = tmp_path / "demo"
     for name in ("1", "03"):  # TF Serving reads "03" as version 3
@@ -87,6 +92,7 @@ def test_latest_integer_version_with_a_saved_model_wins(model_dir, tmp_path):
     assert resolve_version_dir(str(copy / "1")) == str(copy / "1")
 
 
+@pytest.mark.slow
 def test_cli_recommend(model_dir, capsys):
     assert main(["recommend", "--model", str(model_dir), "--user", "u1", "-k", "2"]) == 0
     assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top(2, 2)[0]
@@ -98,6 +104,7 @@ def test_cli_recommend(model_dir, capsys):
 # --------------------------------------------------------------------------- errors
 
 
+@pytest.mark.slow
 def test_bad_paths_name_the_path(model_dir, tmp_path):
     cases = {}
     a_file = tmp_path / "file.txt"
@@ -118,6 +125,7 @@ def test_bad_paths_name_the_path(model_dir, tmp_path):
             recommend(str(path), "u1", 3)
 
 
+@pytest.mark.slow
 def test_k_must_be_positive(model_dir):
     with pytest.raises(UserError, match="-k: must be at least 1, got 0"):
         recommend(str(model_dir), "u1", 0)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 240
@@ -144,6 +144,8 @@ def runs(tmp_path_factory):
             "resumed_out": [out for _, out, _ in resumed]}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_the_kills_hit_where_intended(runs):
     assert "resuming" in runs["resumed_out"][0] and "at epoch 3, step 0" in runs["resumed_out"][0]
     epoch, batch = runs["position"]
@@ -151,6 +153,8 @@ def test_the_kills_hit_where_intended(runs):
     assert f"at epoch 2, step {batch + 1}" in runs["resumed_out"][1]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("which", ["at_epoch", "mid_epoch"])
 def test_a_resumed_run_finishes_as_the_uninterrupted_one(runs, which):
     full, resumed = metrics(runs["full"]), metrics(runs[which])
@@ -175,6 +179,8 @@ def one_line_error(args):
     return err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_resuming_a_finished_run_says_so(runs):
     full = runs["full"]
     assert one_line_error(["train", "--resume", str(full)]) == (
@@ -182,6 +188,8 @@ def test_resuming_a_finished_run_says_so(runs):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(runs, tmp_path):
     full = runs["full"]
     before = sorted(os.listdir(full))
@@ -202,6 +210,7 @@ def test_output_holding_a_run_points_to_resume_and_the_wrong_flags_with_resume(r
     )
 
 
+@pytest.mark.slow
 def test_the_pipeline_resumes_at_an_epoch_and_a_batch():
     from tfrs_irns.batching.pipeline import TrainPipeline
 

@@ -13,7 +13,7 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation import evaluate_model
 from tfrs_irns.runs.training import load_run, train
 
-from conftest import TINY_OVERRIDES as TINY, with_tiny
+from helpers import with_tiny
 
 
 def tiny(*extra):
@@ -41,6 +41,7 @@ def run(tmp_path_factory):
     return result
 
 
+@pytest.mark.slow
 def test_run_directory_contract(run):
     names = set(os.listdir(run.directory))
     assert {"config.yaml", "metrics.json", "checkpoints", "logs", "vocab"} <= names
@@ -59,11 +60,13 @@ def test_run_directory_contract(run):
     assert any(files for _, _, files in os.walk(os.path.join(run.directory, "logs")))
 
 
+@pytest.mark.slow
 def test_trained_model_answers_unknown_users_with_the_mean_user(run):
     table = run.model.query_tower.embedding.embeddings.numpy()
     np.testing.assert_allclose(table[0], table[1:].mean(axis=0), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_validation_metric_equals_the_evaluation_module(run):
     """The logged val_hit_rate@K of each epoch is evaluate_model on that epoch's weights."""
     cfg = run.config
@@ -77,12 +80,14 @@ def test_validation_metric_equals_the_evaluation_module(run):
             assert run.metrics["history"][f"val_hit_rate@{k}"][epoch] == pytest.approx(expected[f"hit_rate@{k}"])
 
 
+@pytest.mark.slow
 def test_load_run_restores_the_same_model(run):
     again = load_run(run.directory)
     np.testing.assert_allclose(again.model.user_embeddings(), run.final[0], rtol=1e-6)
     np.testing.assert_allclose(again.model.item_embeddings(), run.final[1], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_early_stopping_restores_the_best_epoch(tmp_path):
     saver = WeightsPerEpoch()
     # A learning rate this high makes the validation metric fall after a peak.
@@ -113,8 +118,9 @@ def test_early_stopping_needs_a_validation_split(tmp_path):
         train(tiny("data.validation_fraction=0"), str(tmp_path), verbose=0)
 
 
+@pytest.mark.slow
 def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
-    from conftest import TINY_CSV_OVERRIDES, write_tiny_csv
+    from helpers import TINY_CSV_OVERRIDES, write_tiny_csv
     from tfrs_irns.errors import UserError
     from tfrs_irns.runs.training import resume_config
 

@@ -65,7 +65,7 @@ def reference_markdown() -> str:
         "",
         *_section_table(Config, ""),
     ]
-    for key, tp, f in iter_keys():
+    for key, tp, _field in iter_keys():
         if dataclasses.is_dataclass(tp):
             out += ["", f"## `{key}`", "", inspect.cleandoc(tp.__doc__ or ""), ""]
             out += _section_table(tp, key + ".")

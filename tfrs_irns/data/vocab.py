@@ -14,9 +14,9 @@ from typing import Optional
 
 import numpy as np
 
-from tfrs_irns.errors import DataError
-from tfrs_irns.data.table import CodedIds
 from tfrs_irns._files import atomic_open
+from tfrs_irns.data.table import CodedIds
+from tfrs_irns.errors import DataError
 
 OOV_INDEX = 0
 # Ids become lines of the export's lookup files (items.tsv: id<TAB>title).
