@@ -5,9 +5,12 @@ another test file: conftest holds fixtures only, and a test file is not a librar
 (``tests/test_suite_rules.py`` checks both rules).
 """
 
+import json
+import os
 from typing import Optional
 
 import numpy as np
+import yaml
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before any helper touches tf.keras)
 from tfrs_irns.data.prepare import EncodedSplit, PreparedData
@@ -112,3 +115,31 @@ def make_counts():
     """Training counts of the 12 tiny items (index 0, OOV, at 0) and their probabilities."""
     counts = np.array([0, 9, 4, 1, 0, 7, 2, 3, 12, 1, 5, 2, 6], np.float64)
     return counts, counts / counts.sum()
+
+
+def metrics(**extra):
+    """A finished run's ``metrics.json`` content, hand-made (report and listing tests)."""
+    base = {
+        "hit_rate@10": 0.5, "recall@10": 0.4, "ndcg@10": 0.3, "hit_rate@100": 0.9, "recall@100": 0.8,
+        "ndcg@100": 0.35, "mrr": 0.2,
+        "head": {"hit_rate@100": 0.95}, "tail": {"hit_rate@100": 0.6},
+        "popular_baseline": {"hit_rate@10": 0.25, "hit_rate@100": 0.3, "mrr": 0.05,
+                             "head": {"hit_rate@100": 0.99}, "tail": {"hit_rate@100": 0.0}},
+        "num_users": 20, "num_items": 40, "num_train": 300, "num_validation": 50, "num_test": 60,
+        "epochs_run": 3, "best_epoch": 2, "train_seconds": 1.5,
+        "history": {"loss": [3.0, 2.0, 1.5], "val_hit_rate@100": [0.5, 0.9, 0.8], "val_mrr": [0.1, 0.2, 0.15]},
+        "validation": {"monitor": "val_hit_rate@100", "value": 0.9, "epoch": 2, "higher_is_better": True},
+    }
+    base.update(extra)
+    return base
+
+
+def make_run(folder, m=None):
+    """A run folder with a config and, given ``m``, its ``metrics.json``."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "config.yaml"), "w") as fh:
+        yaml.safe_dump({"data": {"source": "synthetic", "split": "random"}}, fh)
+    if m is not None:
+        with open(os.path.join(folder, "metrics.json"), "w") as fh:
+            json.dump(m, fh)
+    return str(folder)

@@ -23,7 +23,7 @@ from tfrs_irns.config import load_config
 from tfrs_irns.runs.console import EpochLine
 from tfrs_irns.runs.stopping import BestEpochStopping
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 
 class Counted:

@@ -9,7 +9,7 @@ import tfrs_irns  # noqa: F401
 from tfrs_irns.config import load_config
 from tfrs_irns.errors import ConfigError
 
-from conftest import with_tiny
+from helpers import with_tiny
 
 
 def tiny(*extra):

@@ -30,7 +30,7 @@ from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.runs.build import build_model, make_optimizer, pipeline_extras, user_history
 
 from helpers import TINY_OVERRIDES, with_tiny
-from test_gpu_kernels import ops_without_gpu_kernel, variables_without_gpu_kernel
+from gpu_registry import ops_without_gpu_kernel, variables_without_gpu_kernel
 
 # Host-side shape plumbing (see the module docstring), by op name.
 HOST_SHAPE_OPS = {"BroadcastGradientArgs", "ConcatOffset", "Shape", "ShapeN", "Size", "Rank"}

@@ -4,7 +4,7 @@ import os
 
 from tfrs_irns.cli.main import main
 
-from test_report import make_run, metrics
+from helpers import make_run, metrics
 
 
 def test_runs_side_by_side(tmp_path, capsys):

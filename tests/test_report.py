@@ -1,42 +1,16 @@
 """``tfrs-irns report RUN``: report.md and its plots, from a finished run's files alone."""
 
-import json
 import os
 import sys
 
 import pytest
-import yaml
 
 from tfrs_irns.cli.main import main
 from tfrs_irns.runs.report import head_tail, model_vs_popular, write_report
 
+from helpers import make_run, metrics
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def metrics(**extra):
-    base = {
-        "hit_rate@10": 0.5, "recall@10": 0.4, "ndcg@10": 0.3, "hit_rate@100": 0.9, "recall@100": 0.8,
-        "ndcg@100": 0.35, "mrr": 0.2,
-        "head": {"hit_rate@100": 0.95}, "tail": {"hit_rate@100": 0.6},
-        "popular_baseline": {"hit_rate@10": 0.25, "hit_rate@100": 0.3, "mrr": 0.05,
-                             "head": {"hit_rate@100": 0.99}, "tail": {"hit_rate@100": 0.0}},
-        "num_users": 20, "num_items": 40, "num_train": 300, "num_validation": 50, "num_test": 60,
-        "epochs_run": 3, "best_epoch": 2, "train_seconds": 1.5,
-        "history": {"loss": [3.0, 2.0, 1.5], "val_hit_rate@100": [0.5, 0.9, 0.8], "val_mrr": [0.1, 0.2, 0.15]},
-        "validation": {"monitor": "val_hit_rate@100", "value": 0.9, "epoch": 2, "higher_is_better": True},
-    }
-    base.update(extra)
-    return base
-
-
-def make_run(folder, m=None):
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "config.yaml"), "w") as fh:
-        yaml.safe_dump({"data": {"source": "synthetic", "split": "random"}}, fh)
-    if m is not None:
-        with open(os.path.join(folder, "metrics.json"), "w") as fh:
-            json.dump(m, fh)
-    return str(folder)
 
 
 def cli(capsys, *argv):

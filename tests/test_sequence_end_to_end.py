@@ -24,8 +24,8 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.runs.build import build_model, make_optimizer, sequence_train_pipeline, user_history
 from tfrs_irns.runs.training import evaluate_run, load_run
 
-from conftest import with_tiny
-from test_gpu_kernels import ops_without_gpu_kernel
+from helpers import with_tiny
+from gpu_registry import ops_without_gpu_kernel
 
 K = 10
 LENGTH = 8

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tfrs_irns import topk
-from test_gpu_kernels import ops_without_gpu_kernel  # noqa: E402  (the registry check of the train step)
+from gpu_registry import ops_without_gpu_kernel  # noqa: E402  (the registry check of the train step)
 
 
 def csr(lists):

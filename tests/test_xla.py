@@ -23,7 +23,7 @@ from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.models.two_tower import dense_gradients
 from tfrs_irns.runs.build import build_model, compile_options, jit_compile_on, make_optimizer, pipeline_extras, user_history
 
-from conftest import TINY_OVERRIDES, with_tiny
+from helpers import TINY_OVERRIDES, with_tiny
 
 SMALL = ["train.batch_size=64", "negatives.num_negatives=50"]
 

@@ -15,7 +15,6 @@ from typing import Optional, Sequence
 from tfrs_irns.cli.quiet import import_tensorflow
 from tfrs_irns.errors import UserError
 
-
 # Examples shown under each command's --help.
 _EXAMPLES = {
     "train": """examples:

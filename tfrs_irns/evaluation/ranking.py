@@ -35,7 +35,8 @@ threshold top-k and one comparison pass per target), which measured faster
 on this 2-core CPU. ``benchmarks/eval_scale.py --json`` compares it with the
 bare matmul of the same chunks in one run: 0.31–0.46× the floor at 100k items
 and 0.66–0.68× at 1M (1,000 users, 10 test items each, 20 seen items excluded,
-d = 64, a heavily loaded 2-core machine). Both paths give the same answers. When every query is the same vector and nothing is excluded (the
+d = 64, a heavily loaded 2-core machine). Both paths give the same answers.
+When every query is the same vector and nothing is excluded (the
 most-popular baseline), that one row is sorted once and shared. A ranking
 that takes more than a few seconds prints counted progress lines to stderr
 (:class:`~tfrs_irns.data.progress.Progress`).

@@ -55,10 +55,10 @@ import tensorflow as tf
 from tfrs_irns._version import __version__
 from tfrs_irns.data.vocab import check_ids
 from tfrs_irns.errors import UserError
-from tfrs_irns.topk import block_top_k, mask_columns, merge_top_k
 from tfrs_irns.export.content import SIGNATURE as CONTENT_SIGNATURE
 from tfrs_irns.export.content import ItemFeatureEncoder, has_content
 from tfrs_irns.export.versions import check_name, write_version
+from tfrs_irns.topk import block_top_k, mask_columns, merge_top_k
 
 USERS_FILE = "users.txt"
 ITEMS_FILE = "items.tsv"

@@ -40,6 +40,10 @@ class BestEpochStopping(tf.keras.callbacks.EarlyStopping):
         the first monitored epoch); a resumed run sets it from its backup.
     """
 
+    # Set by Keras' EarlyStopping (untyped there).
+    wait: int
+    best: float
+
     def __init__(
         self,
         directory: str,

@@ -111,10 +111,11 @@ def sequence_retrieval_loss(
         m = float(task.num_negatives) if sampled else 0.0
         p_draws = real if in_batch else tf.zeros([])
         p = task._item_probabilities
+        sampler = task.sampler if sampled else None
 
         def expected(items: tf.Tensor) -> tf.Tensor:
             count = p_draws * tf.gather(p, items) if p is not None else tf.zeros(tf.shape(items))
-            return count + m * task.sampler.probability(items) if sampled else count
+            return count + m * sampler.probability(items) if sampler is not None else count
 
         logits -= log_count(expected(col_ids))[None, :]
         label -= log_count(expected(ids))
