@@ -69,8 +69,9 @@ class HistoryPooling(tf.keras.layers.Layer):
         self.query_vector = None
         self.cell = None
         self.transformer = None
-        self.transformer_args: dict[str, Any] = {"length": int(length), "num_blocks": int(num_blocks), "num_heads": int(num_heads),
-                                 "dropout": float(dropout)}
+        self.transformer_args: dict[str, Any] = {
+            "length": int(length), "num_blocks": int(num_blocks), "num_heads": int(num_heads), "dropout": float(dropout)
+        }
         if mode == "transformer":
             self.transformer = CausalTransformer(**self.transformer_args, name="transformer")
         elif mode == "attention":
