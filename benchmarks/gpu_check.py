@@ -32,7 +32,6 @@ stderr) with the keys ``device``, ``placement``, ``steps``, ``ranking``, ``tf32`
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import json
 import os
@@ -50,6 +49,8 @@ import tfrs_irns  # noqa: E402,F401  (pins Keras 2 before tf.keras)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfrs_irns import gpu_kernels  # noqa: E402
+
 FULL = {"num_users": 100_000, "num_items": 100_000, "batch_size": 600, "num_negatives": 3000, "big_factor": 8,
         "warmup": 3, "steps": 20, "rank_items": 1_000_000, "rank_users": 2048, "dim": 64}
 QUICK = {"num_users": 500, "num_items": 2000, "batch_size": 64, "num_negatives": 200, "big_factor": 8,
@@ -57,7 +58,6 @@ QUICK = {"num_users": 500, "num_items": 2000, "batch_size": 64, "num_negatives":
 # Ops that belong on the host in any step: the input iterator, function plumbing, transfers.
 HOST_OPS = {"IteratorGetNext", "_Arg", "_Retval", "_Send", "_Recv", "_HostSend", "_HostRecv", "NoOp",
             "_DeviceArg", "_DeviceRetval", "OptionalFromValue", "OptionalGetValue", "OptionalHasValue"}
-GPU_DEVICES = ("GPU", "DEFAULT")  # a DEFAULT kernel serves a GPU too (int32 arguments in host memory)
 
 
 def say(*parts: Any) -> None:
@@ -101,37 +101,6 @@ def build(settings: dict[str, Any], batch_size: int, jit_compile: bool) -> tuple
 # ------------------------------------------------------------------ placement
 
 
-def _type_attrs(node: Any) -> dict[str, list[int]]:
-    out = {}
-    for name, value in node.attr.items():
-        kind = value.WhichOneof("value")
-        if kind == "type":
-            out[name] = [value.type]
-        elif kind == "list" and value.list.type:
-            out[name] = list(value.list.type)
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _gpu_kernels(op: str) -> tuple:
-    from tensorflow.python.framework import kernels
-
-    return tuple(k for k in kernels.get_registered_kernels_for_op(op).kernel if k.device_type in GPU_DEVICES)
-
-
-def has_gpu_kernel(op: str, types: dict[str, list[int]]) -> bool:
-    """Whether a GPU (or DEFAULT) kernel of ``op`` accepts these dtype attributes."""
-    return any(
-        all(c.name in types and set(types[c.name]) <= set(c.allowed_values.list.type) for c in k.constraint)
-        for k in _gpu_kernels(op)
-    )
-
-
-def _describe(op: str, types: dict[str, list[int]]) -> str:
-    attrs = ", ".join(f"{k}={'/'.join(tf.as_dtype(t).name for t in v)}" for k, v in sorted(types.items()))
-    return f"{op}({attrs})"
-
-
 def _short_device(device: str) -> str:
     return device.rsplit("device:", 1)[-1] if "device:" in device else (device or "unplaced")
 
@@ -167,17 +136,13 @@ def placement(model: Any, data: Any) -> dict[str, Any]:
                 device = _short_device(node.device)
                 ops = by_device.setdefault(device, {})
                 ops[node.op] = ops.get(node.op, 0) + 1
-                types = _type_attrs(node)
-                if node.op not in HOST_OPS and not any(t == tf.string.as_datatype_enum for v in types.values()
-                                                       for t in v):
+                types = gpu_kernels.type_attrs(node)
+                if node.op not in HOST_OPS and gpu_kernels.needs_gpu_kernel(node):
                     if "CPU" in device:
                         on_cpu.append(f"{node.op} {node.name}")
-                    if not has_gpu_kernel(node.op, types):
-                        no_gpu_kernel.add(_describe(node.op, types))
-    variables = sorted(
-        f"{v.name} ({v.dtype.name})" for v in model.variables
-        if not has_gpu_kernel("VarHandleOp", {"dtype": [v.dtype.as_datatype_enum]})
-    )
+                    if not gpu_kernels.has_gpu_kernel(node.op, types):
+                        no_gpu_kernel.add(gpu_kernels.describe(node.op, types))
+    variables = sorted(gpu_kernels.variables_without_gpu_kernel(model.variables))
     return {
         "num_ops": count,
         "by_device": {device: dict(sorted(ops.items())) for device, ops in sorted(by_device.items())},

@@ -115,7 +115,7 @@ CASES = [
      r"model.history.length: must be >= 1, got 0"),
     ("unknown pooling", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
                              *with_tiny("model.history.pooling=max")],
-     r"model.history.pooling: expected one of 'mean', 'attention', 'gru', got 'max'"),
+     r"model.history.pooling: expected one of 'mean', 'attention', 'gru', 'transformer', got 'max'"),
     ("cold user fraction 1", {}, ["train", "--config", "configs/quickstart.yaml", "--set",
                                   *with_tiny("data.split=cold_users", "data.cold_user_fraction=1")],
      r"data.cold_user_fraction: must be in \(0, 1\), got 1"),

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfrs_irns  # noqa: F401
+from tfrs_irns import gpu_kernels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,6 +94,7 @@ def test_placement_names_cpu_only_ops_and_variables():
     assert any(op.startswith("RaggedRange(") for op in found["no_gpu_kernel"]), found["no_gpu_kernel"]
     assert [v for v in found["variables_not_on_gpu"] if "int_table" in v and "int32" in v]
     assert found["by_device"]["CPU:0"]["RaggedRange"] == 1
-    assert check.has_gpu_kernel("MatMul", {"T": [tf.float32.as_datatype_enum]})
-    assert not check.has_gpu_kernel("RaggedRange", {"T": [tf.int64.as_datatype_enum],
-                                                    "Tsplits": [tf.int64.as_datatype_enum]})
+    assert gpu_kernels.has_gpu_kernel("MatMul", {"T": [tf.float32.as_datatype_enum]})
+    assert not gpu_kernels.has_gpu_kernel(
+        "RaggedRange", {"T": [tf.int64.as_datatype_enum], "Tsplits": [tf.int64.as_datatype_enum]}
+    )

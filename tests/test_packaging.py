@@ -38,9 +38,13 @@ def test_matplotlib_and_tqdm_are_an_extra_the_package_never_imports():
     cfg = setup_cfg()
     assert not requirement_names(cfg["options"]["install_requires"]) & REPORT_ONLY
     assert requirement_names(cfg["options.extras_require"]["report"]) == REPORT_ONLY
-    imports = re.compile(r"^\s*(?:import|from)\s+(?:matplotlib|tqdm)\b", flags=re.M)  # inside functions too
+    imports = re.compile(r"^(\s*)(?:import|from)\s+(matplotlib|tqdm)\b", flags=re.M)  # inside functions too
     for path in (ROOT / "tfrs_irns").rglob("*.py"):
-        assert not imports.search(path.read_text(encoding="utf-8")), path
+        for found in imports.finditer(path.read_text(encoding="utf-8")):
+            # One exception: `tfrs-irns report` draws its plots with matplotlib, imported lazily
+            # inside a function that turns a missing one into one clear error.
+            lazy = found.group(1) != "" and found.group(2) == "matplotlib"
+            assert lazy and path == ROOT / "tfrs_irns" / "runs" / "report.py", path
 
 
 def test_a_benchmark_without_the_report_extra_says_how_to_get_it(monkeypatch):
