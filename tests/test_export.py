@@ -32,7 +32,7 @@ from tfrs_irns.runs.training import Run
 
 NUM_USERS, NUM_ITEMS, DIM, K = 20, 50, 8, 10
 CHUNK = 16  # 50 items → blocks of 16, 16, 16, 2: exercises the block merge
-SIGNATURE_NAMES = ["candidate_embedding", "query_embedding", "recommend_k_excluding", "serving_default"]
+SIGNATURE_NAMES = ["candidate_embedding", "query_embedding", "recommend_k", "recommend_k_excluding", "serving_default"]
 
 
 def _model():

@@ -261,6 +261,32 @@ def prepare_from_raw(
     )
 
 
+def seen_csr(user: np.ndarray, item: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct items as CSR: ``(indptr [num_users + 2], items)``, int64.
+
+    ``user``/``item`` are parallel index arrays (0 = OOV, dropped; users past
+    ``num_users``, such as cold users, dropped too); user index ``u``'s items,
+    sorted, are ``items[indptr[u]:indptr[u + 1]]``. The OOV user 0 has none.
+    One sort, O(interactions log interactions).
+    """
+    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    keep = (user > 0) & (user <= num_users) & (item > 0)
+    pairs = np.unique(user[keep] * (int(item.max(initial=0)) + 1) + item[keep])  # sorted by user, then item
+    width = int(item.max(initial=0)) + 1
+    users, items = pairs // width, pairs % width
+    indptr = np.zeros(num_users + 2, np.int64)
+    np.cumsum(np.bincount(users, minlength=num_users + 1)[: num_users + 1], out=indptr[1:])
+    return indptr, items.astype(np.int64)
+
+
+def seen_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
+    """Each known user's items in the training and validation splits (what they
+    already have when the model serves), as :func:`seen_csr`."""
+    user = np.concatenate([data.train.user, data.validation.user])
+    item = np.concatenate([data.train.item, data.validation.item])
+    return seen_csr(user, item, data.num_users)
+
+
 def prepare_data(cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None) -> PreparedData:
     """Load the source named by ``cfg``, split it and encode it (see :func:`prepare_from_raw`)."""
     return prepare_from_raw(load_raw(cfg), cfg, vocabularies)

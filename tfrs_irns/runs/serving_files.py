@@ -23,6 +23,36 @@ from tfrs_irns.runs.training import Run, run_metrics, write_metrics
 RECALL_K = 100
 
 
+def seen_items(run: Run) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Each user's training (and validation) items as CSR, for the export to
+    exclude: from the run's data when loaded, else from its snapshot
+    (``tfrs-irns export --run`` loads no data); None for a run that has neither."""
+    from tfrs_irns.data.prepare import seen_items as from_data
+    from tfrs_irns.data.snapshot import load_seen
+    from tfrs_irns.runs.training import VOCAB
+
+    train = getattr(run.data, "train", None)
+    if train is not None and len(train):
+        return from_data(run.data)
+    return load_seen(os.path.join(run.directory, VOCAB))
+
+
+def popular_items(run: Run, k: int) -> list[str]:
+    """The ``k`` items with the most training interactions, most first (ties
+    to the lower index): the answer for a history of only unknown items."""
+    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(0)), np.float64)[1:]
+    if not len(counts) or not counts.any():
+        return []
+    order = np.argsort(-counts, kind="stable")[: min(k, int(np.count_nonzero(counts)))]
+    return [str(run.data.item_vocab.ids[i]) for i in order]
+
+
+def serving_extras(run: Run) -> dict[str, Any]:
+    """What :func:`~tfrs_irns.export.saved_model.export_model` takes from the
+    run's data beyond the model: ``seen`` and ``popular``."""
+    return {"seen": seen_items(run), "popular": popular_items(run, run.config.export.k)}
+
+
 def _test_queries(run: Run) -> np.ndarray:
     """Query embeddings of distinct known test users (a seeded sample); of
     known users when the run was loaded without its data (``tfrs-irns export``)."""
