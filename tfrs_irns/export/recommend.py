@@ -126,15 +126,19 @@ def _from_index(
     return {"item_ids": out_ids, "scores": out_scores}
 
 
-def _from_history(version_dir: str, loaded: Any, history: list[str], k: int, export_k: int) -> dict[str, Any]:
-    """``recommend_from_history``'s answer for one history."""
+def _check_history_signature(version_dir: str, loaded: Any, history: list[str]) -> None:
     if HISTORY_SIGNATURE not in loaded.signatures:
         raise UserError(
             f"--history: {version_dir} has no {HISTORY_SIGNATURE} signature (its user tower has no history: "
             "train with --set \"model.user_features=[history]\")"
         )
     if not history:
-        raise UserError("--history: give at least one item id (ID,ID,...)")
+        raise UserError("--history: give at least one item id (--history ID, repeated, or --history-file FILE)")
+
+
+def _from_history(version_dir: str, loaded: Any, history: list[str], k: int, export_k: int) -> dict[str, Any]:
+    """``recommend_from_history``'s answer for one history."""
+    _check_history_signature(version_dir, loaded, history)
     if k > export_k:
         raise UserError(
             f"-k {k}: {version_dir} returns at most {export_k} items from a history (exported with "
@@ -238,6 +242,7 @@ def _recommend_one(
     if history is not None:
         if index:
             raise UserError("--index answers for a --user; --history goes through recommend_from_history")
+        _check_history_signature(version_dir, loaded, history)
         known = set(_titles(version_dir, set(history)))
         unknown = [i for i in dict.fromkeys(history) if i not in known]
         if unknown:
