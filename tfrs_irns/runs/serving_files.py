@@ -67,6 +67,16 @@ def _test_queries(run: Run) -> np.ndarray:
     return np.asarray(run.model.user_embeddings(), np.float32)[users]
 
 
+def _tuning_queries(run: Run) -> np.ndarray:
+    """Query embeddings of a seeded sample of known users (another draw than the
+    measured test users'), on which the index's search parameter is tuned."""
+    users = np.arange(1, run.data.user_vocab.size)
+    limit = run.config.export.ann.recall_users
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(run.config.data.seed + 1).choice(users, limit, replace=False))
+    return np.asarray(run.model.user_embeddings(), np.float32)[users]
+
+
 def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]:
     """Write the embeddings folder (and index) of ``version_dir``; returns the
     ``ann`` metrics when an index was built."""
@@ -86,9 +96,12 @@ def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]
         from tfrs_irns.export.ann import AnnIndex, exact_top_k, recall_at_k
 
         index = AnnIndex.build(items, ann_params(run.config), seed=run.config.data.seed)
+        k = min(RECALL_K, len(items))
+        tuning = index.tune(_tuning_queries(run), k, run.config.export.ann.target_recall)
+        if not tuning["reached"]:
+            print(f"note: the ANN index cannot reach recall@{k} {tuning['target_recall']}: {tuning['why']}")
         index.save(folder)
         queries = _test_queries(run)
-        k = min(RECALL_K, len(items))
         start = time.perf_counter()
         _, approx = index.search(queries, k)
         search_seconds = time.perf_counter() - start
