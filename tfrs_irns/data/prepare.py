@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -27,6 +28,8 @@ from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.data.vocab import Vocabulary, check_ids
 from tfrs_irns.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,7 @@ def prepare_from_raw(
         description += f"; {len(cold_users):,} cold users with {len(cold_history):,} history interactions"
     else:
         test_split = _encode(test, user_vocab, item_vocab)
-    return PreparedData(
+    prepared = PreparedData(
         train=enc_train,
         validation=_encode(validation, user_vocab, item_vocab),
         test=test_split,
@@ -259,6 +262,9 @@ def prepare_from_raw(
         cold_items=cold,
         **cold_user_fields,
     )
+    for warning in split_warnings(prepared, cfg.split):
+        logger.warning("warning: %s", warning)
+    return prepared
 
 
 def seen_csr(user: np.ndarray, item: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
@@ -277,6 +283,40 @@ def seen_csr(user: np.ndarray, item: np.ndarray, num_users: int) -> tuple[np.nda
     indptr = np.zeros(num_users + 2, np.int64)
     np.cumsum(np.bincount(users, minlength=num_users + 1)[: num_users + 1], out=indptr[1:])
     return indptr, items.astype(np.int64)
+
+
+def split_warnings(data: PreparedData, split: str) -> list[str]:
+    """What makes ``data``'s metrics meaningless, in words (empty when nothing does).
+
+    Such data trains without complaint and reports 0.0000 (no test user or item
+    was seen in training) or 1.0000 (one item: every ranking is right), so the
+    run is worth a warning before it starts.
+    """
+    out: list[str] = []
+    test = data.test
+    trained_items = int(np.count_nonzero(data.item_counts[1:] > 0))
+    if data.num_users == 1:
+        out.append("only 1 user in the training split: there is nothing to learn about users' differences")
+    if trained_items == 1:
+        out.append("only 1 item in the training split: every ranking is trivially right (metrics of 1.0)")
+    if len(test):
+        cold_user = (test.user == 0) | (test.user > data.num_users)
+        cold_item = data.item_counts[test.item] <= 0
+        # cold_users and cold_items splits hold their test users / items out on purpose.
+        unseen = (cold_user if split != "cold_users" else np.zeros_like(cold_user)) | (
+            cold_item if split != "cold_items" else np.zeros_like(cold_item)
+        )
+        if split != "cold_users" and cold_user.all():
+            out.append(
+                f"none of the {len(test):,} test interactions has a user seen in training (data.split={split}): "
+                "every metric will be 0; split by another rule or use more data"
+            )
+        elif unseen.all():
+            out.append(
+                f"all {len(test):,} test interactions have a user or item unseen in training (100% cold test, "
+                f"data.split={split}): every metric will be 0"
+            )
+    return out
 
 
 def seen_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
