@@ -91,6 +91,12 @@ class PreparedData:
         """Known items (the OOV bucket not counted)."""
         return len(self.item_vocab)
 
+    @property
+    def num_items_without_interactions(self) -> int:
+        """Items of the catalogue with no training interaction that are not held-out cold items:
+        the item table's items a content tower serves (``catalogue="item_table"``)."""
+        return int(np.count_nonzero(np.asarray(self.item_counts)[1:] <= 0)) - len(self.cold_items)
+
 
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
     return EncodedSplit(
@@ -174,15 +180,26 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
     return digest.hexdigest()[:32]
 
 
+#: What the item vocabulary holds: the items with training interactions, or every item of the item table.
+CATALOGUES = ("interactions", "item_table")
+
+
 def prepare_from_raw(
-    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None
+    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None,
+    catalogue: str = "interactions",
 ) -> PreparedData:
     """Split ``raw`` by ``cfg`` and encode it.
 
     The vocabularies come from the training split, unless ``vocabularies``
     ``(users, items)`` are given: a trained model's own, so that its indices
     keep their meaning on data that changed since (new ids map to OOV).
+    ``catalogue="item_table"`` (a content item tower, which embeds an item
+    from its features, not from its interactions) adds every item of the item
+    table to the item vocabulary with a training count of 0: they are ranked,
+    evaluated against and exported, so new items are served from their content.
     """
+    if catalogue not in CATALOGUES:
+        raise ValueError(f"catalogue must be one of {', '.join(CATALOGUES)}, got {catalogue!r}")
     groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
     cold_history = None
     if cfg.split == "cold_users":
@@ -211,6 +228,10 @@ def prepare_from_raw(
         if cfg.split == "cold_items":
             # The cold items join the catalogue (ranked, embedded from content) with a training count of 0.
             item_vocab = Vocabulary(ids=np.union1d(item_vocab.ids, Vocabulary.from_ids(None, test.coded("item")).ids))
+        if catalogue == "item_table" and len(raw.items):
+            # Items without interactions join with a training count of 0 (sampled as no positive).
+            table_ids = np.asarray(raw.items.item_id).astype(str)
+            item_vocab = Vocabulary(ids=np.union1d(item_vocab.ids, np.unique(table_ids[np.char.str_len(table_ids) > 0])))
         # Now, not after training: an id the export cannot hold stops the run before it starts.
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")
@@ -230,9 +251,12 @@ def prepare_from_raw(
     description = (
         f"{raw.description}; {cfg.split} split: {len(train):,} train / "
         f"{len(validation):,} validation / {len(test):,} test; "
-        f"{len(user_vocab):,} users and {len(item_vocab) - len(cold):,} items in training"
+        f"{len(user_vocab):,} users and {int(np.count_nonzero(counts[1:] > 0)):,} items in training"
         + (f", {len(cold):,} cold items held out" if len(cold) else "")
     )
+    without = int(np.count_nonzero(counts[1:] <= 0)) - len(cold)
+    if without > 0:
+        description += f"; {without:,} items of the item table without interactions (served from their content)"
     cold_user_fields = {}
     if cold_history is not None:
         cold_users = Vocabulary.from_ids(np.concatenate([test.user_id, cold_history.user_id]))
@@ -327,6 +351,8 @@ def seen_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
     return seen_csr(user, item, data.num_users)
 
 
-def prepare_data(cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None) -> PreparedData:
+def prepare_data(
+    cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None, catalogue: str = "interactions"
+) -> PreparedData:
     """Load the source named by ``cfg``, split it and encode it (see :func:`prepare_from_raw`)."""
-    return prepare_from_raw(load_raw(cfg), cfg, vocabularies)
+    return prepare_from_raw(load_raw(cfg), cfg, vocabularies, catalogue)

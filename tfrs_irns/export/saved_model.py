@@ -438,6 +438,7 @@ def export_embeddings(
     history: Optional[tuple[Any, np.ndarray, int]] = None,
     seen: Optional[tuple[np.ndarray, np.ndarray]] = None,
     popular: Optional[list[str]] = None,
+    catalogue: Optional[dict[str, int]] = None,
 ) -> str:
     """Export precomputed embeddings; returns the new version directory.
 
@@ -452,6 +453,8 @@ def export_embeddings(
     excluded by default when given) as :class:`RetrievalModule`'s.
     ``popular``: the most popular item ids, most first, kept in the metadata
     (``popular_items``): the answer for a history of only unknown items.
+    ``catalogue``: counts of the served items (``items``, ``with_interactions``,
+    ``without_interactions``, ...), kept in the metadata.
     """
     check_name(name)
     if int(k) < 1:
@@ -500,6 +503,7 @@ def export_embeddings(
             signatures=list(signatures),
             seen_items=_seen_info(seen),
             popular_items=[str(i) for i in (popular or [])],
+            catalogue=dict(catalogue or {}),
             versions=_versions_info(),
         )
         os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)

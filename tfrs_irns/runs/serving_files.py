@@ -50,7 +50,19 @@ def popular_items(run: Run, k: int) -> list[str]:
 def serving_extras(run: Run) -> dict[str, Any]:
     """What :func:`~tfrs_irns.export.saved_model.export_model` takes from the
     run's data beyond the model: ``seen`` and ``popular``."""
-    return {"seen": seen_items(run), "popular": popular_items(run, run.config.export.k)}
+    return {"seen": seen_items(run), "popular": popular_items(run, run.config.export.k), "catalogue": catalogue(run)}
+
+
+def catalogue(run: Run) -> dict[str, int]:
+    """How many items the export serves, and how many of them had no training interaction."""
+    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(1)), np.float64)[1:]
+    cold = len(getattr(run.data, "cold_items", ()))
+    return {
+        "items": int(len(run.data.item_vocab)),
+        "with_interactions": int(np.count_nonzero(counts > 0)),
+        "without_interactions": int(np.count_nonzero(counts <= 0)) - cold if len(counts) else 0,
+        "cold_items": cold,
+    }
 
 
 def _test_queries(run: Run) -> np.ndarray:
@@ -81,6 +93,13 @@ def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]
     """Write the embeddings folder (and index) of ``version_dir``; returns the
     ``ann`` metrics when an index was built."""
     cfg = run.config.export
+    served = catalogue(run)
+    if served["without_interactions"] > 0:
+        metrics = dict(run_metrics(run) or {})
+        metrics["catalogue"] = served
+        write_metrics(run.directory, metrics)
+        if run.metrics is not None:
+            run.metrics["catalogue"] = served
     if not cfg.embeddings and cfg.index == "none":
         return None
     from tfrs_irns.export.embeddings import write_item_embeddings
