@@ -1,5 +1,6 @@
 """Item embeddings beside the export, and the FAISS index: exact when flat, stated recall otherwise."""
 
+import io
 import json
 import os
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401
+import tensorflow as tf
 from tfrs_irns.cli.main import main
 from tfrs_irns.export.ann import AnnIndex, AnnParams, exact_top_k, import_faiss, recall_at_k
 from tfrs_irns.export.embeddings import (
@@ -58,8 +60,18 @@ def test_recommend_from_the_index_matches_brute_force(exported, capsys):
     assert main(["recommend", "--model", model, "--user", user, "-k", "10", "--index"]) == 0
     index = capsys.readouterr().out.splitlines()
     assert index[0].endswith("(ANN index)")
-    item_column = lambda lines: [line.split()[2] for line in lines[2:]]  # noqa: E731
+    # The table's rows (after the header and any note lines): rank, score, item id, title.
+    item_column = lambda lines: [line.split()[2] for line in lines if line.split() and line.split()[0].isdigit()]  # noqa: E731
     assert item_column(index) == item_column(brute) and len(item_column(index)) == 10
+    # The whole catalogue through the index: every item but the user's seen ones (never fewer).
+    from tfrs_irns.export.recommend import recommend
+
+    meta = json.loads((root / "saved" / "quickstart" / "1" / "assets.extra" / "metadata.json").read_text())
+    loaded = tf.saved_model.load(str(root / "saved" / "quickstart" / "1"))
+    seen = [i for i in loaded.seen_item_ids(tf.constant([user])).numpy()[0] if i]
+    rows = recommend(model, user, meta["num_items"], index=True, out=io.StringIO())
+    assert len(rows) == meta["num_items"] - len(seen) and len(seen) > 0
+    assert not {i.decode() for i in seen} & {r["item_id"] for r in rows}
 
 
 def test_recommend_index_without_an_index_is_one_line(tmp_path, capsys):
