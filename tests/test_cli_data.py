@@ -121,3 +121,49 @@ def test_distinct_training_pairs_with_every_copy_kept(tmp_path, capsys):
     # (u, a) twice per user stays together in train; each user's b is their test row.
     assert s["splits"]["train"]["interactions"] == 4 and s["train_distinct_pairs"] == 2
     assert s["duplicates_kept"] and s["duplicate_rows"] == 2
+
+
+def _csv(tmp_path, rows, extra="", header="user_id,item_id,timestamp"):
+    data = tmp_path / "events.csv"
+    data.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return _config(tmp_path, f"data:\n  source: csv\n  path: {data}\n{extra}")
+
+
+def test_min_rating_rows_agree_with_the_interactions(tmp_path, capsys):
+    """Finding 8: rows read count the rows data.min_rating drops (10 read = 4 dropped + 6 kept)."""
+    rows = [(f"u{i % 3}", f"m{i}", i, 5 if i % 5 < 3 else 2) for i in range(10)]
+    config = _csv(tmp_path, rows, "  min_rating: 4\n  csv:\n    rating_column: rating\n",
+                  header="user_id,item_id,timestamp,rating")
+    out_json = str(tmp_path / "s.json")
+    code, out, err = run_cli(capsys, "data", "--config", config, "--json", out_json)
+    assert code == 0, err
+    s = json.loads(open(out_json).read())
+    assert s["rows_read"] == 10 and s["rows_below_min_rating"] == 4 and s["interactions"] == 6
+    assert "rows: 10 read, 0 skipped (data.skip_bad_rows); 4 rated below data.min_rating=4 dropped; 6 interactions kept" in out
+
+
+@pytest.mark.parametrize("rows,split,warning", [
+    # Temporal: the latest 20% belong to users who arrived last: no test user was seen in training.
+    ([(f"u{i}", f"m{i % 4}", i) for i in range(8)] + [("u100", "m1", 100), ("u101", "m2", 101)],
+     "temporal", "none of the 2 test interactions has a user seen in training"),
+    # Every test item is new (the users are known): 100% cold test.
+    ([(f"u{1 + i % 2}", f"m{i % 4}", i) for i in range(8)] + [("u1", "m9", 10), ("u2", "m8", 11)],
+     "temporal", "test interactions have a user or item unseen in training (100% cold test"),
+    ([("u1", f"m{i}", i) for i in range(10)], "random", "only 1 user in the training split"),
+    ([(f"u{i}", "m1", i) for i in range(10)], "random", "only 1 item in the training split: every ranking is trivially right"),
+])
+def test_degenerate_splits_are_warned_about(tmp_path, capsys, caplog, rows, split, warning):
+    """Finding 7: data whose metrics can only be 0 or 1 says so (data and train alike: the warning is prepare's)."""
+    config = _csv(tmp_path, rows, f"  split: {split}\n  test_fraction: 0.2\n  validation_fraction: 0\n"
+                       "train:\n  early_stopping:\n    enabled: false\n")
+    out_json = str(tmp_path / "s.json")
+    code, out, err = run_cli(capsys, "data", "--config", config, "--json", out_json)
+    assert code == 0, err
+    assert any(warning in w for w in json.loads(open(out_json).read())["warnings"])
+    assert any(warning in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_ordinary_data_has_no_warnings(csv_config, capsys, tmp_path):
+    out_json = str(tmp_path / "s.json")
+    assert run_cli(capsys, "data", "--config", csv_config, "--json", out_json)[0] == 0
+    assert json.loads(open(out_json).read())["warnings"] == []

@@ -186,3 +186,26 @@ def test_header_false_with_integer_positions_from_yaml(tmp_path):
                              "data.csv.timestamp_column=null", "data.csv.delimiter=tab"]).data.csv
     raw = load_csv(str(data), cfg)
     assert raw.interactions.user_id.tolist() == ["u1", "u2"] and raw.interactions.item_id.tolist() == ["i1", "i2"]
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_iso_8601_timestamps_are_parsed(tmp_path, engine):
+    """Finding 5: ISO-8601 times in a CSV become seconds since 1970, as a Parquet timestamp column does."""
+    path = write(
+        tmp_path / "iso.csv",
+        "user_id,item_id,timestamp\n"
+        "a,x,1997-12-04T15:55:49Z\n"
+        "b,y,1997-12-04 16:55:49+01:00\n"
+        "a,z,1970-01-02\n"
+        "b,x,1997-12-04T15:55:50.9\n",
+    )
+    raw = load_csv(path, CsvConfig(), engine=engine)
+    assert raw.interactions.timestamp.tolist() == [881250949, 881250949, 86400, 881250950]
+    assert raw.interactions.timestamp.dtype == np.int64
+
+
+def test_a_bad_time_says_what_a_time_can_be(tmp_path):
+    path = write(tmp_path / "bad.csv", "user_id,item_id,timestamp\na,x,1997-12-04T15:55:49Z\nb,y,yesterday\n")
+    expected = r"line 3: timestamp 'yesterday' is not a number or an ISO-8601 time \(such as 1997-12-04T15:55:49Z\)"
+    with pytest.raises(DataError, match=expected):
+        load_csv(path, CsvConfig())

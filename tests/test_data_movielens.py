@@ -219,7 +219,7 @@ BAD = [
     ("ml-latest", "ratings.csv", b"userId,movieId,rating,timestamp\n1,1,4.0,9\n\n2,x,4.0,9\n", "line 4: movie id 'x' is not an integer id"),
     ("ml-latest", "ratings.csv", b"userId,movieId,rating,timestamp\n1.5,1,4.0,9\n", "line 2: user id '1.5' is not an integer id"),
     ("ml-latest", "ratings.csv", b"userId,movieId,rating,timestamp\n1,1,good,9\n", "line 2: rating 'good' is not a number"),
-    ("ml-latest", "ratings.csv", b"userId,movieId,rating,timestamp\n1,1,4,9\n1,1,4,later\n", "line 3: timestamp 'later' is not a number"),
+    ("ml-latest", "ratings.csv", b"userId,movieId,rating,timestamp\n1,1,4,9\n1,1,4,later\n", "line 3: timestamp 'later' is not a number or an ISO-8601 time (such as 1997-12-04T15:55:49Z)"),
     ("ml-latest", "movies.csv", b"movieId,title,genres\n1,A,Drama\nX,B,Comedy\n", "line 3: movie id 'X' is not an integer id"),
     ("ml-1m", "ratings.dat", b"1::1193::5::978300760\n1::661:3::978302109\n", "line 2: expected 4 columns, found 3"),
     ("ml-1m", "ratings.dat", b"1::1193::5::978300760\n1::661::five::978302109\n", "line 2: rating 'five' is not a number"),

@@ -115,3 +115,21 @@ def test_items_file_may_be_parquet(tmp_path):
     pq.write_table(pa.table({"item_id": ["i1", "i2"], "title": [" One ", "Two"]}), tmp_path / "items.parquet")
     raw = load_parquet(str(tmp_path / "e.parquet"), CsvConfig(items_path=str(tmp_path / "items.parquet")))
     assert raw.items.item_id.tolist() == ["i1", "i2"] and raw.items.title.tolist() == ["One", "Two"]
+
+
+def test_iso_8601_text_timestamps_equal_the_csv_and_timestamp_columns(tmp_path):
+    """Finding 5, Parquet side: times as ISO-8601 text read as the CSV reads them and as a timestamp column."""
+    times = ["1997-12-04T15:55:49Z", "1997-12-04 16:55:49+01:00", "1970-01-02"]
+    seconds = [881250949, 881250949, 86400]
+    table = pa.table({"user_id": ["a", "b", "a"], "item_id": ["x", "y", "z"], "timestamp": times,
+                      "as_type": pa.array([s * 1000 for s in seconds], pa.timestamp("ms"))})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert load_parquet(str(tmp_path / "t.parquet"), CsvConfig()).interactions.timestamp.tolist() == seconds
+    typed = load_parquet(str(tmp_path / "t.parquet"), CsvConfig(timestamp_column="as_type"))
+    assert typed.interactions.timestamp.tolist() == seconds
+    (tmp_path / "t.csv").write_text("user_id,item_id,timestamp\n" + "".join(
+        f"{u},{i},{t}\n" for u, i, t in zip("aba", "xyz", times)))
+    assert load_csv(str(tmp_path / "t.csv"), CsvConfig()).interactions.timestamp.tolist() == seconds
+    pq.write_table(pa.table({"user_id": ["a"], "item_id": ["x"], "timestamp": ["soon"]}), tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad.parquet: column 'timestamp' .*row 1: 'soon' is not a number or an ISO-8601"):
+        load_parquet(str(tmp_path / "bad.parquet"), CsvConfig())

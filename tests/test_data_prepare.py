@@ -179,3 +179,31 @@ def test_skip_bad_rows_reaches_prepared_data(tmp_path):
     assert len(data.train) + len(data.validation) + len(data.test) == 41
     with pytest.raises(DataError, match=r"r.csv, line 3: expected 4 columns, found 1"):
         prepare_data(DataConfig(source="csv", path=path, csv=CsvConfig(rating_column="rating")))
+
+
+def test_seen_csr_matches_a_python_oracle():
+    from tfrs_irns.data.prepare import seen_csr
+
+    rng = np.random.default_rng(4)
+    user = rng.integers(0, 9, 300)  # 0 (OOV) and 8 (past num_users = 7, a cold user) are dropped
+    item = rng.integers(0, 40, 300)  # item 0 (OOV) is dropped
+    indptr, items = seen_csr(user, item, 7)
+    assert indptr.dtype == np.int64 and items.dtype == np.int64 and indptr.shape == (9,)
+    for u in range(8):
+        want = sorted({int(i) for uu, i in zip(user, item) if uu == u and i > 0}) if u > 0 else []
+        assert items[indptr[u] : indptr[u + 1]].tolist() == want
+    assert indptr[0] == 0 and indptr[-1] == len(items)  # user 7 (the last) ends the table
+    empty_indptr, empty = seen_csr(np.zeros(0, np.int32), np.zeros(0, np.int32), 3)
+    assert empty_indptr.tolist() == [0] * 5 and len(empty) == 0
+
+
+def test_seen_items_are_the_train_and_validation_rows():
+    from tfrs_irns.data.prepare import seen_items
+
+    data = prepare_from_raw(make_raw(), DataConfig(split="random", test_fraction=0.2, validation_fraction=0.1))
+    indptr, items = seen_items(data)
+    user = np.concatenate([data.train.user, data.validation.user])
+    item = np.concatenate([data.train.item, data.validation.item])
+    for u in (1, 2, data.num_users):
+        want = sorted({int(i) for i in item[(user == u) & (item > 0)]})
+        assert items[indptr[u] : indptr[u + 1]].tolist() == want

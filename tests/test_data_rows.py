@@ -70,8 +70,8 @@ def test_no_rows_gives_empty_columns_of_each_type():
 BAD_ROWS = [
     # (body after the header, 1-based line of the first bad row, message part)
     ("a,x,1\nb,y\nc,z,3\n", 3, "expected 3 columns, found 2"),
-    ("a,x,1\n\nb,y,soon\n", 4, "timestamp 'soon' is not a number"),
-    ("a,x,1\nb,y,nan\n", 3, "timestamp 'nan' is not a number"),
+    ("a,x,1\n\nb,y,soon\n", 4, "timestamp 'soon' is not a number or an ISO-8601 time (such as 1997-12-04T15:55:49Z)"),
+    ("a,x,1\nb,y,nan\n", 3, "timestamp 'nan' is not a number or an ISO-8601 time (such as 1997-12-04T15:55:49Z)"),
     ("a,x,1\n ,y,2\n", 3, "user id ' ' is empty"),
     ("a,x,1\nb,y,2,9\n", 3, "expected 3 columns, found 4"),
     ('a,"multi\nline",1\nb,,2\n', 4, "item id '' is empty"),

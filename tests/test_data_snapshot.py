@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tfrs_irns.config import load_config
-from tfrs_irns.data.prepare import data_fingerprint, prepare_data
-from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
+from tfrs_irns.data.prepare import data_fingerprint, prepare_data, seen_items
+from tfrs_irns.data.snapshot import has_snapshot, load_seen, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.data.table import Interactions
 
 from helpers import TINY_OVERRIDES
@@ -34,7 +34,15 @@ def test_save_then_load_gives_the_same_vocabularies_and_item_table(data, tmp_pat
     np.testing.assert_array_equal(users.ids, data.user_vocab.ids)
     info = json.loads((tmp_path / "vocab" / "data.json").read_text())
     assert info["num_train"] == len(data.train)
-    assert sorted(p.name for p in (tmp_path / "vocab").iterdir()) == ["data.json", "items.json", "items.npz", "users.json"]
+    assert sorted(p.name for p in (tmp_path / "vocab").iterdir()) == [
+        "data.json", "items.json", "items.npz", "seen.npz", "users.json"
+    ]
+    # Each user's training + validation items, so that `tfrs-irns export --run` (no data) still excludes them.
+    indptr, items = load_seen(str(tmp_path / "vocab"))
+    want_indptr, want_items = seen_items(data)
+    np.testing.assert_array_equal(indptr, want_indptr)
+    np.testing.assert_array_equal(items, want_items)
+    assert load_seen(str(tmp_path / "nowhere")) is None  # a run from before seen items were kept
 
 
 def test_a_snapshot_without_genres_loads_none(data, tmp_path):

@@ -32,7 +32,7 @@ from tfrs_irns.runs.training import Run
 
 NUM_USERS, NUM_ITEMS, DIM, K = 20, 50, 8, 10
 CHUNK = 16  # 50 items → blocks of 16, 16, 16, 2: exercises the block merge
-SIGNATURE_NAMES = ["candidate_embedding", "query_embedding", "recommend_k_excluding", "serving_default"]
+SIGNATURE_NAMES = ["candidate_embedding", "query_embedding", "recommend_k", "recommend_k_excluding", "serving_default"]
 
 
 def _model():
@@ -399,3 +399,73 @@ def test_saved_model_cli_run_returns_k_ids(setup, outside):
     ids = re.findall(r"b'([^']*)'", match.group(1))
     ref_ids, _ = _reference(setup.model, [1, 0], K)
     assert ids == ref_ids.ravel().tolist()
+
+
+# --------------------------------------------------------------------------- seen items, input ranks
+
+
+@pytest.fixture(scope="module")
+def seen_export(setup, tmp_path_factory):
+    """The setup model exported with training items for three users (an unknown user has none)."""
+    from tfrs_irns.data.prepare import seen_csr
+
+    model = setup.model
+    seen = {2: [1, 7, 50, 7], 5: list(range(1, NUM_ITEMS + 1, 2)), 9: [3]}  # a repeat, and half the catalogue
+    user = np.array([u for u, items in seen.items() for _ in items])
+    item = np.array([i for items in seen.values() for i in items])
+    base = tmp_path_factory.mktemp("seen")
+    path = export_model(model, Vocabulary(ids=USER_IDS), Vocabulary(ids=ITEM_IDS), TITLES, base_dir=str(base),
+                        name="seen", k=K, chunk_size=CHUNK, seen=seen_csr(user, item, NUM_USERS))
+    return SimpleNamespace(path=path, loaded=tf.saved_model.load(path), seen={u: sorted(set(i)) for u, i in seen.items()})
+
+
+def test_seen_items_excluded_by_every_user_signature(setup, seen_export):
+    sigs = seen_export.loaded.signatures
+    rows = [2, 5, 9, 1, 0]
+    raw = tf.constant([str(USER_IDS[r - 1]) if r else "stranger" for r in rows])
+    excluded = [seen_export.seen.get(r, []) for r in rows]
+    ref_ids, ref_scores = _reference(setup.model, rows, K, excluded)
+    out = sigs["serving_default"](user_id=raw)
+    np.testing.assert_array_equal(_strings(out["item_ids"]), ref_ids)
+    np.testing.assert_allclose(out["scores"].numpy(), ref_scores, rtol=1e-5, atol=1e-6)
+    for include_seen, exclude in ((False, excluded), (True, None)):
+        out = sigs["recommend_k"](user_id=raw, k=tf.constant(30), include_seen=tf.constant(include_seen))
+        ids, _ = _reference(setup.model, rows, 30, exclude)
+        got = _strings(out["item_ids"])
+        # User 5 has 25 of the 50 items: 25 left, then '' padding.
+        if not include_seen:
+            ids[1, 25:] = ""
+        np.testing.assert_array_equal(got, ids)
+    # recommend_k_excluding: the caller's exclusions and the seen items.
+    top = _reference(setup.model, [2], 3, [seen_export.seen[2]])[0][0]
+    out = sigs["recommend_k_excluding"](user_id=raw[:1], k=tf.constant(3), exclude_item_ids=tf.constant([[top[0]]]))
+    index = {item: i + 1 for i, item in enumerate(ITEM_IDS)}
+    ids, _ = _reference(setup.model, [2], 3, [seen_export.seen[2] + [index[top[0]]]])
+    np.testing.assert_array_equal(_strings(out["item_ids"]), ids)
+
+
+def test_seen_table_size_is_in_the_metadata(seen_export):
+    meta = json.loads((Path(seen_export.path) / "assets.extra" / "metadata.json").read_text())
+    nnz = sum(len(v) for v in seen_export.seen.values())
+    assert meta["seen_items"]["excluded"] is True
+    assert meta["seen_items"]["interactions"] == nnz and meta["seen_items"]["users"] == 3
+    assert meta["seen_items"]["bytes"] == 8 * (NUM_USERS + 2 + nnz + 1)
+    assert "recommend_k" in meta["signatures"]
+
+
+def test_ids_of_the_wrong_rank_name_the_input_not_matmul(setup):
+    """Finding 10: a 2-D or scalar user_id fails with one line naming the input and its shape."""
+    sigs = setup.loaded.signatures
+    calls = {
+        "user_id": [lambda x: sigs["serving_default"](user_id=x), lambda x: sigs["query_embedding"](user_id=x),
+                    lambda x: sigs["recommend_k"](user_id=x, k=tf.constant(2), include_seen=tf.constant(False))],
+        "item_id": [lambda x: sigs["candidate_embedding"](item_id=x)],
+    }
+    for name, fns in calls.items():
+        for fn in fns:
+            for bad, shape in ((tf.constant([[USER_IDS[0], USER_IDS[1]]]), "[1,2]"), (tf.constant(USER_IDS[0]), "[]")):
+                with pytest.raises(tf.errors.InvalidArgumentError) as err:
+                    fn(bad)
+                text = str(err.value)
+                assert f"Shape of tensor {name} {shape} is not compatible with expected shape [?]" in text
+                assert "MatMul" not in text

@@ -1,5 +1,6 @@
 """Item embeddings beside the export, and the FAISS index: exact when flat, stated recall otherwise."""
 
+import io
 import json
 import os
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import tfrs_irns  # noqa: F401
+import tensorflow as tf
 from tfrs_irns.cli.main import main
 from tfrs_irns.export.ann import AnnIndex, AnnParams, exact_top_k, import_faiss, recall_at_k
 from tfrs_irns.export.embeddings import (
@@ -60,8 +62,18 @@ def test_recommend_from_the_index_matches_brute_force(exported, capsys):
     assert main(["recommend", "--model", model, "--user", user, "-k", "10", "--index"]) == 0
     index = capsys.readouterr().out.splitlines()
     assert index[0].endswith("(ANN index)")
-    item_column = lambda lines: [line.split()[2] for line in lines[2:]]  # noqa: E731
+    # The table's rows (after the header and any note lines): rank, score, item id, title.
+    item_column = lambda lines: [line.split()[2] for line in lines if line.split() and line.split()[0].isdigit()]  # noqa: E731
     assert item_column(index) == item_column(brute) and len(item_column(index)) == 10
+    # The whole catalogue through the index: every item but the user's seen ones (never fewer).
+    from tfrs_irns.export.recommend import recommend
+
+    meta = json.loads((root / "saved" / "quickstart" / "1" / "assets.extra" / "metadata.json").read_text())
+    loaded = tf.saved_model.load(str(root / "saved" / "quickstart" / "1"))
+    seen = [i for i in loaded.seen_item_ids(tf.constant([user])).numpy()[0] if i]
+    rows = recommend(model, user, meta["num_items"], index=True, out=io.StringIO())
+    assert len(rows) == meta["num_items"] - len(seen) and len(seen) > 0
+    assert not {i.decode() for i in seen} & {r["item_id"] for r in rows}
 
 
 @pytest.mark.slow
@@ -183,3 +195,59 @@ def test_embeddings_folder_is_all_or_nothing(tmp_path):
     assert os.listdir(tmp_path / "m") == ["1"]
     with pytest.raises(ValueError, match="expected \\[2, d\\]"):
         write_item_embeddings(str(version), np.zeros((3, 2)), ["a", "b"])
+
+
+def test_tune_raises_ef_search_until_the_target_recall(catalogue, tmp_path):
+    """Finding 4: a weak default is raised (doubling) until recall@100 reaches the target, and stays raised."""
+    items, queries = catalogue
+    index = AnnIndex.build(items, AnnParams(kind="hnsw", ef_search=1))
+    exact = exact_top_k(queries, items, 100)
+    before = recall_at_k(index.search(queries, 100)[1], exact)
+    tuning = index.tune(queries[:100], 100, 0.97)
+    assert tuning["reached"] and tuning["recall@100"] >= 0.97 and before < 0.97
+    values = [s["ef_search"] for s in tuning["steps"]]
+    assert values[0] == 1 and all(b == 2 * a for a, b in zip(values, values[1:])) and tuning["ef_search"] == values[-1]
+    assert [s["recall"] for s in tuning["steps"]][-1] >= 0.97 > tuning["steps"][-2]["recall"]
+    # The held-out queries get the same promise (to sampling noise), and the tuned value is saved.
+    assert recall_at_k(index.search(queries[100:], 100)[1], exact[100:]) >= 0.95
+    index.save(str(tmp_path))
+    np.save(tmp_path / "item_embeddings.npy", items)
+    again = AnnIndex.load(str(tmp_path))
+    assert again.index.hnsw.efSearch == tuning["ef_search"] and again.info["tuning"]["reached"]
+    # Never lowered: a configured value above what the target needs is kept.
+    high = AnnIndex.build(items, AnnParams(kind="hnsw", ef_search=256))
+    assert high.tune(queries[:50], 100, 0.5)["steps"] == [{"ef_search": 256, "recall": pytest.approx(1.0, abs=0.05)}]
+
+
+def test_tune_says_when_the_target_cannot_be_reached(catalogue):
+    items, queries = catalogue
+    index = AnnIndex.build(items, AnnParams(kind="ivfpq", nlist=64, nprobe=1, pq_m=2, pq_bits=8))
+    tuning = index.tune(queries[:50], 100, 0.999)
+    assert not tuning["reached"] and tuning["nprobe"] == index.info["nlist"]  # raised to every list
+    assert "product quantisation" in tuning["why"] and "0.999" in tuning["why"]
+    with pytest.raises(ValueError, match="target must be in"):
+        index.tune(queries[:5], 10, 1.5)
+
+
+@pytest.mark.parametrize("params", [
+    AnnParams(kind="hnsw", hnsw_m=4, ef_construction=8, ef_search=8),
+    AnnParams(kind="ivfpq", nlist=64, nprobe=1, pq_m=8),
+])
+def test_search_never_returns_fewer_than_k_items(catalogue, tmp_path, params):
+    """Finding 4: -k 3000 on a 4,926-item catalogue returned 2,281; now a short row is answered exactly."""
+    items, queries = catalogue
+    index = AnnIndex.build(items, params)
+    k = 2500
+    raw_rows = index._search(queries[:20], k)[1]
+    assert (raw_rows < 0).any()  # the index alone comes back short
+    scores, rows = index.search(queries[:20], k)
+    assert (rows >= 0).all() and np.isfinite(scores).all()
+    assert all(len(set(r)) == k for r in rows)
+    assert (np.diff(scores, axis=1) <= 1e-5).all()  # best first
+    # Loaded: the exact fallback reads the embeddings beside the index.
+    index.save(str(tmp_path))
+    np.save(tmp_path / "item_embeddings.npy", items)
+    assert (AnnIndex.load(str(tmp_path)).search(queries[:20], k)[1] >= 0).all()
+    # Past the catalogue: every item, then -1 padding.
+    scores, rows = index.search(queries[:2], len(items) + 5)
+    assert (rows[:, : len(items)] >= 0).all() and (rows[:, len(items):] == -1).all()

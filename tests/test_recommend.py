@@ -1,6 +1,8 @@
 """``recommend`` / ``tfrs-irns recommend``: the table it prints, version
 resolution, k beyond the export, and every error a user can trigger."""
 
+import io
+import json
 import re
 import shutil
 
@@ -153,3 +155,161 @@ def test_foreign_saved_models(tmp_path):
         recommend(str(tmp_path / "fixed"), "u1", 4)
     with pytest.raises(UserError, match=re.escape(str(tmp_path / "other" / "1")) + ": not a tfrs_irns export"):
         recommend(str(tmp_path / "other"), "u1", 2)
+
+
+# --------------------------------------------------------------------------- seen items, bulk, histories
+
+from tfrs_irns.data.prepare import seen_csr  # noqa: E402
+from tfrs_irns.export.recommend import history_ids, recommend_json, recommend_many  # noqa: E402
+
+# u2 (index 3) has its best two items and item m07; u0 (index 1) has m00; the rest have nothing.
+SEEN = {3: [int(np.argsort(-(USERS[3] @ ITEMS[1:].T), kind="stable")[j]) + 1 for j in (0, 1)] + [8], 1: [1]}
+POPULAR = ["m05", "m03", "m11"]
+
+
+def _top_unseen(user_row, k):
+    scores = USERS[user_row] @ ITEMS[1:].T
+    scores[[i - 1 for i in SEEN.get(user_row, [])]] = -np.inf
+    top = np.argsort(-scores, kind="stable")[:k]
+    return ITEM_IDS[top].tolist(), scores[top]
+
+
+@pytest.fixture(scope="module")
+def seen_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("seen_models")
+    user = np.array([u for u, items in SEEN.items() for _ in items])
+    item = np.array([i for items in SEEN.values() for i in items])
+    export_embeddings(USERS, ITEMS, USER_IDS, ITEM_IDS, TITLES, base_dir=str(base), name="seen", k=K,
+                      seen=seen_csr(user, item, NUM_USERS), popular=POPULAR)
+    return base / "seen"
+
+
+def test_seen_items_are_left_out_by_default_and_kept_on_request(seen_dir, capsys):
+    """Finding 2: the user's training items are not recommended back (unless --include-seen)."""
+    rows = recommend(str(seen_dir), "u2", 4)
+    ids, scores = _top_unseen(3, 4)
+    assert [r["item_id"] for r in rows] == ids
+    np.testing.assert_allclose([r["score"] for r in rows], scores, rtol=1e-5)
+    assert not {ITEM_IDS[i - 1] for i in SEEN[3]} & {r["item_id"] for r in rows}
+    assert "note: the 3 items the user already has are left out (--include-seen keeps them)" in capsys.readouterr().out
+    # --include-seen: the plain top k, through the recommend_k signature.
+    assert [r["item_id"] for r in recommend(str(seen_dir), "u2", 4, include_seen=True)] == _top(3, 4)[0]
+    assert "already has" not in capsys.readouterr().out
+    # Beyond the export's k, both ways.
+    assert [r["item_id"] for r in recommend(str(seen_dir), "u2", K + 6)] == _top_unseen(3, K + 6)[0]
+    assert [r["item_id"] for r in recommend(str(seen_dir), "u2", K + 6, include_seen=True)] == _top(3, K + 6)[0]
+    # A user without training items, and an unknown user: nothing to leave out.
+    assert [r["item_id"] for r in recommend(str(seen_dir), "u4", 3)] == _top(5, 3)[0]
+    assert [r["item_id"] for r in recommend(str(seen_dir), "stranger", 3)] == _top(0, 3)[0]
+
+
+def test_seen_items_leave_fewer_than_k_only_when_the_catalogue_runs_out(seen_dir, capsys):
+    rows = recommend(str(seen_dir), "u2", NUM_ITEMS)
+    assert len(rows) == NUM_ITEMS - 3
+    assert f"only {NUM_ITEMS - 3} items are left to recommend (the catalogue has {NUM_ITEMS})" in capsys.readouterr().out
+
+
+def test_cli_include_seen_and_json(seen_dir, capsys):
+    assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3"]) == 0
+    assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top_unseen(3, 3)[0]
+    assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3", "--include-seen"]) == 0
+    assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top(3, 3)[0]
+    assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["user_id"] == "u2" and [r["item_id"] for r in out["items"]] == _top_unseen(3, 3)[0]
+    assert out["items"][0]["rank"] == 1 and out["items"][0]["title"].startswith("Movie number")
+    assert any("left out" in n for n in out["notes"])
+    assert recommend_json(str(seen_dir), "u4", 2, out=io.StringIO())["items"][1]["item_id"] == _top(5, 2)[0][1]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_bulk_recommendations_equal_one_user_at_a_time(seen_dir, tmp_path, suffix):
+    """Finding 4 (bulk): one row per user, in the file's order, the same answers as --user."""
+    users = ["u2", "stranger", "u0", "u2", "u5"]
+    path = tmp_path / "users.txt"
+    path.write_text("\n".join(users[:3]) + "\n\n" + "\n".join(users[3:]) + "\n", encoding="utf-8")
+    out = tmp_path / f"recs{suffix}"
+    assert main(["recommend", "--model", str(seen_dir), "--users", str(path), "--output", str(out), "-k", "4"]) == 0
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert [r["user_id"] for r in rows] == users
+    assert [r["known"] for r in rows] == [True, False, True, True, True]
+    for r, row in zip(rows, [3, 0, 1, 3, 6]):
+        ids, scores = _top_unseen(row, 4)
+        assert r["item_ids"] == ids
+        np.testing.assert_allclose(r["scores"], scores, rtol=1e-5)
+        assert r["titles"] == [TITLES[1 + int(i[1:])] for i in ids]
+    # Small batches give the same answers (scores to float rounding: a matmul's batch shape changes its sums).
+    again = tmp_path / "again.jsonl"
+    done = recommend_many(str(seen_dir), users, str(again), 4, batch_size=2)
+    assert done["users"] == 5 and done["unknown_users"] == 1 and done["users_per_second"] > 0
+    rows2 = [json.loads(line) for line in again.read_text(encoding="utf-8").splitlines()]
+    assert [r["item_ids"] for r in rows2] == [r["item_ids"] for r in rows]
+    np.testing.assert_allclose([r["scores"] for r in rows2], [r["scores"] for r in rows], rtol=1e-5)
+
+
+def test_bulk_errors_name_the_flag(seen_dir, tmp_path, capsys):
+    users = tmp_path / "users.txt"
+    users.write_text("u1\n")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    model = ["recommend", "--model", str(seen_dir)]
+    cases = [
+        (["--users", str(users)], "--users FILE needs --output PATH"),
+        (["--users", str(users), "--output", str(tmp_path / "r.csv")], r"--output .*r\.csv: expected a \.jsonl or \.parquet"),
+        (["--users", str(users), "--output", str(tmp_path / "no" / "r.jsonl")], "folder .* does not exist"),
+        (["--users", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "r.jsonl")], "--users .*missing.txt: cannot read"),
+        (["--users", str(empty), "--output", str(tmp_path / "r.jsonl")], "no user ids"),
+        (["--user", "u1", "--output", str(tmp_path / "r.jsonl")], "--output writes the answers for --users"),
+        ([], "give one of --user ID, --users FILE"),
+        (["--user", "u1", "--history", "m01"], "give one of"),
+        (["--history", "m01", "--include-seen"], "--include-seen is for --user"),
+    ]
+    for extra, message in cases:
+        assert main(model + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert re.search(message, err) and len(err.strip().splitlines()) == 1, (extra, err)
+
+
+def test_history_ids_from_flags_and_files(seen_dir, tmp_path):
+    """Finding 6: an id with a comma passes whole (as a known id, or from a file); ID,ID,... still splits."""
+    folder = tmp_path / "comma"
+    ids = ITEM_IDS.astype(object)
+    ids[3] = "Toy Story, The"
+    export_embeddings(USERS, ITEMS, USER_IDS, np.array(sorted(ids)), base_dir=str(folder), name="c", k=K)
+    model = str(folder / "c")
+    assert history_ids(model, ["Toy Story, The", "m01,m02", " m04 "]) == ["Toy Story, The", "m01", "m02", "m04"]
+    listing = tmp_path / "history.txt"
+    listing.write_text("m09\nToy Story, The\n\nunknown, with comma\n", encoding="utf-8")
+    assert history_ids(model, ["m01"], [str(listing)]) == ["m01", "m09", "Toy Story, The", "unknown, with comma"]
+    with pytest.raises(UserError, match="--history-file .*nope.txt: cannot read it"):
+        history_ids(model, [], [str(tmp_path / "nope.txt")])
+
+
+class _MeanHead(tf.keras.layers.Layer):
+    """A stand-in history head: the masked mean of the history embeddings."""
+
+    def call(self, embeddings, mask, training=False):
+        mask = tf.cast(mask, embeddings.dtype)[:, :, None]
+        return tf.reduce_sum(embeddings * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+
+
+def test_all_unknown_history_falls_back_to_the_most_popular_items(tmp_path, capsys):
+    """Finding 6: a history of only unknown items gets the most popular list, said so (not zeros in id order)."""
+    export_embeddings(USERS, ITEMS, USER_IDS, ITEM_IDS, TITLES, base_dir=str(tmp_path), name="h", k=K,
+                      history=(_MeanHead(), ITEMS, 4), popular=POPULAR)
+    rows = recommend(str(tmp_path / "h"), history=["nope", "gone"], k=3)
+    assert [r["item_id"] for r in rows] == POPULAR
+    out = capsys.readouterr().out
+    assert "none of the history items is known: these are the most popular items" in out
+    assert "2 of the history items are not in the model's catalogue" in out
+    # A known item: the model answers (the item itself excluded), no fallback.
+    rows = recommend(str(tmp_path / "h"), history=["m04", "nope"], k=3)
+    scores = ITEMS[5] @ ITEMS[1:].T
+    scores[4] = -np.inf
+    assert [r["item_id"] for r in rows] == ITEM_IDS[np.argsort(-scores, kind="stable")[:3]].tolist()
+    assert "most popular" not in capsys.readouterr().out

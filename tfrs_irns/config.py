@@ -358,6 +358,11 @@ class AnnConfig:
     pq_m: int = _f(16, "ivfpq: bytes per compressed vector; must divide model.embedding_dim")
     pq_bits: int = _f(8, "ivfpq: bits per sub-quantiser code")
     recall_users: int = _f(1000, "test users (at most) whose index answers are compared with exact brute force")
+    target_recall: float = _f(
+        0.95, "the export raises ef_search (hnsw) or nprobe (ivfpq), doubling it, on up to recall_users sample "
+        "users until the index's recall@100 against exact search reaches this (or says in metrics.json that it "
+        "cannot); 1.0 asks for exact answers"
+    )
 
 
 @dataclass
@@ -421,6 +426,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.synthetic.num_clusters": (lambda v: v > 0, "must be > 0"),
     "data.synthetic.zipf_exponent": (lambda v: v >= 0, "must be >= 0"),
     "data.synthetic.affinity": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "export.ann.target_recall": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "model.embedding_dim": (lambda v: v > 0, "must be > 0"),
     "export.publish_tolerance": (lambda v: v >= 0, "must be >= 0"),
     "model.temperature": (lambda v: v > 0, "must be > 0"),

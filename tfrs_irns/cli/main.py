@@ -13,6 +13,8 @@ import sys
 from typing import Optional, Sequence
 
 from tfrs_irns.cli.quiet import import_tensorflow
+from tfrs_irns.cli.recommend import add_parser as add_recommend
+from tfrs_irns.cli.recommend import run as run_recommend
 from tfrs_irns.errors import UserError
 
 # Examples shown under each command's --help.
@@ -30,9 +32,6 @@ _EXAMPLES = {
     "data": """examples:
   tfrs-irns data --config configs/quickstart.yaml
   tfrs-irns data --config configs/movielens-latest-small.yaml --json data-summary.json""",
-    "recommend": """examples:
-  tfrs-irns recommend --model saved_models/quickstart --user u42
-  tfrs-irns recommend --model saved_models/quickstart/3 --user u42 -k 20 --index""",
 }
 
 
@@ -86,18 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help="override config keys")
     data.add_argument("--json", help="also write the summary to this file")
 
-    recommend = sub.add_parser(
-        "recommend", help="top items for a user from an exported model", **_with_examples("recommend")
-    )
-    recommend.add_argument("--model", required=True, help="saved_models/<name> or saved_models/<name>/<version>")
-    who = recommend.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="raw user id")
-    who.add_argument(
-        "--history", metavar="ID,ID,...",
-        help="raw item ids the user interacted with, oldest first (models with a history user tower)",
-    )
-    recommend.add_argument("-k", type=int, default=10, help="how many items (default 10)")
-    recommend.add_argument("--index", action="store_true", help="answer from the export's ANN index (export.index)")
+    add_recommend(sub)
     for module in (models, report):  # commands in their own modules
         _HANDLERS.update(module.add_parser(sub))
     return parser
@@ -195,11 +183,7 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _recommend(args: argparse.Namespace) -> None:
-    import_tensorflow()
-    from tfrs_irns.export import recommend
-
-    history = None if args.history is None else [i.strip() for i in args.history.split(",") if i.strip()]
-    recommend(args.model, args.user, args.k, index=args.index, history=history)
+    run_recommend(args)
 
 
 def _interrupted(args: argparse.Namespace) -> str:

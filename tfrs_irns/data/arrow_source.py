@@ -29,7 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tfrs_irns.data.rows import Field, int_strings
+from tfrs_irns.data.rows import _PROBLEM, Field, _convert_column, int_strings
 from tfrs_irns.data.table import CodedIds
 from tfrs_irns.errors import DataError
 
@@ -307,6 +307,14 @@ def _parquet_column(column, kind: str, where: str) -> Column:
             column = column.cast(pa.timestamp("s")).cast(pa.int64())
         elif pa.types.is_date(t):
             column = column.cast(pa.timestamp("s")).cast(pa.int64())
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+            # Times as text (ISO-8601, or numbers), read as a CSV's are: the same values either way.
+            text = np.asarray(column.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+            values, bad = _convert_column("time", np.where(text == None, "", text).astype(str))  # noqa: E711
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{where}: row {first + 1}: {text[first]!r} {_PROBLEM['time']}")
+            return values, None
         elif pa.types.is_floating(t):
             values = column.to_numpy()
             if not np.isfinite(values).all():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -27,6 +28,8 @@ from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.data.vocab import Vocabulary, check_ids
 from tfrs_irns.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,12 @@ class PreparedData:
     def num_items(self) -> int:
         """Known items (the OOV bucket not counted)."""
         return len(self.item_vocab)
+
+    @property
+    def num_items_without_interactions(self) -> int:
+        """Items of the catalogue with no training interaction that are not held-out cold items:
+        the item table's items a content tower serves (``catalogue="item_table"``)."""
+        return int(np.count_nonzero(np.asarray(self.item_counts)[1:] <= 0)) - len(self.cold_items)
 
 
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
@@ -171,15 +180,26 @@ def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
     return digest.hexdigest()[:32]
 
 
+#: What the item vocabulary holds: the items with training interactions, or every item of the item table.
+CATALOGUES = ("interactions", "item_table")
+
+
 def prepare_from_raw(
-    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None
+    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None,
+    catalogue: str = "interactions",
 ) -> PreparedData:
     """Split ``raw`` by ``cfg`` and encode it.
 
     The vocabularies come from the training split, unless ``vocabularies``
     ``(users, items)`` are given: a trained model's own, so that its indices
     keep their meaning on data that changed since (new ids map to OOV).
+    ``catalogue="item_table"`` (a content item tower, which embeds an item
+    from its features, not from its interactions) adds every item of the item
+    table to the item vocabulary with a training count of 0: they are ranked,
+    evaluated against and exported, so new items are served from their content.
     """
+    if catalogue not in CATALOGUES:
+        raise ValueError(f"catalogue must be one of {', '.join(CATALOGUES)}, got {catalogue!r}")
     groups = pair_groups(raw.interactions) if cfg.duplicates == "keep_all" else None
     cold_history = None
     if cfg.split == "cold_users":
@@ -208,6 +228,10 @@ def prepare_from_raw(
         if cfg.split == "cold_items":
             # The cold items join the catalogue (ranked, embedded from content) with a training count of 0.
             item_vocab = Vocabulary(ids=np.union1d(item_vocab.ids, Vocabulary.from_ids(None, test.coded("item")).ids))
+        if catalogue == "item_table" and len(raw.items):
+            # Items without interactions join with a training count of 0 (sampled as no positive).
+            table_ids = np.asarray(raw.items.item_id).astype(str)
+            item_vocab = Vocabulary(ids=np.union1d(item_vocab.ids, np.unique(table_ids[np.char.str_len(table_ids) > 0])))
         # Now, not after training: an id the export cannot hold stops the run before it starts.
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")
@@ -227,9 +251,12 @@ def prepare_from_raw(
     description = (
         f"{raw.description}; {cfg.split} split: {len(train):,} train / "
         f"{len(validation):,} validation / {len(test):,} test; "
-        f"{len(user_vocab):,} users and {len(item_vocab) - len(cold):,} items in training"
+        f"{len(user_vocab):,} users and {int(np.count_nonzero(counts[1:] > 0)):,} items in training"
         + (f", {len(cold):,} cold items held out" if len(cold) else "")
     )
+    without = int(np.count_nonzero(counts[1:] <= 0)) - len(cold)
+    if without > 0:
+        description += f"; {without:,} items of the item table without interactions (served from their content)"
     cold_user_fields = {}
     if cold_history is not None:
         cold_users = Vocabulary.from_ids(np.concatenate([test.user_id, cold_history.user_id]))
@@ -241,7 +268,7 @@ def prepare_from_raw(
         description += f"; {len(cold_users):,} cold users with {len(cold_history):,} history interactions"
     else:
         test_split = _encode(test, user_vocab, item_vocab)
-    return PreparedData(
+    prepared = PreparedData(
         train=enc_train,
         validation=_encode(validation, user_vocab, item_vocab),
         test=test_split,
@@ -259,8 +286,73 @@ def prepare_from_raw(
         cold_items=cold,
         **cold_user_fields,
     )
+    for warning in split_warnings(prepared, cfg.split):
+        logger.warning("warning: %s", warning)
+    return prepared
 
 
-def prepare_data(cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None) -> PreparedData:
+def seen_csr(user: np.ndarray, item: np.ndarray, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct items as CSR: ``(indptr [num_users + 2], items)``, int64.
+
+    ``user``/``item`` are parallel index arrays (0 = OOV, dropped; users past
+    ``num_users``, such as cold users, dropped too); user index ``u``'s items,
+    sorted, are ``items[indptr[u]:indptr[u + 1]]``. The OOV user 0 has none.
+    One sort, O(interactions log interactions).
+    """
+    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    keep = (user > 0) & (user <= num_users) & (item > 0)
+    pairs = np.unique(user[keep] * (int(item.max(initial=0)) + 1) + item[keep])  # sorted by user, then item
+    width = int(item.max(initial=0)) + 1
+    users, items = pairs // width, pairs % width
+    indptr = np.zeros(num_users + 2, np.int64)
+    np.cumsum(np.bincount(users, minlength=num_users + 1)[: num_users + 1], out=indptr[1:])
+    return indptr, items.astype(np.int64)
+
+
+def split_warnings(data: PreparedData, split: str) -> list[str]:
+    """What makes ``data``'s metrics meaningless, in words (empty when nothing does).
+
+    Such data trains without complaint and reports 0.0000 (no test user or item
+    was seen in training) or 1.0000 (one item: every ranking is right), so the
+    run is worth a warning before it starts.
+    """
+    out: list[str] = []
+    test = data.test
+    trained_items = int(np.count_nonzero(data.item_counts[1:] > 0))
+    if data.num_users == 1:
+        out.append("only 1 user in the training split: there is nothing to learn about users' differences")
+    if trained_items == 1:
+        out.append("only 1 item in the training split: every ranking is trivially right (metrics of 1.0)")
+    if len(test):
+        cold_user = (test.user == 0) | (test.user > data.num_users)
+        cold_item = data.item_counts[test.item] <= 0
+        # cold_users and cold_items splits hold their test users / items out on purpose.
+        unseen = (cold_user if split != "cold_users" else np.zeros_like(cold_user)) | (
+            cold_item if split != "cold_items" else np.zeros_like(cold_item)
+        )
+        if split != "cold_users" and cold_user.all():
+            out.append(
+                f"none of the {len(test):,} test interactions has a user seen in training (data.split={split}): "
+                "every metric will be 0; split by another rule or use more data"
+            )
+        elif unseen.all():
+            out.append(
+                f"all {len(test):,} test interactions have a user or item unseen in training (100% cold test, "
+                f"data.split={split}): every metric will be 0"
+            )
+    return out
+
+
+def seen_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
+    """Each known user's items in the training and validation splits (what they
+    already have when the model serves), as :func:`seen_csr`."""
+    user = np.concatenate([data.train.user, data.validation.user])
+    item = np.concatenate([data.train.item, data.validation.item])
+    return seen_csr(user, item, data.num_users)
+
+
+def prepare_data(
+    cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None, catalogue: str = "interactions"
+) -> PreparedData:
     """Load the source named by ``cfg``, split it and encode it (see :func:`prepare_from_raw`)."""
-    return prepare_from_raw(load_raw(cfg), cfg, vocabularies)
+    return prepare_from_raw(load_raw(cfg), cfg, vocabularies, catalogue)

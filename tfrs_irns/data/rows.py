@@ -10,8 +10,10 @@ read through :class:`RowReader`; what a file's columns mean is theirs to say.
 from __future__ import annotations
 
 import csv
+import datetime
 import logging
 import operator
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional, Sequence, TextIO
 
@@ -34,7 +36,9 @@ class Field:
     * ``text``: trimmed text, may be empty (genres, an optional title).
     * ``id``: an integer id (MovieLens), returned as its canonical string.
     * ``float``: a finite number, returned as ``float32`` (a rating).
-    * ``time``: a finite number, returned as ``int64`` (a timestamp).
+    * ``time``: a finite number, or an ISO-8601 time (``1997-12-04T15:55:49Z``,
+      ``1997-12-04 15:55:49+02:00``, ``1997-12-04``; no offset = UTC), returned as
+      ``int64`` seconds since 1970 (a timestamp).
     * ``flag``: ``0`` or ``1``, returned as ``bool`` (a genre flag).
     """
 
@@ -50,6 +54,38 @@ def _parse_float(s: str) -> float:
     return v
 
 
+def _parse_time(s: str) -> int:
+    """Seconds since 1970 of a number or an ISO-8601 time (UTC when it names no offset)."""
+    try:
+        return int(np.floor(_parse_float(s)))
+    except ValueError:
+        pass
+    when = datetime.datetime.fromisoformat(s)  # Python 3.11: "Z", offsets, dates, a space for the "T"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return int(np.floor(when.timestamp()))
+
+
+def _iso_seconds(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(int64 seconds, bad mask)`` of a column of ISO-8601 times."""
+    out = np.zeros(col.shape[0], np.int64)
+    bad = np.zeros(col.shape[0], bool)
+    text = np.char.strip(col)
+    if (np.char.find(text, "-") > 0).all():  # every value a date (numpy would read "881250949" as a year)
+        try:  # in one go (numpy applies an offset, warning that datetime64 keeps none: we want UTC)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return np.char.rstrip(text, "Z").astype("datetime64[s]").astype(np.int64), bad
+        except ValueError:
+            pass
+    for i, text in enumerate(col.tolist()):
+        try:
+            out[i] = _parse_time(text.strip())
+        except (ValueError, OverflowError):
+            bad[i] = True
+    return out, bad
+
+
 def _convert_one(kind: str, text: str) -> None:
     """Raise ``ValueError`` if ``text`` is not a valid ``kind`` value."""
     s = text.strip()
@@ -60,8 +96,10 @@ def _convert_one(kind: str, text: str) -> None:
         v = _parse_float(s)
         if v != int(v) or abs(v) >= 2**53:
             raise ValueError
-    elif kind in ("float", "time"):
+    elif kind == "float":
         _parse_float(s)
+    elif kind == "time":
+        _parse_time(s)
     elif kind == "flag":
         if s not in ("0", "1"):
             raise ValueError
@@ -71,7 +109,7 @@ _PROBLEM = {
     "str": "is empty",
     "id": "is not an integer id",
     "float": "is not a number",
-    "time": "is not a number",
+    "time": "is not a number or an ISO-8601 time (such as 1997-12-04T15:55:49Z)",
     "flag": "is not 0 or 1",
 }
 
@@ -97,6 +135,10 @@ def _convert_column(kind: str, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             return col.astype(np.int64), bad
         except (ValueError, OverflowError):
             pass
+        try:
+            col.astype(np.float64)
+        except (ValueError, OverflowError):
+            return _iso_seconds(col)  # not all numbers: times as text (or bad values, found one by one)
     try:
         values = col.astype(np.float64)
     except (ValueError, OverflowError):

@@ -14,6 +14,7 @@ of the data it split, and everything after training reads them back:
 <run>/vocab/items.npz       counts, titles, genres (multi-hot), genre names, further item columns
                             (column:<name>) per item index, and the cold items of a cold_items split
 <run>/vocab/data.json       fingerprint, description, split sizes
+<run>/vocab/seen.npz        each user's training and validation items (CSR), excluded when served
 ```
 
 :func:`load_snapshot` gives a :class:`~tfrs_irns.data.prepare.PreparedData`
@@ -29,13 +30,14 @@ from typing import Any, Optional
 import numpy as np
 
 from tfrs_irns._files import atomic_open
-from tfrs_irns.data.prepare import EncodedSplit, PreparedData
+from tfrs_irns.data.prepare import EncodedSplit, PreparedData, seen_items
 from tfrs_irns.data.vocab import Vocabulary
 
 USERS = "users.json"
 ITEMS = "items.json"
 ITEM_SIDE = "items.npz"
 DATA = "data.json"
+SEEN = "seen.npz"  # each user's training + validation items (CSR): what a served model leaves out
 COLUMN_PREFIX = "column:"
 
 
@@ -72,6 +74,18 @@ def save_snapshot(data: PreparedData, folder: str) -> None:
     }
     with atomic_open(os.path.join(folder, DATA)) as fh:
         json.dump(info, fh, indent=2)
+    indptr, items = seen_items(data)
+    with atomic_open(os.path.join(folder, SEEN), "wb") as fh:
+        np.savez_compressed(fh, indptr=indptr, items=items)
+
+
+def load_seen(folder: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The ``(indptr, items)`` CSR :func:`save_snapshot` wrote (None for an older run)."""
+    path = os.path.join(folder, SEEN)
+    if not os.path.isfile(path):
+        return None
+    with np.load(path) as seen:
+        return seen["indptr"], seen["items"]
 
 
 def has_snapshot(folder: str) -> bool:

@@ -12,6 +12,7 @@ are misses for any retrieval model, whatever its quality).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Callable, Optional, TypeVar
@@ -19,9 +20,9 @@ from typing import Any, Callable, Optional, TypeVar
 import numpy as np
 
 from tfrs_irns.config import DataConfig
-from tfrs_irns.data.prepare import PreparedData, prepare_from_raw
+from tfrs_irns.data.prepare import PreparedData, prepare_from_raw, split_warnings
 from tfrs_irns.data.progress import Progress
-from tfrs_irns.data.sources import load_raw
+from tfrs_irns.data.sources import filter_min_rating, load_raw
 from tfrs_irns.data.table import Interactions, RawDataset
 
 T = TypeVar("T")
@@ -41,18 +42,22 @@ def _trained(index: np.ndarray, counts: np.ndarray) -> int:
     return int(np.count_nonzero((np.bincount(index, minlength=len(counts)) > 0) & (counts > 0)))
 
 
-def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last") -> dict[str, Any]:
+def summarize(
+    raw: RawDataset, data: PreparedData, duplicates: str = "keep_last", below_min_rating: int = 0,
+    min_rating: Optional[float] = None, split: str = "random",
+) -> dict[str, Any]:
     """The numbers ``tfrs-irns data`` prints, as a JSON-ready dict (``duplicates``: the
-    ``data.duplicates`` policy ``raw`` was loaded with)."""
+    ``data.duplicates`` policy ``raw`` was loaded with; ``below_min_rating``: the rows
+    ``data.min_rating`` dropped from it)."""
     # keep_all leaves each repeat in the table; the other policies dropped them.
     keep_all = duplicates == "keep_all"
     splits = {}
     for name in ("train", "validation", "test"):
-        split = getattr(data, name)
+        part = getattr(data, name)
         splits[name] = {
-            "interactions": len(split),
-            "users": _known(split.user, data.num_users),
-            "items": _trained(split.item, data.item_counts),
+            "interactions": len(part),
+            "users": _known(part.user, data.num_users),
+            "items": _trained(part.item, data.item_counts),
         }
     train = data.train
     # Items with a training count: data.split=cold_items keeps its cold items in the vocabulary, unseen.
@@ -72,8 +77,11 @@ def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last"
     return {
         "description": data.description,
         # Repeated pairs were dropped unless every copy was kept (data.duplicates=keep_all).
-        "rows_read": len(raw.interactions) + raw.skipped_rows + (0 if keep_all else raw.duplicate_rows),
+        "rows_read": len(raw.interactions) + raw.skipped_rows + (0 if keep_all else raw.duplicate_rows)
+        + below_min_rating,
         "rows_skipped": raw.skipped_rows,
+        "rows_below_min_rating": below_min_rating,
+        "min_rating": min_rating,
         "duplicate_rows": raw.duplicate_rows,
         "duplicates_kept": keep_all,
         "interactions": len(raw.interactions),
@@ -90,6 +98,7 @@ def summarize(raw: RawDataset, data: PreparedData, duplicates: str = "keep_last"
         "cold_test_user_share": share(cold_user),
         "cold_test_item_share": share(cold_item),
         "cold_test_share": share(cold_user | cold_item),
+        "warnings": split_warnings(data, split),
     }
 
 
@@ -99,7 +108,9 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         s["description"],
         f"rows: {s['rows_read']:,} read, {s['rows_skipped']:,} skipped (data.skip_bad_rows); "
-        f"{s['interactions']:,} interactions kept; {s['duplicate_rows']:,} repeated (user, item) rows "
+        + (f"{s['rows_below_min_rating']:,} rated below data.min_rating={s['min_rating']:g} dropped; "
+           if s.get("min_rating") is not None else "")
+        + f"{s['interactions']:,} interactions kept; {s['duplicate_rows']:,} repeated (user, item) rows "
         + ("kept (data.duplicates=keep_all)" if s["duplicates_kept"] else "dropped (data.duplicates)"),
         f"users: {s['users']:,}   items: {s['items']:,} interacted ({s['catalogue']:,} in the item table)",
     ]
@@ -138,9 +149,17 @@ def data_report(cfg: DataConfig) -> dict[str, Any]:
     per-stage wall times (``seconds``: load, split+encode, summary, total)."""
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    raw = _stage(seconds, "load", None, lambda: load_raw(cfg))
+    # Loaded without the rating filter, then filtered as load_raw does: the rows it drops are counted.
+    raw = _stage(seconds, "load", None, lambda: load_raw(dataclasses.replace(cfg, min_rating=None)))
+    below = 0
+    if cfg.min_rating is not None:
+        unfiltered = len(raw.interactions)
+        raw = filter_min_rating(raw, cfg.min_rating, cfg.source)
+        below = unfiltered - len(raw.interactions)
     data = _stage(seconds, "split+encode", "splitting and encoding", lambda: prepare_from_raw(raw, cfg))
-    report = _stage(seconds, "summary", "summarising", lambda: summarize(raw, data, cfg.duplicates))
+    report = _stage(
+        seconds, "summary", "summarising", lambda: summarize(raw, data, cfg.duplicates, below, cfg.min_rating, cfg.split)
+    )
     seconds["total"] = time.perf_counter() - start
     report["seconds"] = seconds
     return report

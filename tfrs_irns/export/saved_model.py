@@ -28,6 +28,17 @@ Signatures (named inputs and outputs):
 * ``candidate_embedding``: ``item_id`` string[B] → ``embedding`` float32[B, d]
 * ``recommend_k_excluding``: ``user_id`` string[B], ``k`` int32[], ``exclude_item_ids``
   string[B, n] ('' pads) → ``item_ids`` string[B, k], ``scores`` float32[B, k]
+* ``recommend_k``: ``user_id`` string[B], ``k`` int32[], ``include_seen`` bool[] →
+  ``item_ids`` string[B, k], ``scores`` float32[B, k]
+
+**Seen items.** A user is rarely served what they already have: when the export
+is given each user's training items (``seen``), ``serving_default``,
+``recommend_k_excluding`` and ``recommend_k`` (unless ``include_seen``) leave
+them out. They are *stored in the SavedModel* as a CSR table (two int64
+variables: ``seen_indptr`` [U + 2], the row offsets by user index, and
+``seen_rows`` [nnz + 1], 0-based item rows, a -1 sentinel last), so a client
+sends only the user id, and the table always matches the model's vocabulary.
+It costs 8 bytes per training interaction plus 8 per user.
 * ``candidate_embedding_from_features`` (models with content item features only,
   :mod:`tfrs_irns.export.content`): ``title``, ``genres``, ... string[B] → ``embedding`` float32[B, d]
 * ``recommend_from_history`` (models with a ``history`` user tower only): ``item_ids``
@@ -63,7 +74,7 @@ from tfrs_irns.topk import block_top_k, mask_columns, merge_top_k
 USERS_FILE = "users.txt"
 ITEMS_FILE = "items.tsv"
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
-SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "recommend_k_excluding")
+SIGNATURES = ("serving_default", "query_embedding", "candidate_embedding", "recommend_k_excluding", "recommend_k")
 #: The extra signature of models whose user tower pools a history.
 HISTORY_SIGNATURE = "recommend_from_history"
 # Items are scored in blocks of this many rows: a [B, chunk] score block stays
@@ -99,6 +110,9 @@ class RetrievalModule(tf.Module):
         into queries (:class:`~tfrs_irns.layers.history.HistoryHead`), the
         ``[N + 1, d]`` embedding of each item as a history entry, and the
         window length ``L``; adds ``recommend_from_history``.
+      seen: ``(indptr, items)``, each user's training items as CSR (see
+        :func:`~tfrs_irns.data.prepare.seen_csr`): excluded from ``serving_default`` and the ``k``
+        signatures. None: nothing is excluded.
     """
 
     def __init__(
@@ -112,6 +126,7 @@ class RetrievalModule(tf.Module):
         precision: str = "float32",
         item_encoder: Optional[tf.Module] = None,
         history: Optional[tuple[Any, np.ndarray, int]] = None,
+        seen: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> None:
         super().__init__(name="retrieval")
         # Raw item features → embedding (a content tower's ItemFeatureEncoder), or None.
@@ -159,6 +174,17 @@ class RetrievalModule(tf.Module):
         self.item_blocks = tf.Variable(tf.cast(blocks, self.dtype), trainable=False, name="item_blocks")
         self.item_rest = tf.Variable(tf.cast(table[whole_rows:], self.dtype), trainable=False, name="item_rest")
         self.oov_item_embedding = tf.Variable(item_embeddings[0], trainable=False, name="oov_item_embedding")
+        self.has_seen = seen is not None
+        indptr, items = seen if seen is not None else (np.zeros(self.num_users + 2, np.int64), np.zeros(0, np.int64))
+        indptr, items = np.asarray(indptr, np.int64), np.asarray(items, np.int64)
+        if indptr.shape != (self.num_users + 2,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(items):
+            raise ValueError(f"seen: indptr must be non-decreasing offsets [num_users + 2 = {self.num_users + 2}] "
+                             f"from 0 to len(items) = {len(items)}")
+        if len(items) and (items.min() < 1 or items.max() > self.num_items):
+            raise ValueError(f"seen: item indices must be in [1, {self.num_items}]")
+        # int64 (no int32 variables: they have no GPU kernel); the -1 sentinel at nnz is what padding gathers.
+        self.seen_indptr = tf.Variable(indptr, trainable=False, name="seen_indptr")
+        self.seen_rows = tf.Variable(np.append(items - 1, -1), trainable=False, name="seen_rows")
         self.signature_names = SIGNATURES
         if history is not None:
             self.history_head, table, self.history_length = history[0], history[1], int(history[2])
@@ -169,8 +195,32 @@ class RetrievalModule(tf.Module):
             )
             self.signature_names = SIGNATURES + (HISTORY_SIGNATURE,)
 
+    @staticmethod
+    def _check_ids(ids: tf.Tensor) -> tf.Tensor:
+        """``ids`` as the vector [batch] the signature declares, checked when it runs.
+
+        A signature's declared shape is not enforced at call time (TF Serving,
+        ``saved_model_cli``, ``loaded.signatures[...]``), and a 2-D or scalar id
+        tensor used to fail deep in the scan as an opaque MatMul shape error. An
+        ``EnsureShape`` op fails first, naming the input and its shape: "Shape of
+        tensor user_id [1,2] is not compatible with expected shape [?]" (a rank
+        assertion would be constant-folded away by the declared shape).
+        """
+        return tf.ensure_shape(ids, [None])
+
     def _query(self, user_id: tf.Tensor) -> tf.Tensor:
         return tf.gather(self.user_embeddings, self.user_index_table.lookup(user_id))
+
+    def _seen(self, user_id: tf.Tensor) -> tf.Tensor:
+        """int32 [B, n]: the 0-based item rows of each user's training items, -1 padded."""
+        user = self.user_index_table.lookup(user_id)
+        start = tf.gather(self.seen_indptr, user)
+        length = tf.gather(self.seen_indptr, user + 1) - start
+        width = tf.reduce_max(tf.concat([length, tf.zeros([1], tf.int64)], axis=0))  # 0 for an empty batch
+        place = tf.range(width)[None, :]
+        # No ragged ops: a padded gather; places past a user's length read the -1 sentinel.
+        at = tf.where(place < length[:, None], start[:, None] + place, tf.shape(self.seen_rows, out_type=tf.int64)[0] - 1)
+        return tf.cast(tf.gather(self.seen_rows, at), tf.int32)
 
     def _block_best(
         self, query: tf.Tensor, block: tf.Tensor, start: tf.Tensor, k: Union[int, tf.Tensor],
@@ -223,16 +273,39 @@ class RetrievalModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serving_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        scores, ids = self._top_k(self._query(user_id), self.k)
+        user_id = self._check_ids(user_id)
+        scores, ids = self._top_k(self._query(user_id), self.k, self._seen(user_id) if self.has_seen else None)
+        return {"item_ids": ids, "scores": scores}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+            tf.TensorSpec([], tf.bool, name="include_seen"),
+        ]
+    )
+    def recommend_k(self, user_id: tf.Tensor, k: tf.Tensor, include_seen: tf.Tensor) -> dict[str, tf.Tensor]:
+        user_id = self._check_ids(user_id)
+        with tf.control_dependencies([tf.debugging.assert_non_negative(k, message="recommend_k: k must be >= 0")]):
+            k = tf.minimum(k, self.num_items)
+        exclude = tf.cond(
+            include_seen, lambda: tf.fill(tf.stack([tf.shape(user_id)[0], 0]), -1), lambda: self._seen(user_id)
+        )
+        scores, ids = self._top_k(self._query(user_id), k, exclude)
         return {"item_ids": ids, "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def seen_item_ids(self, user_id: tf.Tensor) -> tf.Tensor:
+        """Each user's stored training items, string [B, n] ('' pads); for tools, not a signature."""
+        return self.item_id_table.lookup(tf.cast(self._seen(user_id), tf.int64))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def query_embedding(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"embedding": self._query(user_id)}
+        return {"embedding": self._query(self._check_ids(user_id))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
     def candidate_embedding(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        index = self.item_index_table.lookup(item_id)
+        index = self.item_index_table.lookup(self._check_ids(item_id))
         row = tf.maximum(index - 1, 0)
         whole = self.num_blocks * self.chunk_size
         # Both gathers are clipped into range; tf.where picks the right one.
@@ -255,6 +328,8 @@ class RetrievalModule(tf.Module):
         ]
     )
     def recommend_k_excluding(self, user_id: tf.Tensor, k: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        user_id = self._check_ids(user_id)
+        exclude_item_ids = tf.ensure_shape(exclude_item_ids, [None, None])
         checks = [
             tf.debugging.assert_non_negative(k, message="recommend_k_excluding: k must be >= 0"),
             tf.debugging.assert_equal(
@@ -267,6 +342,8 @@ class RetrievalModule(tf.Module):
             k = tf.minimum(k, self.num_items)
         # '' and unknown ids look up to index 0, row -1: matches no item.
         exclude = tf.cast(self.item_index_table.lookup(exclude_item_ids), tf.int32) - 1
+        if self.has_seen:  # the caller's exclusions and the user's training items
+            exclude = tf.concat([exclude, self._seen(user_id)], axis=1)
         scores, ids = self._top_k(self._query(user_id), k, exclude)
         return {"item_ids": ids, "scores": scores}
 
@@ -353,6 +430,9 @@ def export_embeddings(
     precision: str = "float32",
     item_encoder: Optional[tf.Module] = None,
     history: Optional[tuple[Any, np.ndarray, int]] = None,
+    seen: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    popular: Optional[list[str]] = None,
+    catalogue: Optional[dict[str, int]] = None,
 ) -> str:
     """Export precomputed embeddings; returns the new version directory.
 
@@ -363,7 +443,12 @@ def export_embeddings(
     scoring block holds; ``precision`` (:data:`PRECISIONS`) the item table's dtype;
     ``item_encoder`` (an :class:`~tfrs_irns.export.content.ItemFeatureEncoder`)
     adds the ``candidate_embedding_from_features`` signature.
-    ``history`` as :class:`RetrievalModule`'s.
+    ``history`` and ``seen`` (each user's training items, :func:`~tfrs_irns.data.prepare.seen_csr`;
+    excluded by default when given) as :class:`RetrievalModule`'s.
+    ``popular``: the most popular item ids, most first, kept in the metadata
+    (``popular_items``): the answer for a history of only unknown items.
+    ``catalogue``: counts of the served items (``items``, ``with_interactions``,
+    ``without_interactions``, ...), kept in the metadata.
     """
     check_name(name)
     if int(k) < 1:
@@ -395,7 +480,7 @@ def export_embeddings(
             _write_lines(items_file, [f"{i}\t{t}" for i, t in zip(items, titles)])
             module = RetrievalModule(
                 user_embeddings, item_embeddings, users_file, items_file, int(k),
-                chunk_size or DEFAULT_CHUNK_SIZE, precision, item_encoder, history,
+                chunk_size or DEFAULT_CHUNK_SIZE, precision, item_encoder, history, seen,
             )
             signatures = module.signatures()
             tf.saved_model.save(module, folder, signatures=signatures)
@@ -412,6 +497,9 @@ def export_embeddings(
             chunk_size=module.chunk_size,
             score="dot product of the query and candidate embeddings (higher is better)",
             signatures=list(signatures),
+            seen_items=_seen_info(seen),
+            popular_items=[str(i) for i in (popular or [])],
+            catalogue=dict(catalogue or {}),
             versions=_versions_info(),
         )
         os.makedirs(os.path.join(folder, "assets.extra"), exist_ok=True)
@@ -419,6 +507,19 @@ def export_embeddings(
             json.dump(info, fh, indent=2, default=_json_default)
 
     return write_version(os.path.join(base_dir, name), write)
+
+
+def _seen_info(seen: Optional[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    if seen is None:
+        return {"excluded": False, "why": "the export was given no training interactions"}
+    indptr, items = seen
+    return {
+        "excluded": True,
+        "stored": "in the SavedModel (CSR variables seen_indptr, seen_rows; int64)",
+        "users": int(np.count_nonzero(np.diff(indptr))),
+        "interactions": int(len(items)),
+        "bytes": int(8 * (len(indptr) + len(items) + 1)),
+    }
 
 
 def export_model(model: Any, user_vocab: Any, item_vocab: Any, *args: Any, **kwargs: Any) -> str:

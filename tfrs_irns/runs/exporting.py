@@ -40,6 +40,7 @@ from tfrs_irns.export.embeddings import embeddings_dir
 from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
 from tfrs_irns.runs.build import check_export_extras, export_name
+from tfrs_irns.runs.serving_files import serving_extras
 from tfrs_irns.runs.training import Run, run_metrics
 
 RUN_MODEL = "saved_model"  # <run>/saved_model/<version>: the run's own SavedModel
@@ -86,6 +87,7 @@ def _export(run: Run, base_dir: str, name: str) -> str:
         k=config.export.k,
         metadata=_metadata(run),
         precision=config.export.precision,
+        **serving_extras(run),  # each user's training items (excluded when served), the most popular items
     )
     from tfrs_irns.runs.serving_files import export_serving_files
 

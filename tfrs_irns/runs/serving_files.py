@@ -23,6 +23,48 @@ from tfrs_irns.runs.training import Run, run_metrics, write_metrics
 RECALL_K = 100
 
 
+def seen_items(run: Run) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Each user's training (and validation) items as CSR, for the export to
+    exclude: from the run's data when loaded, else from its snapshot
+    (``tfrs-irns export --run`` loads no data); None for a run that has neither."""
+    from tfrs_irns.data.prepare import seen_items as from_data
+    from tfrs_irns.data.snapshot import load_seen
+    from tfrs_irns.runs.training import VOCAB
+
+    train = getattr(run.data, "train", None)
+    if train is not None and len(train):
+        return from_data(run.data)
+    return load_seen(os.path.join(run.directory, VOCAB))
+
+
+def popular_items(run: Run, k: int) -> list[str]:
+    """The ``k`` items with the most training interactions, most first (ties
+    to the lower index): the answer for a history of only unknown items."""
+    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(0)), np.float64)[1:]
+    if not len(counts) or not counts.any():
+        return []
+    order = np.argsort(-counts, kind="stable")[: min(k, int(np.count_nonzero(counts)))]
+    return [str(run.data.item_vocab.ids[i]) for i in order]
+
+
+def serving_extras(run: Run) -> dict[str, Any]:
+    """What :func:`~tfrs_irns.export.saved_model.export_model` takes from the
+    run's data beyond the model: ``seen`` and ``popular``."""
+    return {"seen": seen_items(run), "popular": popular_items(run, run.config.export.k), "catalogue": catalogue(run)}
+
+
+def catalogue(run: Run) -> dict[str, int]:
+    """How many items the export serves, and how many of them had no training interaction."""
+    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(1)), np.float64)[1:]
+    cold = len(getattr(run.data, "cold_items", ()))
+    return {
+        "items": int(len(run.data.item_vocab)),
+        "with_interactions": int(np.count_nonzero(counts > 0)),
+        "without_interactions": int(np.count_nonzero(counts <= 0)) - cold if len(counts) else 0,
+        "cold_items": cold,
+    }
+
+
 def _test_queries(run: Run) -> np.ndarray:
     """Query embeddings of distinct known test users (a seeded sample); of
     known users when the run was loaded without its data (``tfrs-irns export``)."""
@@ -37,10 +79,27 @@ def _test_queries(run: Run) -> np.ndarray:
     return np.asarray(run.model.user_embeddings(), np.float32)[users]
 
 
+def _tuning_queries(run: Run) -> np.ndarray:
+    """Query embeddings of a seeded sample of known users (another draw than the
+    measured test users'), on which the index's search parameter is tuned."""
+    users = np.arange(1, run.data.user_vocab.size)
+    limit = run.config.export.ann.recall_users
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(run.config.data.seed + 1).choice(users, limit, replace=False))
+    return np.asarray(run.model.user_embeddings(), np.float32)[users]
+
+
 def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]:
     """Write the embeddings folder (and index) of ``version_dir``; returns the
     ``ann`` metrics when an index was built."""
     cfg = run.config.export
+    served = catalogue(run)
+    if served["without_interactions"] > 0:
+        metrics = dict(run_metrics(run) or {})
+        metrics["catalogue"] = served
+        write_metrics(run.directory, metrics)
+        if run.metrics is not None:
+            run.metrics["catalogue"] = served
     if not cfg.embeddings and cfg.index == "none":
         return None
     from tfrs_irns.export.embeddings import write_item_embeddings
@@ -56,9 +115,12 @@ def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]
         from tfrs_irns.export.ann import AnnIndex, exact_top_k, recall_at_k
 
         index = AnnIndex.build(items, ann_params(run.config), seed=run.config.data.seed)
+        k = min(RECALL_K, len(items))
+        tuning = index.tune(_tuning_queries(run), k, run.config.export.ann.target_recall)
+        if not tuning["reached"]:
+            print(f"note: the ANN index cannot reach recall@{k} {tuning['target_recall']}: {tuning['why']}")
         index.save(folder)
         queries = _test_queries(run)
-        k = min(RECALL_K, len(items))
         start = time.perf_counter()
         _, approx = index.search(queries, k)
         search_seconds = time.perf_counter() - start

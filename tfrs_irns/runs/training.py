@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns._files import atomic_open
-from tfrs_irns.config import Config, absolute_paths, load_config, save_config, validate
+from tfrs_irns.config import Config, absolute_paths, content_features, load_config, save_config, validate
 from tfrs_irns.data.history import build_history, load_history, save_history
 from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.data.prepare import PreparedData, prepare_data
@@ -116,7 +116,8 @@ def train(
             "or name another --output"
         )
     tf.keras.utils.set_random_seed(config.train.seed)
-    data = prepare_data(config.data)
+    # A content item tower serves the whole item table (items without interactions embed from content).
+    data = prepare_data(config.data, catalogue="item_table" if content_features(config.model) else "interactions")
     if verbose:
         print(
             f"data: {data.description} | train {len(data.train):,}, validation {len(data.validation):,}, "
