@@ -201,7 +201,8 @@ def test_shard_pipeline_epochs_are_permutations_that_reshuffle(tmp_path, monkeyp
     for batches in (first, second):
         assert [len(b[0]) for b in batches][:-1] == [96] * (p.steps_per_epoch - 1)
         assert batches[0][0].dtype == np.int32
-        got = sorted(zip(np.concatenate([b[0] for b in batches]).tolist(), np.concatenate([b[1] for b in batches]).tolist()))
+        users, items = (np.concatenate([b[k] for b in batches]).tolist() for k in (0, 1))
+        got = sorted(zip(users, items))
         assert got == want  # every example once, pairs kept together
     assert not np.array_equal(first[0][0], second[0][0])
     assert p.dataset.cardinality().numpy() == p.steps_per_epoch == -(-len(train) // 96)
@@ -212,7 +213,9 @@ def test_shard_pipeline_epochs_are_permutations_that_reshuffle(tmp_path, monkeyp
 
 def test_shard_pipeline_resumes_mid_epoch(tmp_path, monkeypatch):
     streamed = _shards(tmp_path, monkeypatch)
-    make = lambda: ShardPipeline(streamed.files["train"], streamed.num_train, 100, seed=1, drop_remainder=True)
+    def make():
+        return ShardPipeline(streamed.files["train"], streamed.num_train, 100, seed=1, drop_remainder=True)
+
     p = make()
     _epoch(p)
     second = _epoch(p)

@@ -193,7 +193,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
 def pair_uniform(user_hash: np.ndarray, item_hash: np.ndarray) -> np.ndarray:
     """The random split's number in [0, 1) of each (user, item) pair, from the ids' seeded hashes."""
     with np.errstate(over="ignore"):
-        h = _mix(np.asarray(user_hash, np.uint64) ^ _mix(np.asarray(item_hash, np.uint64) + np.uint64(0x9E3779B97F4A7C15)))
+        item = _mix(np.asarray(item_hash, np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        h = _mix(np.asarray(user_hash, np.uint64) ^ item)
     return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
@@ -447,7 +448,9 @@ def _build_cache(cfg: DataConfig, folder: str) -> None:
         if sizes[0] == 0:
             raise DataError(f"the training split is empty ({rows_read} interactions, data.split={cfg.split})")
         if sizes[2] == 0:
-            raise DataError(f"the test split is empty ({rows_read} interactions, data.split={cfg.split}); nothing to evaluate on")
+            raise DataError(
+                f"the test split is empty ({rows_read} interactions, data.split={cfg.split}); nothing to evaluate on"
+            )
         user_vocab, user_index = _vocabulary(users, user_used)
         item_vocab, item_index = _vocabulary(items, item_count > 0)
         check_ids(user_vocab.ids, "user")
@@ -545,9 +548,11 @@ def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False)
     with open(os.path.join(folder, META), encoding="utf-8") as fh:
         meta = json.load(fh)
     data = load_snapshot(folder)
-    splits = {name: read_split(folder, meta["files"][name]) for name in ("validation", "test")}
-    if load_train:
-        splits["train"] = read_split(folder, meta["files"]["train"])
-    data = replace(data, **splits)
+    data = replace(
+        data,
+        validation=read_split(folder, meta["files"]["validation"]),
+        test=read_split(folder, meta["files"]["test"]),
+        train=read_split(folder, meta["files"]["train"]) if load_train else data.train,
+    )
     files = {split: [os.path.join(folder, f) for f in meta["files"][split]] for split in SPLITS}
     return StreamedData(data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused)
