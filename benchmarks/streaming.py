@@ -150,12 +150,13 @@ def main() -> None:
     for folder, rows in ((small, args.small), (large, 0 if args.skip_large else args.large)):
         if rows and not os.path.isdir(folder):
             write_folder(folder, rows, args.users, args.items, args.seed)
-    results = [
-        run_train(scratch, "in_memory_small", small, False, args.batch_size),
-        run_train(scratch, "streamed_small", small, True, args.batch_size),
-    ]
+    runs = [("in_memory_small", small, False), ("streamed_small", small, True)]
     if not args.skip_large:
-        results.append(run_train(scratch, "streamed_large", large, True, args.batch_size))
+        runs.append(("streamed_large", large, True))
+    results = []
+    for label, folder, streaming in runs:
+        results.append(run_train(scratch, label, folder, streaming, args.batch_size))
+        print(json.dumps(results[-1]), flush=True)  # each figure as soon as it exists (long runs)
     by = {r["label"]: r for r in results}
     summary: dict[str, Any] = {
         "label": "ratios",
