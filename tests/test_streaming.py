@@ -229,3 +229,16 @@ def test_shard_pipeline_resumes_mid_epoch(tmp_path, monkeypatch):
         q.resume_at(0, q.steps_per_epoch)
     with pytest.raises(DataError, match="fewer than one batch"):
         ShardPipeline(streamed.files["train"], streamed.num_train, 10**6, drop_remainder=True)
+
+
+def test_read_split_fills_in_place_and_checks_the_row_count(tmp_path, monkeypatch):
+    streamed = _shards(tmp_path, monkeypatch)
+    files = [os.path.basename(f) for f in streamed.files["train"]]
+    whole = streamed_split = streaming.read_split(streamed.folder, files)  # rows counted from the shards
+    assert len(whole) == streamed.num_train
+    np.testing.assert_array_equal(streaming.read_split(streamed.folder, files, streamed.num_train).user, whole.user)
+    assert streamed_split.user.dtype == np.int32 and streamed_split.timestamp.dtype == np.int64
+    with pytest.raises(DataError, match="shards.json"):
+        streaming.read_split(streamed.folder, files, streamed.num_train - 1)
+    with pytest.raises(DataError, match="shards.json"):
+        streaming.read_split(streamed.folder, files, streamed.num_train + 1)

@@ -332,16 +332,31 @@ class _ShardWriter:
             self._writer.close()
 
 
-def read_split(folder: str, files: list[str]) -> EncodedSplit:
-    """A split's shards as an in-memory :class:`EncodedSplit` (O(its rows): held-out splits, small data)."""
+def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> EncodedSplit:
+    """A split's shards as an in-memory :class:`EncodedSplit` (O(its rows): held-out splits, small data).
+
+    With ``rows`` (the split's size) the arrays are filled in place: no second copy of the split at its peak.
+    """
     import tensorflow as tf
 
-    parts = [np.zeros((3, 0), np.int64)]
+    if rows is None:
+        rows = sum(
+            int(tf.io.parse_tensor(r, tf.int64).shape[1])
+            for name in files for r in tf.data.TFRecordDataset(os.path.join(folder, name))
+        )
+    user, item, time = np.empty(rows, np.int32), np.empty(rows, np.int32), np.empty(rows, np.int64)
+    at = 0
     for name in files:
         for record in tf.data.TFRecordDataset(os.path.join(folder, name)):
-            parts.append(tf.io.parse_tensor(record, tf.int64).numpy())
-    block = np.concatenate(parts, axis=1)
-    return EncodedSplit(user=block[0].astype(np.int32), item=block[1].astype(np.int32), timestamp=block[2])
+            block = tf.io.parse_tensor(record, tf.int64).numpy()
+            n = block.shape[1]
+            if at + n > rows:
+                raise DataError(f"{folder}: the {name} shards hold more rows than shards.json says; delete the folder")
+            user[at : at + n], item[at : at + n], time[at : at + n] = block
+            at += n
+    if at != rows:
+        raise DataError(f"{folder}: the shards hold {at} rows, shards.json says {rows}; delete the folder")
+    return EncodedSplit(user=user, item=item, timestamp=time)
 
 
 def _read_source(cfg: DataConfig, work: str) -> tuple[_Codes, _Codes, Optional[_LastTwo], int, int]:
@@ -550,9 +565,9 @@ def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False)
     data = load_snapshot(folder)
     data = replace(
         data,
-        validation=read_split(folder, meta["files"]["validation"]),
-        test=read_split(folder, meta["files"]["test"]),
-        train=read_split(folder, meta["files"]["train"]) if load_train else data.train,
+        validation=read_split(folder, meta["files"]["validation"], meta["rows"]["validation"]),
+        test=read_split(folder, meta["files"]["test"], meta["rows"]["test"]),
+        train=read_split(folder, meta["files"]["train"], meta["rows"]["train"]) if load_train else data.train,
     )
     files = {split: [os.path.join(folder, f) for f in meta["files"][split]] for split in SPLITS}
     return StreamedData(data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused)
