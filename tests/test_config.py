@@ -296,7 +296,7 @@ def test_a_config_without_read_permission(tmp_path):
 
 def test_the_path_keys():
     flagged = {key for key, _, f in iter_keys() if f.metadata.get("path")}
-    assert flagged == {"data.path", "data.tfds_data_dir", "data.csv.items_path"}
+    assert flagged == {"data.path", "data.tfds_data_dir", "data.csv.items_path", "data.cache_dir"}
 
 
 def test_absolute_paths_fixes_every_path_key_and_nothing_else(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ import tfrs_irns  # noqa: F401  (Keras 2 before tensorflow)
 import tensorflow as tf
 
 from tfrs_irns.config import Config
-from tfrs_irns.data.history import WINDOW_RULES, build_history, history_of, load_history, save_history
+from tfrs_irns.data.history import (
+    WINDOW_RULES, UserHistory, build_history, history_of, load_history, offsets_of, save_history,
+)
 from tfrs_irns.data.prepare import prepare_from_raw
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.runs.build import build_towers, pipeline_extras, user_history
@@ -124,3 +126,27 @@ def test_saved_table_loads_back_without_positions(tmp_path):
     np.testing.assert_array_equal(again.offsets, history.offsets)
     np.testing.assert_array_equal(again.items, history.items)
     assert again.positions.size == 0
+
+
+def test_offsets_past_2_31_do_not_wrap():
+    # Counts whose sum passes 2^31: the offsets stay exact (int32 would wrap negative).
+    big = 2**31 + 5
+    offsets = offsets_of(np.array([0, big, 3, 2**33]))
+    assert offsets.dtype == np.int64
+    assert offsets.tolist() == [0, 0, big, big + 3, big + 3 + 2**33]
+    # A timeline beyond 2^31 in a synthetic table: zero-stride items allocate one int, not 8 GB.
+    items = np.lib.stride_tricks.as_strided(np.array([7], np.int32), shape=(big + 3,), strides=(0,))
+    history = UserHistory(offsets=offsets[:4], items=items, positions=np.array([big + 1], np.int64))
+    assert history.num_rows == 3
+    assert history.timeline(2).tolist() == [7, 7, 7]
+    assert history.timeline(0).size == 0
+
+
+def test_built_and_loaded_tables_are_int64(tmp_path):
+    hand = encoded_split([2, 1, 2, 1], [5, 6, 7, 8])
+    h = build_history(hand, num_rows=3)
+    assert h.offsets.dtype == np.int64 and h.positions.dtype == np.int64
+    # An older run's int32 table loads as int64.
+    np.savez(tmp_path / "history.npz", offsets=h.offsets.astype(np.int32), items=h.items)
+    again = load_history(str(tmp_path))
+    assert again.offsets.dtype == np.int64 and again.positions.dtype == np.int64

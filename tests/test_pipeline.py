@@ -65,3 +65,20 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="batch_size must be > 0, got 0"):
         TrainPipeline(np.arange(5), np.arange(5), 0)
     TrainPipeline(np.arange(5), np.arange(5), 10)  # fine without drop_remainder
+
+
+def test_positions_past_2_31_pass_through_and_the_order_is_int64():
+    # An extra (e.g. history_position) above 2^31 reaches the batch unchanged, not wrapped.
+    users = np.arange(6, dtype=np.int32)
+    positions = np.array([2**31 + 1, 2**32, 5, 2**40, 7, 2**31 - 1], np.int64)
+    p = TrainPipeline(users, users, 4, seed=0, extras={"history_position": positions})
+    got = {}
+    for batch in p.dataset:
+        assert batch["history_position"].dtype == np.int64
+        assert batch["user"].dtype == np.int32
+        got.update(zip(batch["user"].numpy().tolist(), batch["history_position"].numpy().tolist()))
+    assert got == dict(zip(users.tolist(), positions.tolist()))
+    assert p.order_variables["order"].dtype == np.int64
+    p.set_epoch_order(np.array([5, 4, 3, 2, 1, 0], np.int64))
+    batches = {frozenset(b["user"].numpy().tolist()) for b in p.dataset}
+    assert batches == {frozenset({5, 4, 3, 2}), frozenset({1, 0})}

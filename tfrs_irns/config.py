@@ -124,6 +124,14 @@ class DataConfig:
         "copy (keep_all: all copies of a pair land on the same side of every split)"
     )
     tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
+    streaming: bool = _f(
+        False, "csv and parquet: read the data in bounded-memory batches once, into encoded int64 shards in a cache "
+        "keyed by the data fingerprint, and train from them with tf.data (memory grows with the vocabularies, not "
+        "the rows; splits random and leave_last_out, data.duplicates keep_all; see docs/streaming.md)"
+    )
+    cache_dir: Optional[str] = _f(
+        None, "data.streaming: the folder of the shard cache (null: .tfrs-irns-cache beside the run folder)", path=True
+    )
     synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
     csv: CsvConfig = _f(help="the column mapping (sources csv and parquet)", factory=CsvConfig)
 
@@ -636,6 +644,35 @@ def _cold_items_need_content(config: "Config") -> Optional[str]:
     return None
 
 
+#: What the streamed input (``data.streaming``) can do in bounded memory.
+STREAMING_SOURCES = ("csv", "parquet")
+STREAMING_SPLITS = ("random", "leave_last_out")
+
+
+def _streaming_supported(config: Config) -> Optional[str]:
+    d = config.data
+    if not d.streaming:
+        return None
+    # Each refusal says why: these need every row (or every pair) in memory at once.
+    if d.source not in STREAMING_SOURCES:
+        return f"data.streaming: true reads csv or parquet sources, not data.source={d.source!r}"
+    if d.split not in STREAMING_SPLITS:
+        return (
+            f"data.streaming: true supports data.split random (a seeded hash of each (user, item) pair) and "
+            f"leave_last_out (two passes, per-user state), not {d.split!r}: it needs a global order of all rows"
+        )
+    if d.duplicates != "keep_all":
+        return (
+            "data.streaming: true needs data.duplicates: keep_all (collapsing repeated pairs needs every pair in "
+            f"memory), got {d.duplicates!r}"
+        )
+    if "history" in config.model.user_features:
+        return "data.streaming: true does not support model.user_features with history (its timeline table holds every row)"
+    if config.batching.strategy != "random":
+        return "data.streaming: true needs batching.strategy: random (GCBS orders every example in memory)"
+    return None
+
+
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -691,6 +728,12 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         "`negatives.mode` mixed, random or in_batch with the standard logQ, no hard negatives, no same-user mask, "
         "and random batches",
         _sequence_training_fits,
+    ),
+    (
+        ("data.streaming", "data.source", "data.split", "data.duplicates", "model.user_features", "batching.strategy"),
+        "`data.streaming: true` needs source csv or parquet, split random or leave_last_out, duplicates keep_all, "
+        "no history user tower and batching.strategy random",
+        _streaming_supported,
     ),
 ]
 

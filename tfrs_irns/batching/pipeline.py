@@ -36,6 +36,8 @@ class TrainPipeline:
       extras: more per-example arrays (length ``n``) batched under their
         names with the same gather, so they follow every order (shuffles,
         GCBS); e.g. ``{"history_position": ...}`` for an activity tower.
+        Batched as int64 (a position can pass 2^31); ``user`` and ``item``
+        stay int32 (they index tables, far smaller).
     """
 
     def __init__(
@@ -72,9 +74,11 @@ class TrainPipeline:
         for name, values in (extras or {}).items():
             if len(values) != n:
                 raise ValueError(f"extras[{name!r}] has {len(values)} entries, expected {n}")
-            self._extras[name] = tf.constant(np.asarray(values, np.int32))
-        # Strategy hook: an explicit order for the coming epoch, if any.
-        self._order = tf.Variable(tf.range(n, dtype=tf.int32), trainable=False, name="epoch_order")
+            # int64: a position in a table of all interactions can pass 2^31 (history_position).
+            self._extras[name] = tf.constant(np.asarray(values, np.int64))
+        # Strategy hook: an explicit order for the coming epoch, if any. Row numbers are int64
+        # throughout: an int32 order would wrap silently past 2^31 examples.
+        self._order = tf.Variable(tf.range(n, dtype=tf.int64), trainable=False, name="epoch_order")
         self._use_order = tf.Variable(False, trainable=False, name="use_epoch_order")
         # The epoch the next iteration is (0-based), and the batches it skips.
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -99,7 +103,7 @@ class TrainPipeline:
         order = np.asarray(order)
         if order.shape != (self.num_examples,):
             raise ValueError(f"order must have shape ({self.num_examples},), got {order.shape}")
-        self._order.assign(order.astype(np.int32))
+        self._order.assign(order.astype(np.int64))
         self._use_order.assign(True)
 
     def resume_at(self, epoch: int, step: int = 0) -> None:
@@ -138,15 +142,15 @@ class TrainPipeline:
             order = tf.cond(
                 self._use_order,
                 lambda: self._order.read_value(),
-                lambda: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int32), seed=seed),
+                lambda: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=seed),
             )
             # Explicit orders keep their batches intact but visit them shuffled.
-            batch_order = tf.random.experimental.stateless_shuffle(tf.range(steps, dtype=tf.int32), seed=seed)
-            batch_order = tf.cond(self._use_order, lambda: batch_order, lambda: tf.range(steps, dtype=tf.int32))
+            batch_order = tf.random.experimental.stateless_shuffle(tf.range(steps, dtype=tf.int64), seed=seed)
+            batch_order = tf.cond(self._use_order, lambda: batch_order, lambda: tf.range(steps, dtype=tf.int64))
 
             def batch(i: tf.Tensor) -> dict[str, tf.Tensor]:
-                start = batch_order[i] * b
-                idx = order[start : tf.minimum(start + b, n)]
+                start = batch_order[i] * tf.constant(b, tf.int64)
+                idx = order[start : tf.minimum(start + b, tf.constant(n, tf.int64))]
                 out = {"user": tf.gather(self._users, idx), "item": tf.gather(self._items, idx)}
                 out.update({name: tf.gather(values, idx) for name, values in self._extras.items()})
                 return out

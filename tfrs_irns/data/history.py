@@ -51,9 +51,9 @@ WINDOW_RULES = {
 class UserHistory:
     """Per-user timelines in CSR form (see the module doc)."""
 
-    offsets: np.ndarray  # int32 [num_rows + 1]
-    items: np.ndarray  # int32 [num training interactions + cold history]
-    positions: np.ndarray  # int32 [num training examples]; empty when loaded from a snapshot
+    offsets: np.ndarray  # int64 [num_rows + 1]: they count interactions, which can pass 2^31
+    items: np.ndarray  # int32 [num training interactions + cold history] (item indices)
+    positions: np.ndarray  # int64 [num training examples]; empty when loaded from a snapshot
 
     @property
     def num_rows(self) -> int:
@@ -75,11 +75,16 @@ def build_history(train: EncodedSplit, num_rows: int, extra: Optional[EncodedSpl
     items = np.concatenate([p.item for p in parts]).astype(np.int32)
     rows = np.arange(len(users))
     order = np.lexsort((rows, times, users))  # by user, then time, ties by row order
-    positions = np.empty(len(users), np.int32)
-    positions[order] = np.arange(len(users), dtype=np.int32)
+    positions = np.empty(len(users), np.int64)
+    positions[order] = np.arange(len(users), dtype=np.int64)
     counts = np.bincount(users, minlength=num_rows)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    return UserHistory(offsets=offsets, items=items[order], positions=positions[: len(train)])
+    return UserHistory(offsets=offsets_of(counts), items=items[order], positions=positions[: len(train)])
+
+
+def offsets_of(counts: np.ndarray) -> np.ndarray:
+    """CSR offsets (int64 ``[len(counts) + 1]``) of per-user interaction counts: int64 so that
+    a table of more than 2^31 interactions does not wrap."""
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, np.int64))]).astype(np.int64)
 
 
 def history_of(data: PreparedData) -> UserHistory:
@@ -101,4 +106,7 @@ def load_history(folder: str) -> Optional[UserHistory]:
     if not os.path.isfile(path):
         return None
     with np.load(path) as saved:
-        return UserHistory(offsets=saved["offsets"], items=saved["items"], positions=np.zeros(0, np.int32))
+        # int64 whatever was saved (older runs kept int32 offsets).
+        return UserHistory(
+            offsets=np.asarray(saved["offsets"], np.int64), items=saved["items"], positions=np.zeros(0, np.int64)
+        )

@@ -36,11 +36,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.batching.shards import ShardPipeline
 from tfrs_irns._files import atomic_open
 from tfrs_irns.config import Config, absolute_paths, content_features, load_config, save_config, validate
 from tfrs_irns.data.history import build_history, load_history, save_history
 from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.data.prepare import PreparedData, prepare_data
+from tfrs_irns.data.streaming import prepare_streamed
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
@@ -116,20 +118,34 @@ def train(
             "or name another --output"
         )
     tf.keras.utils.set_random_seed(config.train.seed)
-    # A content item tower serves the whole item table (items without interactions embed from content).
-    data = prepare_data(config.data, catalogue="item_table" if content_features(config.model) else "interactions")
+    streamed = None
+    if config.data.streaming:  # the rows stay in shards on disk; the held-out splits are loaded
+        streamed = prepare_streamed(
+            config.data, streaming_cache_root(run_dir or default_run_dir(config)), load_train=config.eval.exclude_seen
+        )
+        data = streamed.data
+    else:
+        # A content item tower serves the whole item table (items without interactions embed from content).
+        data = prepare_data(config.data, catalogue="item_table" if content_features(config.model) else "interactions")
+    num_train = streamed.num_train if streamed is not None else len(data.train)
     if verbose:
         print(
-            f"data: {data.description} | train {len(data.train):,}, validation {len(data.validation):,}, "
+            f"data: {data.description} | train {num_train:,}, validation {len(data.validation):,}, "
             f"test {len(data.test):,} | {data.num_users:,} users, {data.num_items:,} items"
         )
-    if config.batching.drop_remainder and len(data.train) < config.train.batch_size:
+    if config.batching.drop_remainder and num_train < config.train.batch_size:
         raise ConfigError(
             f"train.batch_size={config.train.batch_size} with batching.drop_remainder=true drops all "
-            f"{len(data.train)} training interactions; lower train.batch_size or set batching.drop_remainder=false"
+            f"{num_train} training interactions; lower train.batch_size or set batching.drop_remainder=false"
         )
     history = user_history(config, data)
-    if config.train.sequence_training and history is not None:  # windows of whole timelines
+    pipeline: Any
+    if streamed is not None:
+        pipeline = ShardPipeline(
+            streamed.files["train"], streamed.num_train, config.train.batch_size,
+            seed=config.train.seed, drop_remainder=config.batching.drop_remainder,
+        )
+    elif config.train.sequence_training and history is not None:  # windows of whole timelines
         pipeline = sequence_train_pipeline(config, data, history)
     else:
         pipeline = TrainPipeline(
@@ -197,9 +213,11 @@ def train(
     model.save_weights(os.path.join(out_dir, CHECKPOINT))
 
     metrics = evaluate_run(config, data, model)
+    if streamed is not None:
+        metrics.update(num_train=num_train, data_streaming={"cache": streamed.folder, "reused": streamed.reused})
     metrics.update(
         train_seconds=round(train_seconds, 3),
-        train_examples_per_second=round(len(data.train) * epochs_run / max(train_seconds, 1e-9), 1),
+        train_examples_per_second=round(num_train * epochs_run / max(train_seconds, 1e-9), 1),
         epochs_run=epochs_run,
         # 1-based epoch whose weights were kept (early stopping restores the best one).
         best_epoch=best_epoch,
@@ -221,6 +239,11 @@ def train(
     if verbose:
         print(summary_line(metrics, config))
     return Run(config, data, model, run_dir, metrics, is_chief=chief)
+
+
+def streaming_cache_root(run_dir: str) -> str:
+    """``data.streaming``'s default cache: ``.tfrs-irns-cache`` beside the run folder (shared by its siblings)."""
+    return os.path.join(os.path.dirname(os.path.abspath(run_dir)), ".tfrs-irns-cache")
 
 
 def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -373,7 +396,16 @@ def load_run(
         raise UserError(
             f"{run_dir}: no {VOCAB}/ snapshot of the run's vocabularies (written by an older tfrs-irns); train it again"
         )
-    if with_data:
+    if with_data and config.data.streaming:
+        # The shard cache is keyed by the data: the same files give the same shards and vocabularies.
+        streamed = prepare_streamed(config.data, streaming_cache_root(run_dir), load_train=config.eval.exclude_seen)
+        data = streamed.data
+        if data.fingerprint != saved_fingerprint(vocab_dir):
+            raise UserError(
+                f"{run_dir}: the data at {config.data.path} changed since the run was trained (data.streaming: "
+                "its shards' fingerprint differs); streamed evaluation needs the data the run was trained on"
+            )
+    elif with_data:
         data = prepare_data(config.data, vocabularies=saved_vocabularies(vocab_dir))
         trained_on = saved_fingerprint(vocab_dir)
         if data.fingerprint != trained_on and not allow_changed_data:
