@@ -132,12 +132,7 @@ class TrainPipeline:
         steps = self.steps_per_epoch
 
         def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
-            epoch = self._epoch.assign_add(1) - 1
-            skip = self._skip.read_value()
-            with tf.control_dependencies([skip]):
-                first = tf.identity(skip)
-            with tf.control_dependencies([first]):
-                reset = self._skip.assign(0)
+            epoch, first, reset = epoch_start(self._epoch, self._skip)
             seed = tf.stack([epoch, tf.constant(self.seed, tf.int64)])
             order = tf.cond(
                 self._use_order,
@@ -163,3 +158,16 @@ class TrainPipeline:
         # flat_map hides the length; Keras needs it for its progress bar.
         ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_start(epoch: tf.Variable, skip: tf.Variable) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """At the start of an epoch inside a pipeline's graph: the epoch's number
+    (advancing the counter), the batches a resumed epoch skips, and the op that
+    resets the skip to 0 for the next epoch (run it before the epoch's batches)."""
+    number = epoch.assign_add(1) - 1
+    value = skip.read_value()
+    with tf.control_dependencies([value]):
+        first = tf.identity(value)
+    with tf.control_dependencies([first]):
+        reset = skip.assign(0)
+    return number, first, reset

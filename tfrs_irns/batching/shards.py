@@ -24,6 +24,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from tfrs_irns.batching.pipeline import epoch_start
 from tfrs_irns.errors import DataError
 
 #: Examples in the shuffle buffer by default (~1.6 MB of int64 pairs).
@@ -100,12 +101,7 @@ class ShardPipeline:
         num_files = len(self.files)
 
         def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
-            epoch = self._epoch.assign_add(1) - 1
-            skip = self._skip.read_value()
-            with tf.control_dependencies([skip]):
-                first = tf.identity(skip)
-            with tf.control_dependencies([first]):
-                reset = self._skip.assign(0)
+            epoch, first, reset = epoch_start(self._epoch, self._skip)
             # Each epoch mixes files and records afresh from (seed, epoch), reproducibly: the files'
             # order and each record's own permutation are stateless functions of it. The buffer's
             # seed must be a Python int; its draws are the same each epoch, its input is not.
