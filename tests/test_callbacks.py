@@ -66,6 +66,7 @@ def test_batch_logs_reach_the_console_as_tensors():
     assert callbacks._process_logs(logs, is_batch_hook=True) is logs
 
 
+@pytest.mark.slow
 def test_a_run_converts_logs_per_epoch_not_per_step(tmp_path, monkeypatch, capsys):
     from tf_keras.src.utils import tf_utils
 

@@ -44,6 +44,7 @@ def test_a_model_that_knows_nobody_scores_zero():
     assert score(stranger, split(), protocol("hit_rate@3", 3)) == 0.0
 
 
+@pytest.mark.slow
 def test_a_published_version_scores_as_its_arrays(tmp_path):
     from tfrs_irns.export.saved_model import export_embeddings
 

@@ -11,6 +11,9 @@ from tfrs_irns.cli.main import main
 from tfrs_irns.export.published import list_versions
 from tfrs_irns.export.saved_model import METADATA_FILE, export_embeddings
 
+# Each test here trains or starts a process (a module fixture trains once): the full suite's tier.
+pytestmark = pytest.mark.slow
+
 USERS = ["u1", "u2", "u3"]
 ITEMS = [f"i{i}" for i in range(8)]
 

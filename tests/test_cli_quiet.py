@@ -78,6 +78,7 @@ def test_a_training_run_prints_no_probe_noise_and_short_epoch_lines(tmp_path):
     assert "regularization_loss" not in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(quiet.has_nvidia_driver(), reason="a machine with an NVIDIA driver prints its real GPU probe")
 def test_train_resume_is_as_quiet_as_the_other_commands(tmp_path):
     """Finding 9 of issue 25: --resume imported TensorFlow before the CLI hid its start-up noise."""

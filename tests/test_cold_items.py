@@ -135,6 +135,7 @@ def catalogue_run(tmp_path_factory):
     return version, meta, metrics, rows
 
 
+@pytest.mark.slow
 def test_items_without_interactions_are_embedded_and_served(catalogue_run):
     """Finding 3: the export serves the whole item table; the 100 items without interactions that share
     a title with trained items are retrieved beside them (same content, same score)."""

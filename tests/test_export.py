@@ -419,6 +419,7 @@ def seen_export(setup, tmp_path_factory):
     return SimpleNamespace(path=path, loaded=tf.saved_model.load(path), seen={u: sorted(set(i)) for u, i in seen.items()})
 
 
+@pytest.mark.slow
 def test_seen_items_excluded_by_every_user_signature(setup, seen_export):
     sigs = seen_export.loaded.signatures
     rows = [2, 5, 9, 1, 0]

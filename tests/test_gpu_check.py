@@ -28,6 +28,7 @@ def gpu_check():
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_quick_json_on_the_cpu_has_every_part(tmp_path):
     # A fresh process, as a user runs it: the placement window records every function the process

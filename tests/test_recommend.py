@@ -184,6 +184,7 @@ def seen_dir(tmp_path_factory):
     return base / "seen"
 
 
+@pytest.mark.slow
 def test_seen_items_are_left_out_by_default_and_kept_on_request(seen_dir, capsys):
     """Finding 2: the user's training items are not recommended back (unless --include-seen)."""
     rows = recommend(str(seen_dir), "u2", 4)
@@ -209,6 +210,7 @@ def test_seen_items_leave_fewer_than_k_only_when_the_catalogue_runs_out(seen_dir
     assert f"only {NUM_ITEMS - 3} items are left to recommend (the catalogue has {NUM_ITEMS})" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_include_seen_and_json(seen_dir, capsys):
     assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3"]) == 0
     assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top_unseen(3, 3)[0]
@@ -298,6 +300,7 @@ class _MeanHead(tf.keras.layers.Layer):
         return tf.reduce_sum(embeddings * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
 
 
+@pytest.mark.slow
 def test_all_unknown_history_falls_back_to_the_most_popular_items(tmp_path, capsys):
     """Finding 6: a history of only unknown items gets the most popular list, said so (not zeros in id order)."""
     export_embeddings(USERS, ITEMS, USER_IDS, ITEM_IDS, TITLES, base_dir=str(tmp_path), name="h", k=K,

@@ -27,6 +27,9 @@ from tfrs_irns.runs.training import evaluate_run, load_run
 from helpers import with_tiny
 from gpu_registry import ops_without_gpu_kernel
 
+# Each test here trains or starts a process (a module fixture trains once): the full suite's tier.
+pytestmark = pytest.mark.slow
+
 K = 10
 LENGTH = 8
 SEQUENTIAL = (

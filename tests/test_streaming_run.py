@@ -12,6 +12,9 @@ from tfrs_irns.errors import UserError
 from tfrs_irns.runs.evaluating import evaluate_saved_run
 from tfrs_irns.runs.training import evaluate_run, load_run, train
 
+# Each test here trains or starts a process (a module fixture trains once): the full suite's tier.
+pytestmark = pytest.mark.slow
+
 
 def _config(path, streaming, **data):
     return from_dict({

@@ -69,6 +69,7 @@ def losses(config, data, dataset, weights, jit_compile):
     return out, model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_the_train_step_compiles_with_xla_and_gives_the_same_losses(data, name):
     config = load_config("configs/quickstart.yaml", with_tiny(*SMALL, *VARIANTS[name]))
