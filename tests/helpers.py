@@ -7,6 +7,8 @@ another test file: conftest holds fixtures only, and a test file is not a librar
 
 import json
 import os
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
@@ -143,3 +145,14 @@ def make_run(folder, m=None):
         with open(os.path.join(folder, "metrics.json"), "w") as fh:
             json.dump(m, fh)
     return str(folder)
+
+
+def fresh_process_result(script: str, args: list, cwd, drop_env: tuple = ("TF_USE_LEGACY_KERAS",)) -> dict:
+    """Run ``python -c script *args`` in a fresh process, without the variables ``drop_env``
+    (a plain-TensorFlow process: no Keras 2 pin), and return the JSON it prints after ``RESULT ``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=str(cwd), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])

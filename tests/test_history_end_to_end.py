@@ -5,8 +5,6 @@ in-memory model's ranking — in a fresh plain-TensorFlow process."""
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -22,7 +20,7 @@ from tfrs_irns.export.recommend import recommend
 from tfrs_irns.errors import UserError
 from tfrs_irns.runs.training import load_run
 
-from helpers import with_tiny
+from helpers import fresh_process_result, with_tiny
 
 K = 10
 LENGTH = 8
@@ -99,12 +97,7 @@ def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(c
     long_history = [str(i) for i in ids[:12]]  # longer than L: the last L count, all are excluded
     histories = [long_history, [str(ids[5]), "never-seen", str(ids[7]), ""], [""] * 12]
     padded = [h + [""] * (12 - len(h)) for h in histories]
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    proc = subprocess.run([sys.executable, "-c", FRESH, version, json.dumps(padded)], cwd=str(root), env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
+    out = fresh_process_result(FRESH, [version, json.dumps(padded)], root)
     assert out["foreign"] == []
     for row, (want_ids, want_scores) in enumerate(_in_memory(run, histories)):
         assert out["item_ids"][row] == want_ids

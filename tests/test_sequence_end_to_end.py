@@ -5,8 +5,6 @@ refusals, and the compiled sequence step's GPU kernels (float32 and bfloat16).""
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -24,7 +22,7 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.runs.build import build_model, make_optimizer, sequence_train_pipeline, user_history
 from tfrs_irns.runs.training import evaluate_run, load_run
 
-from helpers import with_tiny
+from helpers import fresh_process_result, with_tiny
 from gpu_registry import ops_without_gpu_kernel
 
 # Each test here trains or starts a process (a module fixture trains once): the full suite's tier.
@@ -111,12 +109,7 @@ def test_recommend_from_history_equals_the_model_in_a_fresh_plain_tensorflow_pro
     ids = run.data.item_vocab.ids
     histories = [[str(i) for i in ids[:12]], [str(ids[5]), "never-seen", str(ids[7]), ""], [str(ids[3])]]
     padded = [h + [""] * (12 - len(h)) for h in histories]
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_USE_LEGACY_KERAS", "PYTHONPATH")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    proc = subprocess.run([sys.executable, "-c", FRESH, version, json.dumps(padded)], cwd=str(root), env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
+    out = fresh_process_result(FRESH, [version, json.dumps(padded)], root, drop_env=("TF_USE_LEGACY_KERAS", "PYTHONPATH"))
     assert out["foreign"] == []
     for row, (want_ids, want_scores) in enumerate(_in_memory(run, histories)):
         assert out["item_ids"][row] == want_ids
