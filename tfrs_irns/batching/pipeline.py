@@ -25,7 +25,58 @@ import tensorflow as tf
 from tfrs_irns.errors import DataError
 
 
-class TrainPipeline:
+class EpochCursor:
+    """Where a pipeline's next iteration starts: the epoch it is (0-based) and the
+    batches it skips, both variables read inside the dataset's graph, so that a
+    run restored from a backup replays exactly the batches the uninterrupted run
+    saw. Shared by the in-memory and the streamed pipelines; a subclass sets
+    ``num_examples``, ``batch_size`` and ``drop_remainder``, calls
+    :meth:`_init_cursor`, and starts each epoch of its graph with
+    :meth:`_epoch_start`."""
+
+    num_examples: int
+    batch_size: int
+    drop_remainder: bool
+
+    def _init_cursor(self) -> None:
+        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False, name="skip_batches")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        full, rest = divmod(self.num_examples, self.batch_size)
+        return full + (1 if rest and not self.drop_remainder else 0)
+
+    def resume_at(self, epoch: int, step: int = 0) -> None:
+        """Make the next iteration epoch ``epoch`` (0-based) from its batch
+        ``step``: the order that epoch had (random, or an explicit order set).
+
+        A run restored from a backup calls it before ``fit`` so the resumed
+        epochs see exactly the batches the uninterrupted run saw. That one
+        iteration yields ``steps_per_epoch - step`` batches, the steps Keras
+        runs when it resumes at ``step``; the dataset still declares
+        ``steps_per_epoch`` (Keras needs it), so iterating it to the end
+        by hand raises a cardinality error: take the remaining batches.
+        """
+        if not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
+        self._epoch.assign(int(epoch))
+        self._skip.assign(int(step))
+
+    def _epoch_start(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """In the dataset's graph, at an epoch's start: its number (advancing the
+        counter), the batches it skips, and the op that resets the skip to 0 for
+        the next epoch (run it before the epoch's batches)."""
+        number = self._epoch.assign_add(1) - 1
+        value = self._skip.read_value()
+        with tf.control_dependencies([value]):
+            first = tf.identity(value)
+        with tf.control_dependencies([first]):
+            reset = self._skip.assign(0)
+        return number, first, reset
+
+
+class TrainPipeline(EpochCursor):
     """Batches of ``{"user": int32[B], "item": int32[B]}`` index tensors.
 
     Args:
@@ -80,15 +131,8 @@ class TrainPipeline:
         # throughout: an int32 order would wrap silently past 2^31 examples.
         self._order = tf.Variable(tf.range(n, dtype=tf.int64), trainable=False, name="epoch_order")
         self._use_order = tf.Variable(False, trainable=False, name="use_epoch_order")
-        # The epoch the next iteration is (0-based), and the batches it skips.
-        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False, name="skip_batches")
+        self._init_cursor()
         self.dataset = self._build()
-
-    @property
-    def steps_per_epoch(self) -> int:
-        full, rest = divmod(self.num_examples, self.batch_size)
-        return full + (1 if rest and not self.drop_remainder else 0)
 
     def set_epoch_order(self, order: Optional[np.ndarray]) -> None:
         """Use ``order`` (a permutation of ``range(n)``) for the next epoch.
@@ -106,22 +150,6 @@ class TrainPipeline:
         self._order.assign(order.astype(np.int64))
         self._use_order.assign(True)
 
-    def resume_at(self, epoch: int, step: int = 0) -> None:
-        """Make the next iteration epoch ``epoch`` (0-based) from its batch
-        ``step``: the random order of that epoch, or the explicit order set.
-
-        A run restored from a backup calls it before ``fit`` so the resumed
-        epochs see exactly the batches the uninterrupted run saw. That one
-        iteration yields ``steps_per_epoch - step`` batches, the steps Keras
-        runs when it resumes at ``step``; the dataset still declares
-        ``steps_per_epoch`` (Keras needs it), so iterating it to the end
-        by hand raises a cardinality error: take the remaining batches.
-        """
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
-        self._epoch.assign(int(epoch))
-        self._skip.assign(int(step))
-
     @property
     def order_variables(self) -> dict[str, tf.Variable]:
         """The explicit-order state (what a backup must keep mid-epoch)."""
@@ -132,7 +160,7 @@ class TrainPipeline:
         steps = self.steps_per_epoch
 
         def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
-            epoch, first, reset = epoch_start(self._epoch, self._skip)
+            epoch, first, reset = self._epoch_start()
             seed = tf.stack([epoch, tf.constant(self.seed, tf.int64)])
             order = tf.cond(
                 self._use_order,
@@ -158,16 +186,3 @@ class TrainPipeline:
         # flat_map hides the length; Keras needs it for its progress bar.
         ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
         return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def epoch_start(epoch: tf.Variable, skip: tf.Variable) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """At the start of an epoch inside a pipeline's graph: the epoch's number
-    (advancing the counter), the batches a resumed epoch skips, and the op that
-    resets the skip to 0 for the next epoch (run it before the epoch's batches)."""
-    number = epoch.assign_add(1) - 1
-    value = skip.read_value()
-    with tf.control_dependencies([value]):
-        first = tf.identity(value)
-    with tf.control_dependencies([first]):
-        reset = skip.assign(0)
-    return number, first, reset

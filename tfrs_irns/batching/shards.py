@@ -24,7 +24,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tfrs_irns.batching.pipeline import epoch_start
+from tfrs_irns.batching.pipeline import EpochCursor
 from tfrs_irns.errors import DataError
 
 #: Examples in the shuffle buffer by default (~1.6 MB of int64 pairs).
@@ -33,7 +33,7 @@ SHUFFLE_BUFFER = 1 << 17
 CYCLE_LENGTH = 4
 
 
-class ShardPipeline:
+class ShardPipeline(EpochCursor):
     """Batches of ``{"user": int32[B], "item": int32[B]}`` read from TFRecord shards.
 
     Args:
@@ -74,34 +74,20 @@ class ShardPipeline:
         self.drop_remainder = drop_remainder
         self.shuffle_buffer = int(shuffle_buffer)
         self.cycle_length = max(1, min(int(cycle_length), len(self.files)))
-        self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False, name="skip_batches")
+        self._init_cursor()
         self.dataset = self._build()
-
-    @property
-    def steps_per_epoch(self) -> int:
-        full, rest = divmod(self.num_examples, self.batch_size)
-        return full + (1 if rest and not self.drop_remainder else 0)
 
     @property
     def order_variables(self) -> dict[str, tf.Variable]:
         """No explicit order to back up: an epoch's order follows from ``(seed, epoch)``."""
         return {}
 
-    def resume_at(self, epoch: int, step: int = 0) -> None:
-        """Make the next iteration epoch ``epoch`` (0-based) from its batch ``step``
-        (see :meth:`~tfrs_irns.batching.pipeline.TrainPipeline.resume_at`)."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise ValueError(f"step must be in [0, {self.steps_per_epoch}), got {step}")
-        self._epoch.assign(int(epoch))
-        self._skip.assign(int(step))
-
     def _build(self) -> tf.data.Dataset:
         files = tf.constant(self.files)
         num_files = len(self.files)
 
         def one_epoch(_: tf.Tensor) -> tf.data.Dataset:
-            epoch, first, reset = epoch_start(self._epoch, self._skip)
+            epoch, first, reset = self._epoch_start()
             # Each epoch mixes files and records afresh from (seed, epoch), reproducibly: the files'
             # order and each record's own permutation are stateless functions of it. The buffer's
             # seed must be a Python int; its draws are the same each epoch, its input is not.
