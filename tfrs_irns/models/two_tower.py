@@ -89,17 +89,7 @@ class TwoTowerModel(tfrs.models.Model):
             query = self.query_tower(users, training=training)
         candidates = self.candidate_tower(items, training=training)
         loss = self.task(query, candidates, candidate_ids=items, query_ids=users, training=training)
-        penalty = tf.zeros([], loss.dtype)
-        if self.embedding_l2 > 0.0:
-            penalties = [
-                tower.embedding_penalty(indices)
-                for tower, indices in ((self.query_tower, users), (self.candidate_tower, items))
-                if hasattr(tower, "embedding_penalty")
-            ]
-            if penalties:
-                # Weighted by this replica's share of the global batch, as the task's loss is.
-                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype) * _replica_share(users)
-        return loss, penalty
+        return loss, self._embedding_penalty(users, items, loss.dtype)
 
     def _sequence_loss_terms(
         self, features: dict[str, tf.Tensor], training: bool
@@ -114,16 +104,22 @@ class TwoTowerModel(tfrs.models.Model):
             encode_distinct(self.candidate_tower, flat, training), tf.concat([tf.shape(targets), [-1]], axis=0)
         )
         loss = sequence_retrieval_loss(self.task, queries, targets, positives, training=training)
-        penalty = tf.zeros([], loss.dtype)
-        if self.embedding_l2 > 0.0:
-            penalties = [
-                tower.embedding_penalty(indices)
-                for tower, indices in ((self.query_tower, users), (self.candidate_tower, flat))
-                if hasattr(tower, "embedding_penalty")
-            ]
-            if penalties:
-                penalty = self.embedding_l2 * tf.cast(tf.add_n(penalties), loss.dtype) * _replica_share(users)
-        return loss, penalty
+        return loss, self._embedding_penalty(users, flat, loss.dtype)
+
+    def _embedding_penalty(self, users: tf.Tensor, items: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+        """``embedding_l2`` × the mean squared norm of the rows the batch looked up (towers
+        without ``embedding_penalty`` add none), weighted by this replica's share of the
+        global batch, as the task's loss is."""
+        if self.embedding_l2 <= 0.0:
+            return tf.zeros([], dtype)
+        penalties = [
+            tower.embedding_penalty(indices)
+            for tower, indices in ((self.query_tower, users), (self.candidate_tower, items))
+            if hasattr(tower, "embedding_penalty")
+        ]
+        if not penalties:
+            return tf.zeros([], dtype)
+        return self.embedding_l2 * tf.cast(tf.add_n(penalties), dtype) * _replica_share(users)
 
     def _step_logs(self, features: dict[str, tf.Tensor], training: bool) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         task_loss, penalty = self._loss_terms(features, training)
