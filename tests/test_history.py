@@ -9,7 +9,8 @@ import tfrs_irns  # noqa: F401  (Keras 2 before tensorflow)
 import tensorflow as tf
 
 from tfrs_irns.data.history import build_history
-from tfrs_irns.layers.history import HistoryHead, HistoryPooling, HistoryQueryTower
+from tfrs_irns.layers.history import HistoryHead, HistoryQueryTower
+from tfrs_irns.layers.pooling import HISTORY, PoolingOptions, make_pooling
 from tfrs_irns.layers.towers import CandidateTower
 
 from helpers import encoded_split
@@ -22,14 +23,14 @@ MASK = np.array([[False, False, True, True, True], [True, True, True, True, True
 
 
 def test_mean_pooling_is_the_mean_of_the_unmasked_rows():
-    out = HistoryPooling("mean", D)(tf.constant(EMB), tf.constant(MASK)).numpy()
+    out = make_pooling(HISTORY, "mean", PoolingOptions(units=D))(tf.constant(EMB), tf.constant(MASK)).numpy()
     np.testing.assert_allclose(out[0], EMB[0, 2:].mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(out[1], EMB[1].mean(axis=0), rtol=1e-6)
     np.testing.assert_array_equal(out[2], np.zeros(D))  # no history: zeros
 
 
 def test_attention_pooling_matches_numpy_softmax_over_unmasked_rows():
-    layer = HistoryPooling("attention", D)
+    layer = make_pooling(HISTORY, "attention", PoolingOptions(units=D))
     out = layer(tf.constant(EMB), tf.constant(MASK)).numpy()
     w = layer.query_vector.numpy()
     for row in range(2):
@@ -45,7 +46,7 @@ def test_attention_pooling_matches_numpy_softmax_over_unmasked_rows():
 
 
 def test_gru_pooling_ignores_left_padding_and_reads_oldest_first():
-    layer = HistoryPooling("gru", D)
+    layer = make_pooling(HISTORY, "gru", PoolingOptions(units=D))
     padded = layer(tf.constant(EMB[:1]), tf.constant(MASK[:1])).numpy()
     # The same three items without padding: the same last state.
     alone = layer(tf.constant(EMB[:1, 2:]), tf.constant(np.ones((1, 3), bool))).numpy()
@@ -178,7 +179,7 @@ def test_head_without_users_uses_the_oov_row():
     [
         (dict(length=0), "length must be >= 1"),
         (dict(window="future"), "window must be one of before, others"),
-        (dict(pooling="max"), "mode must be one of mean, attention, gru"),
+        (dict(pooling="max"), "pooling must be one of mean, attention, gru"),
         (dict(num_history_rows=2, history_offsets=None, history_items=None), "fewer than vocab_size=4"),
     ],
 )

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tfrs_irns  # noqa: F401
-from tfrs_irns.layers.pooling import AttentionPooling, MaskedMeanPooling, masked_mean
+from tfrs_irns.layers.pooling import TokenAttentionPooling, MaskedMeanPooling, masked_mean
 
 RNG = np.random.default_rng(0)
 VALUES = RNG.normal(size=(3, 4, 5)).astype(np.float32)
@@ -21,7 +21,7 @@ def test_masked_mean_matches_numpy_and_ignores_padding():
 
 
 def test_attention_pooling_matches_a_numpy_softmax_over_valid_positions():
-    layer = AttentionPooling()
+    layer = TokenAttentionPooling()
     layer(VALUES, VALID)
     w = RNG.normal(size=5).astype(np.float32)
     layer.query.assign(w)
@@ -36,11 +36,11 @@ def test_attention_pooling_matches_a_numpy_softmax_over_valid_positions():
 def test_attention_starts_as_the_masked_mean():
     """A zero query weighs every real position alike."""
     np.testing.assert_allclose(
-        AttentionPooling()(VALUES, VALID).numpy(), masked_mean(VALUES, VALID).numpy(), rtol=1e-5, atol=1e-6
+        TokenAttentionPooling()(VALUES, VALID).numpy(), masked_mean(VALUES, VALID).numpy(), rtol=1e-5, atol=1e-6
     )
 
 
-@pytest.mark.parametrize("cls", [MaskedMeanPooling, AttentionPooling])
+@pytest.mark.parametrize("cls", [MaskedMeanPooling, TokenAttentionPooling])
 def test_mixed_bfloat16_computes_in_bfloat16_and_stays_finite(cls):
     out = cls(dtype="mixed_bfloat16")(VALUES, VALID)
     assert out.dtype == tf.bfloat16 and np.isfinite(tf.cast(out, tf.float32).numpy()).all()

@@ -22,6 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tfrs_irns.layers.contract import ContentTowerProtocol
 from tfrs_irns.layers.item_content import make_encoders
 
 SIGNATURE = "candidate_embedding_from_features"
@@ -29,7 +30,7 @@ SIGNATURE = "candidate_embedding_from_features"
 
 def has_content(tower: Any) -> bool:
     """Whether ``tower`` embeds items from content features (and so can be served from them)."""
-    return bool(getattr(tower, "features", None)) and hasattr(tower, "embed_encoded")
+    return isinstance(tower, ContentTowerProtocol) and bool(tower.features)
 
 
 class ItemFeatureEncoder(tf.Module):
@@ -37,7 +38,7 @@ class ItemFeatureEncoder(tf.Module):
 
     Args:
       tower: a :class:`~tfrs_irns.layers.item_content.ContentItemTower` (or
-        any tower with ``features`` and ``embed_encoded``).
+        any :class:`~tfrs_irns.layers.contract.ContentTowerProtocol` with features).
     """
 
     def __init__(self, tower: Any) -> None:

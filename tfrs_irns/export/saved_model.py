@@ -58,7 +58,7 @@ import json
 import os
 import platform
 import tempfile
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -69,6 +69,7 @@ from tfrs_irns.errors import UserError
 from tfrs_irns.export.content import SIGNATURE as CONTENT_SIGNATURE
 from tfrs_irns.export.content import ItemFeatureEncoder, has_content
 from tfrs_irns.export.versions import check_name, write_version
+from tfrs_irns.layers.contract import HistoryTowerProtocol
 from tfrs_irns.topk import block_top_k, mask_columns, merge_top_k
 
 USERS_FILE = "users.txt"
@@ -84,6 +85,29 @@ HISTORY_SIGNATURE = "recommend_from_history"
 DEFAULT_CHUNK_SIZE = 1 << 15
 #: Item table precisions: exact float32, or bfloat16 (half the memory; scores rounded).
 PRECISIONS = ("float32", "bfloat16")
+
+
+class HistoryServing(NamedTuple):
+    """What ``recommend_from_history`` needs of a history user tower
+    (:class:`~tfrs_irns.layers.contract.HistoryTowerProtocol`, :func:`history_serving`).
+
+    Attributes:
+      head: the Keras layer that pools history embeddings ``[B, L, d]`` (masked)
+        into queries (:class:`~tfrs_irns.layers.history.HistoryHead`).
+      item_embeddings: ``[N + 1, d]``, the embedding of each item index as a history entry.
+      length: the window length ``L``.
+    """
+
+    head: Any
+    item_embeddings: np.ndarray
+    length: int
+
+
+def history_serving(tower: Any) -> Optional[HistoryServing]:
+    """:class:`HistoryServing` of a history user ``tower``; None for any other tower."""
+    if not isinstance(tower, HistoryTowerProtocol):
+        return None
+    return HistoryServing(tower.head, tower.item_history_embeddings(), int(tower.length))
 
 
 class RetrievalModule(tf.Module):
@@ -105,11 +129,8 @@ class RetrievalModule(tf.Module):
       k: how many items ``serving_default`` returns (clipped to N).
       chunk_size: items scored per ``matmul`` block.
       precision: ``"float32"`` or ``"bfloat16"``, the item table's dtype.
-      history: for a ``history`` user tower, ``(head, item_history_embeddings, length)``:
-        the Keras layer that pools history embeddings ``[B, L, d]`` (masked)
-        into queries (:class:`~tfrs_irns.layers.history.HistoryHead`), the
-        ``[N + 1, d]`` embedding of each item as a history entry, and the
-        window length ``L``; adds ``recommend_from_history``.
+      history: for a ``history`` user tower, a :class:`HistoryServing` (or the
+        tuple of its fields): adds ``recommend_from_history``.
       seen: ``(indptr, items)``, each user's training items as CSR (see
         :func:`~tfrs_irns.data.prepare.seen_csr`): excluded from ``serving_default`` and the ``k``
         signatures. None: nothing is excluded.
@@ -125,7 +146,7 @@ class RetrievalModule(tf.Module):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         precision: str = "float32",
         item_encoder: Optional[tf.Module] = None,
-        history: Optional[tuple[Any, np.ndarray, int]] = None,
+        history: Optional[HistoryServing] = None,
         seen: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> None:
         super().__init__(name="retrieval")
@@ -187,8 +208,11 @@ class RetrievalModule(tf.Module):
         self.seen_rows = tf.Variable(np.append(items - 1, -1), trainable=False, name="seen_rows")
         self.signature_names = SIGNATURES
         if history is not None:
-            self.history_head, table, self.history_length = history[0], history[1], int(history[2])
-            self.history_items = tf.Variable(np.asarray(table, np.float32), trainable=False, name="history_items")
+            history = HistoryServing(*history)
+            self.history_head, self.history_length = history.head, int(history.length)
+            self.history_items = tf.Variable(
+                np.asarray(history.item_embeddings, np.float32), trainable=False, name="history_items"
+            )
             # An attribute, not a method: a model without a history tower has no such function to save.
             self.recommend_from_history = tf.function(
                 self._from_history, input_signature=[tf.TensorSpec([None, None], tf.string, name="item_ids")]
@@ -429,7 +453,7 @@ def export_embeddings(
     chunk_size: Optional[int] = None,
     precision: str = "float32",
     item_encoder: Optional[tf.Module] = None,
-    history: Optional[tuple[Any, np.ndarray, int]] = None,
+    history: Optional[HistoryServing] = None,
     seen: Optional[tuple[np.ndarray, np.ndarray]] = None,
     popular: Optional[list[str]] = None,
     catalogue: Optional[dict[str, int]] = None,
@@ -531,13 +555,13 @@ def export_model(model: Any, user_vocab: Any, item_vocab: Any, *args: Any, **kwa
     ``base_dir``, ``name``, ``k``, ``metadata``, ``chunk_size``) are
     :func:`export_embeddings`'s. Returns the version directory. A content
     candidate tower adds ``candidate_embedding_from_features``; a query tower
-    with a history ``head`` (``HistoryQueryTower``) adds ``recommend_from_history``.
+    over a history (:class:`~tfrs_irns.layers.contract.HistoryTowerProtocol`) adds
+    ``recommend_from_history``.
     """
     if has_content(model.candidate_tower):
         kwargs.setdefault("item_encoder", ItemFeatureEncoder(model.candidate_tower))
-    tower = getattr(model, "query_tower", None)
-    if hasattr(tower, "head") and hasattr(tower, "item_history_embeddings"):
-        kwargs.setdefault("history", (tower.head, tower.item_history_embeddings(), tower.length))
+    if "history" not in kwargs:
+        kwargs["history"] = history_serving(getattr(model, "query_tower", None))
     return export_embeddings(
         model.user_embeddings(), model.item_embeddings(), user_vocab.ids, item_vocab.ids, *args, **kwargs
     )

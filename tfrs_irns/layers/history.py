@@ -4,8 +4,9 @@ An ID tower learns one row per user, so it knows only users it trained on and
 only what they did before training. eBay embeds users from their recent
 activity instead: the items of the user's last ``length`` interactions go
 through an item encoder (the candidate tower itself, or a separate item
-table), are pooled into one vector (masked mean, attention with a learned
-query, or a GRU read oldest to newest), and optionally added to an id
+table), are pooled into one vector (the ``history`` family of
+:mod:`~tfrs_irns.layers.pooling`: masked mean, scaled attention with a learned
+query, a GRU read oldest to newest, or a causal transformer), and optionally added to an id
 embedding (``use_id``: sum, so the id acts as a per-user offset on top of
 the activity, and the output stays ``d`` wide without a projection). Then
 the usual optional MLP and L2 normalisation. A user who clicked three items a
@@ -17,100 +18,26 @@ in-graph with ``tf.range`` arithmetic and ``tf.gather`` (no ragged ops: each
 has a GPU kernel), so it honours the plain tower contract — user indices
 ``[n]`` → ``[n, d]``, with each user's evaluation-time history (their whole
 timeline's last ``length`` items) — and, in training, takes each example's
-``positions`` to apply the no-leakage window rule.
+``positions`` to apply the no-leakage window rule. What the model and the
+export ask of it beyond that is
+:class:`~tfrs_irns.layers.contract.HistoryTowerProtocol` (and
+:class:`~tfrs_irns.layers.contract.IdRowsProtocol` for its optional id rows).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.layers.pooling import CausalTransformer, last_valid
-from tfrs_irns.layers.towers import _mlp, apply_head, encode_distinct, head_config, init_head
+from tfrs_irns.layers.id_rows import IdRowsMixin, clamp_oov
+from tfrs_irns.layers.pooling import HISTORY, PoolingOptions, TransformerPooling, make_pooling, pooling_names
+from tfrs_irns.layers.towers import _mlp, apply_head, embed_indices, encode_distinct, head_config, init_head
 
-POOLINGS = ("mean", "attention", "gru", "transformer")
+#: The history poolings (:func:`~tfrs_irns.layers.pooling.make_pooling`'s ``history`` family).
+POOLINGS = pooling_names(HISTORY)
 WINDOWS = ("before", "others")
-
-
-@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class HistoryPooling(tf.keras.layers.Layer):
-    """``[n, L, d]`` item embeddings and a ``[n, L]`` mask → one ``[n, d]`` vector per row.
-
-    * ``mean``: the mean of the unmasked rows;
-    * ``attention``: softmax weights ``e·w / sqrt(d)`` with a learned query
-      ``w``, over the unmasked rows only;
-    * ``gru``: a GRU over the window, oldest first (masked steps keep the
-      state), its last state. Unrolled over the ``L`` steps: plain
-      ``MatMul``/``Sigmoid``/``Tanh`` ops, no cuDNN kernel and no loop op,
-      so it exports with core TF ops.
-    * ``transformer``: SASRec's causal self-attention blocks over the window
-      (:class:`~tfrs_irns.layers.pooling.CausalTransformer`, ``length``
-      positions), the last real position's output. :meth:`sequence` gives
-      every position's output: position ``t`` has seen items ``<= t`` only,
-      which sequence training uses to predict item ``t + 1`` at every ``t``.
-
-    A row with nothing unmasked (a user without history) pools to zeros.
-    """
-
-    def __init__(
-        self, mode: str = "mean", units: int = 64, length: int = 50, num_blocks: int = 2, num_heads: int = 1,
-        dropout: float = 0.2, **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if mode not in POOLINGS:
-            raise ValueError(f"mode must be one of {', '.join(POOLINGS)}, got {mode!r}")
-        if int(units) < 1:
-            raise ValueError(f"units must be > 0, got {units!r}")
-        self.mode = mode
-        self.units = int(units)
-        self.query_vector = None
-        self.cell = None
-        self.transformer = None
-        self.transformer_args: dict[str, Any] = {
-            "length": int(length), "num_blocks": int(num_blocks), "num_heads": int(num_heads), "dropout": float(dropout)
-        }
-        if mode == "transformer":
-            self.transformer = CausalTransformer(**self.transformer_args, name="transformer")
-        elif mode == "attention":
-            self.query_vector = self.add_weight(
-                name="attention_query", shape=(self.units,), initializer="glorot_uniform", trainable=True
-            )
-        elif mode == "gru":
-            self.cell = tf.keras.layers.GRUCell(self.units, name="gru")
-
-    def sequence(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
-        """``[n, L, d]``: every position's causal output (``transformer`` only)."""
-        if self.transformer is None:
-            raise ValueError(f"pooling {self.mode!r} has no per-position outputs; sequence training needs transformer")
-        return self.transformer(embeddings, mask, training=training)
-
-    def call(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
-        if self.transformer is not None:
-            return last_valid(self.transformer(embeddings, mask, training=training), mask)
-        weights = tf.cast(mask, embeddings.dtype)[..., None]
-        if self.mode == "mean":
-            total = tf.reduce_sum(embeddings * weights, axis=1)
-            return total / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)
-        if self.mode == "attention":
-            # float32 softmax whatever the policy; masked rows get exactly 0 weight.
-            logits = tf.einsum("nld,d->nl", tf.cast(embeddings, tf.float32), tf.cast(self.query_vector, tf.float32))
-            logits = logits / math.sqrt(self.units)
-            logits = tf.where(mask, logits, tf.fill(tf.shape(logits), -1e9))
-            alpha = tf.nn.softmax(logits, axis=1) * tf.cast(mask, tf.float32)
-            return tf.cast(tf.einsum("nl,nld->nd", alpha, tf.cast(embeddings, tf.float32)), embeddings.dtype)
-        state = tf.zeros(tf.stack([tf.shape(embeddings)[0], self.units]), embeddings.dtype)
-        for step in range(embeddings.shape[1]):  # static L: unrolled
-            new_state, _ = self.cell(embeddings[:, step], [state])
-            state = tf.where(mask[:, step : step + 1], tf.cast(new_state, state.dtype), state)
-        return state
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(mode=self.mode, units=self.units, **self.transformer_args)
-        return config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
@@ -122,7 +49,7 @@ class HistoryHead(tf.keras.layers.Layer):
     Args:
       vocab_size: rows of the user id table (known users + OOV row 0); used when ``use_id``.
       embedding_dim: ``d``.
-      pooling: one of :data:`POOLINGS`.
+      pooling: one of :data:`POOLINGS`, built by :func:`~tfrs_irns.layers.pooling.make_pooling`.
       use_id: add a per-user id embedding to the pooled history.
       hidden, normalize: as :class:`~tfrs_irns.layers.towers.QueryTower`'s.
       length, num_blocks, num_heads, dropout: the ``transformer`` pooling's
@@ -146,10 +73,12 @@ class HistoryHead(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         init_head(self, vocab_size, embedding_dim, hidden, normalize)
         self.use_id = bool(use_id)
-        self.pooling = HistoryPooling(
-            pooling, self.embedding_dim, length=length, num_blocks=num_blocks, num_heads=num_heads,
-            dropout=dropout, name="pooling",
+        self.pooling_name = pooling
+        self.pooling_options = PoolingOptions(
+            units=self.embedding_dim, length=int(length), num_blocks=int(num_blocks), num_heads=int(num_heads),
+            dropout=float(dropout),
         )
+        self.pooling = make_pooling(HISTORY, pooling, self.pooling_options, name="pooling")
         self.embedding = (
             tf.keras.layers.Embedding(self.vocab_size, self.embedding_dim, name="embedding") if self.use_id else None
         )
@@ -166,6 +95,10 @@ class HistoryHead(tf.keras.layers.Layer):
     ) -> tf.Tensor:
         """``[n, L, d]``: the query of every position (``transformer`` pooling): what
         :meth:`call` gives for the window that ends at that position."""
+        if not isinstance(self.pooling, TransformerPooling):
+            raise ValueError(
+                f"pooling {self.pooling_name!r} has no per-position outputs; sequence training needs transformer"
+            )
         x = self.pooling.sequence(embeddings, mask, training=training)
         n, length = tf.shape(x)[0], tf.shape(x)[1]
         flat = tf.reshape(x, [-1, self.embedding_dim])
@@ -180,18 +113,18 @@ class HistoryHead(tf.keras.layers.Layer):
         if users is None:
             users = tf.zeros(tf.shape(x)[:1], tf.int32)
         # Users past the id table (cold users) are unknown: the OOV row, the mean user.
-        users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
-        return x + tf.cast(self.embedding(users), x.dtype)
+        return x + tf.cast(self.embedding(clamp_oov(users, self.vocab_size)), x.dtype)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(head_config(self), pooling=self.pooling.mode, use_id=self.use_id,
-                      **self.pooling.transformer_args)
+        o = self.pooling_options
+        config.update(head_config(self), pooling=self.pooling_name, use_id=self.use_id, length=o.length,
+                      num_blocks=o.num_blocks, num_heads=o.num_heads, dropout=o.dropout)
         return config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class HistoryQueryTower(tf.keras.layers.Layer):
+class HistoryQueryTower(IdRowsMixin, tf.keras.layers.Layer):
     """User index (+ training position) → query embedding from the user's recent items.
 
     Args:
@@ -200,7 +133,7 @@ class HistoryQueryTower(tf.keras.layers.Layer):
       num_items: known items; the separate item table has ``num_items + 1`` rows.
       embedding_dim: ``d``.
       length: ``L``, the items a window holds.
-      pooling: ``mean``, ``attention``, ``gru`` or ``transformer`` (:class:`HistoryPooling`).
+      pooling: ``mean``, ``attention``, ``gru`` or ``transformer`` (:data:`POOLINGS`).
       num_blocks, num_heads, dropout: the ``transformer`` pooling's.
       use_id: add an id embedding to the pooled history (``[id, history]``).
       item_tower: the item encoder shared with the candidate side (a tower
@@ -321,8 +254,6 @@ class HistoryQueryTower(tf.keras.layers.Layer):
     def item_history_embeddings(self, batch_size: int = 65536) -> np.ndarray:
         """``[num_items + 1, d]`` float32: what a history item of each index
         contributes (the export's ``recommend_from_history`` gathers from it)."""
-        from tfrs_irns.layers.towers import embed_indices
-
         encoder = self.item_table if self.item_tower is None else self.item_tower
         return embed_indices(encoder, self.num_items + 1, batch_size)
 
@@ -355,30 +286,19 @@ class HistoryQueryTower(tf.keras.layers.Layer):
             self.embed_items(sequence, training), sequence > 0, tf.cast(users, tf.int32), training=training
         )
 
-    def embedding_penalty(self, users: tf.Tensor) -> tf.Tensor:
-        """Mean squared L2 norm of the id rows of ``users`` (0 without an id table)."""
-        if self.head.embedding is None:
-            return tf.zeros([], tf.float32)
-        users = tf.where(users < self.vocab_size, users, tf.zeros_like(users))
-        rows = tf.cast(self.head.embedding(users), tf.float32)
-        return tf.reduce_mean(tf.reduce_sum(tf.square(rows), axis=-1))
-
-    def set_oov_to_mean(self) -> None:
-        """The OOV id row (a user without an id: unknown, cold) becomes the mean known row."""
-        if self.head.embedding is not None:
-            table = self.head.embedding.embeddings
-            if table.shape[0] > 1:
-                table[0].assign(tf.reduce_mean(table[1:], axis=0))
+    def id_table(self) -> Optional[tf.keras.layers.Embedding]:
+        """The id rows (``use_id``): the head's user table; a user without one (unknown, cold) reads
+        the OOV row, which :meth:`set_oov_to_mean` makes the mean known user."""
+        return self.head.embedding
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             vocab_size=self.vocab_size, num_items=self.num_items, embedding_dim=self.embedding_dim,
-            length=self.length, pooling=self.head.pooling.mode, use_id=self.head.use_id,
+            length=self.length, pooling=self.head.pooling_name, use_id=self.head.use_id,
             hidden=self.head.hidden, normalize=self.head.normalize, window=self.window,
-            num_blocks=self.head.pooling.transformer_args["num_blocks"],
-            num_heads=self.head.pooling.transformer_args["num_heads"],
-            dropout=self.head.pooling.transformer_args["dropout"],
+            num_blocks=self.head.pooling_options.num_blocks, num_heads=self.head.pooling_options.num_heads,
+            dropout=self.head.pooling_options.dropout,
             num_history_rows=self.num_history_rows, history_size=self.history_size,
             item_tower=None if self.item_tower is None else tf.keras.layers.serialize(self.item_tower),
         )

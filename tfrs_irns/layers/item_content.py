@@ -13,7 +13,8 @@ item is embedded the moment its title exists. This tower does that:
   padding, 1 the out-of-vocabulary bucket, vocabularies come from the
   *training* catalogue only (items with a training interaction);
 * each id has an embedding of size ``d``; an item's ids are pooled with the
-  padding masked (:mod:`~tfrs_irns.layers.pooling`: mean, or attention for text);
+  padding masked (the ``text`` family of :mod:`~tfrs_irns.layers.pooling`: mean,
+  or token attention for text);
 * the features' vectors are **summed** (with the item's id row when ``use_id``:
   id + content, the id part learning what content cannot say), then the
   optional MLP and L2 normalisation, as the id tower.
@@ -40,13 +41,16 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.layers.pooling import AttentionPooling, MaskedMeanPooling
+from tfrs_irns.layers.id_rows import IdRowsMixin, mean_squared_norm
+from tfrs_irns.layers.pooling import TEXT as TEXT_POOLING
+from tfrs_irns.layers.pooling import make_pooling, pooling_names
 from tfrs_irns.layers.towers import _mlp, apply_head, head_config, init_head
 
 TEXT = "text"
 CATEGORICAL = "categorical"
 KINDS = (TEXT, CATEGORICAL)
-POOLINGS = ("mean", "attention")
+#: The text poolings (:func:`~tfrs_irns.layers.pooling.make_pooling`'s ``text`` family).
+POOLINGS = pooling_names(TEXT_POOLING)
 #: Encoded id of padding and of a token outside the vocabulary.
 PAD, OOV = 0, 1
 #: Separator of a categorical feature's values ("Action|Comedy").
@@ -131,7 +135,7 @@ def encode_catalogue(
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class ContentItemTower(tf.keras.layers.Layer):
+class ContentItemTower(IdRowsMixin, tf.keras.layers.Layer):
     """Item index → candidate embedding, from the item's content (and optionally its id).
 
     Args:
@@ -150,9 +154,11 @@ class ContentItemTower(tf.keras.layers.Layer):
       id_mask: ``[vocab_size]`` 1 for items whose id row is trained, 0 for
         the others (default: 1 except the OOV row 0).
 
-    Besides ``call`` it offers what the model uses of a tower (``vocab_size``,
-    :meth:`embedding_penalty`, :meth:`set_oov_to_mean`) and
-    :meth:`embed_encoded`, the embedding of encoded features of any item.
+    Besides ``call`` it offers what the model uses of a tower
+    (:mod:`~tfrs_irns.layers.contract`: ``vocab_size``, ``is_table_lookup``,
+    :meth:`embedding_penalty`, :meth:`set_oov_to_mean`) and :meth:`embed_encoded`,
+    the embedding of encoded features of any item
+    (:class:`~tfrs_irns.layers.contract.ContentTowerProtocol`).
     """
 
     def __init__(
@@ -217,11 +223,18 @@ class ContentItemTower(tf.keras.layers.Layer):
             )
             rows = len(feature["vocabulary"]) + 2  # + padding, OOV
             self.token_embeddings.append(tf.keras.layers.Embedding(rows, self.embedding_dim, name=f"{name}_embedding"))
-            attention = feature["kind"] == TEXT and pooling == "attention"
-            self.poolers.append(AttentionPooling(name=f"{name}_attention") if attention else MaskedMeanPooling())
+            # Categorical values are a set: always the mean. Layer names as they always were.
+            kind = pooling if feature["kind"] == TEXT else "mean"
+            layer_name = {"name": f"{name}_attention"} if kind == "attention" else {}
+            self.poolers.append(make_pooling(TEXT_POOLING, kind, **layer_name))
         if tables:
             raise ValueError(f"tables for unknown features: {', '.join(sorted(tables))}")
         self.mlp = _mlp(self.hidden, self.embedding_dim, name="mlp")
+
+    @property
+    def is_table_lookup(self) -> bool:
+        """Never: encoding an item pools its features, so repeated items are worth encoding once."""
+        return False
 
     @property
     def feature_names(self) -> list[str]:
@@ -264,15 +277,14 @@ class ContentItemTower(tf.keras.layers.Layer):
         """Mean over ``indices`` of the squared L2 norm of each part summed into the item vector
         (the masked id row, each pooled feature): the retrieval regulariser on
         exactly the embedding rows a batch used, as the id tower's."""
-        parts = [tf.cast(part, tf.float32) for part in self._parts(indices)]
-        return tf.add_n([tf.reduce_mean(tf.reduce_sum(tf.square(p), axis=-1)) for p in parts])
+        return tf.add_n([mean_squared_norm(part) for part in self._parts(indices)])
 
-    def set_oov_to_mean(self) -> None:
-        """Set the OOV id row (index 0) to the mean of the trained rows (its ``id_mask`` stays 0)."""
-        if self.use_id and self.vocab_size > 1:
-            table = self.embedding.embeddings
-            mask = tf.convert_to_tensor(self.id_mask)[:, None]
-            table[0].assign(tf.reduce_sum(table * mask, axis=0) / tf.maximum(tf.reduce_sum(mask), 1.0))
+    def id_table(self) -> Optional[tf.keras.layers.Embedding]:
+        return self.embedding
+
+    def trained_rows(self) -> Optional[tf.Tensor]:
+        """``id_mask``: the OOV row becomes the mean of the trained rows only (its own mask stays 0)."""
+        return self.id_mask if self.use_id else None
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

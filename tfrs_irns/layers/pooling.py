@@ -1,28 +1,42 @@
-"""Pooling a padded sequence of embeddings into one vector, padding masked.
+"""Pooling a padded sequence of embeddings into one vector, padding masked; the pooling registry.
 
-An item's title is a handful of tokens, its genres a handful of values, and
-both are stored padded to a fixed width (id 0 = padding) so a whole catalogue
-fits one int table. Pooling turns the ``[B, L, d]`` token embeddings into
+Two towers pool sequences. A content tower pools an item's **text** tokens or
+categorical values (a handful, padded to a fixed width, id 0 = padding); a
+history tower pools a user's **history**, their last ``L`` items (left-padded,
+oldest first). Pooling turns ``[B, L, d]`` embeddings and a ``[B, L]`` mask into
 ``[B, d]``. The padding must not count: a two-token title padded to 16 would
 otherwise be diluted 8× towards the padding row, and two titles differing only
-in length would look alike. A row with no token at all pools to zeros.
+in length would look alike. A row with nothing unmasked pools to zeros.
 
 * :class:`MaskedMeanPooling` — the mean over the real positions (an embedding
-  bag): order-free, cheap, the usual baseline for short texts.
-* :class:`AttentionPooling` — a learned query scores each position, a softmax
-  over the real positions weights them: lets the tower lean on the telling
-  tokens of a title (``"alien"``) over the filler ones (``"the"``).
-* :class:`CausalTransformer` — causal self-attention over an ordered sequence
-  (a user's items, oldest first), one output per position; :func:`last_valid`
-  takes the last real one (the history tower's ``transformer`` pooling).
+  bag): order-free, cheap, the usual baseline (``mean`` in both families).
+* :class:`TokenAttentionPooling` — text ``attention``: a learned query, zero at
+  the start so training starts from the masked mean, scores each token
+  (``w · v``, unscaled); lets the tower lean on the telling tokens of a title
+  (``"alien"``) over the filler ones (``"the"``).
+* :class:`ScaledAttentionPooling` — history ``attention``: scaled dot-product
+  scores ``e · w / sqrt(d)`` with a Glorot-initialised query, in float32.
+* :class:`GRUPooling` — history ``gru``: a GRU read oldest to newest, its last state.
+* :class:`TransformerPooling` — history ``transformer``: SASRec's
+  :class:`CausalTransformer` over the window, the last real position's output
+  (:func:`last_valid`), and every position's output for sequence training.
+
+The two attentions are different maths under one config word, so each family
+has its own names: :func:`make_pooling` builds a layer from ``(family, name)``
+(:data:`TEXT` / :data:`HISTORY`; :func:`pooling_names` lists a family's), which is
+how the content and history towers build theirs.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import tensorflow as tf
+
+#: The pooling families: a content tower's text features, a history tower's item window.
+TEXT, HISTORY = "text", "history"
 
 
 def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -42,12 +56,13 @@ class MaskedMeanPooling(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class AttentionPooling(tf.keras.layers.Layer):
+class TokenAttentionPooling(tf.keras.layers.Layer):
     """``(values [B, L, d], valid [B, L]) → [B, d]``: a softmax-weighted sum over unmasked positions.
 
-    The score of position ``l`` is ``w · values[l]`` with a learned ``w``
-    (zero-initialised, so training starts from the masked mean). Masked
-    positions get weight 0; a row with no real position pools to zeros.
+    Text ``attention``. The score of position ``l`` is ``w · values[l]`` with a
+    learned ``w`` (zero-initialised, so training starts from the masked mean;
+    not scaled by ``sqrt(d)``). Masked positions get weight 0; a row with no real
+    position pools to zeros. The softmax runs in float32, the sum in the input dtype.
     """
 
     def build(self, input_shape: Any) -> None:
@@ -62,6 +77,74 @@ class AttentionPooling(tf.keras.layers.Layer):
         scores = tf.where(valid, scores, tf.fill(tf.shape(scores), -1e9))
         weights = tf.nn.softmax(scores, axis=-1) * tf.cast(valid, tf.float32)  # empty rows: all 0
         return tf.einsum("bl,bld->bd", tf.cast(weights, values.dtype), values)
+
+
+def _check_units(units: int) -> int:
+    if int(units) < 1:
+        raise ValueError(f"units must be > 0, got {units!r}")
+    return int(units)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class ScaledAttentionPooling(tf.keras.layers.Layer):
+    """``(values [n, L, d], mask [n, L]) → [n, d]``: scaled dot-product attention with one learned query.
+
+    History ``attention``. Softmax weights of ``e · w / sqrt(d)`` over the
+    unmasked rows, ``w`` Glorot-initialised (so, unlike
+    :class:`TokenAttentionPooling`, it does not start as the mean); everything
+    in float32 whatever the policy, the result cast back. Masked rows get
+    exactly 0 weight; a row with none unmasked pools to zeros.
+
+    Args:
+      units: ``d``, the size of the query ``w``.
+    """
+
+    def __init__(self, units: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = _check_units(units)
+        self.query_vector = self.add_weight(
+            name="attention_query", shape=(self.units,), initializer="glorot_uniform", trainable=True
+        )
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        logits = tf.einsum("nld,d->nl", tf.cast(embeddings, tf.float32), tf.cast(self.query_vector, tf.float32))
+        logits = logits / math.sqrt(self.units)
+        logits = tf.where(mask, logits, tf.fill(tf.shape(logits), -1e9))
+        alpha = tf.nn.softmax(logits, axis=1) * tf.cast(mask, tf.float32)
+        return tf.cast(tf.einsum("nl,nld->nd", alpha, tf.cast(embeddings, tf.float32)), embeddings.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["units"] = self.units
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class GRUPooling(tf.keras.layers.Layer):
+    """``(values [n, L, d], mask [n, L]) → [n, units]``: a GRU over the window, oldest first, its last state.
+
+    History ``gru``: an order-aware summary. Masked steps keep the state, so
+    left padding changes nothing and a row with none unmasked pools to zeros.
+    Unrolled over the static ``L`` steps: plain ``MatMul``/``Sigmoid``/``Tanh``
+    ops, no cuDNN kernel and no loop op, so it exports with core TF ops.
+    """
+
+    def __init__(self, units: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = _check_units(units)
+        self.cell = tf.keras.layers.GRUCell(self.units, name="gru")
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        state = tf.zeros(tf.stack([tf.shape(embeddings)[0], self.units]), embeddings.dtype)
+        for step in range(embeddings.shape[1]):  # static L: unrolled
+            new_state, _ = self.cell(embeddings[:, step], [state])
+            state = tf.where(mask[:, step : step + 1], tf.cast(new_state, state.dtype), state)
+        return state
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["units"] = self.units
+        return config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
@@ -188,3 +271,82 @@ def last_valid(outputs: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     last = tf.reduce_max(place, axis=1)
     picked = tf.gather(outputs, tf.maximum(last, 0), batch_dims=1)
     return picked * tf.cast(last >= 0, outputs.dtype)[:, None]
+
+
+@tf.keras.utils.register_keras_serializable(package="tfrs_irns")
+class TransformerPooling(tf.keras.layers.Layer):
+    """``(values [n, L, d], mask [n, L]) → [n, d]``: the last real position's output of a
+    :class:`CausalTransformer` over the window (history ``transformer``).
+
+    :meth:`sequence` gives every position's output: position ``t`` has seen
+    items ``<= t`` only, which sequence training uses to predict item ``t + 1``
+    at every ``t``. Args as :class:`CausalTransformer`'s.
+    """
+
+    def __init__(
+        self, length: int = 50, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.transformer = CausalTransformer(length, num_blocks, num_heads, dropout, name="transformer")
+
+    def sequence(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
+        """``[n, L, d]``: every position's causal output."""
+        return self.transformer(embeddings, mask, training=training)
+
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor, training: Any = None) -> tf.Tensor:
+        return last_valid(self.sequence(embeddings, mask, training=training), mask)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        t = self.transformer
+        config.update(length=t.length, num_blocks=t.num_blocks, num_heads=t.num_heads, dropout=t.dropout)
+        return config
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class PoolingOptions:
+    """What a pooling layer may be built with: ``units`` (``d``) for the history
+    attention and GRU; ``length``, ``num_blocks``, ``num_heads``, ``dropout``
+    for the transformer. Each pooling takes what it needs and ignores the rest."""
+
+    units: int = 64
+    length: int = 50
+    num_blocks: int = 2
+    num_heads: int = 1
+    dropout: float = 0.2
+
+
+Factory = Callable[[PoolingOptions, dict[str, Any]], tf.keras.layers.Layer]
+
+#: ``(family, name)`` → a function of the options and the layer's keyword arguments (its ``name``).
+POOLINGS: dict[tuple[str, str], Factory] = {
+    (TEXT, "mean"): lambda o, kw: MaskedMeanPooling(**kw),
+    (TEXT, "attention"): lambda o, kw: TokenAttentionPooling(**kw),
+    (HISTORY, "mean"): lambda o, kw: MaskedMeanPooling(**kw),
+    (HISTORY, "attention"): lambda o, kw: ScaledAttentionPooling(o.units, **kw),
+    (HISTORY, "gru"): lambda o, kw: GRUPooling(o.units, **kw),
+    (HISTORY, "transformer"): lambda o, kw: TransformerPooling(o.length, o.num_blocks, o.num_heads, o.dropout, **kw),
+}
+
+
+def pooling_names(family: str) -> tuple[str, ...]:
+    """The pooling names of ``family`` (:data:`TEXT` or :data:`HISTORY`), in registry order."""
+    names = tuple(name for fam, name in POOLINGS if fam == family)
+    if not names:
+        raise ValueError(f"family must be one of {TEXT}, {HISTORY}, got {family!r}")
+    return names
+
+
+def make_pooling(
+    family: str, pooling: str, options: PoolingOptions = PoolingOptions(), /, **kwargs: Any
+) -> tf.keras.layers.Layer:
+    """The ``family`` pooling layer called ``pooling`` (e.g. ``(HISTORY, "attention")`` →
+    :class:`ScaledAttentionPooling`), built with ``options``; ``kwargs`` go to the
+    layer (its ``name``)."""
+    names = pooling_names(family)
+    if pooling not in names:
+        raise ValueError(f"pooling must be one of {', '.join(names)}, got {pooling!r}")
+    return POOLINGS[(family, pooling)](options, kwargs)

@@ -10,6 +10,10 @@ Both towers take integer indices from :class:`~tfrs_irns.data.vocab.Vocabulary`
 (0 = OOV). Item features live inside the candidate tower as a table keyed by
 item index, so any item index — including ones sampled in-graph — can be
 embedded without looking anything up in the input batch.
+
+What the model asks of a tower is written down in :mod:`tfrs_irns.layers.contract`;
+the id-row helpers these towers share with the history and content towers in
+:mod:`tfrs_irns.layers.id_rows`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from tfrs_irns.layers.contract import CandidateTowerProtocol
+from tfrs_irns.layers.id_rows import IdRowsMixin, clamp_oov
 
 
 def embed_indices(tower: Any, rows: int, batch_size: int = 65536) -> np.ndarray:
@@ -38,7 +45,7 @@ def encode_distinct(encoder: Any, indices: tf.Tensor, training: Any = False) -> 
     which has a GPU kernel for int32 with int64 positions) and gathering back.
     A bare table row does not (``is_table_lookup``): it is encoded slot by slot.
     """
-    if getattr(encoder, "is_table_lookup", False):
+    if isinstance(encoder, CandidateTowerProtocol) and encoder.is_table_lookup:
         return encoder(indices, training=training)
     distinct, where = tf.unique(indices, out_idx=tf.int64)
     return tf.gather(encoder(distinct, training=training), where)
@@ -80,12 +87,13 @@ def head_config(tower: Any) -> dict[str, Any]:
     }
 
 
-class _Tower(tf.keras.layers.Layer):
+class _Tower(IdRowsMixin, tf.keras.layers.Layer):
     """Shared body: id embedding (+ features) → optional MLP → optional L2 norm.
 
     Besides ``call`` it offers what :class:`~tfrs_irns.models.TwoTowerModel`
-    uses of a tower: ``vocab_size``, :meth:`embedding_penalty` and
-    :meth:`set_oov_to_mean`.
+    uses of a tower (:mod:`~tfrs_irns.layers.contract`): ``vocab_size``,
+    ``is_table_lookup``, and the id rows' :meth:`embedding_penalty` and
+    :meth:`set_oov_to_mean` (:class:`~tfrs_irns.layers.id_rows.IdRowsMixin`).
     """
 
     def __init__(
@@ -117,22 +125,8 @@ class _Tower(tf.keras.layers.Layer):
             x = x + extra
         return apply_head(x, self.mlp, self.normalize, training)
 
-    def embedding_penalty(self, indices: tf.Tensor) -> tf.Tensor:
-        """Mean squared L2 norm of the id-embedding rows of ``indices``: the
-        retrieval regulariser that touches only the rows a batch used."""
-        rows = tf.cast(self.embedding(indices), tf.float32)  # float32 under mixed precision too
-        return tf.reduce_mean(tf.reduce_sum(tf.square(rows), axis=-1))
-
-    def set_oov_to_mean(self) -> None:
-        """Set the OOV id row (index 0) to the mean of the known rows.
-
-        No training example has index 0 (vocabularies come from the training
-        split), so its row would keep its random initial value; the mean row
-        is a neutral, popularity-like stand-in for an unknown id.
-        """
-        table = self.embedding.embeddings
-        if table.shape[0] > 1:
-            table[0].assign(tf.reduce_mean(table[1:], axis=0))
+    def id_table(self) -> tf.keras.layers.Embedding:
+        return self.embedding
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -155,8 +149,7 @@ class QueryTower(_Tower):
     """
 
     def call(self, indices: tf.Tensor, training: bool = False) -> tf.Tensor:
-        indices = tf.where(indices < self.vocab_size, indices, tf.zeros_like(indices))
-        return super().call(indices, training=training)
+        return super().call(clamp_oov(indices, self.vocab_size), training=training)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")

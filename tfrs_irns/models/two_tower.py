@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrs_irns.layers.contract import HistoryTowerProtocol, IdRowsProtocol
 from tfrs_irns.layers.towers import embed_indices, encode_distinct
 from tfrs_irns.tasks.irns import on_replica_device
 from tfrs_irns.tasks.sequence import sequence_retrieval_loss
@@ -26,19 +27,17 @@ class TwoTowerModel(tfrs.models.Model):
     once and searched at serving time, and the task can embed extra sampled
     items with the candidate tower inside the train step.
 
-    **The tower contract.** A tower is any Keras layer mapping int32 indices
-    ``[n]`` to embeddings ``[n, d]`` (0 = OOV). The model also uses, when
-    present (the package's towers have all three):
-
-    * ``vocab_size`` — rows of the index space, for :meth:`user_embeddings`
-      and :meth:`item_embeddings` (required by those two methods only);
-    * ``embedding_penalty(indices)`` — the mean squared L2 norm of the
-      embedding rows of ``indices``, for ``embedding_l2``; a tower without it
-      adds no penalty;
-    * ``set_oov_to_mean()`` — for :meth:`set_oov_user_to_mean`.
+    **The tower contract** (:mod:`tfrs_irns.layers.contract`). A tower is any
+    Keras layer mapping int32 indices ``[n]`` to embeddings ``[n, d]`` (0 = OOV),
+    with ``vocab_size`` (rows of the index space) for :meth:`user_embeddings` and
+    :meth:`item_embeddings` (required by those two methods only). The model also
+    uses, when a tower has them (:class:`~tfrs_irns.layers.contract.IdRowsProtocol`;
+    the package's towers do), ``embedding_penalty(indices)`` for ``embedding_l2``
+    (a tower without it adds no penalty) and ``set_oov_to_mean()`` for
+    :meth:`set_oov_user_to_mean`.
 
     A query tower whose users are their recent items (an activity tower,
-    :class:`~tfrs_irns.layers.history.HistoryQueryTower`) keeps the same
+    :class:`~tfrs_irns.layers.contract.HistoryTowerProtocol`) keeps the same
     contract: it stores the users' timelines, and ``tower(users)`` embeds each
     user from their evaluation-time history, so evaluation, GCBS and the export
     need nothing else. In training, a batch may also carry
@@ -97,6 +96,10 @@ class TwoTowerModel(tfrs.models.Model):
         """Sequence training (:mod:`tfrs_irns.tasks.sequence`): a batch of ``B``
         sequences ``{"user": [B], "sequence": [B, L], "targets": [B, L]}``, every
         real position's causal query against its next item, in one pass."""
+        if not isinstance(self.query_tower, HistoryTowerProtocol):
+            raise TypeError(
+                f"sequence training needs a history query tower, got {type(self.query_tower).__name__}"
+            )
         users, targets = features["user"], tf.cast(features["targets"], tf.int32)
         queries = self.query_tower.sequence_queries(users, features["sequence"], training=training)
         flat = tf.reshape(targets, [-1])
@@ -115,7 +118,7 @@ class TwoTowerModel(tfrs.models.Model):
         penalties = [
             tower.embedding_penalty(indices)
             for tower, indices in ((self.query_tower, users), (self.candidate_tower, items))
-            if hasattr(tower, "embedding_penalty")
+            if isinstance(tower, IdRowsProtocol)
         ]
         if not penalties:
             return tf.zeros([], dtype)
@@ -166,7 +169,7 @@ class TwoTowerModel(tfrs.models.Model):
         The mean user instead gets what users score highest on average — a
         sensible, popularity-like answer for someone we know nothing about.
         """
-        if hasattr(self.query_tower, "set_oov_to_mean"):
+        if isinstance(self.query_tower, IdRowsProtocol):
             self.query_tower.set_oov_to_mean()
 
     def user_embeddings(self, batch_size: int = 65536) -> np.ndarray:
