@@ -79,14 +79,23 @@ class TokenAttentionPooling(tf.keras.layers.Layer):
         return tf.einsum("bl,bld->bd", tf.cast(weights, values.dtype), values)
 
 
-def _check_units(units: int) -> int:
-    if int(units) < 1:
-        raise ValueError(f"units must be > 0, got {units!r}")
-    return int(units)
+class _UnitsPooling(tf.keras.layers.Layer):
+    """A history pooling with learned weights of ``units`` (= ``d``) numbers."""
+
+    def __init__(self, units: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(units) < 1:
+            raise ValueError(f"units must be > 0, got {units!r}")
+        self.units = int(units)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["units"] = self.units
+        return config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class ScaledAttentionPooling(tf.keras.layers.Layer):
+class ScaledAttentionPooling(_UnitsPooling):
     """``(values [n, L, d], mask [n, L]) → [n, d]``: scaled dot-product attention with one learned query.
 
     History ``attention``. Softmax weights of ``e · w / sqrt(d)`` over the
@@ -100,8 +109,7 @@ class ScaledAttentionPooling(tf.keras.layers.Layer):
     """
 
     def __init__(self, units: int = 64, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.units = _check_units(units)
+        super().__init__(units, **kwargs)
         self.query_vector = self.add_weight(
             name="attention_query", shape=(self.units,), initializer="glorot_uniform", trainable=True
         )
@@ -113,14 +121,9 @@ class ScaledAttentionPooling(tf.keras.layers.Layer):
         alpha = tf.nn.softmax(logits, axis=1) * tf.cast(mask, tf.float32)
         return tf.cast(tf.einsum("nl,nld->nd", alpha, tf.cast(embeddings, tf.float32)), embeddings.dtype)
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["units"] = self.units
-        return config
-
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
-class GRUPooling(tf.keras.layers.Layer):
+class GRUPooling(_UnitsPooling):
     """``(values [n, L, d], mask [n, L]) → [n, units]``: a GRU over the window, oldest first, its last state.
 
     History ``gru``: an order-aware summary. Masked steps keep the state, so
@@ -130,8 +133,7 @@ class GRUPooling(tf.keras.layers.Layer):
     """
 
     def __init__(self, units: int = 64, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.units = _check_units(units)
+        super().__init__(units, **kwargs)
         self.cell = tf.keras.layers.GRUCell(self.units, name="gru")
 
     def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -140,11 +142,6 @@ class GRUPooling(tf.keras.layers.Layer):
             new_state, _ = self.cell(embeddings[:, step], [state])
             state = tf.where(mask[:, step : step + 1], tf.cast(new_state, state.dtype), state)
         return state
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config["units"] = self.units
-        return config
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
