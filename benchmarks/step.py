@@ -13,6 +13,12 @@ so every variant has the same inputs):
 * ``floor`` — the bare float32 product ``[600, 64] x [64, 3600]`` forward and
   backward (the logits' matmul and the two matmuls of its gradient, with a
   fixed upstream gradient): what no softmax over these columns can beat;
+* ``floor+lookup`` — the floor with its 3600 columns gathered from the item
+  table and the table's (sparse) gradient: the lookup's cost;
+* ``floor+lookup+softmax`` — plus a plain softmax cross-entropy over the
+  logits: what is left for ``irns`` to add is the sampling, logQ and the
+  accidental-hit mask (the breakdown that says what stands between the step
+  and the floor);
 * ``irns`` — :class:`~tfrs_irns.tasks.IRNSRetrieval` with its defaults
   (``mixed``, logQ, accidental hits removed): sampling, the negatives'
   lookup, the loss and the gradients of the queries and the item table;
@@ -111,7 +117,27 @@ def build_variants() -> dict[str, Callable[[bool], Callable[[], Any]]]:
 
         return step
 
-    return {"floor": floor, "irns": irns, "tfrs": tfrs_way(False), "tfrs_hits": tfrs_way(True)}
+    # The breakdown: the floor plus one more piece of the IRNS step at a time, so the
+    # differences say what each piece costs (fixed ids: no sampling until ``irns``).
+    fixed = tf.constant(np.concatenate([items.numpy(), rng.integers(1, N + 1, M)]).astype(np.int32))
+    stage_tower = tower()
+    labels = tf.range(B)
+
+    def plus_lookup() -> Any:
+        with tf.GradientTape() as tape:
+            logits = tf.matmul(queries, stage_tower(fixed), transpose_b=True)
+        return tape.gradient(logits, [queries, stage_tower.embeddings], output_gradients=upstream)
+
+    def plus_softmax() -> Any:
+        with tf.GradientTape() as tape:
+            logits = tf.matmul(queries, stage_tower(fixed), transpose_b=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        return loss, tape.gradient(loss, [queries, stage_tower.embeddings])
+
+    return {
+        "floor": floor, "floor+lookup": plus_lookup, "floor+lookup+softmax": plus_softmax,
+        "irns": irns, "tfrs": tfrs_way(False), "tfrs_hits": tfrs_way(True),
+    }
 
 
 def timed(fn: Callable[[], Any]) -> float:

@@ -109,3 +109,35 @@ def test_bad_arguments_name_themselves():
         topk.rank_top_k(q, items, 1, exclude=csr([[1]]))
     with pytest.raises(ValueError, match="target_rows has 2 entries, target_cols 1"):
         topk.rank_top_k(q, items, 1, None, [0, 1], [1])
+
+
+def _brute_ranks(q, items, exclude_lists, rows, cols):
+    """The tie rule, literally: non-excluded columns j != t with s_j > s_t, or s_j == s_t and j < t."""
+    scores = (q @ items.T).astype(np.float32)
+    out = []
+    for r, t in zip(rows, cols):
+        if t < 0:
+            out.append(topk.UNRANKABLE)
+            continue
+        s, own = scores[r], scores[r, t]
+        beats = [j for j in range(s.size) if j != t and j not in exclude_lists[r] and (s[j] > own or (s[j] == own and j < t))]
+        out.append(len(beats))
+    return np.array(out, np.int64)
+
+
+@pytest.mark.parametrize("segment", [1, 5, 64, topk.RANK_SEGMENT])
+@pytest.mark.parametrize("k", [0, 3, 40])
+def test_numpy_ranks_by_segment_and_from_the_top_k_list_equal_the_tie_rule(monkeypatch, segment, k):
+    # Targets inside the row's top-k take their position in the list; the rest are counted
+    # segment by segment. Both must give the brute-force rank, ties and exclusions included.
+    monkeypatch.setattr(topk, "RANK_SEGMENT", segment)
+    rng = np.random.default_rng(segment * 100 + k)
+    items = (rng.integers(-4, 5, (40, 3)) / 2).astype(np.float32)  # exact scores, many ties
+    q = (rng.integers(-4, 5, (9, 3)) / 2).astype(np.float32)
+    exclude_lists = [set(rng.choice(40, rng.integers(0, 8), replace=False).tolist()) for _ in range(9)]
+    rows = rng.integers(0, 9, 120)
+    cols = rng.integers(-1, 40, 120)
+    rows[:9] = np.arange(9)
+    cols[:9] = [min(e) if e else 0 for e in exclude_lists]  # excluded targets are still ranked
+    ranks, _, _ = topk.rank_top_k(q, items, k, csr([sorted(e) for e in exclude_lists]), rows, cols, device="numpy")
+    np.testing.assert_array_equal(ranks, _brute_ranks(q, items, exclude_lists, rows, cols))
