@@ -53,6 +53,18 @@ def test_the_registry_check_sees_cpu_only_ops():
     }
 
 
+def test_a_onednn_rewritten_cpu_op_is_checked_as_the_op_it_was_traced_as():
+    # The executed CPU graph of gpu_check's placement names oneDNN rewrites (_MklMatMul):
+    # on a GPU machine those nodes are plain MatMul, which has a float32 GPU kernel.
+    from tfrs_irns import gpu_kernels
+
+    f32 = {"T": [tf.float32.as_datatype_enum]}
+    assert gpu_kernels.graph_op("_MklMatMul") == gpu_kernels.graph_op("_MklNativeMatMul") == "MatMul"
+    assert gpu_kernels.graph_op("MatMul") == "MatMul" and gpu_kernels.graph_op("_Mkl") == "_Mkl"
+    assert gpu_kernels.has_gpu_kernel("_MklMatMul", f32)
+    assert not gpu_kernels.has_gpu_kernel("_MklRaggedRange", {"T": [tf.int32.as_datatype_enum]})
+
+
 def test_the_variable_check_sees_host_only_variables():
     # int32 resource variables have no device kernel: the check must name
     # them; int64, float and bool ones live on the device.

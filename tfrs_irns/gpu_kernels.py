@@ -49,10 +49,21 @@ def _gpu_kernels(op: str) -> tuple:
     return tuple(k for k in kernels.get_registered_kernels_for_op(op).kernel if k.device_type in GPU_DEVICES)
 
 
+def graph_op(op: str) -> str:
+    """The op a node was traced as: oneDNN's CPU graph rewrite renames ``MatMul``
+    to ``_MklMatMul`` (or ``_MklNativeMatMul``) in the executed CPU graph, and
+    on a GPU machine the same node is the plain op."""
+    for prefix in ("_MklNative", "_Mkl"):
+        if op.startswith(prefix) and len(op) > len(prefix):
+            return op[len(prefix):]
+    return op
+
+
 def has_gpu_kernel(op: str, types: dict[str, list[int]]) -> bool:
     """Whether a GPU (or DEFAULT) kernel of ``op`` accepts these dtype attributes
-    (GPU kernels often exist for some dtypes only)."""
-    for kernel in _gpu_kernels(op):
+    (GPU kernels often exist for some dtypes only). A oneDNN-rewritten CPU op is
+    checked as the op it was traced as (:func:`graph_op`)."""
+    for kernel in _gpu_kernels(graph_op(op)):
         # Type constraints only: a kernel may also constrain a string attr
         # (GatherNd's `bad_indices_policy`), which every node leaves at its default.
         constraints = [c for c in kernel.constraint if c.allowed_values.list.type]
