@@ -9,6 +9,7 @@ import pytest
 import tfrs_irns  # noqa: F401
 import tensorflow as tf
 
+from gpu_registry import ops_without_gpu_kernel  # noqa: E402
 from tfrs_irns.export.saved_model import METADATA_FILE, RetrievalModule, export_embeddings
 
 NUM_USERS, NUM_ITEMS, DIM = 6, 23, 4
@@ -91,6 +92,21 @@ def test_bfloat16_table_recall_and_export(tmp_path):
     assert json.load(open(os.path.join(path, METADATA_FILE)))["precision"] == "bfloat16"
     loaded = tf.saved_model.load(path).signatures["serving_default"]
     assert loaded(user_id=tf.constant(["u1"]))["item_ids"].shape == (1, 10)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_every_signature_scans_on_the_gpu_only_the_id_lookups_stay_on_the_host(tmp_path, precision):
+    # The string <-> index tables at the edges are host ops by nature; everything between them
+    # (scores, exclusion mask, top-k merge) must have a GPU kernel, in both precisions.
+    rng = np.random.default_rng(0)
+    users, items = rng.standard_normal((11, 8)).astype(np.float32), rng.standard_normal((41, 8)).astype(np.float32)
+    module = RetrievalModule(users, items, *_files(tmp_path, 10, 40), k=5, precision=precision)
+    checked = 0
+    for name in ("serving_default", "recommend_k", "recommend_k_excluding", "query_embedding"):
+        left = {op for op in ops_without_gpu_kernel(getattr(module, name).get_concrete_function()) if "string" not in op}
+        assert left == set(), (name, left)
+        checked += 1
+    assert checked == 4
 
 
 def test_bad_precision_and_chunk_size_name_the_argument(tmp_path, tied_embeddings):

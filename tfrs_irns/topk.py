@@ -443,7 +443,9 @@ def block_top_k(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The best ``min(k, size)`` scores (float32) and columns (offset by ``start``)
     of one block of ``size`` item rows; ``exclude`` holds global columns (-1 = none)."""
-    scores = tf.matmul(query, block, transpose_b=True)
+    # float32 scores before the exclusion mask: TensorScatterUpdate has no bfloat16
+    # GPU kernel, and the answer's scores are float32 anyway.
+    scores = tf.cast(tf.matmul(query, block, transpose_b=True), tf.float32)
     if exclude is not None:
         scores = mask_columns(scores, exclude - tf.cast(start, exclude.dtype), size)
     v, r = tf.math.top_k(scores, k=tf.minimum(k, size))
