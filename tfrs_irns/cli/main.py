@@ -127,7 +127,7 @@ def _train(args: argparse.Namespace) -> None:
     else:
         config = load_config(args.config, args.set)
     import_tensorflow()  # after the config is known good: TensorFlow is slow to load
-    from tfrs_irns.runs.training import train
+    from tfrs_irns.runs import train
 
     resume = args.resume is not None
     # Named now, so an interrupt can say which folder --resume continues.
