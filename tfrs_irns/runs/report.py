@@ -34,11 +34,8 @@ _MISSING_MPL = (
 
 def read_run(run_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(metrics, config)`` of a finished run; one clear error otherwise."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: run directory not found")
     folder = RunDir(run_dir)
-    if not folder.has_config():
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
+    folder.check_is_run()
     if not folder.finished():
         raise UserError(
             f"{run_dir}: the run has not finished (no metrics.json); an interrupted run continues with: "

@@ -143,12 +143,16 @@ class RunDir:
     def has_weights(self) -> bool:
         return os.path.isfile(self.weights + ".index")
 
-    def check_weights(self) -> None:
-        """One clear error unless this is the folder of a run whose training finished."""
+    def check_is_run(self, why: str = "") -> None:
+        """One clear error unless the folder exists and holds a run's config; ``why`` ends the second."""
         if not os.path.isdir(self.path):
             raise UserError(f"{self.path}: run directory not found")
         if not self.has_config():
-            raise UserError(f"{self.path}: not a run directory (no {self.CONFIG})")
+            raise UserError(f"{self.path}: not a run directory (no {self.CONFIG}){why}")
+
+    def check_weights(self) -> None:
+        """One clear error unless this is the folder of a run whose training finished."""
+        self.check_is_run()
         if not self.has_weights():
             raise UserError(
                 f"{self.path}: no checkpoint at {self.WEIGHTS} (did training finish? an interrupted run continues "

@@ -89,10 +89,7 @@ def holds_run(run_dir: str) -> bool:
 def resume_config(run_dir: str) -> Config:
     """The config of the interrupted run in ``run_dir``, for ``train --resume``."""
     folder = RunDir(run_dir)
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: run directory not found")
-    if not folder.has_config():
-        raise UserError(f"{run_dir}: not a run directory (no {RunDir.CONFIG}); nothing to resume")
+    folder.check_is_run("; nothing to resume")
     if folder.finished():
         raise UserError(f"{run_dir}: the run already finished (it has {RunDir.METRICS}); nothing to resume")
     return folder.read_config()
