@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 import tfrs_irns  # noqa: F401  (pins Keras 2 before any helper touches tf.keras)
-from tfrs_irns.data.prepare import EncodedSplit, PreparedData
+from tfrs_irns.data.prepare import Catalogue, EncodedSplit, PreparedData
 from tfrs_irns.data.vocab import Vocabulary
 
 # A synthetic dataset small enough to train in seconds, with the quickstart's structure.
@@ -64,18 +64,16 @@ def prepared_data(
     if item_counts is None:
         item_counts = np.bincount(train.item, minlength=num_items + 1).astype(np.float64)
         item_counts[0] = 0.0
-    return PreparedData(
-        train=train,
-        validation=validation,
-        test=test,
+    catalogue = Catalogue(
         user_vocab=vocabulary("user", num_users),
         item_vocab=vocabulary("item", num_items),
         item_counts=np.asarray(item_counts, np.float64),
         item_titles=np.full(num_items + 1, "", dtype=str),
         item_genres=None,
         genre_names=[],
-        description="hand-made test data",
-        skipped_rows=0,
+    )
+    return PreparedData(
+        catalogue, train=train, validation=validation, test=test, description="hand-made test data", skipped_rows=0
     )
 
 

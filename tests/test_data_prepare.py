@@ -6,7 +6,7 @@ import pytest
 
 import tfrs_irns  # noqa: F401
 from tfrs_irns.config import CsvConfig, DataConfig, SyntheticConfig
-from tfrs_irns.data.prepare import prepare_data, prepare_from_raw
+from tfrs_irns.data.prepare import Catalogue, prepare_data, prepare_from_raw
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
@@ -207,3 +207,18 @@ def test_seen_items_are_the_train_and_validation_rows():
     for u in (1, 2, data.num_users):
         want = sorted({int(i) for i in item[(user == u) & (item > 0)]})
         assert items[indptr[u] : indptr[u + 1]].tolist() == want
+
+
+def test_prepared_data_is_a_catalogue_and_the_splits_encoded_against_it():
+    data = prepare_from_raw(make_raw(), DataConfig(split="random", test_fraction=0.2, validation_fraction=0.1, seed=0))
+    catalogue = data.catalogue
+    assert isinstance(catalogue, Catalogue) and not hasattr(catalogue, "train")
+    # The catalogue's attributes read through: one object, not a copy.
+    for name in ("user_vocab", "item_vocab", "item_counts", "item_titles", "item_genres", "genre_names",
+                 "item_columns", "cold_items", "fingerprint"):
+        assert getattr(data, name) is getattr(catalogue, name), name
+    assert (data.num_users, data.num_items) == (len(catalogue.user_vocab), len(catalogue.item_vocab))
+    assert data.num_items_without_interactions == catalogue.num_items_without_interactions == 0
+    # Every encoded split indexes the catalogue's vocabularies.
+    for split in (data.train, data.validation, data.test):
+        assert split.user.max() <= catalogue.num_users and split.item.max() <= catalogue.num_items

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfrs_irns.config import load_config
-from tfrs_irns.data.prepare import data_fingerprint, prepare_data, seen_items
+from tfrs_irns.data.prepare import Catalogue, PreparedData, data_fingerprint, prepare_data, seen_items
 from tfrs_irns.data.snapshot import has_snapshot, load_seen, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.data.table import Interactions
 
@@ -16,6 +16,13 @@ from helpers import TINY_OVERRIDES
 @pytest.fixture(scope="module")
 def data():
     return prepare_data(load_config("configs/quickstart.yaml", TINY_OVERRIDES).data)
+
+
+def _with_catalogue(data: PreparedData, **changes) -> PreparedData:
+    """``data`` with some of its catalogue's fields replaced."""
+    import dataclasses
+
+    return dataclasses.replace(data, catalogue=dataclasses.replace(data.catalogue, **changes))
 
 
 def test_save_then_load_gives_the_same_vocabularies_and_item_table(data, tmp_path):
@@ -28,7 +35,7 @@ def test_save_then_load_gives_the_same_vocabularies_and_item_table(data, tmp_pat
     np.testing.assert_array_equal(back.item_titles, data.item_titles)
     np.testing.assert_array_equal(back.item_genres, data.item_genres)
     assert back.genre_names == data.genre_names and back.fingerprint == data.fingerprint
-    assert len(back.train) == len(back.validation) == len(back.test) == 0  # the rows stay with the data
+    assert isinstance(back, Catalogue) and not hasattr(back, "train")  # the rows stay with the data
     assert saved_fingerprint(str(tmp_path / "vocab")) == data.fingerprint
     users, items = saved_vocabularies(str(tmp_path / "vocab"))
     np.testing.assert_array_equal(users.ids, data.user_vocab.ids)
@@ -46,16 +53,12 @@ def test_save_then_load_gives_the_same_vocabularies_and_item_table(data, tmp_pat
 
 
 def test_a_snapshot_without_genres_loads_none(data, tmp_path):
-    import dataclasses
-
-    save_snapshot(dataclasses.replace(data, item_genres=None, genre_names=[]), str(tmp_path))
+    save_snapshot(_with_catalogue(data, item_genres=None, genre_names=[]), str(tmp_path))
     assert load_snapshot(str(tmp_path)).item_genres is None
 
 
 def test_a_truncated_item_table_is_refused(data, tmp_path):
-    import dataclasses
-
-    save_snapshot(dataclasses.replace(data, item_counts=data.item_counts[:-1]), str(tmp_path))
+    save_snapshot(_with_catalogue(data, item_counts=data.item_counts[:-1]), str(tmp_path))
     with pytest.raises(ValueError, match=r"items.npz has \d+ counts rows, expected \d+"):
         load_snapshot(str(tmp_path))
 

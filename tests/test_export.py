@@ -21,6 +21,7 @@ import tensorflow_recommenders as tfrs
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfrs_irns.config import Config
+from tfrs_irns.data.prepare import Catalogue
 from tfrs_irns.data.vocab import Vocabulary
 from tfrs_irns.errors import UserError
 from tfrs_irns.export import saved_model as sm
@@ -79,10 +80,12 @@ def setup(tmp_path_factory):
     config.name = "unit"
     config.export.k = K
     config.export.base_dir = str(root / "saved_models")
-    data = SimpleNamespace(
-        user_vocab=Vocabulary(ids=USER_IDS), item_vocab=Vocabulary(ids=ITEM_IDS), item_titles=TITLES, num_items=NUM_ITEMS
+    # No training counts: no most-popular answer is exported.
+    catalogue = Catalogue(
+        user_vocab=Vocabulary(ids=USER_IDS), item_vocab=Vocabulary(ids=ITEM_IDS),
+        item_counts=np.zeros(NUM_ITEMS + 1), item_titles=TITLES, item_genres=None, genre_names=[],
     )
-    run = Run(config=config, data=data, model=model, directory=str(run_dir))
+    run = Run(config=config, catalogue=catalogue, model=model, directory=str(run_dir))
     with pytest.MonkeyPatch.context() as patch:
         # export_run uses the default block size; shrink it so the blocked path is what we test.
         patch.setattr(sm, "DEFAULT_CHUNK_SIZE", CHUNK)

@@ -8,7 +8,12 @@ import pytest
 import tensorflow as tf
 
 from tfrs_irns.cli.main import main
-from tfrs_irns.runs.exporting import latest_metadata, publish_decision
+from tfrs_irns.config import Config
+from tfrs_irns.data.prepare import Catalogue
+from tfrs_irns.data.vocab import Vocabulary
+from tfrs_irns.runs.exporting import latest_metadata, publish_decision, record_export
+from tfrs_irns.runs.serving_files import export_serving_files
+from tfrs_irns.runs.training import Run
 
 from helpers import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
 
@@ -129,6 +134,29 @@ def test_latest_metadata_of_a_folder_without_versions(tmp_path):
     assert latest_metadata(str(tmp_path / "none")) == (None, None)
     (tmp_path / "m" / "3").mkdir(parents=True)  # a version without metadata: compared as "no record"
     assert latest_metadata(str(tmp_path / "m")) == (str(tmp_path / "m" / "3"), {})
+
+
+def test_serving_files_return_what_metrics_json_records_and_only_record_export_writes_it(tmp_path):
+    # Items 2 and 3 have no training interaction: served from their content, recorded under "catalogue".
+    catalogue = Catalogue(
+        user_vocab=Vocabulary(ids=np.array(["u1"])), item_vocab=Vocabulary(ids=np.array(["a", "b", "c"])),
+        item_counts=np.array([0.0, 4.0, 0.0, 0.0]), item_titles=np.array(["", "A", "B", "C"]),
+        item_genres=None, genre_names=[],
+    )
+    config = Config()
+    config.export.embeddings = False  # nothing to write beside the version: no model needed
+    run = Run(config, catalogue, model=None, directory=str(tmp_path), metrics={"hit_rate@10": 0.5})
+    recorded = export_serving_files(run, str(tmp_path / "version"))
+    assert recorded == {
+        "catalogue": {"items": 3, "with_interactions": 1, "without_interactions": 2, "cold_items": 0}
+    }
+    assert not (tmp_path / "metrics.json").exists()  # no hidden write
+    record_export(run, recorded)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"hit_rate@10": 0.5, **recorded}
+    assert run.metrics == {"hit_rate@10": 0.5, **recorded}
+    (tmp_path / "metrics.json").unlink()
+    record_export(run, {})  # nothing measured: nothing written
+    assert not (tmp_path / "metrics.json").exists()
 
 
 def cli(capsys, *argv):

@@ -73,7 +73,7 @@ FRESH = textwrap.dedent(
 def _in_memory(run, histories):
     """The model's own ranking for raw-id histories: its tower head on the items' embeddings."""
     tower = run.model.query_tower
-    vocab = run.data.item_vocab
+    vocab = run.catalogue.item_vocab
     out = []
     for history in histories:
         given = [int(i) for i in vocab.lookup(np.array(history)) if i > 0]
@@ -93,7 +93,7 @@ def _in_memory(run, histories):
 def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(cold_run):
     root, run_dir, version, _ = cold_run
     run = load_run(run_dir, with_data=False)
-    ids = run.data.item_vocab.ids
+    ids = run.catalogue.item_vocab.ids
     long_history = [str(i) for i in ids[:12]]  # longer than L: the last L count, all are excluded
     histories = [long_history, [str(ids[5]), "never-seen", str(ids[7]), ""], [""] * 12]
     padded = [h + [""] * (12 - len(h)) for h in histories]
@@ -110,7 +110,7 @@ def test_recommend_from_history_equals_the_model_in_a_fresh_tensorflow_process(c
 @pytest.mark.slow
 def test_cli_recommend_from_a_history(cold_run, capsys):
     _, run_dir, version, _ = cold_run
-    ids = load_run(run_dir, with_data=False).data.item_vocab.ids
+    ids = load_run(run_dir, with_data=False).catalogue.item_vocab.ids
     assert main(["recommend", "--model", version, "--history", f"{ids[0]},{ids[1]},nope", "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert "top 3 items for a history of 3 items" in out and "1 of the history items" in out

@@ -88,7 +88,7 @@ FRESH = textwrap.dedent(
 def _in_memory(run, histories):
     """The model's ranking for raw-id histories: the transformer head on the items' embeddings."""
     tower = run.model.query_tower
-    vocab = run.data.item_vocab
+    vocab = run.catalogue.item_vocab
     out = []
     for history in histories:
         given = [int(i) for i in vocab.lookup(np.array(history)) if i > 0]
@@ -106,7 +106,7 @@ def _in_memory(run, histories):
 def test_recommend_from_history_equals_the_model_in_a_fresh_plain_tensorflow_process(seq_run):
     root, run_dir, version, _ = seq_run
     run = load_run(run_dir, with_data=False)
-    ids = run.data.item_vocab.ids
+    ids = run.catalogue.item_vocab.ids
     histories = [[str(i) for i in ids[:12]], [str(ids[5]), "never-seen", str(ids[7]), ""], [str(ids[3])]]
     padded = [h + [""] * (12 - len(h)) for h in histories]
     out = fresh_process_result(FRESH, [version, json.dumps(padded)], root, drop_env=("TF_USE_LEGACY_KERAS", "PYTHONPATH"))
@@ -118,7 +118,7 @@ def test_recommend_from_history_equals_the_model_in_a_fresh_plain_tensorflow_pro
 
 def test_cli_recommend_from_a_history(seq_run, capsys):
     _, run_dir, version, _ = seq_run
-    ids = load_run(run_dir, with_data=False).data.item_vocab.ids
+    ids = load_run(run_dir, with_data=False).catalogue.item_vocab.ids
     assert main(["recommend", "--model", version, "--history", f"{ids[0]},{ids[1]},nope", "-k", "3"]) == 0
     assert "top 3 items for a history of 3 items" in capsys.readouterr().out
 

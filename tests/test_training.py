@@ -133,3 +133,23 @@ def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path):
     data.write_text("\n".join(lines[:-50]) + "\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"changed since the run started \(its fingerprint differs\)"):
         train(resume_config(str(run)), str(run), verbose=0, resume=True)
+
+
+def test_a_bad_export_name_stops_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match=r"export.name: 'a/b' is not a valid model name"):
+        train(tiny("export.enabled=true", "export.name=a/b"), str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_train_from_python_exports_and_publishes_as_the_command_does(tmp_path):
+    saved, out = tmp_path / "saved", tmp_path / "run"
+    run = train(tiny("train.epochs=1", "export.enabled=true", f"export.base_dir={saved}"), str(out), verbose=0)
+    assert run.exported.published == str(saved / "quickstart" / "1")
+    assert run.exported.reason == f"nothing published under {saved / 'quickstart'} yet"
+    assert run.exported.local == str(out / "saved_model" / "1") and os.path.isdir(run.exported.local)
+    assert sorted(os.listdir(saved / "quickstart")) == ["1", "1.embeddings"]
+    # The catalogue is the vocabularies' and item table's; the metrics file is what the run reports.
+    assert run.catalogue is run.data.catalogue
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(run.metrics))
+    assert not (out / "backup").exists()

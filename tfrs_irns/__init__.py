@@ -27,6 +27,7 @@ if "tensorflow" in sys.modules:
 _EXPORTS = {
     "Config": "tfrs_irns.config",
     "load_config": "tfrs_irns.config",
+    "Catalogue": "tfrs_irns.data.prepare",
     "PreparedData": "tfrs_irns.data.prepare",
     "prepare_data": "tfrs_irns.data.prepare",
     "TrainPipeline": "tfrs_irns.batching.pipeline",
@@ -46,6 +47,7 @@ _EXPORTS = {
     "recommend": "tfrs_irns.export.recommend",
     "export_run": "tfrs_irns.runs.exporting",
     "load_run": "tfrs_irns.runs.training",
+    "RunDir": "tfrs_irns.runs.rundir",
     "train": "tfrs_irns.runs.training",
 }
 

@@ -97,11 +97,11 @@ _HANDLERS: dict = {}
 
 def _check_run_config(run_dir: str, overrides: Sequence[str], command: str) -> None:
     """A bad override of a run's config stops before TensorFlow loads (load_run checks the rest)."""
-    from tfrs_irns.config import load_config
+    from tfrs_irns.runs.rundir import RunDir
 
-    path = os.path.join(run_dir, "config.yaml")
-    if os.path.isfile(path):
-        load_config(path, overrides, sections=(_SECTIONS[command],))
+    folder = RunDir(run_dir)
+    if folder.has_config():
+        folder.read_config(overrides, sections=(_SECTIONS[command],))
 
 
 # The only config section evaluate and export may override: the model is the run's.
@@ -110,13 +110,14 @@ _SECTIONS = {"evaluate": "eval", "export": "export"}
 
 def _train(args: argparse.Namespace) -> None:
     from tfrs_irns.config import load_config
+    from tfrs_irns.runs.rundir import RunDir, default_run_dir
 
     if args.resume is not None:
         # The run continues with the config it started with, saved in its folder.
         if args.config is not None or args.output is not None:
             raise UserError("--resume DIR takes the config and the output folder from DIR; drop --config and --output")
         if args.set:
-            raise UserError(f"--set cannot change a run being resumed (its config is {args.resume}/config.yaml)")
+            raise UserError(f"--set cannot change a run being resumed (its config is {RunDir(args.resume).config})")
         import_tensorflow()  # runs.training loads TensorFlow: quietly, as for the other commands
         from tfrs_irns.runs.training import resume_config
 
@@ -126,28 +127,23 @@ def _train(args: argparse.Namespace) -> None:
     else:
         config = load_config(args.config, args.set)
     import_tensorflow()  # after the config is known good: TensorFlow is slow to load
-    from tfrs_irns.runs.build import check_export_extras, export_name
-
-    if config.export.enabled:
-        export_name(config)  # a bad name stops now, not after training
-        check_export_extras(config)  # so does a missing optional dependency
     from tfrs_irns.runs import train
-    from tfrs_irns.runs.exporting import export_trained_run
-    from tfrs_irns.runs.training import default_run_dir
 
     resume = args.resume is not None
     # Named now, so an interrupt can say which folder --resume continues.
-    args.run_dir = args.resume if resume else (args.output or default_run_dir(config))
+    args.run_dir = args.resume if resume else (args.output or default_run_dir(config.name))
     run = train(config, args.run_dir, resume=resume)
     if not run.is_chief:  # a multi-worker run: the chief writes and exports
         print("worker done (the chief writes the run folder)")
         return
-    if config.export.enabled:
-        local, published, reason = export_trained_run(run)
-        if published:
-            print(f"exported to {published} ({reason})")
+    if run.exported is not None:
+        if run.exported.published:
+            print(f"exported to {run.exported.published} ({run.exported.reason})")
         else:
-            print(f"not published ({reason}); the model is in {local}; to publish it: tfrs-irns export --run {run.directory}")
+            print(
+                f"not published ({run.exported.reason}); the model is in {run.exported.local}; "
+                f"to publish it: tfrs-irns export --run {run.directory}"
+            )
     print(f"run written to {run.directory}")
 
 
@@ -190,9 +186,10 @@ def _interrupted(args: argparse.Namespace) -> str:
     """The interrupt message; for train, how to continue the run if it has a backup to continue from."""
     run_dir = getattr(args, "run_dir", None)
     if args.command == "train" and run_dir:
-        from tfrs_irns.runs.training import holds_run
+        from tfrs_irns.runs.rundir import RunDir
 
-        if holds_run(run_dir) and not os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        folder = RunDir(run_dir)
+        if folder.holds_run() and not folder.finished():
             return f"interrupted; continue the run with: tfrs-irns train --resume {run_dir}"
     return "interrupted"
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 import numpy as np
 
@@ -43,48 +43,41 @@ class EncodedSplit:
     def __len__(self) -> int:
         return int(self.user.shape[0])
 
+    @classmethod
+    def empty(cls) -> "EncodedSplit":
+        """A split of no rows (a split the data does not have)."""
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
 
 @dataclass(frozen=True)
-class PreparedData:
-    """Encoded splits, vocabularies and item side information."""
+class Catalogue:
+    """Who and what a model knows: the user and item vocabularies and the item side table.
 
-    train: EncodedSplit
-    validation: EncodedSplit  # may be empty
-    test: EncodedSplit
+    A two-tower model has one embedding row per vocabulary index, so
+    everything after training (export, serving, a reloaded run) needs exactly
+    these tables and none of the interactions: row ``i`` of the item side
+    arrays describes item index ``i`` (0 is the OOV bucket). The
+    ``fingerprint`` names the data the vocabularies were learned from, so a
+    later step can tell whether that data changed.
+    """
+
     user_vocab: Vocabulary
     item_vocab: Vocabulary
     item_counts: np.ndarray  # float64 [num_items + 1], training counts, [0] = 0
     item_titles: np.ndarray  # str [num_items + 1], '' for OOV / unknown
     item_genres: Optional[np.ndarray]  # float32 multi-hot [num_items + 1, G] or None
     genre_names: list[str]
-    description: str
-    skipped_rows: int
-    duplicate_rows: int = 0
-    # What the splits were made from (see :func:`data_fingerprint`); "" when unknown.
-    fingerprint: str = ""
     # Further item columns (``data.csv.item_columns``) by name: str [num_items + 1], '' for OOV / unknown.
     item_columns: dict[str, np.ndarray] = field(default_factory=dict)
     # Item indices held out of training and validation (``data.split: cold_items``), sorted; else empty.
     cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    # data.split=cold_users: the held-out users (index num_users + 1 + i is cold_users.ids[i]; the
-    # test and cold_history splits use these indices) and the earlier halves given as their history.
-    cold_users: Optional[Vocabulary] = None
-    cold_history: EncodedSplit = field(default_factory=lambda: _encode_empty())
+    # What the vocabularies were learned from (see :func:`data_fingerprint`); "" when unknown.
+    fingerprint: str = ""
 
     @property
     def num_users(self) -> int:
         """Known users (the OOV bucket not counted)."""
         return len(self.user_vocab)
-
-    @property
-    def num_cold_users(self) -> int:
-        """Users held out of training by ``data.split: cold_users`` (0 for the other splits)."""
-        return 0 if self.cold_users is None else len(self.cold_users)
-
-    @property
-    def num_query_users(self) -> int:
-        """User indices evaluation embeds beyond OOV: the known users, then the cold users."""
-        return self.num_users + self.num_cold_users
 
     @property
     def num_items(self) -> int:
@@ -98,16 +91,71 @@ class PreparedData:
         return int(np.count_nonzero(np.asarray(self.item_counts)[1:] <= 0)) - len(self.cold_items)
 
 
+T = TypeVar("T")
+
+
+class _FromCatalogue(Generic[T]):
+    """A read-only ``PreparedData`` attribute that is its catalogue's (``data.item_vocab``), typed."""
+
+    def __init__(self, read: Callable[[Catalogue], T]) -> None:
+        self.read = read
+
+    def __get__(self, data: Any, owner: Any = None) -> T:
+        return self.read(data.catalogue)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A :class:`Catalogue` and the interactions split and encoded against it.
+
+    The splits are index arrays into the catalogue's vocabularies. The
+    catalogue's attributes read through (``data.item_vocab`` is
+    ``data.catalogue.item_vocab``), so code that needs only the catalogue
+    takes a :class:`Catalogue` and is given ``data.catalogue``.
+    """
+
+    catalogue: Catalogue
+    train: EncodedSplit
+    validation: EncodedSplit  # may be empty
+    test: EncodedSplit
+    description: str
+    skipped_rows: int
+    duplicate_rows: int = 0
+    # data.split=cold_users: the held-out users (index num_users + 1 + i is cold_users.ids[i]; the
+    # test and cold_history splits use these indices) and the earlier halves given as their history.
+    cold_users: Optional[Vocabulary] = None
+    cold_history: EncodedSplit = field(default_factory=EncodedSplit.empty)
+
+    user_vocab = _FromCatalogue(lambda c: c.user_vocab)
+    item_vocab = _FromCatalogue(lambda c: c.item_vocab)
+    item_counts = _FromCatalogue(lambda c: c.item_counts)
+    item_titles = _FromCatalogue(lambda c: c.item_titles)
+    item_genres = _FromCatalogue(lambda c: c.item_genres)
+    genre_names = _FromCatalogue(lambda c: c.genre_names)
+    item_columns = _FromCatalogue(lambda c: c.item_columns)
+    cold_items = _FromCatalogue(lambda c: c.cold_items)
+    fingerprint = _FromCatalogue(lambda c: c.fingerprint)
+    num_users = _FromCatalogue(lambda c: c.num_users)
+    num_items = _FromCatalogue(lambda c: c.num_items)
+    num_items_without_interactions = _FromCatalogue(lambda c: c.num_items_without_interactions)
+
+    @property
+    def num_cold_users(self) -> int:
+        """Users held out of training by ``data.split: cold_users`` (0 for the other splits)."""
+        return 0 if self.cold_users is None else len(self.cold_users)
+
+    @property
+    def num_query_users(self) -> int:
+        """User indices evaluation embeds beyond OOV: the known users, then the cold users."""
+        return self.num_users + self.num_cold_users
+
+
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:
     return EncodedSplit(
         user=users.lookup(None, inter.coded("user")),
         item=items.lookup(None, inter.coded("item")),
         timestamp=np.asarray(inter.timestamp, np.int64),
     )
-
-
-def _encode_empty() -> EncodedSplit:
-    return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
 def _encode_cold(inter: Interactions, cold: Vocabulary, offset: int, items: Vocabulary) -> EncodedSplit:
@@ -268,22 +316,25 @@ def prepare_from_raw(
         description += f"; {len(cold_users):,} cold users with {len(cold_history):,} history interactions"
     else:
         test_split = _encode(test, user_vocab, item_vocab)
-    prepared = PreparedData(
-        train=enc_train,
-        validation=_encode(validation, user_vocab, item_vocab),
-        test=test_split,
+    known = Catalogue(
         user_vocab=user_vocab,
         item_vocab=item_vocab,
         item_counts=counts,
         item_titles=titles,
         item_genres=genres,
         genre_names=genre_names,
+        item_columns=columns,
+        cold_items=cold,
+        fingerprint=data_fingerprint(raw.interactions, cfg),
+    )
+    prepared = PreparedData(
+        catalogue=known,
+        train=enc_train,
+        validation=_encode(validation, user_vocab, item_vocab),
+        test=test_split,
         description=description,
         skipped_rows=raw.skipped_rows,
         duplicate_rows=raw.duplicate_rows,
-        fingerprint=data_fingerprint(raw.interactions, cfg),
-        item_columns=columns,
-        cold_items=cold,
         **cold_user_fields,
     )
     for warning in split_warnings(prepared, cfg.split):

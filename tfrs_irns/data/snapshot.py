@@ -17,8 +17,8 @@ of the data it split, and everything after training reads them back:
 <run>/vocab/seen.npz        each user's training and validation items (CSR), excluded when served
 ```
 
-:func:`load_snapshot` gives a :class:`~tfrs_irns.data.prepare.PreparedData`
-with empty splits: enough to build the model and export it, without the data.
+:func:`load_snapshot` gives the run's :class:`~tfrs_irns.data.prepare.Catalogue`:
+enough to build the model and export it, without the data.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfrs_irns._files import atomic_open
-from tfrs_irns.data.prepare import EncodedSplit, PreparedData, seen_items
+from tfrs_irns.data.prepare import Catalogue, PreparedData, seen_items
 from tfrs_irns.data.vocab import Vocabulary
 
 USERS = "users.json"
@@ -39,10 +39,6 @@ ITEM_SIDE = "items.npz"
 DATA = "data.json"
 SEEN = "seen.npz"  # each user's training + validation items (CSR): what a served model leaves out
 COLUMN_PREFIX = "column:"
-
-
-def _empty_split() -> EncodedSplit:
-    return EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
 def save_snapshot(data: PreparedData, folder: str) -> None:
@@ -97,17 +93,23 @@ def saved_vocabularies(folder: str) -> tuple[Vocabulary, Vocabulary]:
     return Vocabulary.load(os.path.join(folder, USERS)), Vocabulary.load(os.path.join(folder, ITEMS))
 
 
-def saved_fingerprint(folder: str) -> Optional[str]:
-    """The fingerprint of the data the snapshot was made from (None if not recorded)."""
+def saved_info(folder: str) -> dict[str, Any]:
+    """What ``data.json`` records of the data: fingerprint, description, split sizes, skipped
+    and duplicate rows (empty if not recorded)."""
     path = os.path.join(folder, DATA)
     if not os.path.isfile(path):
-        return None
+        return {}
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh).get("fingerprint") or None
+        return json.load(fh)
 
 
-def load_snapshot(folder: str) -> PreparedData:
-    """The run's data without its rows: vocabularies and item side table, empty splits."""
+def saved_fingerprint(folder: str) -> Optional[str]:
+    """The fingerprint of the data the snapshot was made from (None if not recorded)."""
+    return saved_info(folder).get("fingerprint") or None
+
+
+def load_snapshot(folder: str) -> Catalogue:
+    """The run's catalogue: vocabularies, item side table and the data fingerprint (no rows)."""
     users, items = saved_vocabularies(folder)
     with np.load(os.path.join(folder, ITEM_SIDE)) as side:
         counts, titles = side["counts"], side["titles"]
@@ -115,25 +117,17 @@ def load_snapshot(folder: str) -> PreparedData:
         genre_names = [str(g) for g in side["genre_names"]]
         columns = {k[len(COLUMN_PREFIX):]: side[k] for k in side.files if k.startswith(COLUMN_PREFIX)}
         cold = side["cold_items"] if "cold_items" in side.files else np.zeros(0, np.int32)
-    with open(os.path.join(folder, DATA), encoding="utf-8") as fh:
-        info = json.load(fh)
     for name, array in (("counts", counts), ("titles", titles), ("genres", genres), *columns.items()):
         if array is not None and array.shape[0] != items.size:
             raise ValueError(f"{folder}: {ITEM_SIDE} has {array.shape[0]} {name} rows, expected {items.size}")
-    return PreparedData(
-        train=_empty_split(),
-        validation=_empty_split(),
-        test=_empty_split(),
+    return Catalogue(
         user_vocab=users,
         item_vocab=items,
         item_counts=counts,
         item_titles=titles,
         item_genres=genres,
         genre_names=genre_names,
-        description=info.get("description", ""),
-        skipped_rows=int(info.get("skipped_rows", 0)),
-        duplicate_rows=int(info.get("duplicate_rows", 0)),
-        fingerprint=info.get("fingerprint", ""),
         item_columns=columns,
         cold_items=cold,
+        fingerprint=saved_info(folder).get("fingerprint", ""),
     )

@@ -44,15 +44,15 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from tfrs_irns.config import DataConfig
 from tfrs_irns.data.arrow_source import _parquet_column, first_row, parquet_files
-from tfrs_irns.data.prepare import EncodedSplit, PreparedData, _align, _item_side
-from tfrs_irns.data.snapshot import load_snapshot, save_snapshot
+from tfrs_irns.data.prepare import Catalogue, EncodedSplit, PreparedData, _align, _item_side
+from tfrs_irns.data.snapshot import load_snapshot, save_snapshot, saved_info
 from tfrs_irns.data.table import ItemTable
 from tfrs_irns.data.vocab import Vocabulary, check_ids
 from tfrs_irns.errors import DataError
@@ -493,12 +493,14 @@ def _build_cache(cfg: DataConfig, folder: str) -> None:
             f"{len(items.ids):,} items; {cfg.split} split: {sizes[0]:,} train / {sizes[1]:,} validation / "
             f"{sizes[2]:,} test; {len(user_vocab):,} users and {len(item_vocab):,} items in training"
         )
-        empty = EncodedSplit(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        empty = EncodedSplit.empty()
+        catalogue = Catalogue(
+            user_vocab=user_vocab, item_vocab=item_vocab, item_counts=counts, item_titles=titles,
+            item_genres=genres, genre_names=genre_names, item_columns=columns, fingerprint=os.path.basename(folder),
+        )
         data = PreparedData(
-            train=empty, validation=empty, test=empty, user_vocab=user_vocab, item_vocab=item_vocab,
-            item_counts=counts, item_titles=titles, item_genres=genres, genre_names=genre_names,
-            description=description, skipped_rows=skipped + item_skipped,
-            fingerprint=os.path.basename(folder), item_columns=columns,
+            catalogue, train=empty, validation=empty, test=empty, description=description,
+            skipped_rows=skipped + item_skipped,
         )
         save_snapshot(data, work)
         meta = {
@@ -561,12 +563,15 @@ def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False)
             raise DataError(f"{where}: cannot read or write ({exc.strerror or exc})") from None
     with open(os.path.join(folder, META), encoding="utf-8") as fh:
         meta = json.load(fh)
-    data = load_snapshot(folder)
-    data = replace(
-        data,
+    info = saved_info(folder)
+    data = PreparedData(
+        load_snapshot(folder),
         validation=read_split(folder, meta["files"]["validation"], meta["rows"]["validation"]),
         test=read_split(folder, meta["files"]["test"], meta["rows"]["test"]),
-        train=read_split(folder, meta["files"]["train"], meta["rows"]["train"]) if load_train else data.train,
+        train=read_split(folder, meta["files"]["train"], meta["rows"]["train"]) if load_train else EncodedSplit.empty(),
+        description=info.get("description", ""),
+        skipped_rows=int(info.get("skipped_rows", 0)),
+        duplicate_rows=int(info.get("duplicate_rows", 0)),
     )
     files = {split: [os.path.join(folder, f) for f in meta["files"][split]] for split in SPLITS}
     return StreamedData(data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused)

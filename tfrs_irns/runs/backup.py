@@ -40,13 +40,13 @@ from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
-BACKUP_DIR = "backup"
-BEST_DIR = "best"  # the best epoch's checkpoint, inside BACKUP_DIR (deleted with it)
+from tfrs_irns.runs.rundir import RunDir
+
 
 
 def best_dir(run_dir: str) -> str:
     """Where the early stopping of a run in ``run_dir`` keeps its best epoch."""
-    return os.path.join(run_dir, BACKUP_DIR, BEST_DIR)
+    return RunDir(run_dir).best
 
 
 class RunState(tf.Module):
@@ -77,12 +77,8 @@ class Restored:
         return bool(self.state.get("stop_training", False))
 
 
-def has_backup(run_dir: str) -> bool:
-    return tf.train.latest_checkpoint(os.path.join(run_dir, BACKUP_DIR, "chief")) is not None
-
-
 def restore(
-    run_dir: str, model: tf.keras.Model, state: RunState, steps_per_epoch: int, every_steps: Optional[int]
+    folder: RunDir, model: tf.keras.Model, state: RunState, steps_per_epoch: int, every_steps: Optional[int]
 ) -> Optional[Restored]:
     """Restore the model, optimizer and ``state`` from the run's backup, if
     any, and say where training continues (as Keras will compute it).
@@ -91,7 +87,7 @@ def restore(
     begins; restoring before ``fit`` lets the pipeline and the callbacks be
     set up for the epoch training resumes at.
     """
-    latest = tf.train.latest_checkpoint(os.path.join(run_dir, BACKUP_DIR, "chief"))
+    latest = tf.train.latest_checkpoint(folder.backup_checkpoints)
     if latest is None:
         return None
     epoch = tf.Variable(-1, dtype=tf.int64)
@@ -125,16 +121,17 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
 
     def __init__(
         self,
-        run_dir: str,
+        folder: RunDir,
         state: RunState,
         callbacks: Sequence[tf.keras.callbacks.Callback],
         every_steps: Optional[int] = None,
         restored: Optional[Restored] = None,
     ) -> None:
-        super().__init__(os.path.join(run_dir, BACKUP_DIR), save_freq=every_steps or "epoch", delete_checkpoint=False)
+        super().__init__(folder.backup, save_freq=every_steps or "epoch", delete_checkpoint=False)
         self.state = state
         self.every_steps = every_steps
         self.restored = restored
+        self.best = folder.best
         self.history: dict[str, list[float]] = dict(restored.state.get("history", {})) if restored else {}
         self._seconds_before = float(restored.state.get("train_seconds", 0.0)) if restored else 0.0
         self._start: Optional[float] = None
@@ -183,11 +180,6 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
         self._capture()
         super()._backup(epoch=epoch, batch=batch)
 
-    def delete(self) -> None:
-        """Remove the backup (once the run's results are written)."""
-        if tf.io.gfile.exists(self.backup_dir):
-            tf.io.gfile.rmtree(self.backup_dir)
-
     # ------------------------------------------------------------- the state
 
     def _capture(self) -> None:
@@ -220,7 +212,7 @@ class RunBackup(tf.keras.callbacks.BackupAndRestore):
             es.best_epoch = saved["best_epoch"]
             if saved.get("best_checkpoint") and hasattr(es, "best_checkpoint"):
                 # The chief's folder: every worker of a multi-worker run reads the chief's backup.
-                es.best_checkpoint = os.path.join(self.backup_dir, BEST_DIR, saved["best_checkpoint"])
+                es.best_checkpoint = os.path.join(self.best, saved["best_checkpoint"])
         planned = state.get("gcbs_planned")
         if self._gcbs is not None and planned is not None and self.restored is not None:
             if self.restored.initial_step > 0 and planned[0] == self.restored.initial_epoch + 1:

@@ -11,14 +11,11 @@ whether the data still matched the run's fingerprint, and its metrics.
 from __future__ import annotations
 
 import datetime
-import json
-import os
 from typing import Any, Sequence
 
 from tfrs_irns.data.snapshot import saved_fingerprint
-from tfrs_irns.runs.training import VOCAB, Run, evaluate_run, load_run, strict_json
-
-EVALUATIONS = "evaluations"
+from tfrs_irns.runs.rundir import RunDir
+from tfrs_irns.runs.training import Run, evaluate_run, load_run
 
 
 def evaluate_saved_run(
@@ -27,6 +24,7 @@ def evaluate_saved_run(
     """Evaluate the run in ``run_dir`` on its test split with ``eval.*``
     ``overrides``; returns ``(run, metrics, path of the record written)``."""
     run = load_run(run_dir, overrides, sections=("eval",), allow_changed_data=allow_changed_data)
+    assert run.data is not None  # loaded with its data
     metrics = evaluate_run(run.config, run.data, run.model)
     e = run.config.eval
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -35,19 +33,7 @@ def evaluate_saved_run(
         "overrides": list(overrides),
         "protocol": {"split": "test", "ks": e.ks, "exclude_seen": e.exclude_seen, "chunk_size": e.chunk_size},
         "data_fingerprint": run.data.fingerprint,
-        "data_changed": run.data.fingerprint != saved_fingerprint(os.path.join(run_dir, VOCAB)),
+        "data_changed": run.data.fingerprint != saved_fingerprint(RunDir(run_dir).snapshot),
         "metrics": metrics,
     }
-    folder = os.path.join(run_dir, EVALUATIONS)
-    os.makedirs(folder, exist_ok=True)
-    stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
-    for attempt in range(1000):
-        path = os.path.join(folder, f"{stamp}.json" if attempt == 0 else f"{stamp}-{attempt}.json")
-        try:
-            # "x": never replaces an earlier record, even from a concurrent evaluate.
-            with open(path, "x", encoding="utf-8") as fh:
-                json.dump(strict_json(record), fh, indent=2, allow_nan=False)
-            break
-        except FileExistsError:
-            continue
-    return run, metrics, path
+    return run, metrics, RunDir(run_dir).write_evaluation(record, now.strftime("%Y%m%dT%H%M%S.%fZ"))

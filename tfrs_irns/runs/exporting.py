@@ -41,9 +41,8 @@ from tfrs_irns.export.saved_model import METADATA_FILE, export_model
 from tfrs_irns.export.versions import version_dirs, write_version
 from tfrs_irns.runs.build import check_export_extras, export_name
 from tfrs_irns.runs.serving_files import serving_extras
-from tfrs_irns.runs.training import Run, run_metrics
-
-RUN_MODEL = "saved_model"  # <run>/saved_model/<version>: the run's own SavedModel
+from tfrs_irns.runs.rundir import RunDir
+from tfrs_irns.runs.training import Exported, Run, run_metrics
 
 
 def model_fingerprint(run: Run) -> str:
@@ -55,7 +54,7 @@ def model_fingerprint(run: Run) -> str:
         value = np.ascontiguousarray(weight.numpy())
         digest.update(f"{weight.name}:{value.dtype}:{value.shape}".encode())
         digest.update(value.tobytes())
-    for table in (run.data.user_vocab.ids, run.data.item_vocab.ids, run.data.item_titles):
+    for table in (run.catalogue.user_vocab.ids, run.catalogue.item_vocab.ids, run.catalogue.item_titles):
         digest.update("\0".join(str(v) for v in table).encode("utf-8", "surrogatepass"))
         digest.update(b"\1")
     digest.update(f"k={run.config.export.k};precision={run.config.export.precision}".encode())
@@ -69,19 +68,21 @@ def _metadata(run: Run) -> dict[str, Any]:
         "config": run.config.to_dict(),
         "metrics": metrics,
         "run_directory": os.path.abspath(run.directory),
-        "data_fingerprint": metrics.get("data_fingerprint") or getattr(run.data, "fingerprint", "") or None,
+        "data_fingerprint": metrics.get("data_fingerprint") or run.catalogue.fingerprint or None,
         "validation": metrics.get("validation"),
     }
 
 
-def _export(run: Run, base_dir: str, name: str) -> str:
+def _export(run: Run, base_dir: str, name: str) -> tuple[str, dict[str, Any]]:
+    """The next version of ``<base_dir>/<name>`` with its serving files; returns its folder
+    and what the export measured for ``metrics.json`` (``catalogue``, ``ann``)."""
     config = run.config
     check_export_extras(config)  # before a version is published
     path = export_model(
         run.model,
-        run.data.user_vocab,
-        run.data.item_vocab,
-        run.data.item_titles,
+        run.catalogue.user_vocab,
+        run.catalogue.item_vocab,
+        run.catalogue.item_titles,
         base_dir=base_dir,
         name=name,
         k=config.export.k,
@@ -91,13 +92,27 @@ def _export(run: Run, base_dir: str, name: str) -> str:
     )
     from tfrs_irns.runs.serving_files import export_serving_files
 
-    export_serving_files(run, path)  # item embeddings (and an ANN index) beside the version
-    return path
+    return path, export_serving_files(run, path)  # item embeddings (and an ANN index) beside the version
 
 
 def export_run(run: Run) -> str:
-    """Publish ``run`` as the next version of its export name; returns the version directory."""
-    return _export(run, run.config.export.base_dir, export_name(run.config))
+    """Publish ``run`` as the next version of its export name and record what the
+    export measured in its ``metrics.json``; returns the version directory."""
+    path, recorded = _export(run, run.config.export.base_dir, export_name(run.config))
+    record_export(run, recorded)
+    return path
+
+
+def record_export(run: Run, recorded: dict[str, Any]) -> None:
+    """Add what an export measured (``catalogue``, ``ann``) to the run's ``metrics.json``
+    (and ``run.metrics``): the one write an export makes in the run folder."""
+    if not recorded:
+        return
+    metrics = dict(run_metrics(run) or {})
+    metrics.update(recorded)
+    RunDir(run.directory).write_metrics(metrics)
+    if run.metrics is not None:
+        run.metrics.update(recorded)
 
 
 def latest_metadata(model_dir: str) -> tuple[Optional[str], Optional[dict[str, Any]]]:
@@ -176,28 +191,32 @@ def _champion_compare(run: Run) -> Compare:
     """The ``compare`` of :func:`publish_decision` for a freshly trained ``run``."""
     from tfrs_irns.runs import champion
 
+    data = run.data
+    if data is None:
+        raise ValueError("a run is compared with the served version on its data: load it with its data")
+
     def compare(latest: str, published: dict[str, Any]) -> Any:
-        mine = champion.run_side("this run", run.model, run.data)
+        mine = champion.run_side("this run", run.model, data)
         theirs = champion.version_side(latest, latest)
-        return champion.compare(mine, run.data, theirs, published, champion.protocol_of(run.config))
+        return champion.compare(mine, data, theirs, published, champion.protocol_of(run.config))
 
     return compare
 
 
-def export_trained_run(run: Run) -> tuple[str, Optional[str], str]:
-    """After training: write the run's own SavedModel, then publish it if
-    ``export.publish`` says so. Returns ``(run model dir, published version
-    dir or None, the reason)``."""
-    local = _export(run, run.directory, RUN_MODEL)
+def export_trained_run(run: Run) -> Exported:
+    """After training: write the run's own SavedModel (``<run>/saved_model/1``), then
+    publish it if ``export.publish`` says so. Writes nothing in ``metrics.json``: what
+    the export measured is in ``Exported.recorded``, for the caller to record."""
+    local, recorded = _export(run, run.directory, RunDir.MODEL)
     model_dir = os.path.join(run.config.export.base_dir, export_name(run.config))
     publish, reason = publish_decision(
         run.config.export.publish, _metadata(run), model_dir,
         compare=_champion_compare(run), tolerance=run.config.export.publish_tolerance,
     )
     if not publish:
-        return local, None, reason
+        return Exported(local, None, reason, recorded)
     # The published version is the run's SavedModel, byte for byte, and its embeddings folder beside it.
     published = write_version(model_dir, lambda tmp: shutil.copytree(local, tmp))
     if os.path.isdir(embeddings_dir(local)):
         shutil.copytree(embeddings_dir(local), embeddings_dir(published))
-    return local, published, reason
+    return Exported(local, published, reason, recorded)

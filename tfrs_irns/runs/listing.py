@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from tfrs_irns.errors import UserError
+from tfrs_irns.runs.rundir import RunDir
 
 
 
@@ -32,20 +33,19 @@ def find_runs(folder: str) -> list[RunRow]:
     """Run folders (those with a ``config.yaml``) directly under ``folder``, or ``folder`` itself, by name."""
     if not os.path.isdir(folder):
         raise UserError(f"{folder}: no such folder (runs are written to runs/ by default)")
-    candidates = [folder] if os.path.isfile(os.path.join(folder, "config.yaml")) else [
+    candidates = [folder] if RunDir(folder).has_config() else [
         os.path.join(folder, entry) for entry in sorted(os.listdir(folder))
     ]
     rows = []
     for path in candidates:
-        if not os.path.isfile(os.path.join(path, "config.yaml")):
+        run = RunDir(path)
+        if not run.has_config():
             continue
-        metrics_path = os.path.join(path, "metrics.json")
-        if not os.path.isfile(metrics_path):
+        if not run.finished():
             rows.append(RunRow(path, None, "interrupted"))
             continue
         try:
-            with open(metrics_path, encoding="utf-8") as fh:
-                metrics = json.load(fh)
+            metrics = run.read_metrics()
             rows.append(RunRow(path, metrics if isinstance(metrics, dict) else None, "finished"))
         except (OSError, ValueError):
             rows.append(RunRow(path, None, "unreadable"))

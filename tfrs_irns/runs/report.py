@@ -22,6 +22,7 @@ from typing import Any, Optional
 import yaml
 
 from tfrs_irns.errors import UserError
+from tfrs_irns.runs.rundir import RunDir
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "report"
@@ -33,20 +34,16 @@ _MISSING_MPL = (
 
 def read_run(run_dir: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(metrics, config)`` of a finished run; one clear error otherwise."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: run directory not found")
-    if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    path = os.path.join(run_dir, "metrics.json")
-    if not os.path.isfile(path):
+    folder = RunDir(run_dir)
+    folder.check_is_run()
+    if not folder.finished():
         raise UserError(
             f"{run_dir}: the run has not finished (no metrics.json); an interrupted run continues with: "
             f"tfrs-irns train --resume {run_dir}"
         )
     try:
-        with open(path, encoding="utf-8") as fh:
-            metrics = json.load(fh)
-        with open(os.path.join(run_dir, "config.yaml"), encoding="utf-8") as fh:
+        metrics = folder.read_metrics()
+        with open(folder.config, encoding="utf-8") as fh:
             config = yaml.safe_load(fh) or {}
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise UserError(f"{run_dir}: cannot read the run's files ({str(exc).splitlines()[0]})") from None

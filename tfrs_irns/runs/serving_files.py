@@ -5,7 +5,8 @@ folder (see :mod:`tfrs_irns.export.embeddings` for the layout and why it is
 beside, not inside); ``export.index: faiss`` also builds the index there and
 measures it where it matters: its recall@100 against exact brute force for
 (up to ``export.ann.recall_users``) test users, recorded in the run's
-``metrics.json`` under ``ann`` with the build time and size.
+``metrics.json`` under ``ann`` with the build time and size (the export
+returns that entry; :func:`~tfrs_irns.runs.exporting.record_export` writes it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Optional
 import numpy as np
 
 from tfrs_irns.runs.build import ann_params
-from tfrs_irns.runs.training import Run, run_metrics, write_metrics
+from tfrs_irns.runs.rundir import RunDir
+from tfrs_irns.runs.training import Run
 
 RECALL_K = 100
 
@@ -29,22 +31,20 @@ def seen_items(run: Run) -> Optional[tuple[np.ndarray, np.ndarray]]:
     (``tfrs-irns export --run`` loads no data); None for a run that has neither."""
     from tfrs_irns.data.prepare import seen_items as from_data
     from tfrs_irns.data.snapshot import load_seen
-    from tfrs_irns.runs.training import VOCAB
 
-    train = getattr(run.data, "train", None)
-    if train is not None and len(train):
+    if run.data is not None and len(run.data.train):
         return from_data(run.data)
-    return load_seen(os.path.join(run.directory, VOCAB))
+    return load_seen(RunDir(run.directory).snapshot)
 
 
 def popular_items(run: Run, k: int) -> list[str]:
     """The ``k`` items with the most training interactions, most first (ties
     to the lower index): the answer for a history of only unknown items."""
-    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(0)), np.float64)[1:]
+    counts = np.asarray(run.catalogue.item_counts, np.float64)[1:]
     if not len(counts) or not counts.any():
         return []
     order = np.argsort(-counts, kind="stable")[: min(k, int(np.count_nonzero(counts)))]
-    return [str(run.data.item_vocab.ids[i]) for i in order]
+    return [str(run.catalogue.item_vocab.ids[i]) for i in order]
 
 
 def serving_extras(run: Run) -> dict[str, Any]:
@@ -55,10 +55,10 @@ def serving_extras(run: Run) -> dict[str, Any]:
 
 def catalogue(run: Run) -> dict[str, int]:
     """How many items the export serves, and how many of them had no training interaction."""
-    counts = np.asarray(getattr(run.data, "item_counts", np.zeros(1)), np.float64)[1:]
-    cold = len(getattr(run.data, "cold_items", ()))
+    counts = np.asarray(run.catalogue.item_counts, np.float64)[1:]
+    cold = len(run.catalogue.cold_items)
     return {
-        "items": int(len(run.data.item_vocab)),
+        "items": int(len(run.catalogue.item_vocab)),
         "with_interactions": int(np.count_nonzero(counts > 0)),
         "without_interactions": int(np.count_nonzero(counts <= 0)) - cold if len(counts) else 0,
         "cold_items": cold,
@@ -68,11 +68,12 @@ def catalogue(run: Run) -> dict[str, int]:
 def _test_queries(run: Run) -> np.ndarray:
     """Query embeddings of distinct known test users (a seeded sample); of
     known users when the run was loaded without its data (``tfrs-irns export``)."""
-    test = run.data.test.user
+    size = run.catalogue.user_vocab.size
+    test = run.data.test.user if run.data is not None else np.zeros(0, np.int32)
     # Known users only: cold_users' test users (past the vocabulary) have no row in the export.
-    users = np.unique(test[(test > 0) & (test < run.data.user_vocab.size)])
+    users = np.unique(test[(test > 0) & (test < size)])
     if not len(users):
-        users = np.arange(1, run.data.user_vocab.size)
+        users = np.arange(1, size)
     limit = run.config.export.ann.recall_users
     if len(users) > limit:
         users = np.sort(np.random.default_rng(run.config.data.seed).choice(users, limit, replace=False))
@@ -82,31 +83,27 @@ def _test_queries(run: Run) -> np.ndarray:
 def _tuning_queries(run: Run) -> np.ndarray:
     """Query embeddings of a seeded sample of known users (another draw than the
     measured test users'), on which the index's search parameter is tuned."""
-    users = np.arange(1, run.data.user_vocab.size)
+    users = np.arange(1, run.catalogue.user_vocab.size)
     limit = run.config.export.ann.recall_users
     if len(users) > limit:
         users = np.sort(np.random.default_rng(run.config.data.seed + 1).choice(users, limit, replace=False))
     return np.asarray(run.model.user_embeddings(), np.float32)[users]
 
 
-def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]:
-    """Write the embeddings folder (and index) of ``version_dir``; returns the
-    ``ann`` metrics when an index was built."""
+def export_serving_files(run: Run, version_dir: str) -> dict[str, Any]:
+    """Write the embeddings folder (and index) of ``version_dir``; returns what the run's
+    ``metrics.json`` records of it: ``catalogue`` when some items had no training
+    interaction, ``ann`` when an index was built."""
     cfg = run.config.export
     served = catalogue(run)
-    if served["without_interactions"] > 0:
-        metrics = dict(run_metrics(run) or {})
-        metrics["catalogue"] = served
-        write_metrics(run.directory, metrics)
-        if run.metrics is not None:
-            run.metrics["catalogue"] = served
+    recorded: dict[str, Any] = {"catalogue": served} if served["without_interactions"] > 0 else {}
     if not cfg.embeddings and cfg.index == "none":
-        return None
+        return recorded
     from tfrs_irns.export.embeddings import write_item_embeddings
 
     items = np.asarray(run.model.item_embeddings(), np.float32)[1:]
-    ids = [str(i) for i in run.data.item_vocab.ids]
-    titles = [str(t) for t in run.data.item_titles[1:]]
+    ids = [str(i) for i in run.catalogue.item_vocab.ids]
+    titles = [str(t) for t in run.catalogue.item_titles[1:]]
     ann: dict[str, Any] = {}
 
     def build_index(folder: str) -> None:
@@ -136,9 +133,6 @@ def export_serving_files(run: Run, version_dir: str) -> Optional[dict[str, Any]]
             json.dump(ann, fh, indent=2)
 
     write_item_embeddings(version_dir, items, ids, titles, projector=cfg.projector, extra=build_index)
-    if not ann:
-        return None
-    metrics = dict(run_metrics(run) or {})
-    metrics["ann"] = ann
-    write_metrics(run.directory, metrics)
-    return ann
+    if ann:
+        recorded["ann"] = ann
+    return recorded

@@ -1,22 +1,21 @@
-"""A training run: data → pipeline → model → ``model.fit`` → evaluation → files.
+"""A training run in four steps: prepare → build → fit → finish.
 
-A run directory holds everything needed to evaluate or export the model
-later without the original process:
+:func:`train` is the whole run, exactly what ``tfrs-irns train`` does:
 
-```
-<run>/config.yaml      the resolved config (data paths made absolute)
-<run>/metrics.json     test metrics, the most-popular baseline, timings, sizes
-<run>/checkpoints/     the trained weights (TF checkpoint)
-<run>/vocab/           the data snapshot: vocabularies, item side table, fingerprint
-                       (tfrs_irns.data.snapshot; evaluate and export trust it, not the data)
-<run>/saved_model/1/   the run's own SavedModel (when export.enabled), published or not
-<run>/evaluations/     one JSON record per `tfrs-irns evaluate`
-<run>/logs/            TensorBoard
-<run>/backup/          the last backup while training runs (train --resume continues from it)
-```
+1. :func:`prepare`: the config validated, the strategy made, the data loaded,
+   split and checked (and, resuming, checked against the data the run started
+   on). Nothing is written yet.
+2. :func:`build`: the input pipeline, the model, the callbacks, a backup to
+   resume from; then the run folder is started (config, data snapshot): only
+   now are the config, the data and the model known good.
+3. :func:`fit`: ``model.fit`` with backups and early stopping; the kept weights saved.
+4. :func:`finish`: test metrics into ``metrics.json``, the backup deleted,
+   and the run's SavedModel written and published by ``export.enabled`` /
+   ``export.publish``.
 
-Under ``MultiWorkerMirroredStrategy`` every worker runs the same command;
-only the chief writes the run folder. The others write what they must (the
+The run folder's layout is :class:`~tfrs_irns.runs.rundir.RunDir`'s. Under
+``MultiWorkerMirroredStrategy`` every worker runs the same command; only the
+chief writes the run folder and exports. The others write what they must (the
 final checkpoint, TensorBoard) to a temporary folder they delete.
 """
 
@@ -27,9 +26,8 @@ import os
 import shutil
 import sys
 import tempfile
-import time
-from types import SimpleNamespace
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -37,54 +35,64 @@ import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.batching.shards import ShardPipeline
-from tfrs_irns._files import atomic_open
-from tfrs_irns.config import Config, absolute_paths, content_features, load_config, save_config, validate
-from tfrs_irns.data.history import build_history, load_history, save_history
-from tfrs_irns.layers.history import HistoryQueryTower
-from tfrs_irns.data.prepare import PreparedData, prepare_data
-from tfrs_irns.data.streaming import prepare_streamed
-from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
+from tfrs_irns.config import Config, absolute_paths, content_features, validate
+from tfrs_irns.data.history import UserHistory, build_history, load_history
+from tfrs_irns.data.prepare import Catalogue, PreparedData, prepare_data
+from tfrs_irns.data.snapshot import load_snapshot, saved_fingerprint, saved_vocabularies
+from tfrs_irns.data.streaming import StreamedData, prepare_streamed
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
+from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
-from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
+from tfrs_irns.runs.backup import Restored, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
-    build_callbacks, build_model, compile_options, distribution_info, make_optimizer, make_strategy, pipeline_extras,
-    sequence_train_pipeline, user_history,
+    build_callbacks, build_model, check_export_extras, compile_options, distribution_info, export_name,
+    make_optimizer, make_strategy, pipeline_extras, sequence_train_pipeline, user_history,
 )
 from tfrs_irns.runs.console import EpochLine
+from tfrs_irns.runs.rundir import RunDir, default_run_dir, strict_json
 
-CHECKPOINT = "checkpoints/weights"
-VOCAB = "vocab"
+
+@dataclass(frozen=True)
+class Exported:
+    """What the end of a run did with its model: the run's own SavedModel, the version
+    it was published as (None: not published) and why, and what the export measured
+    for ``metrics.json`` (``catalogue``, ``ann``)."""
+
+    local: str
+    published: Optional[str]
+    reason: str
+    recorded: dict[str, Any]
 
 
 @dataclass
 class Run:
-    """A trained (or restored) model with its data and config."""
+    """A trained (or restored) model with its catalogue, its data and config."""
 
     config: Config
-    data: PreparedData
+    catalogue: Catalogue
     model: TwoTowerModel
     directory: str
+    # The splits, when loaded (None for a run restored without its data: export).
+    data: Optional[PreparedData] = None
     metrics: Optional[dict[str, Any]] = None
     # False on the non-chief workers of a multi-worker run: they wrote no run folder.
     is_chief: bool = True
+    exported: Optional[Exported] = None  # set by train() when export.enabled
 
 
 def holds_run(run_dir: str) -> bool:
     """Whether ``run_dir`` already holds a run (finished or interrupted)."""
-    return any(os.path.exists(os.path.join(run_dir, name)) for name in ("config.yaml", "metrics.json", BACKUP_DIR))
+    return RunDir(run_dir).holds_run()
 
 
 def resume_config(run_dir: str) -> Config:
     """The config of the interrupted run in ``run_dir``, for ``train --resume``."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: run directory not found")
-    if not os.path.isfile(os.path.join(run_dir, "config.yaml")):
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml); nothing to resume")
-    if os.path.isfile(os.path.join(run_dir, "metrics.json")):
-        raise UserError(f"{run_dir}: the run already finished (it has metrics.json); nothing to resume")
-    return load_config(os.path.join(run_dir, "config.yaml"))
+    folder = RunDir(run_dir)
+    folder.check_is_run("; nothing to resume")
+    if folder.finished():
+        raise UserError(f"{run_dir}: the run already finished (it has {RunDir.METRICS}); nothing to resume")
+    return folder.read_config()
 
 
 def train(
@@ -94,8 +102,10 @@ def train(
     extra_callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     resume: bool = False,
 ) -> Run:
-    """Train the model ``config`` describes and write the run directory.
+    """Train the model ``config`` describes, write the run directory and, by
+    ``export.enabled`` / ``export.publish``, export and publish it (``run.exported``).
 
+    ``run_dir``: the run folder (default ``runs/<config name>-<time>``).
     ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch; by default a
     bar on a terminal and one line per epoch in logs (CI, files).
     ``resume``: continue the interrupted run in ``run_dir`` from its last
@@ -104,15 +114,49 @@ def train(
     """
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    prepared = prepare(config, run_dir, resume, verbose)
+    session = build(prepared, extra_callbacks)
+    return finish(prepared, session, fit(prepared, session))
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` established: a valid config, its strategy, the data, the run folder (unwritten)."""
+
+    config: Config
+    folder: RunDir
+    data: PreparedData
+    history: Optional[UserHistory]
+    strategy: tf.distribute.Strategy
+    resume: bool
+    verbose: int
+    streamed: Optional[StreamedData] = None
+
+    @property
+    def chief(self) -> bool:
+        """Whether this process writes the run folder (every process but a multi-worker run's others)."""
+        return bool(self.strategy.extended.should_checkpoint)
+
+    @property
+    def num_train(self) -> int:
+        return self.streamed.num_train if self.streamed is not None else len(self.data.train)
+
+
+def prepare(config: Config, run_dir: Optional[str], resume: bool = False, verbose: int = 0) -> Prepared:
+    """Step 1: the config validated, the strategy made and the data loaded, split and
+    checked; resuming, checked against the data the run started on. Writes nothing."""
     config = absolute_paths(validate(config))
     if run_dir is not None and os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UserError(f"{run_dir}: exists and is not a folder; name a folder for the run")
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir of the run to continue")
+    if config.export.enabled:
+        export_name(config)  # a bad name stops now, not after training
+        check_export_extras(config)  # so does a missing optional dependency
     # First: logical CPUs and collectives must be set up before TF initialises devices.
     strategy = make_strategy(config.train.distribution)
-    chief = bool(strategy.extended.should_checkpoint)
-    if not resume and chief and run_dir is not None and holds_run(run_dir):
+    folder = RunDir(run_dir or default_run_dir(config.name))
+    if not resume and strategy.extended.should_checkpoint and run_dir is not None and folder.holds_run():
         raise UserError(
             f"{run_dir}: already holds a run; continue it with `tfrs-irns train --resume {run_dir}` "
             "or name another --output"
@@ -120,15 +164,21 @@ def train(
     tf.keras.utils.set_random_seed(config.train.seed)
     streamed = None
     if config.data.streaming:  # the rows stay in shards on disk; the held-out splits are loaded
-        streamed = prepare_streamed(
-            config.data, streaming_cache_root(run_dir or default_run_dir(config)), load_train=config.eval.exclude_seen
-        )
+        streamed = prepare_streamed(config.data, folder.streaming_cache_root(), load_train=config.eval.exclude_seen)
         data = streamed.data
     else:
         # A content item tower serves the whole item table (items without interactions embed from content).
         data = prepare_data(config.data, catalogue="item_table" if content_features(config.model) else "interactions")
-    num_train = streamed.num_train if streamed is not None else len(data.train)
-    if verbose:
+    prepared = Prepared(config, folder, data, None, strategy, resume, verbose, streamed)
+    _check_data(prepared)
+    prepared.history = user_history(config, data)
+    return prepared
+
+
+def _check_data(p: Prepared) -> None:
+    """Say what the data is; stop on data the run cannot train on or continue with."""
+    config, data, num_train = p.config, p.data, p.num_train
+    if p.verbose:
         print(
             f"data: {data.description} | train {num_train:,}, validation {len(data.validation):,}, "
             f"test {len(data.test):,} | {data.num_users:,} users, {data.num_items:,} items"
@@ -138,112 +188,151 @@ def train(
             f"train.batch_size={config.train.batch_size} with batching.drop_remainder=true drops all "
             f"{num_train} training interactions; lower train.batch_size or set batching.drop_remainder=false"
         )
-    history = user_history(config, data)
+    # The run's indices mean the ids of the data it started on: resuming on other data would mix them.
+    started_on = saved_fingerprint(p.folder.snapshot) if p.resume else None
+    if started_on is not None and started_on != data.fingerprint:
+        raise UserError(
+            f"{p.folder}: the data at {config.data.path or config.data.source} changed since the run started "
+            "(its fingerprint differs); start a new run with --output"
+        )
+
+
+@dataclass
+class Session:
+    """What :func:`build` made for ``model.fit``: the model, its pipeline and callbacks, the backup."""
+
+    model: TwoTowerModel
     pipeline: Any
-    if streamed is not None:
-        pipeline = ShardPipeline(
-            streamed.files["train"], streamed.num_train, config.train.batch_size,
-            seed=config.train.seed, drop_remainder=config.batching.drop_remainder,
-        )
-    elif config.train.sequence_training and history is not None:  # windows of whole timelines
-        pipeline = sequence_train_pipeline(config, data, history)
-    else:
-        pipeline = TrainPipeline(
-            data.train.user,
-            data.train.item,
-            config.train.batch_size,
-            seed=config.train.seed,
-            drop_remainder=config.batching.drop_remainder,
-            extras=pipeline_extras(history),
-        )
-    with strategy.scope():  # mirrored variables, optimizer slots included
-        model = build_model(config, data, history=history)
+    callbacks: list[tf.keras.callbacks.Callback]
+    backup: RunBackup
+    restored: Optional[Restored]
+    out_dir: str  # the run folder; a temporary one on the non-chief workers
+    folder_existed: bool
+
+
+def build(p: Prepared, extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Session:
+    """Step 2: pipeline, model and callbacks, restored from the backup when resuming;
+    then the run folder is started: config, data and model are known good."""
+    config = p.config
+    pipeline = _pipeline(p)
+    with p.strategy.scope():  # mirrored variables, optimizer slots included
+        model = build_model(config, p.data, history=p.history)
         model.compile(optimizer=make_optimizer(config), **compile_options(config))
         # Slots now, in scope: a backup restores into them, and BackupAndRestore wants a built model.
         model.optimizer.build(model.trainable_variables)
     model.built = True  # every weight exists (build_model); Keras never calls the model itself
-    # The folder is made only once the config, the data and the model are known good.
-    run_dir = run_dir or default_run_dir(config)
     # Non-chief workers write nothing in the run folder (TF's convention: a temporary one).
-    out_dir = run_dir if chief else tempfile.mkdtemp(prefix="tfrs-irns-worker-")
-    folder_existed = os.path.isdir(run_dir)
+    out_dir = p.folder.path if p.chief else tempfile.mkdtemp(prefix="tfrs-irns-worker-")
+    folder_existed = os.path.isdir(p.folder.path)
     every = config.train.backup_every_steps
     state = RunState(pipeline)
-    if resume:
-        # The run's indices mean the ids of the data it started on: resuming on other data would mix them.
-        started_on = saved_fingerprint(os.path.join(run_dir, VOCAB))
-        if started_on is not None and started_on != data.fingerprint:
-            raise UserError(
-                f"{run_dir}: the data at {config.data.path or config.data.source} changed since the run started "
-                "(its fingerprint differs); start a new run with --output"
-            )
-    restored = restore(run_dir, model, state, pipeline.steps_per_epoch, every) if resume else None
+    restored = restore(p.folder, model, state, pipeline.steps_per_epoch, every) if p.resume else None
     if restored is not None:
         pipeline.resume_at(restored.initial_epoch, restored.initial_step)
-        if verbose:
-            print(f"resuming {run_dir} at epoch {restored.initial_epoch + 1}, step {restored.initial_step}")
+        if p.verbose:
+            print(f"resuming {p.folder} at epoch {restored.initial_epoch + 1}, step {restored.initial_step}")
     callbacks = build_callbacks(
-        config, out_dir, pipeline, model, data,
+        config, out_dir, pipeline, model, p.data,
         initial_epoch=restored.initial_epoch if restored else 0,
         resume_mid_epoch=bool(restored and restored.initial_step > 0),
     ) + list(extra_callbacks)
-    if verbose:
+    if p.verbose:
         k = max(config.eval.ks)
         # After the callbacks that add to the logs (validation, GCBS), so it sees their values.
-        callbacks.append(EpochLine(config.train.early_stopping.monitor, (f"val_hit_rate@{k}", "val_mrr"), verbose == 1))
-    backup = RunBackup(run_dir, state, callbacks, every, restored)
+        callbacks.append(EpochLine(config.train.early_stopping.monitor, (f"val_hit_rate@{k}", "val_mrr"), p.verbose == 1))
+    backup = RunBackup(p.folder, state, callbacks, every, restored)
     callbacks.append(backup)  # last: each backup sees the epoch's logs and callback state
-    if chief:
-        os.makedirs(run_dir, exist_ok=True)
-        if not resume:
-            save_config(config, os.path.join(run_dir, "config.yaml"))
-            save_snapshot(data, os.path.join(run_dir, VOCAB))  # now, so a resume can check the data
-            if history is not None:  # an export rebuilds the history tower from it, without the data
-                save_history(history, os.path.join(run_dir, VOCAB))
+    if p.chief:
+        os.makedirs(p.folder.path, exist_ok=True)
+        if not p.resume:
+            p.folder.start(config, p.data, p.history)
+    return Session(model, pipeline, callbacks, backup, restored, out_dir, folder_existed)
 
-    # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
-    epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
-    model.fit(_sharded(pipeline.dataset), epochs=epochs, callbacks=callbacks, verbose=0)
-    train_seconds = backup.train_seconds
-    epochs_run = len(backup.history.get("loss", []))
-    best_epoch = _best_epoch(callbacks, epochs_run)
-    model.set_oov_user_to_mean()
 
-    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
-    model.save_weights(os.path.join(out_dir, CHECKPOINT))
-
-    metrics = evaluate_run(config, data, model)
-    if streamed is not None:
-        metrics.update(num_train=num_train, data_streaming={"cache": streamed.folder, "reused": streamed.reused})
-    metrics.update(
-        train_seconds=round(train_seconds, 3),
-        train_examples_per_second=round(num_train * epochs_run / max(train_seconds, 1e-9), 1),
-        epochs_run=epochs_run,
-        # 1-based epoch whose weights were kept (early stopping restores the best one).
-        best_epoch=best_epoch,
-        history=backup.history,
-        distribution=distribution_info(config, strategy),
-        data_fingerprint=data.fingerprint,
-        duplicate_rows=data.duplicate_rows,
-        validation=validation_result(config, backup.history, best_epoch),
+def _pipeline(p: Prepared) -> Any:
+    """The training batches: from shards on disk, windows of whole timelines, or in-memory (GCBS) batches."""
+    config = p.config
+    if p.streamed is not None:
+        return ShardPipeline(
+            p.streamed.files["train"], p.streamed.num_train, config.train.batch_size,
+            seed=config.train.seed, drop_remainder=config.batching.drop_remainder,
+        )
+    if config.train.sequence_training and p.history is not None:
+        return sequence_train_pipeline(config, p.data, p.history)
+    return TrainPipeline(
+        p.data.train.user, p.data.train.item, config.train.batch_size, seed=config.train.seed,
+        drop_remainder=config.batching.drop_remainder, extras=pipeline_extras(p.history),
     )
-    if chief:
-        write_metrics(run_dir, metrics)
-        backup.delete()  # after metrics.json: a kill before it leaves a run --resume can finish
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What :func:`fit` measured."""
+
+    train_seconds: float  # over every resumed part of the run
+    epochs_run: int
+    best_epoch: int  # 1-based epoch whose weights were kept (early stopping restores the best one)
+    history: dict[str, list[float]]
+
+
+def fit(p: Prepared, s: Session) -> Fitted:
+    """Step 3: ``model.fit`` with the session's callbacks (backups, early stopping);
+    the kept weights saved to the run folder's checkpoint."""
+    # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
+    restored = s.restored
+    epochs = restored.initial_epoch if restored is not None and restored.stopped else p.config.train.epochs
+    s.model.fit(_sharded(s.pipeline.dataset), epochs=epochs, callbacks=s.callbacks, verbose=0)
+    epochs_run = len(s.backup.history.get("loss", []))
+    fitted = Fitted(s.backup.train_seconds, epochs_run, _best_epoch(s.callbacks, epochs_run), s.backup.history)
+    s.model.set_oov_user_to_mean()
+    weights = RunDir(s.out_dir).weights
+    os.makedirs(os.path.dirname(weights), exist_ok=True)
+    s.model.save_weights(weights)
+    return fitted
+
+
+def finish(p: Prepared, s: Session, f: Fitted) -> Run:
+    """Step 4: test metrics into ``metrics.json``, the backup deleted (after it: a kill
+    before leaves a run ``--resume`` can finish), then the export and its record."""
+    config, folder = p.config, p.folder
+    metrics = _metrics(p, s, f)
+    run = Run(config, p.data.catalogue, s.model, folder.path, p.data, metrics, is_chief=p.chief)
+    if p.chief:
+        folder.write_metrics(metrics)
+        folder.delete_backup()
     else:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        # BackupAndRestore left the (emptied) folders of its temporary backups.
-        for folder in [os.path.join(run_dir, BACKUP_DIR)] + ([] if folder_existed else [run_dir]):
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
-    if verbose:
+        shutil.rmtree(s.out_dir, ignore_errors=True)
+        folder.remove_empty_backup(remove_self=not s.folder_existed)
+    if p.verbose:
         print(summary_line(metrics, config))
-    return Run(config, data, model, run_dir, metrics, is_chief=chief)
+    if p.chief and config.export.enabled:
+        from tfrs_irns.runs.exporting import export_trained_run  # it builds on Run: imported late
+
+        run.exported = export_trained_run(run)
+        if run.exported.recorded:  # the one write an export makes in the run folder
+            metrics.update(run.exported.recorded)
+            folder.write_metrics(metrics)
+    return run
 
 
-def streaming_cache_root(run_dir: str) -> str:
-    """``data.streaming``'s default cache: ``.tfrs-irns-cache`` beside the run folder (shared by its siblings)."""
-    return os.path.join(os.path.dirname(os.path.abspath(run_dir)), ".tfrs-irns-cache")
+def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
+    """``metrics.json``: the test metrics, and how training went."""
+    metrics = evaluate_run(p.config, p.data, s.model)
+    if p.streamed is not None:
+        metrics.update(num_train=p.num_train, data_streaming={"cache": p.streamed.folder, "reused": p.streamed.reused})
+    metrics.update(
+        train_seconds=round(f.train_seconds, 3),
+        train_examples_per_second=round(p.num_train * f.epochs_run / max(f.train_seconds, 1e-9), 1),
+        epochs_run=f.epochs_run,
+        # 1-based epoch whose weights were kept (early stopping restores the best one).
+        best_epoch=f.best_epoch,
+        history=f.history,
+        distribution=distribution_info(p.config, p.strategy),
+        data_fingerprint=p.data.fingerprint,
+        duplicate_rows=p.data.duplicate_rows,
+        validation=validation_result(p.config, f.history, f.best_epoch),
+    )
+    return metrics
 
 
 def _sharded(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -272,10 +361,6 @@ def validation_result(config: Config, history: dict[str, list[float]], best_epoc
         "epoch": best_epoch,
         "higher_is_better": not monitor.endswith("loss"),
     }
-
-
-def default_run_dir(config: Config) -> str:
-    return os.path.join("runs", f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _best_epoch(callbacks: list, epochs_run: int) -> int:
@@ -323,35 +408,10 @@ def test_time_model(config: Config, data: PreparedData, model: TwoTowerModel) ->
     )
 
 
-def strict_json(value: Any) -> Any:
-    """NaN/inf (e.g. GCBS diagnostics on epochs it skipped) become null: strict JSON."""
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def run_metrics(run: Run) -> Optional[dict[str, Any]]:
     """What training measured: ``run.metrics``, else the run folder's ``metrics.json``
     (never recomputed from overrides); None if there is neither."""
-    if run.metrics is not None:
-        return run.metrics
-    path = os.path.join(run.directory, "metrics.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def write_metrics(run_dir: str, metrics: dict[str, Any]) -> None:
-    """``<run_dir>/metrics.json``, strict JSON, written atomically."""
-    with atomic_open(os.path.join(run_dir, "metrics.json")) as fh:
-        json.dump(strict_json(metrics), fh, indent=2, allow_nan=False)
+    return run.metrics if run.metrics is not None else RunDir(run.directory).read_metrics()
 
 
 def summary_line(metrics: dict[str, Any], config: Config) -> str:
@@ -380,46 +440,40 @@ def load_run(
     unless ``allow_changed_data``. ``overrides`` are ``--set`` pairs, limited
     to the top-level ``sections`` when given.
     """
-    config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isdir(run_dir):
-        raise UserError(f"{run_dir}: run directory not found")
-    if not os.path.isfile(config_path):
-        raise UserError(f"{run_dir}: not a run directory (no config.yaml)")
-    if not os.path.isfile(os.path.join(run_dir, CHECKPOINT + ".index")):
-        raise UserError(
-            f"{run_dir}: no checkpoint at {CHECKPOINT} (did training finish? an interrupted run continues with: "
-            f"tfrs-irns train --resume {run_dir})"
-        )
-    config = load_config(config_path, overrides, sections)
-    vocab_dir = os.path.join(run_dir, VOCAB)
-    if not has_snapshot(vocab_dir):
-        raise UserError(
-            f"{run_dir}: no {VOCAB}/ snapshot of the run's vocabularies (written by an older tfrs-irns); train it again"
-        )
-    if with_data and config.data.streaming:
-        # The shard cache is keyed by the data: the same files give the same shards and vocabularies.
-        streamed = prepare_streamed(config.data, streaming_cache_root(run_dir), load_train=config.eval.exclude_seen)
-        data = streamed.data
-        if data.fingerprint != saved_fingerprint(vocab_dir):
-            raise UserError(
-                f"{run_dir}: the data at {config.data.path} changed since the run was trained (data.streaming: "
-                "its shards' fingerprint differs); streamed evaluation needs the data the run was trained on"
-            )
-    elif with_data:
-        data = prepare_data(config.data, vocabularies=saved_vocabularies(vocab_dir))
-        trained_on = saved_fingerprint(vocab_dir)
-        if data.fingerprint != trained_on and not allow_changed_data:
-            raise UserError(
-                f"{run_dir}: the data at {config.data.path or config.data.source} changed since the run was "
-                "trained (its fingerprint differs); pass --allow-changed-data to evaluate on it anyway "
-                "(ids the run never saw count as unknown)"
-            )
-    else:
-        data = load_snapshot(vocab_dir)
+    folder = RunDir(run_dir)
+    folder.check_weights()
+    config = folder.read_config(overrides, sections)
+    folder.check_snapshot()
+    data = _saved_run_data(config, folder, allow_changed_data) if with_data else None
+    catalogue = data.catalogue if data is not None else load_snapshot(folder.snapshot)
     # A history tower's timelines as trained (the checkpoint restores them; this gives their shapes).
-    model = build_model(config, data, history=load_history(vocab_dir))
+    history = load_history(folder.snapshot)
+    # build_model reads the catalogue only (its annotation predates Catalogue).
+    model = build_model(config, data if data is not None else catalogue, history=history)  # type: ignore[arg-type]
     try:
-        model.load_weights(os.path.join(run_dir, CHECKPOINT)).expect_partial()
+        model.load_weights(folder.weights).expect_partial()
     except (ValueError, tf.errors.OpError) as exc:
         raise UserError(f"{run_dir}: the checkpoint does not fit the run's config.yaml ({str(exc).splitlines()[0]})") from None
-    return Run(config, data, model, run_dir)
+    return Run(config, catalogue, model, run_dir, data)
+
+
+def _saved_run_data(config: Config, folder: RunDir, allow_changed_data: bool) -> PreparedData:
+    """A finished run's splits, encoded with its saved vocabularies; an error if the data changed since."""
+    trained_on = saved_fingerprint(folder.snapshot)
+    if config.data.streaming:
+        # The shard cache is keyed by the data: the same files give the same shards and vocabularies.
+        data = prepare_streamed(config.data, folder.streaming_cache_root(), load_train=config.eval.exclude_seen).data
+        if data.fingerprint != trained_on:
+            raise UserError(
+                f"{folder}: the data at {config.data.path} changed since the run was trained (data.streaming: "
+                "its shards' fingerprint differs); streamed evaluation needs the data the run was trained on"
+            )
+        return data
+    data = prepare_data(config.data, vocabularies=saved_vocabularies(folder.snapshot))
+    if data.fingerprint != trained_on and not allow_changed_data:
+        raise UserError(
+            f"{folder}: the data at {config.data.path or config.data.source} changed since the run was "
+            "trained (its fingerprint differs); pass --allow-changed-data to evaluate on it anyway "
+            "(ids the run never saw count as unknown)"
+        )
+    return data
