@@ -30,7 +30,7 @@ import yaml
 from tfrs_irns._files import atomic_open
 from tfrs_irns._params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Check, param, range_problem, type_hints, type_name
 from tfrs_irns.batching.params import GcbsParams
-from tfrs_irns.data.params import STREAMING_SPLITS, DataParams, streaming_sources
+from tfrs_irns.data.params import STREAMING_SPLITS, CsvParams, DataParams, SyntheticParams, streaming_sources
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation.params import monitor_names as _monitor_names
 from tfrs_irns.export.params import AnnParams
@@ -38,6 +38,15 @@ from tfrs_irns.layers.params import HistoryParams
 from tfrs_irns.tasks.params import NegativesParams
 
 _C = TypeVar("_C")
+
+# The sections owned by the library layers, under their names of earlier releases (scripts import them).
+SyntheticConfig = SyntheticParams
+CsvConfig = CsvParams
+DataConfig = DataParams
+HistoryConfig = HistoryParams
+NegativesConfig = NegativesParams
+GcbsConfig = GcbsParams
+AnnConfig = AnnParams
 
 _LAYER_SIZES: Check = (lambda v: all(x > 0 for x in v), "layer sizes must be > 0")
 _NON_EMPTY_UNIQUE: Check = (lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats")
