@@ -145,7 +145,8 @@ def test_shipped_configs_load():
     "raw, message",
     [
         # The batching.gcbs rules (once also checked by the GCBS callback).
-        ({"experimental": {"gcbs_threshold": "best"}}, r"experimental\.gcbs_threshold: expected 'topk' or 'quantile', got 'best'$"),
+        ({"experimental": {"gcbs_threshold": "best"}},
+         r"experimental\.gcbs_threshold: expected 'topk' or 'quantile', got 'best'$"),
         ({"batching": {"gcbs": {"every": 0}}}, r"batching\.gcbs\.every: must be > 0, got 0$"),
         ({"batching": {"gcbs": {"start_epoch": -1}}}, r"batching\.gcbs\.start_epoch: must be >= 0, got -1$"),
         ({"batching": {"gcbs": {"neighbors": 0}}}, r"batching\.gcbs\.neighbors: must be > 0, got 0$"),

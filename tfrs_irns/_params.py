@@ -99,7 +99,7 @@ def field_problem(cls: type, f: dataclasses.Field, value: Any) -> Optional[str]:
     then its range rule), in words ending ``got <value>``; None when fine."""
     choices = _choices(type_hints(cls)[f.name])
     if choices is not None and value is not None and value not in choices:
-        return f"expected {type_name(Literal[choices])}, got {value!r}"  # type: ignore[valid-type]
+        return f"expected {type_name(Literal[choices])}, got {value!r}"
     words = range_problem(f, value)
     return None if words is None else f"{words}, got {value!r}"
 

@@ -589,7 +589,7 @@ def _build(cls: type, raw: Any, prefix: str, where: str, experimental: dict[str,
         problem = range_problem(fields[key], kwargs[key])
         if problem is not None:
             raise ConfigError(f"{where}{full}: {problem}, got {value!r}")
-    for name, f in fields.items():  # sections not given still take the experimental settings
+    for name in fields:  # sections not given still take the experimental settings
         if name not in kwargs and dataclasses.is_dataclass(hints[name]) and any(
             key.startswith(prefix + name + ".") for key in experimental
         ):
