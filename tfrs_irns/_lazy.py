@@ -13,9 +13,15 @@ import sys
 from typing import Any, Callable
 
 
-def lazy_names(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package`` whose public names are ``exports`` (name -> module)."""
+def lazy_names(package: str, table: str) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``, whose public names are listed in ``table``:
+    one line per defining module, ``module: name name ...`` (the module relative to the package)."""
     namespace = sys.modules[package].__dict__
+    exports = {
+        name: f"{package}.{module.strip()}"
+        for module, _, names in (line.partition(":") for line in table.strip().splitlines())
+        for name in names.split()
+    }
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
@@ -28,4 +34,4 @@ def lazy_names(package: str, exports: dict[str, str]) -> tuple[Callable[[str], A
     def __dir__() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, list(exports)

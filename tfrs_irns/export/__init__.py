@@ -8,16 +8,8 @@ See :mod:`tfrs_irns.export.saved_model` for the layout and signatures,
 
 from tfrs_irns._lazy import lazy_names
 
-# Public name -> the module that defines it, loaded on first use (PEP 562): the
-# package's params module, which the config imports, loads no TensorFlow.
-_EXPORTS = {
-    "RetrievalModule": "tfrs_irns.export.saved_model",
-    "export_embeddings": "tfrs_irns.export.saved_model",
-    "export_model": "tfrs_irns.export.saved_model",
-    "load_export": "tfrs_irns.export.recommend",
-    "recommend": "tfrs_irns.export.recommend",
-    "resolve_version_dir": "tfrs_irns.export.recommend",
-}
-
-__all__ = list(_EXPORTS)
-__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
+# Loaded on first use (PEP 562): the package's params module, which the config imports, loads no TensorFlow.
+__getattr__, __dir__, __all__ = lazy_names(__name__, """
+    saved_model: RetrievalModule export_embeddings export_model
+    recommend: load_export recommend resolve_version_dir
+""")
