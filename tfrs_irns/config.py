@@ -1,7 +1,12 @@
 """Typed run configuration, read from YAML with ``--set`` overrides.
 
-Every key a config file may hold is a field below, with its default and a
-one-line description; the names are a contract that outside scripts rely on.
+Every key a config file may hold is a field, with its default and a one-line
+description; the names are a contract that outside scripts rely on. The
+sections of a library component are its own frozen parameter dataclasses
+(``data``: :class:`~tfrs_irns.data.params.DataParams`, ``negatives``,
+``batching.gcbs``, ``model.history``, ``export.ann``: the ``*/params.py``
+modules), used whole; the sections below are the run's own. Options that
+changed nothing beyond noise are set only under ``experimental``.
 ``docs/configuration.md`` is rendered from these fields by
 ``python tools/gen_config_reference.py`` (:mod:`tfrs_irns.config_reference`).
 
