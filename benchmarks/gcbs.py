@@ -42,7 +42,6 @@ Other engineers may share the CPU: compare numbers of one run, not across runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
@@ -62,7 +61,8 @@ import tensorflow as tf  # noqa: E402
 from tfrs_irns.batching.gcbs import embed_examples, gcbs_order  # noqa: E402
 from tfrs_irns.batching.gcbs_callback import GCBSCallback  # noqa: E402
 from tfrs_irns.batching.pipeline import TrainPipeline  # noqa: E402
-from tfrs_irns.config import GcbsConfig, load_config  # noqa: E402
+from tfrs_irns.batching.params import GcbsParams  # noqa: E402
+from tfrs_irns.config import load_config  # noqa: E402
 
 from _report import print_table  # noqa: E402
 
@@ -196,8 +196,8 @@ def recompute_variants(run: Any, repeats: int) -> list[dict[str, Any]]:
     ]
     rows = []
     for name, kw in variants:
-        settings = {**dataclasses.asdict(GcbsConfig()), "diagnostics": True, **kw}
-        callback = GCBSCallback(pipe, model, temperature=run.config.model.temperature, **settings)
+        settings = GcbsParams(diagnostics=True, **kw)
+        callback = GCBSCallback(pipe, model, settings, temperature=run.config.model.temperature)
         seconds, cpu, stats = [], [], {}
         for r in range(repeats):
             clock = time.process_time()
@@ -243,7 +243,7 @@ def one_million(n: int, repeats: int) -> dict[str, Any]:
     query.set_weights([q])
     candidate.set_weights([c])
     pipe = TrainPipeline(users, items, 600)
-    callback = GCBSCallback(pipe, (query, candidate), **{**dataclasses.asdict(GcbsConfig()), "diagnostics": True})
+    callback = GCBSCallback(pipe, (query, candidate), GcbsParams(diagnostics=True))
     seconds, stats = [], {}
     for r in range(repeats):
         _, stats = callback.order_for(2 + r)

@@ -77,8 +77,9 @@ def build(settings: dict[str, Any], batch_size: int, jit_compile: bool) -> tuple
     from tfrs_irns.models.two_tower import TwoTowerModel
     from tfrs_irns.runs.build import irns_task_from_config, make_optimizer
 
-    config = load_config(str(ROOT / "configs" / "quickstart.yaml"))
-    config.negatives.num_negatives = settings["num_negatives"]
+    config = load_config(
+        str(ROOT / "configs" / "quickstart.yaml"), [f"negatives.num_negatives={settings['num_negatives']}"]
+    )
     users, items, d = settings["num_users"], settings["num_items"], settings["dim"]
     tf.keras.utils.set_random_seed(0)
     candidate_tower = CandidateTower(items + 1, d, name="candidate_tower")

@@ -14,7 +14,7 @@ headroom: ``full`` minus the best sampled variant (when ``full`` ran).
 Variants (``--variants``, names as below):
 
 * ``in_batch+logQ`` / ``mixed+logQ`` — the standard mixture correction;
-* ``…+refined`` — ``negatives.logq_variant=refined`` (Khrylchenko et al. 2025);
+* ``…+refined`` — ``experimental.logq_variant=refined`` (Khrylchenko et al. 2025);
 * ``…+GCBS`` — ``batching.strategy=gcbs`` with the default graph, and for
   ``in_batch`` (GCBS's own regime: in-batch negatives only) the ``cosine``,
   ``item_item``, guarded and ``quantile``-threshold graphs;
@@ -75,16 +75,16 @@ SHARED = ROOT.parent / "shared" / "data" / "ml-latest-small"
 IN_BATCH = ["negatives.mode=in_batch", "negatives.logq=true"]
 MIXED = ["negatives.mode=mixed", "negatives.logq=true"]
 GCBS = ["batching.strategy=gcbs"]
-REFINED = ["negatives.logq_variant=refined"]
+REFINED = ["experimental.logq_variant=refined"]
 
 # name -> config overrides
 VARIANTS: dict[str, list[str]] = {
     "in_batch+logQ": IN_BATCH,
     "in_batch+logQ+GCBS": IN_BATCH + GCBS,
-    "in_batch+logQ+GCBS cosine": IN_BATCH + GCBS + ["batching.gcbs.similarity=cosine"],
-    "in_batch+logQ+GCBS item_item": IN_BATCH + GCBS + ["batching.gcbs.graph=item_item"],
-    "in_batch+logQ+GCBS guard": IN_BATCH + GCBS + ["batching.gcbs.exclude_above_positive=true"],
-    "in_batch+logQ+GCBS quantile": IN_BATCH + GCBS + ["batching.gcbs.threshold=quantile"],
+    "in_batch+logQ+GCBS cosine": IN_BATCH + GCBS + ["experimental.gcbs_similarity=cosine"],
+    "in_batch+logQ+GCBS item_item": IN_BATCH + GCBS + ["experimental.gcbs_graph=item_item"],
+    "in_batch+logQ+GCBS guard": IN_BATCH + GCBS + ["experimental.gcbs_exclude_above_positive=true"],
+    "in_batch+logQ+GCBS quantile": IN_BATCH + GCBS + ["experimental.gcbs_threshold=quantile"],
     "in_batch+refined": IN_BATCH + REFINED,
     "mixed+logQ": MIXED,
     "mixed+logQ+GCBS": MIXED + GCBS,

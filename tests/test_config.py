@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from tfrs_irns import config as config_module
+from tfrs_irns._params import param as _f
 from tfrs_irns.config import (
     Config,
     EvalConfig,
-    _f,
     absolute_paths,
     from_dict,
     iter_keys,
@@ -117,12 +117,11 @@ def test_save_round_trip(tmp_path):
 
 
 def test_logq_default_depends_on_mode():
-    from tfrs_irns.runs.build import resolve_logq  # the rule lives where the task is built
-
-    assert resolve_logq(from_dict({"negatives": {"mode": "mixed"}}).negatives)
-    assert resolve_logq(from_dict({"negatives": {"mode": "in_batch"}}).negatives)
-    assert not resolve_logq(from_dict({"negatives": {"mode": "random"}}).negatives)
-    assert not resolve_logq(from_dict({"negatives": {"mode": "mixed", "logq": False}}).negatives)
+    # The rule lives with the negatives' parameters (tasks/params.py), which the task asks too.
+    assert from_dict({"negatives": {"mode": "mixed"}}).negatives.logq_on
+    assert from_dict({"negatives": {"mode": "in_batch"}}).negatives.logq_on
+    assert not from_dict({"negatives": {"mode": "random"}}).negatives.logq_on
+    assert not from_dict({"negatives": {"mode": "mixed", "logq": False}}).negatives.logq_on
 
 
 def test_shipped_configs_load():
@@ -146,11 +145,12 @@ def test_shipped_configs_load():
     "raw, message",
     [
         # The batching.gcbs rules (once also checked by the GCBS callback).
-        ({"batching": {"gcbs": {"threshold": "best"}}}, r"batching\.gcbs\.threshold: expected 'topk' or 'quantile', got 'best'$"),
+        ({"experimental": {"gcbs_threshold": "best"}},
+         r"experimental\.gcbs_threshold: expected 'topk' or 'quantile', got 'best'$"),
         ({"batching": {"gcbs": {"every": 0}}}, r"batching\.gcbs\.every: must be > 0, got 0$"),
         ({"batching": {"gcbs": {"start_epoch": -1}}}, r"batching\.gcbs\.start_epoch: must be >= 0, got -1$"),
         ({"batching": {"gcbs": {"neighbors": 0}}}, r"batching\.gcbs\.neighbors: must be > 0, got 0$"),
-        ({"batching": {"gcbs": {"quantile": 1.0}}}, r"batching\.gcbs\.quantile: must be in \(0, 1\), got 1\.0$"),
+        ({"experimental": {"gcbs_quantile": 1.0}}, r"experimental\.gcbs_quantile: must be in \(0, 1\), got 1\.0$"),
         ({"batching": {"gcbs": {"links_per_example": 0}}}, r"batching\.gcbs\.links_per_example: must be > 0, got 0$"),
         # The task's and the sampler's keys (the library objects now name their own arguments).
         ({"model": {"temperature": 0}}, r"model\.temperature: must be > 0, got 0$"),
@@ -177,7 +177,6 @@ def test_null_hard_negatives_and_zero_alpha_are_allowed():
 def test_every_range_rule_names_a_real_key():
     # A renamed field must not silently lose its rule.
     leaves = {key for key, tp, _ in iter_keys() if not dataclasses.is_dataclass(tp)}
-    assert set(config_module._RULES) <= leaves
     assert {key for keys, _, _ in config_module._CROSS_RULES for key in keys} <= leaves
 
 
@@ -371,13 +370,13 @@ def test_evaluate_overrides_skip_rules_that_tie_eval_to_training():
 
 
 def test_refined_logq_rule_follows_the_tasks_logq_default():
-    # config.py restates tasks.irns.default_logq (it may not import it): keep them equal.
+    # The config's rule asks the task's logQ default (tasks/params.py): check them against each other.
     from tfrs_irns.tasks.irns import MODES, default_logq
 
     for mode in MODES:
-        settings = {"mode": mode, "logq_variant": "refined"}
+        settings = {"negatives": {"mode": mode}, "experimental": {"logq_variant": "refined"}}
         if default_logq(mode) and mode != "full":
-            assert from_dict({"negatives": settings}).negatives.logq_variant == "refined"
+            assert from_dict(settings).negatives.logq_variant == "refined"
         else:
-            with pytest.raises(ConfigError, match="negatives.logq_variant=refined"):
-                from_dict({"negatives": settings})
+            with pytest.raises(ConfigError, match="experimental.logq_variant=refined"):
+                from_dict(settings)

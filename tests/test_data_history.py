@@ -2,6 +2,8 @@
 split on a hand-built table with timestamps and ties, O(interactions) memory,
 and the snapshot copy."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -35,11 +37,10 @@ def _raw():
 
 def _config(split):
     config = Config()
-    config.data.split = split
-    config.data.test_fraction = 0.2
-    config.data.validation_fraction = 0.1
+    # The data and history sections are frozen parameter objects: changed copies.
+    config.data = dataclasses.replace(config.data, split=split, test_fraction=0.2, validation_fraction=0.1)
     config.model.user_features = ["history"]
-    config.model.history.length = LENGTH
+    config.model.history = dataclasses.replace(config.model.history, length=LENGTH)
     config.model.embedding_dim = 4
     return config
 

@@ -151,9 +151,9 @@ def test_approximate_indexes_meet_their_stated_recall(catalogue, tmp_path, param
 
 def test_index_errors_name_the_parameter(catalogue):
     items, _ = catalogue
-    with pytest.raises(ValueError, match="kind must be one of flat, hnsw, ivfpq"):
+    with pytest.raises(ValueError, match="kind: expected one of 'hnsw', 'ivfpq', 'flat', got 'lsh'"):
         AnnParams(kind="lsh")
-    with pytest.raises(ValueError, match="ef_search must be > 0"):
+    with pytest.raises(ValueError, match="ef_search: must be > 0, got 0"):
         AnnParams(ef_search=0)
     with pytest.raises(ValueError, match=r"pq_m \(5\) must divide the embedding dimension \(16\)"):
         AnnIndex.build(items, AnnParams(kind="ivfpq", pq_m=5))

@@ -1,5 +1,7 @@
 """GCBS ordering: graph construction, reordering, batching, edge cases."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -14,9 +16,9 @@ from tfrs_irns.batching.gcbs import (
     estimate_quantile,
     gcbs_order,
     hard_negative_graph,
-    is_due,
 )
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders
+from tfrs_irns.batching.params import GcbsParams
 
 
 def clustered(num_clusters=4, users_per=10, items_per=20, per_user=10, dim=8, seed=0):
@@ -65,7 +67,7 @@ def assert_permutation(order, n):
     [(2, 1, [2, 3, 4, 5, 6]), (2, 2, [2, 4, 6]), (1, 3, [1, 4]), (0, 3, [3, 6]), (7, 1, [])],
 )
 def test_is_due_follows_start_and_every(start, every, due):
-    assert [e for e in range(1, 7) if is_due(e, start, every)] == due
+    assert [e for e in range(1, 7) if GcbsParams(start_epoch=start, every=every).is_due(e)] == due
 
 
 # ------------------------------------------------------------- embeddings
@@ -124,7 +126,7 @@ def test_quantile_estimate_matches_the_exact_quantile():
 
 
 def graph_for(emb, **kw):
-    return hard_negative_graph(emb, rng=np.random.default_rng(0), **kw)
+    return hard_negative_graph(emb, np.random.default_rng(0), GcbsParams(**kw))
 
 
 def test_no_link_joins_a_user_or_an_item_to_itself_or_a_false_negative():
@@ -208,19 +210,16 @@ def test_quantile_threshold_keeps_only_strong_links():
     ],
 )
 def test_bad_arguments_are_named(argument, value, message):
-    emb = embed(*clustered())
+    # gcbs_order and hard_negative_graph take a GcbsParams, which checks itself when built.
     with pytest.raises(ValueError, match=message):
-        gcbs_order(emb, 50, **{argument: value})
-    # Also when one batch holds every example (no graph is built).
-    with pytest.raises(ValueError, match=message):
-        gcbs_order(emb, len(emb), **{argument: value})
-    with pytest.raises(ValueError, match=message):
-        graph_for(emb, **{"neighbors": 10, argument: value})
+        GcbsParams(**{argument: value})
+    with pytest.raises(ValueError, match=message):  # a changed copy is checked too
+        dataclasses.replace(GcbsParams(neighbors=10), **{argument: value})
 
 
 def test_bad_similarity_is_named():
     with pytest.raises(ValueError, match=r"similarity: expected 'dot' or 'cosine', got 'l2'"):
-        gcbs_order(embed(*clustered()), 50, similarity="l2")
+        GcbsParams(similarity="l2")
 
 
 # ------------------------------------------- options, on hand-checked graphs
@@ -228,7 +227,7 @@ def test_bad_similarity_is_named():
 
 def links(emb, batch_size=1, neighbors=1, links_per_example=1, **kw):
     """The directed links of a GCBS order, in example indices."""
-    result = gcbs_order(emb, batch_size, neighbors=neighbors, links_per_example=links_per_example, **kw)
+    result = gcbs_order(emb, batch_size, GcbsParams(neighbors=neighbors, links_per_example=links_per_example, **kw))
     return set(zip(result.src.tolist(), result.dst.tolist()))
 
 
@@ -317,7 +316,7 @@ def test_cut_into_batches_shuffles_whole_runs_and_puts_the_short_run_last():
 def test_gcbs_batches_are_harder_than_random_ones():
     users, items, q, c = clustered()
     emb = embed(users, items, q, c)
-    result = gcbs_order(emb, batch_size=50, neighbors=8, links_per_example=4)
+    result = gcbs_order(emb, 50, GcbsParams(neighbors=8, links_per_example=4))
     assert_permutation(result.order, len(emb))
     stats = compare_orders(emb, result.order, 50, np.random.default_rng(0), max_batches=8, sample_size=400)
     # Random batches mix 4 clusters (~1/4 of pairs similar, score ~9);
@@ -329,7 +328,7 @@ def test_gcbs_batches_are_harder_than_random_ones():
 def test_quantile_batches_are_harder_than_random_ones():
     users, items, q, c = clustered()
     emb = embed(users, items, q, c)
-    result = gcbs_order(emb, batch_size=50, neighbors=40, threshold="quantile", quantile=0.8)
+    result = gcbs_order(emb, 50, GcbsParams(neighbors=40, threshold="quantile", quantile=0.8))
     stats = compare_orders(emb, result.order, 50, np.random.default_rng(0), max_batches=8, sample_size=400)
     assert stats["neg_sim"] > 2.5 * stats["neg_sim_random"]
 
@@ -337,11 +336,11 @@ def test_quantile_batches_are_harder_than_random_ones():
 def test_order_is_deterministic_under_seed_and_epoch():
     users, items, q, c = clustered()
     emb = embed(users, items, q, c)
-    a = gcbs_order(emb, 50, neighbors=8, seed=3, epoch=2).order
-    b = gcbs_order(emb, 50, neighbors=8, seed=3, epoch=2).order
+    a = gcbs_order(emb, 50, GcbsParams(neighbors=8, seed=3), epoch=2).order
+    b = gcbs_order(emb, 50, GcbsParams(neighbors=8, seed=3), epoch=2).order
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, gcbs_order(emb, 50, neighbors=8, seed=3, epoch=3).order)
-    assert not np.array_equal(a, gcbs_order(emb, 50, neighbors=8, seed=4, epoch=2).order)
+    assert not np.array_equal(a, gcbs_order(emb, 50, GcbsParams(neighbors=8, seed=3), epoch=3).order)
+    assert not np.array_equal(a, gcbs_order(emb, 50, GcbsParams(neighbors=8, seed=4), epoch=2).order)
 
 
 # -------------------------------------------------------------- edge cases
@@ -350,7 +349,7 @@ def test_order_is_deterministic_under_seed_and_epoch():
 @pytest.mark.parametrize("n, batch", [(7, 50), (50, 50), (401, 50), (130, 7)])
 def test_any_size_gives_a_permutation(n, batch):
     users, items, q, c = random_embeddings(n, 9, 13, seed=n)
-    result = gcbs_order(embed(users, items, q, c), batch, neighbors=5)
+    result = gcbs_order(embed(users, items, q, c), batch, GcbsParams(neighbors=5))
     assert_permutation(result.order, n)
 
 
@@ -359,20 +358,20 @@ def test_many_components_and_isolated_examples():
     # isolated examples; still one permutation covering every example.
     users, items, q, c = clustered(num_clusters=6, users_per=3, items_per=6, per_user=3)
     emb = embed(users, items, q, c)
-    result = gcbs_order(emb, 10, neighbors=3, threshold="quantile", quantile=0.95, links_per_example=1)
+    result = gcbs_order(emb, 10, GcbsParams(neighbors=3, threshold="quantile", quantile=0.95, links_per_example=1))
     assert_permutation(result.order, len(emb))
     assert 0 < result.isolated < len(emb)
     graph, _ = graph_for(emb, neighbors=3, links_per_example=1)
     assert connected_components(graph, directed=False)[0] >= 6  # at least one per cluster
-    assert_permutation(gcbs_order(emb, 10, neighbors=3, links_per_example=1).order, len(emb))
+    assert_permutation(gcbs_order(emb, 10, GcbsParams(neighbors=3, links_per_example=1)).order, len(emb))
 
 
 def test_neighbors_beyond_n_and_a_single_item():
     users, items, q, c = random_embeddings(60, 20, 5, seed=5)
-    result = gcbs_order(embed(users, items, q, c), 8, neighbors=10_000)
+    result = gcbs_order(embed(users, items, q, c), 8, GcbsParams(neighbors=10_000))
     assert_permutation(result.order, 60)
     assert result.links_per_example <= 5
-    one = gcbs_order(embed(users, np.ones(60, np.int32), q, c), 8, neighbors=600)
+    one = gcbs_order(embed(users, np.ones(60, np.int32), q, c), 8, GcbsParams(neighbors=600))
     assert_permutation(one.order, 60)
     assert one.num_links == 0  # the only item is everyone's positive
 
@@ -382,4 +381,4 @@ def test_duplicate_pairs_keep_every_copy():
     items = np.tile(np.array([1, 2, 3, 1, 2, 3], np.int32), 10) + (users % 3) * 3
     rng = np.random.default_rng(6)
     q, c = rng.normal(size=(11, 3)).astype(np.float32), rng.normal(size=(13, 3)).astype(np.float32)
-    assert_permutation(gcbs_order(embed(users, items, q, c), 7, neighbors=4).order, 60)
+    assert_permutation(gcbs_order(embed(users, items, q, c), 7, GcbsParams(neighbors=4)).order, 60)

@@ -1,8 +1,6 @@
 """GCBSCallback inside model.fit: which epochs get GCBS batches, logs, errors."""
 
-import dataclasses
 import glob
-import inspect
 import math
 import time
 
@@ -14,7 +12,7 @@ import tfrs_irns  # noqa: F401
 from tfrs_irns.batching import gcbs_callback
 from tfrs_irns.batching.gcbs_callback import LOG_KEYS, GCBSCallback
 from tfrs_irns.batching.pipeline import TrainPipeline
-from tfrs_irns.config import GcbsConfig
+from tfrs_irns.batching.params import GcbsParams
 
 NUM_USERS, NUM_ITEMS, BATCH = 30, 60, 40
 
@@ -60,12 +58,12 @@ class TinyModel(tf.keras.Model):
         return {"loss": loss}
 
 
-def fit(epochs=3, **kw):
+def fit(epochs=3, log_dir=None, **kw):
     users, items = data()
     pipe = RecordingPipeline(users, items, BATCH, seed=1)
     model = TinyModel()
     model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
-    callback = GCBSCallback(pipe, **kw)
+    callback = GCBSCallback(pipe, None, GcbsParams(**kw), log_dir=log_dir)
     history = model.fit(pipe.dataset, epochs=epochs, verbose=0, callbacks=[callback])
     index = {(u, i): k for k, (u, i) in enumerate(zip(users, items))}
     steps = pipe.steps_per_epoch
@@ -130,11 +128,11 @@ def test_towers_may_be_given_as_functions():
     q = rng.normal(size=(NUM_USERS + 1, 3)).astype(np.float32)
     c = rng.normal(size=(NUM_ITEMS + 1, 3)).astype(np.float32)
     towers = (lambda u: tf.gather(q, u), lambda v: tf.gather(c, v))
-    callback = GCBSCallback(pipe, towers, neighbors=10)
+    callback = GCBSCallback(pipe, towers, GcbsParams(neighbors=10))
     order, stats = callback.order_for(2)
     np.testing.assert_array_equal(np.sort(order), np.arange(len(users)))
     assert stats["gcbs_active"] == 1.0
-    again, _ = GCBSCallback(pipe, towers, neighbors=10).order_for(2)
+    again, _ = GCBSCallback(pipe, towers, GcbsParams(neighbors=10)).order_for(2)
     np.testing.assert_array_equal(order, again)
 
 
@@ -158,18 +156,22 @@ def test_towers_of_the_wrong_kind_are_named():
     ],
 )
 def test_bad_arguments_are_named_at_construction(argument, value, message):
-    users, items = data()
+    # The callback's settings are one GcbsParams, checked when it is built.
     with pytest.raises(ValueError, match=message):
-        GCBSCallback(TrainPipeline(users, items, BATCH), **{argument: value})
+        GcbsParams(**{argument: value})
 
 
-def test_a_config_section_is_exactly_the_keyword_arguments():
-    # runs/build.py passes **asdict(config.batching.gcbs): every key must be an
-    # argument, with the same default, so a YAML default means what the library's does.
-    parameters = inspect.signature(GCBSCallback).parameters
-    for name, default in dataclasses.asdict(GcbsConfig()).items():
-        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
-        assert parameters[name].default == default, name
+def test_the_config_section_is_the_callbacks_settings_object():
+    # runs/build.py hands the config's batching.gcbs section to the callback as it is:
+    # one object, one set of defaults, no YAML names in the library.
+    from tfrs_irns.config import Config
+
+    assert isinstance(Config().batching.gcbs, GcbsParams)
+    users, items = data()
+    pipe = TrainPipeline(users, items, BATCH)
+    assert GCBSCallback(pipe).gcbs == GcbsParams() == Config().batching.gcbs
+    with pytest.raises(TypeError, match="params: expected a GcbsParams, got dict"):
+        GCBSCallback(pipe, None, {"neighbors": 10})
 
 
 def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
@@ -177,7 +179,7 @@ def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
     real = gcbs_callback.gcbs_order
 
     def spy(*args, **kwargs):
-        seen.update(kwargs)
+        seen.update(kwargs, params=args[2])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(gcbs_callback, "gcbs_order", spy)
@@ -186,11 +188,8 @@ def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
     towers = (lambda u: tf.one_hot(u % 3, 3), lambda v: tf.one_hot(v % 3, 3))
     given = dict(neighbors=7, threshold="quantile", quantile=0.5, seed=5, links_per_example=3, holder_tries=8,
                  similarity="cosine", graph="item_item", exclude_above_positive=True)
-    GCBSCallback(pipe, towers, **given).order_for(4)
-    assert seen == {**given, "epoch": 4}
-    seen.clear()
-    GCBSCallback(pipe, towers, **dataclasses.asdict(GcbsConfig(holder_tries=8))).order_for(2)
-    assert seen["holder_tries"] == 8
+    GCBSCallback(pipe, towers, GcbsParams(**given)).order_for(4)
+    assert seen == {"params": GcbsParams(**given), "epoch": 4}
 
 
 def test_resumed_training_plans_from_initial_epoch():
@@ -198,7 +197,7 @@ def test_resumed_training_plans_from_initial_epoch():
     pipe = RecordingPipeline(users, items, BATCH)
     model = TinyModel()
     model.compile(optimizer=tf.keras.optimizers.SGD(0.1), run_eagerly=True)
-    callback = GCBSCallback(pipe, start_epoch=2, every=2, neighbors=10, initial_epoch=1)
+    callback = GCBSCallback(pipe, None, GcbsParams(start_epoch=2, every=2, neighbors=10), initial_epoch=1)
     history = model.fit(pipe.dataset, epochs=3, initial_epoch=1, verbose=0, callbacks=[callback])
     # Keras runs epochs 2 and 3: GCBS is due for 2 only.
     assert history.history["gcbs_active"] == [1.0, 0.0]
@@ -216,7 +215,7 @@ def test_diagnostics_are_off_by_default_and_slow_recomputes_print_progress():
         return tf.one_hot(ids % 3, 3)
 
     out = io.StringIO()
-    callback = GCBSCallback(pipe, (slow, slow), neighbors=10, progress_after=0.05, progress_out=out)
+    callback = GCBSCallback(pipe, (slow, slow), GcbsParams(neighbors=10), progress_after=0.05, progress_out=out)
     callback.on_train_begin()  # plans epoch 1: not due (start_epoch 2), nothing printed
     assert out.getvalue() == ""
     callback._plan(2)
@@ -225,5 +224,5 @@ def test_diagnostics_are_off_by_default_and_slow_recomputes_print_progress():
     assert lines[-1].startswith(f"GCBS: ordering {len(users):,} examples for epoch 2: done in ")
     assert "gcbs_neg_sim" not in callback._planned[1]  # no diagnostics by default
     quiet = io.StringIO()
-    GCBSCallback(pipe, (slow, slow), neighbors=10, progress_out=quiet)._plan(2)  # under 5 s: silent
+    GCBSCallback(pipe, (slow, slow), GcbsParams(neighbors=10), progress_out=quiet)._plan(2)  # under 5 s: silent
     assert quiet.getvalue() == ""

@@ -43,7 +43,7 @@ VARIANTS = {
     "in_batch": ["negatives.mode=in_batch"],
     "random": ["negatives.mode=random"],
     "full": ["negatives.mode=full"],
-    "mask_same_user": ["negatives.mask_same_user=true"],
+    "mask_same_user": ["experimental.mask_same_user=true"],
     "num_hard_negatives": ["negatives.num_hard_negatives=20"],
     "no-logq-no-hit-removal": ["negatives.logq=false", "negatives.remove_accidental_hits=false"],
     "gcbs": ["batching.strategy=gcbs"],

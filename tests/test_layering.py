@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfrs_irns"
 
 # Bottom up. `config` is a leaf that only the layers reading config keys may import.
 RANK = {
-    "errors": 0, "_files": 0, "_keras": 0, "_version": 0, "config": 0, "config_reference": 0,
+    "errors": 0, "_files": 0, "_keras": 0, "_version": 0, "_params": 0, "_lazy": 0, "config": 0, "config_reference": 0,
     "topk": 1, "gpu_kernels": 1, "sampling": 1, "layers": 1, "tasks": 1,
     "models": 2,
     "data": 3, "batching": 3,
@@ -27,7 +27,20 @@ RANK = {
     "runs": 6,
     "cli": 7,
 }
-CONFIG_READERS = {"config", "config_reference", "data", "runs", "cli"}
+CONFIG_READERS = {"config", "config_reference", "runs", "cli"}
+# A package's `params` module (its frozen parameter dataclasses, the config's section types) is layer 0
+# whatever its package's layer: the config imports it. It imports only these (no TensorFlow, no numpy).
+PARAMS_IMPORTS = {"tfrs_irns._params", "tfrs_irns.errors"}
+
+
+def _is_params(module: str) -> bool:
+    """``tfrs_irns.batching.params`` and the like."""
+    parts = module.split(".")
+    return len(parts) == 3 and parts[2] == "params"
+
+
+def _rank(module: str) -> int:
+    return 0 if _is_params(module) else RANK[_unit(module)]
 
 
 def _unit(module: str) -> str:
@@ -60,7 +73,8 @@ def test_no_module_imports_a_higher_layer_or_the_root():
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE.parent).with_suffix("")
-        unit = _unit(".".join(relative.parts))
+        module = ".".join(relative.parts)
+        unit = _unit(module)
         if not unit or unit == "__init__":
             continue  # the root re-exports every layer, lazily
         for line, name in _imports(path):
@@ -68,10 +82,12 @@ def test_no_module_imports_a_higher_layer_or_the_root():
             where = f"{path.relative_to(PACKAGE.parent)}:{line}: imports {name}"
             if not target:
                 problems.append(f"{where} (the root package; import the module itself)")
+            elif _is_params(module) and name not in PARAMS_IMPORTS and not _is_params(name):
+                problems.append(f"{where} (a params module imports only {sorted(PARAMS_IMPORTS)} and params modules)")
             elif target == "config" and unit not in CONFIG_READERS:
                 problems.append(f"{where} (only {sorted(CONFIG_READERS)} read config keys)")
-            elif RANK[target] > RANK[unit]:
-                problems.append(f"{where} (layer {RANK[target]} above {unit}'s {RANK[unit]})")
+            elif _rank(name) > _rank(module):
+                problems.append(f"{where} (layer {_rank(name)} above {module}'s {_rank(module)})")
     assert not problems, "\n".join(problems)
 
 
@@ -87,6 +103,8 @@ FORBIDDEN = {
 _PROBE = """
 import json, sys
 import {module}
+for name in getattr(sys.modules["{module}"], "__all__", []) if {touch} else []:
+    getattr(sys.modules["{module}"], name)  # a lazy package (PEP 562): load its public names
 loaded = sorted({{name.split(".")[1] for name in sys.modules if name.startswith("tfrs_irns.")}})
 keras = None
 if "tensorflow" in sys.modules:
@@ -96,13 +114,17 @@ print(json.dumps({{"loaded": loaded, "keras": keras, "tensorflow": "tensorflow" 
 """
 
 
+# Packages whose public names the probe loads (their __init__ is lazy); not the root, not the config.
+TOUCHED = set(FORBIDDEN) | {"tfrs_irns.models"}
+
+
 def _probe_all(modules: list[str]) -> dict[str, dict]:
     """Import each module in its own fresh interpreter, all at once."""
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # the package must set it
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     procs = {
         m: subprocess.Popen(
-            [sys.executable, "-c", _PROBE.format(module=m)],
+            [sys.executable, "-c", _PROBE.format(module=m, touch=m in TOUCHED)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(PACKAGE.parent),
         )
         for m in modules

@@ -1,12 +1,18 @@
 """Typed run configuration, read from YAML with ``--set`` overrides.
 
-Every key a config file may hold is a field below, with its default and a
-one-line description; the names are a contract that outside scripts rely on.
+Every key a config file may hold is a field, with its default and a one-line
+description; the names are a contract that outside scripts rely on. The
+sections of a library component are its own frozen parameter dataclasses
+(``data``: :class:`~tfrs_irns.data.params.DataParams`, ``negatives``,
+``batching.gcbs``, ``model.history``, ``export.ann``: the ``*/params.py``
+modules), used whole; the sections below are the run's own. Options that
+changed nothing beyond noise are set only under ``experimental``.
 ``docs/configuration.md`` is rendered from these fields by
 ``python tools/gen_config_reference.py`` (:mod:`tfrs_irns.config_reference`).
 
 Loading checks the whole config before anything is built or written: each
-key's name, type and range (``_RULES``), then the rules that tie several keys
+key's name, type and range (the rule beside each field, shared with the
+library objects: :mod:`tfrs_irns._params`), then the rules that tie several keys
 together (``_CROSS_RULES``), each rule in one place. The first problem stops
 loading with a :class:`~tfrs_irns.errors.ConfigError` that names the file and
 the key. Rules that need the data (a catalogue size, say) cannot be checked
@@ -21,276 +27,110 @@ import difflib
 import os
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal, Optional, TypeVar
 
 import yaml
 
 from tfrs_irns._files import atomic_open
+from tfrs_irns._params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Check, param, range_problem, type_hints, type_name
+from tfrs_irns.batching.params import GcbsParams
+from tfrs_irns.data.params import STREAMING_SPLITS, CsvParams, DataParams, SyntheticParams, streaming_sources
 from tfrs_irns.errors import ConfigError
+from tfrs_irns.evaluation.params import monitor_names as _monitor_names
+from tfrs_irns.export.params import AnnParams
+from tfrs_irns.layers.params import HistoryParams
+from tfrs_irns.tasks.params import NegativesParams
 
 _C = TypeVar("_C")
 
+# The sections owned by the library layers, under their names of earlier releases (scripts import them).
+SyntheticConfig = SyntheticParams
+CsvConfig = CsvParams
+DataConfig = DataParams
+HistoryConfig = HistoryParams
+NegativesConfig = NegativesParams
+GcbsConfig = GcbsParams
+AnnConfig = AnnParams
 
-def _f(
-    default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, path: bool = False, column: bool = False
-) -> Any:
-    """A config field: its default (or ``factory``), a one-line ``help`` for
-    the reference, ``path=True`` for file paths :func:`absolute_paths` fixes,
-    and ``column=True`` for column names that may be 0-based positions (an
-    integer in YAML is read as its string)."""
-    metadata: dict[str, Any] = {"help": help}
-    if path:
-        metadata["path"] = True
-    if column:
-        metadata["column"] = True
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-@dataclass
-class SyntheticConfig:
-    """The embedded synthetic catalogue (``data.source: synthetic``)."""
-
-    num_users: int = _f(5000, "users generated")
-    num_items: int = _f(20000, "items generated")
-    num_interactions: int = _f(500000, "(user, item) interactions generated; each pair occurs at most once")
-    num_clusters: int = _f(20, "latent taste clusters shared by users and items (an item's genre is its cluster)")
-    zipf_exponent: float = _f(0.8, "item popularity is Zipf with this exponent over a random ranking (0: uniform)")
-    affinity: float = _f(0.9, "share of each user's interactions drawn from their own cluster (the planted signal)")
-
-
-@dataclass
-class CsvConfig:
-    """Column mapping of ``data.source: csv``; with ``header: false`` columns are 0-based positions ("0", "1", ...)."""
-
-    user_column: str = _f("user_id", "column holding the user id", column=True)
-    item_column: str = _f("item_id", "column holding the item id", column=True)
-    timestamp_column: Optional[str] = _f("timestamp", "column holding the time (null: row order stands in for time)", column=True)
-    rating_column: Optional[str] = _f(None, "column holding the rating (needed by data.min_rating)", column=True)
-    delimiter: str = _f(",", "field separator of both files; '\\t' or 'tab' for a tab")
-    header: bool = _f(True, "the first line of each file names the columns")
-    items_path: Optional[str] = _f(None, "optional item file giving titles and genres", path=True)
-    item_id_column: str = _f("item_id", "column of the item file holding the item id", column=True)
-    title_column: Optional[str] = _f("title", "column of the item file holding the title (null: none)", column=True)
-    genres_column: Optional[str] = _f(None, "column of the item file holding '|'-joined genres (null: none)", column=True)
-    item_columns: dict[str, Literal["text", "categorical"]] = _f(
-        help="further item-file columns usable in model.item_features: column name -> text (tokenised) or "
-        "categorical ('|'-joined values)", factory=dict
-    )
-
-
-@dataclass
-class DataConfig:
-    """Where the interactions come from and how they are split."""
-
-    source: Literal["synthetic", "tfds", "movielens", "csv", "parquet"] = _f(
-        "synthetic", "where the interactions come from: generated (synthetic), tensorflow_datasets (tfds), "
-        "a local MovieLens release (movielens), any CSV/TSV file (csv), a Parquet file or folder (parquet)"
-    )
-    name: Optional[str] = _f(None, "tensorflow_datasets name (source tfds), e.g. movielens/100k-ratings")
-    path: Optional[str] = _f(
-        None, "a MovieLens folder or .zip (source movielens), the interactions CSV/TSV file (source csv), "
-        "or a Parquet file or folder of .parquet files (source parquet)", path=True
-    )
-    split: Literal["random", "temporal", "leave_last_out", "cold_items", "cold_users"] = _f(
-        "random", "how test (and validation) interactions are held out: seeded shuffle, global time cut, "
-        "each user's last interaction, every interaction of a seeded share of items never trained on (cold_items), "
-        "or new users (cold_users: a seeded share of users never trained on, the earlier half of each one's "
-        "interactions given as history, the later half tested)"
-    )
-    cold_item_fraction: float = _f(
-        0.1, "split cold_items: share of the items held out of training and validation; the test is every "
-        "interaction on them (test_fraction unused)"
-    )
-    test_fraction: float = _f(
-        0.2, "share of the interactions held out for test (random, temporal; unused by leave_last_out)"
-    )
-    validation_fraction: float = _f(
-        0.1, "share of the non-test interactions held out for validation (random, temporal); leave_last_out takes "
-        "each user's second-to-last interaction (users with 3 or more) when > 0; 0: no validation split"
-    )
-    cold_user_fraction: float = _f(
-        0.1, "cold_users split: share of the users held out of training and validation (at least one)"
-    )
-    seed: int = _f(42, "seed of the random split and of the synthetic data")
-    min_rating: Optional[float] = _f(None, "keep only interactions rated at least this (null: keep all; needs ratings)")
-    skip_bad_rows: bool = _f(
-        False, "movielens, csv and parquet: drop malformed rows with a warning instead of stopping"
-    )
-    duplicates: Literal["keep_last", "keep_first", "keep_all"] = _f(
-        "keep_last", "repeated (user, item) pairs: keep the latest copy (by timestamp), the earliest, or every "
-        "copy (keep_all: all copies of a pair land on the same side of every split)"
-    )
-    tfds_data_dir: Optional[str] = _f(None, "tensorflow_datasets data folder (null: the tfds default)", path=True)
-    streaming: bool = _f(
-        False, "csv and parquet: read the data in bounded-memory batches once, into encoded int64 shards in a cache "
-        "keyed by the data fingerprint, and train from them with tf.data (memory grows with the vocabularies, not "
-        "the rows; splits random and leave_last_out, data.duplicates keep_all; see docs/streaming.md)"
-    )
-    cache_dir: Optional[str] = _f(
-        None, "data.streaming: the folder of the shard cache (null: .tfrs-irns-cache beside the run folder)", path=True
-    )
-    synthetic: SyntheticConfig = _f(help="the synthetic catalogue (source synthetic)", factory=SyntheticConfig)
-    csv: CsvConfig = _f(help="the column mapping (sources csv and parquet)", factory=CsvConfig)
-
-
-@dataclass
-class HistoryConfig:
-    """The activity part of the user tower (``model.user_features`` with ``history``)."""
-
-    length: int = _f(50, "the user's most recent training interactions the tower pools")
-    shared_tower: bool = _f(
-        True, "embed the history items with the candidate tower (true) or with a separate item table (false)"
-    )
-    pooling: Literal["mean", "attention", "gru", "transformer"] = _f(
-        "mean", "how the history item embeddings become one vector: masked mean, attention with a learned "
-        "query, a GRU read oldest to newest, or a causal transformer (SASRec) whose last position is the query"
-    )
-    num_blocks: int = _f(2, "pooling transformer: self-attention + feed-forward blocks")
-    num_heads: int = _f(1, "pooling transformer: attention heads (must divide model.embedding_dim)")
-    dropout: float = _f(0.2, "pooling transformer: dropout of the item embeddings, attention weights and block outputs")
+_LAYER_SIZES: Check = (lambda v: all(x > 0 for x in v), "layer sizes must be > 0")
+_NON_EMPTY_UNIQUE: Check = (lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats")
 
 
 @dataclass
 class ModelConfig:
     """The two towers: user index → query embedding, item index → candidate embedding."""
 
-    embedding_dim: int = _f(64, "embedding size d of both towers")
-    normalize: bool = _f(False, "L2-normalise both towers' outputs (cosine scores)")
-    temperature: float = _f(1.0, "softmax temperature T: the loss's logits are q·c / T")
-    query_hidden: list[int] = _f(
-        help="sizes of ReLU layers after the user embedding, then a linear layer back to embedding_dim", factory=list
+    embedding_dim: int = param(64, "embedding size d of both towers", check=POSITIVE)
+    normalize: bool = param(False, "L2-normalise both towers' outputs (cosine scores)")
+    temperature: float = param(1.0, "softmax temperature T: the loss's logits are q·c / T", check=POSITIVE)
+    query_hidden: list[int] = param(
+        help="sizes of ReLU layers after the user embedding, then a linear layer back to embedding_dim", factory=list, check=_LAYER_SIZES
     )
-    candidate_hidden: list[int] = _f(
-        help="sizes of ReLU layers after the item embedding, then a linear layer back to embedding_dim", factory=list
+    candidate_hidden: list[int] = param(
+        help="sizes of ReLU layers after the item embedding, then a linear layer back to embedding_dim", factory=list, check=_LAYER_SIZES
     )
-    use_genres: bool = _f(
+    use_genres: bool = param(
         False, "add the items' genres to the candidate tower (when the data has genres): with item_features [id] "
         "as a multi-hot projection added to the id row, with content features as the genres feature"
     )
-    embedding_l2: float = _f(0.1, "L2 penalty on the user and item embedding rows each batch looks up")
-    item_features: list[str] = _f(
+    embedding_l2: float = param(0.1, "L2 penalty on the user and item embedding rows each batch looks up", check=NON_NEGATIVE)
+    item_features: list[str] = param(
         help="what the candidate tower embeds an item from: any of id, title (text), genres (categorical) and "
         "the names of data.csv.item_columns; [title, genres] is a content-only tower (no id table); "
-        "use_genres: true adds genres", factory=lambda: ["id"]
+        "use_genres: true adds genres", factory=lambda: ["id"], check=_NON_EMPTY_UNIQUE
     )
-    text_pooling: Literal["mean", "attention"] = _f(
+    text_pooling: Literal["mean", "attention"] = param(
         "mean", "how a text feature's token embeddings become one vector (padding masked); categorical "
         "features always take the mean"
     )
-    max_tokens: int = _f(16, "tokens (or categorical values) kept per item and content feature; longer texts are cut")
-    max_vocabulary: int = _f(
-        20000, "most frequent tokens (values) of the training catalogue kept per content feature; others are OOV"
+    max_tokens: int = param(16, "tokens (or categorical values) kept per item and content feature; longer texts are cut", check=POSITIVE)
+    max_vocabulary: int = param(
+        20000, "most frequent tokens (values) of the training catalogue kept per content feature; others are OOV", check=POSITIVE
     )
-    user_features: list[Literal["id", "history"]] = _f(
+    user_features: list[Literal["id", "history"]] = param(
         help="what the user tower embeds: [id] (a user table), [history] (the user's recent items, so new "
-        "users get personal answers) or [id, history] (summed)", factory=lambda: ["id"]
+        "users get personal answers) or [id, history] (summed)", factory=lambda: ["id"], check=_NON_EMPTY_UNIQUE
     )
-    history: HistoryConfig = _f(help="the user history (model.user_features with history)", factory=HistoryConfig)
-
-
-@dataclass
-class NegativesConfig:
-    """Which items each positive is contrasted with in the retrieval loss (IRNS)."""
-
-    mode: Literal["in_batch", "random", "mixed", "full"] = _f(
-        "mixed", "in_batch: the batch's other positives; random: sampled items; mixed: both (IRNS); "
-        "full: the exact softmax over every item"
-    )
-    num_negatives: int = _f(3000, "M, items sampled once per step and shared by the whole batch (random, mixed)")
-    sampler: Literal["uniform", "unigram"] = _f(
-        "uniform", "distribution of the sampled items: uniform over the catalogue, or training counts ** alpha"
-    )
-    replacement: bool = _f(True, "sample with replacement (false: M distinct items per step)")
-    alpha: float = _f(0.75, "exponent on the training counts for the unigram sampler (1: like the data, 0: uniform)")
-    logq: Optional[bool] = _f(
-        None, "subtract log(B·p + M·q), the expected copies of each candidate, from its logit "
-        "(null: on for mixed and in_batch)"
-    )
-    logq_variant: Literal["standard", "refined"] = _f(
-        "standard", "standard: shift every column, the positive too; refined (Khrylchenko et al. 2025): the "
-        "positive, always present, is not shifted and the negatives count B-1 in-batch draws (needs logq on)"
-    )
-    remove_accidental_hits: bool = _f(True, "mask candidate columns that are the row's own positive item")
-    mask_same_user: bool = _f(False, "also mask in-batch columns holding another positive of the same user")
-    num_hard_negatives: Optional[int] = _f(None, "keep only the k highest-scoring negatives per row (null: all)")
-    full_max_items: int = _f(200000, "largest catalogue negatives.mode full accepts (its logits are [batch, items])")
-    cross_replica: Optional[bool] = _f(
-        None, "gather every replica's positives as in-batch negatives, so each row meets the global batch "
-        "(null: true when train.distribution gives more than one replica)"
-    )
-    seed: int = _f(0, "seed of the per-step negative sampling")
-
-
-@dataclass
-class GcbsConfig:
-    """GCBS (Tail Batch Sampling): batch orders that put hard negatives together."""
-
-    start_epoch: int = _f(2, "first epoch (counted from 1) GCBS may order; the epochs before it use random batches")
-    every: int = _f(1, "GCBS orders epoch e when e >= start_epoch and e - start_epoch is a multiple of every")
-    neighbors: int = _f(600, "each user's pool of hardest items")
-    threshold: Literal["topk", "quantile"] = _f(
-        "topk", "topk: keep each user's whole pool; quantile: only items scoring above the quantile of "
-        "example-pair scores"
-    )
-    quantile: float = _f(0.999, "score quantile a link must exceed with threshold quantile (the paper's 0.999)")
-    similarity: Literal["dot", "cosine"] = _f(
-        "dot", "dot: the model's scores; cosine: both embeddings normalised first, as in the paper"
-    )
-    graph: Literal["user_item", "item_item"] = _f(
-        "user_item", "user_item: link an example to holders of its user's hard items; item_item: link examples "
-        "whose positive items are close"
-    )
-    exclude_above_positive: bool = _f(
-        False, "false-negative guard: never link a user to items it scores above its own positive"
-    )
-    seed: int = _f(0, "seed of the GCBS order (with the epoch number)")
-    links_per_example: int = _f(16, "hard-negative graph links each example sends")
-    holder_tries: int = _f(1, "random holders of a linked item tried per link; the hardest back is kept")
-    diagnostics: bool = _f(
-        False, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch; off by default: "
-        "they cost more than the order itself"
-    )
+    history: HistoryParams = param(help="the user history (model.user_features with history)", factory=HistoryParams)
 
 
 @dataclass
 class BatchingConfig:
     """How training examples are grouped into batches."""
 
-    strategy: Literal["random", "gcbs"] = _f(
+    strategy: Literal["random", "gcbs"] = param(
         "random", "random: a fresh seeded shuffle per epoch; gcbs: GCBS orders on its epochs"
     )
-    drop_remainder: bool = _f(False, "drop each epoch's last, short batch")
-    gcbs: GcbsConfig = _f(help="GCBS settings (strategy gcbs)", factory=GcbsConfig)
+    drop_remainder: bool = param(False, "drop each epoch's last, short batch")
+    gcbs: GcbsParams = param(help="GCBS settings (strategy gcbs)", factory=GcbsParams)
 
 
 @dataclass
 class EarlyStoppingConfig:
     """Stop when the validation metric stops improving, keeping the best epoch's weights."""
 
-    enabled: bool = _f(True, "stop early and restore the best epoch's weights (needs a validation split)")
-    monitor: str = _f(
+    enabled: bool = param(True, "stop early and restore the best epoch's weights (needs a validation split)")
+    monitor: str = param(
         "val_hit_rate@100", "metric to watch: loss (lower is better) or val_<hit_rate|recall|ndcg|coverage>@K "
         "with K from eval.ks, or val_mrr (higher is better)"
     )
-    patience: int = _f(3, "epochs without improvement before training stops")
-    max_queries: int = _f(2000, "at most this many validation users scored per epoch (a seeded sample)")
+    patience: int = param(3, "epochs without improvement before training stops", check=NON_NEGATIVE)
+    max_queries: int = param(2000, "at most this many validation users scored per epoch (a seeded sample)", check=POSITIVE)
 
 
 @dataclass
 class DistributionConfig:
     """Where training runs: one device, several local devices, or several machines (tf.distribute)."""
 
-    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = _f(
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = param(
         "auto", "auto: MirroredStrategy over the local GPUs when there are several, else one device; "
         "mirrored: MirroredStrategy over the local GPUs (or logical_cpus CPUs); multi_worker: "
         "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable"
     )
-    logical_cpus: Optional[int] = _f(
+    logical_cpus: Optional[int] = param(
         None, "split the host CPU into this many logical devices (mirrored on a machine without GPUs; "
-        "null: one CPU device)"
+        "null: one CPU device)", check=POSITIVE
     )
 
 
@@ -298,40 +138,40 @@ class DistributionConfig:
 class TrainConfig:
     """The optimisation: batch size, epochs, optimizer."""
 
-    batch_size: int = _f(600, "B, (user, positive item) pairs per step (the global batch)")
-    epochs: int = _f(30, "epochs at most: early stopping may end training sooner")
-    learning_rate: float = _f(0.1, "learning rate of the optimizer (the loss is a mean over the batch, not a sum)")
-    optimizer: Literal["adagrad", "adam", "adamw"] = _f(
+    batch_size: int = param(600, "B, (user, positive item) pairs per step (the global batch)", check=POSITIVE)
+    epochs: int = param(30, "epochs at most: early stopping may end training sooner", check=POSITIVE)
+    learning_rate: float = param(0.1, "learning rate of the optimizer (the loss is a mean over the batch, not a sum)", check=POSITIVE)
+    optimizer: Literal["adagrad", "adam", "adamw"] = param(
         "adagrad", "the tf.keras optimizer (adagrad starts its accumulator at 1e-6, not 0.1)"
     )
-    weight_decay: float = _f(0.0, "decoupled weight decay of adamw (other optimizers ignore it)")
-    seed: int = _f(0, "seed of TensorFlow, the batch shuffle and the validation sample")
-    early_stopping: EarlyStoppingConfig = _f(help="early stopping on a validation metric", factory=EarlyStoppingConfig)
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
+    weight_decay: float = param(0.0, "decoupled weight decay of adamw (other optimizers ignore it)", check=NON_NEGATIVE)
+    seed: int = param(0, "seed of TensorFlow, the batch shuffle and the validation sample")
+    early_stopping: EarlyStoppingConfig = param(help="early stopping on a validation metric", factory=EarlyStoppingConfig)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = param(
         "float32", "Keras mixed-precision policy of the towers (variables stay float32; logits, logQ, masking "
         "and the loss are float32 in every policy); mixed_float16 adds loss scaling"
     )
-    backup_every_steps: Optional[int] = _f(
+    backup_every_steps: Optional[int] = param(
         None, "also back the run up every this many steps, not only at each epoch's end (train --resume "
-        "continues from the last backup)"
+        "continues from the last backup)", check=POSITIVE
     )
-    profile_steps: Optional[list[int]] = _f(
+    profile_steps: Optional[list[int]] = param(
         None, "[first, last]: write a TensorBoard profiler trace of these training steps (counted from 1 when "
-        "fit starts) to the run's logs/ (Profile tab; docs/profiling.md); null: no trace"
+        "fit starts) to the run's logs/ (Profile tab; docs/profiling.md); null: no trace", check=(lambda v: len(v) == 2 and 1 <= v[0] <= v[1], "must be [first, last] with 1 <= first <= last")
     )
-    distribution: DistributionConfig = _f(help="devices and machines (tf.distribute)", factory=DistributionConfig)
-    sequence_training: bool = _f(
+    distribution: DistributionConfig = param(help="devices and machines (tf.distribute)", factory=DistributionConfig)
+    sequence_training: bool = param(
         False, "train on whole sequences: a batch is train.batch_size windows of each user's latest "
         "model.history.length training items, every position predicting the next item in one causal pass "
         "(needs model.user_features [history] with pooling transformer)"
     )
-    jit_compile: Literal["auto", True, False] = _f(
+    jit_compile: Literal["auto", True, False] = param(
         "auto", "compile the train step with XLA: auto (on when TensorFlow finds a GPU), true or false; "
         "embedding gradients are then applied densely (same updates for adagrad, adam and adamw)"
     )
-    steps_per_execution: int = _f(
+    steps_per_execution: int = param(
         1, "train steps per call of the compiled train function (fewer host round trips; callbacks then "
-        "see every this many steps)"
+        "see every this many steps)", check=AT_LEAST_ONE
     )
 
 
@@ -339,154 +179,96 @@ class TrainConfig:
 class EvalConfig:
     """Full-catalogue retrieval metrics on the test (and validation) split."""
 
-    ks: list[int] = _f(
-        help="cut-offs K of hit_rate@K, recall@K, ndcg@K, coverage@K", factory=lambda: [1, 5, 10, 50, 100]
+    ks: list[int] = param(
+        help="cut-offs K of hit_rate@K, recall@K, ndcg@K, coverage@K", factory=lambda: [1, 5, 10, 50, 100], check=(lambda v: len(v) > 0 and all(k > 0 for k in v), "must be a non-empty list of K > 0")
     )
-    exclude_seen: bool = _f(
+    exclude_seen: bool = param(
         False, "remove from each user's ranking the items they have in earlier splits (false: keep them, as TFRS does)"
     )
-    chunk_size: int = _f(1024, "users scored per matrix product (memory vs speed)")
-
-
-@dataclass
-class AnnConfig:
-    """The approximate nearest-neighbour index of ``export.index: faiss`` (inner product over the item embeddings)."""
-
-    kind: Literal["hnsw", "ivfpq", "flat"] = _f(
-        "hnsw", "hnsw: a navigable small-world graph; ivfpq: inverted lists of product-quantised vectors; "
-        "flat: exact (brute force inside FAISS)"
-    )
-    hnsw_m: int = _f(32, "hnsw: graph neighbours per node (memory and recall grow with it)")
-    ef_construction: int = _f(
-        40, "hnsw: candidates kept while building (build time and recall grow with it; FAISS default 40)"
-    )
-    ef_search: int = _f(128, "hnsw: candidates kept while searching (latency and recall grow with it)")
-    nlist: int = _f(1024, "ivfpq: inverted lists (at most one per 39 items)")
-    nprobe: int = _f(32, "ivfpq: lists scored per query (latency and recall grow with it)")
-    pq_m: int = _f(16, "ivfpq: bytes per compressed vector; must divide model.embedding_dim")
-    pq_bits: int = _f(8, "ivfpq: bits per sub-quantiser code")
-    recall_users: int = _f(1000, "test users (at most) whose index answers are compared with exact brute force")
-    target_recall: float = _f(
-        0.95, "the export raises ef_search (hnsw) or nprobe (ivfpq), doubling it, on up to recall_users sample "
-        "users until the index's recall@100 against exact search reaches this (or says in metrics.json that it "
-        "cannot); 1.0 asks for exact answers"
-    )
+    chunk_size: int = param(1024, "users scored per matrix product (memory vs speed)", check=POSITIVE)
 
 
 @dataclass
 class ExportConfig:
     """The versioned SavedModel written after training."""
 
-    enabled: bool = _f(
+    enabled: bool = param(
         True, "tfrs-irns train writes a SavedModel into the run folder and publishes it by export.publish "
         "(false: neither)"
     )
-    name: Optional[str] = _f(None, "model folder under base_dir (null: the config's name)")
-    k: int = _f(100, "items the serving signature returns (clipped to the catalogue size)")
-    base_dir: str = _f("saved_models", "folder of exported models, relative to where the command runs")
-    publish: Literal["auto", "always", "never"] = _f(
+    name: Optional[str] = param(None, "model folder under base_dir (null: the config's name)")
+    k: int = param(100, "items the serving signature returns (clipped to the catalogue size)", check=POSITIVE)
+    base_dir: str = param("saved_models", "folder of exported models, relative to where the command runs")
+    publish: Literal["auto", "always", "never"] = param(
         "auto", "after training, make the run the next served version: auto (when none is published; never an "
         "identical model; otherwise when the run scores at least as well as the latest version on the same "
         "validation data, both models scored on both datasets when the data differs), always, or never; "
         "tfrs-irns export --run always publishes"
     )
-    publish_tolerance: float = _f(
+    publish_tolerance: float = param(
         0.0, "export.publish=auto still publishes a run whose validation metric is this much below the latest "
-        "version's (0: at least as good; ties publish unless the model is identical)"
+        "version's (0: at least as good; ties publish unless the model is identical)", check=NON_NEGATIVE
     )
-    precision: Literal["float32", "bfloat16"] = _f(
+    precision: Literal["float32", "bfloat16"] = param(
         "float32", "dtype of the item table the SavedModel scores: float32 (exact) or bfloat16 (half the memory)"
     )
-    embeddings: bool = _f(
+    embeddings: bool = param(
         True, "also write the item embeddings (.npy) and ids (.tsv) to <base_dir>/<name>/<version>.embeddings/"
     )
-    projector: bool = _f(False, "also write the TensorBoard projector's vectors.tsv and metadata.tsv there")
-    index: Literal["none", "faiss"] = _f(
+    projector: bool = param(False, "also write the TensorBoard projector's vectors.tsv and metadata.tsv there")
+    index: Literal["none", "faiss"] = param(
         "none", "also build an ANN index over the item embeddings there (faiss: pip install -e '.[ann]')"
     )
-    ann: AnnConfig = _f(help="the ANN index (export.index: faiss)", factory=AnnConfig)
+    ann: AnnParams = param(help="the ANN index (export.index: faiss)", factory=AnnParams)
 
 
 @dataclass
 class Config:
     """A whole run."""
 
-    data: DataConfig = _f(help="the interactions and their splits", factory=DataConfig)
-    model: ModelConfig = _f(help="the two towers", factory=ModelConfig)
-    negatives: NegativesConfig = _f(help="the negatives of the retrieval loss", factory=NegativesConfig)
-    batching: BatchingConfig = _f(help="how examples are batched", factory=BatchingConfig)
-    train: TrainConfig = _f(help="the optimisation", factory=TrainConfig)
-    eval: EvalConfig = _f(help="the evaluation", factory=EvalConfig)
-    export: ExportConfig = _f(help="the SavedModel export", factory=ExportConfig)
-    name: str = _f("run", "names runs and exports; set from the config file's name when loaded")
+    data: DataParams = param(help="the interactions and their splits", factory=DataParams)
+    model: ModelConfig = param(help="the two towers", factory=ModelConfig)
+    negatives: NegativesParams = param(help="the negatives of the retrieval loss", factory=NegativesParams)
+    batching: BatchingConfig = param(help="how examples are batched", factory=BatchingConfig)
+    train: TrainConfig = param(help="the optimisation", factory=TrainConfig)
+    eval: EvalConfig = param(help="the evaluation", factory=EvalConfig)
+    export: ExportConfig = param(help="the SavedModel export", factory=ExportConfig)
+    name: str = param("run", "names runs and exports; set from the config file's name when loaded")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as its YAML file holds it: the experimental settings under ``experimental``."""
+        out = dataclasses.asdict(self)
+        out["experimental"] = moved = {}
+        for name, (home, _tp, _field) in experimental_keys().items():
+            *sections, key = home.split(".")
+            node = out
+            for section in sections:
+                node = node[section]
+            moved[name] = node.pop(key)
+        return out
 
 
-# Range rules: key -> (predicate, description). Checked after types.
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "data.test_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
-    "data.validation_fraction": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    "data.synthetic.num_users": (lambda v: v > 0, "must be > 0"),
-    "data.synthetic.num_items": (lambda v: v > 0, "must be > 0"),
-    "data.synthetic.num_interactions": (lambda v: v > 0, "must be > 0"),
-    "data.synthetic.num_clusters": (lambda v: v > 0, "must be > 0"),
-    "data.synthetic.zipf_exponent": (lambda v: v >= 0, "must be >= 0"),
-    "data.synthetic.affinity": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    "export.ann.target_recall": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "model.embedding_dim": (lambda v: v > 0, "must be > 0"),
-    "export.publish_tolerance": (lambda v: v >= 0, "must be >= 0"),
-    "model.temperature": (lambda v: v > 0, "must be > 0"),
-    "model.query_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
-    "model.candidate_hidden": (lambda v: all(x > 0 for x in v), "layer sizes must be > 0"),
-    "model.embedding_l2": (lambda v: v >= 0, "must be >= 0"),
-    "model.item_features": (lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"),
-    "model.max_tokens": (lambda v: v > 0, "must be > 0"),
-    "model.max_vocabulary": (lambda v: v > 0, "must be > 0"),
-    "data.cold_item_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
-    "model.user_features": (
-        lambda v: len(v) > 0 and len(set(v)) == len(v), "must be a non-empty list without repeats"
-    ),
-    "model.history.length": (lambda v: v >= 1, "must be >= 1"),
-    "model.history.num_blocks": (lambda v: v >= 1, "must be >= 1"),
-    "model.history.num_heads": (lambda v: v >= 1, "must be >= 1"),
-    "model.history.dropout": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
-    "data.cold_user_fraction": (lambda v: 0 < v < 1, "must be in (0, 1)"),
-    "negatives.num_negatives": (lambda v: v > 0, "must be > 0"),
-    "negatives.alpha": (lambda v: v >= 0, "must be >= 0"),
-    "negatives.num_hard_negatives": (lambda v: v is None or v > 0, "must be > 0"),
-    "negatives.full_max_items": (lambda v: v > 0, "must be > 0"),
-    "batching.gcbs.start_epoch": (lambda v: v >= 0, "must be >= 0"),
-    "batching.gcbs.every": (lambda v: v > 0, "must be > 0"),
-    "batching.gcbs.neighbors": (lambda v: v > 0, "must be > 0"),
-    "batching.gcbs.quantile": (lambda v: 0 < v < 1, "must be in (0, 1)"),
-    "batching.gcbs.links_per_example": (lambda v: v > 0, "must be > 0"),
-    "batching.gcbs.holder_tries": (lambda v: v > 0, "must be > 0"),
-    "train.batch_size": (lambda v: v > 0, "must be > 0"),
-    "train.epochs": (lambda v: v > 0, "must be > 0"),
-    "train.learning_rate": (lambda v: v > 0, "must be > 0"),
-    "train.weight_decay": (lambda v: v >= 0, "must be >= 0"),
-    "train.backup_every_steps": (lambda v: v > 0, "must be > 0"),
-    "train.profile_steps": (
-        lambda v: len(v) == 2 and 1 <= v[0] <= v[1], "must be [first, last] with 1 <= first <= last"
-    ),
-    "train.steps_per_execution": (lambda v: v >= 1, "must be >= 1"),
-    "train.distribution.logical_cpus": (lambda v: v > 0, "must be > 0"),
-    "train.early_stopping.patience": (lambda v: v >= 0, "must be >= 0"),
-    "train.early_stopping.max_queries": (lambda v: v > 0, "must be > 0"),
-    "eval.ks": (lambda v: len(v) > 0 and all(k > 0 for k in v), "must be a non-empty list of K > 0"),
-    "eval.chunk_size": (lambda v: v > 0, "must be > 0"),
-    "export.k": (lambda v: v > 0, "must be > 0"),
-    "export.ann.hnsw_m": (lambda v: v > 0, "must be > 0"),
-    "export.ann.ef_construction": (lambda v: v > 0, "must be > 0"),
-    "export.ann.ef_search": (lambda v: v > 0, "must be > 0"),
-    "export.ann.nlist": (lambda v: v > 0, "must be > 0"),
-    "export.ann.nprobe": (lambda v: v > 0, "must be > 0"),
-    "export.ann.pq_m": (lambda v: v > 0, "must be > 0"),
-    "export.ann.pq_bits": (lambda v: 1 <= v <= 16, "must be in [1, 16]"),
-    "export.ann.recall_users": (lambda v: v > 0, "must be > 0"),
-}
+# The trailing, non-dataclass section of a config file: settings that changed nothing beyond noise in the
+# package's own measurements, kept under a name that says they may change or go.
+EXPERIMENTAL = "experimental"
+EXPERIMENTAL_DOC = (
+    "Options that changed nothing beyond noise in the package's own measurements (docs/results/negatives-map.md, "
+    "docs/gcbs.md). They may change or go without notice. Each sets a field of the section named in its description."
+)
+
+
+def experimental_keys(cls: type = None, prefix: str = "") -> dict[str, tuple[str, Any, dataclasses.Field]]:  # type: ignore[assignment]
+    """``experimental`` key → (the dotted key of the field it sets, its type, that field), from the
+    ``experimental=`` marks of the parameter fields (each written once, where the library owns it)."""
+    cls = Config if cls is None else cls
+    found: dict[str, tuple[str, Any, dataclasses.Field]] = {}
+    hints = type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            found.update(experimental_keys(hints[f.name], prefix + f.name + "."))
+        elif f.metadata.get("experimental"):
+            found[f.metadata["experimental"]] = (prefix + f.name, hints[f.name], f)
+    return found
 
 
 # ------------------------------------------------------------ rules across keys
@@ -495,8 +277,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def monitor_names(config: Config) -> list[str]:
     """What ``train.early_stopping.monitor`` may name: the training loss or a
     validation metric the run logs (K from ``eval.ks``)."""
-    names = ["loss"] + [f"val_{m}@{k}" for m in ("hit_rate", "recall", "ndcg", "coverage") for k in config.eval.ks]
-    return names + ["val_mrr"]
+    return _monitor_names(config.eval.ks)
 
 
 def _monitor_is_a_metric(config: Config) -> Optional[str]:
@@ -520,16 +301,12 @@ def _early_stopping_has_validation(config: Config) -> Optional[str]:
 
 def _refined_logq_has_logq(config: Config) -> Optional[str]:
     negatives = config.negatives
-    if negatives.logq_variant != "refined":
-        return None
-    # negatives.logq: null means on for mixed and in_batch (tasks.irns.default_logq).
-    on = negatives.logq if negatives.logq is not None else negatives.mode in ("mixed", "in_batch")
-    if on and negatives.mode != "full":
+    if negatives.logq_variant != "refined" or negatives.logq_on:
         return None
     return (
-        f"negatives.logq_variant=refined refines the logQ correction, which is off here "
+        f"experimental.logq_variant=refined refines the logQ correction, which is off here "
         f"(negatives.mode={negatives.mode}, negatives.logq={negatives.logq}); set negatives.logq: true "
-        "(not with mode full) or negatives.logq_variant: standard"
+        "(not with mode full) or experimental.logq_variant: standard"
     )
 
 
@@ -565,8 +342,9 @@ def _sequence_training_fits(config: "Config") -> Optional[str]:
     if n.mode == "full":
         return "train.sequence_training=true: negatives.mode full is not supported (use mixed, random or in_batch)"
     for key, value, ok in (
-        ("negatives.logq_variant", n.logq_variant, "standard"), ("negatives.num_hard_negatives", n.num_hard_negatives, None),
-        ("negatives.mask_same_user", n.mask_same_user, False), ("batching.strategy", config.batching.strategy, "random"),
+        ("experimental.logq_variant", n.logq_variant, "standard"),
+        ("negatives.num_hard_negatives", n.num_hard_negatives, None),
+        ("experimental.mask_same_user", n.mask_same_user, False), ("batching.strategy", config.batching.strategy, "random"),
     ):
         if value != ok:
             return f"train.sequence_training=true does not support {key}={value} (use {ok})"
@@ -574,8 +352,6 @@ def _sequence_training_fits(config: "Config") -> Optional[str]:
 
 
 ITEM_FEATURES = ("id", "title", "genres")
-# Sources whose loader always yields titles and genres; csv and parquet need the item file's columns.
-_CONTENT_SOURCES = ("synthetic", "movielens", "tfds")
 
 
 def content_features(model: "ModelConfig") -> list[str]:
@@ -602,7 +378,7 @@ def _item_features_known(config: "Config") -> Optional[str]:
                 f"model.item_features: unknown feature {name!r}; expected id, title, genres{declared} "
                 "(an item-file column must be declared in data.csv.item_columns)"
             )
-        if data.source not in ("csv", "parquet") or data.csv.items_path is None:
+        if not data.has_item_feature(name):
             return (
                 f"model.item_features: {name!r} is a data.csv.item_columns column, read from data.csv.items_path "
                 f"with data.source csv or parquet (here source {data.source}, items_path {data.csv.items_path})"
@@ -612,19 +388,15 @@ def _item_features_known(config: "Config") -> Optional[str]:
 
 def _item_features_available(config: "Config") -> Optional[str]:
     data = config.data
-    if data.source in _CONTENT_SOURCES:
-        return None
-    needs = {"title": "data.csv.title_column", "genres": "data.csv.genres_column"}
     for name in content_features(config.model):
-        key = needs.get(name)
-        if key is None:
+        if name not in ("title", "genres") or data.has_item_feature(name):
             continue
-        column = getattr(data.csv, key.rsplit(".", 1)[1])
-        if data.csv.items_path is None or column is None:
-            return (
-                f"model.item_features: {name!r} needs item {'titles' if name == 'title' else name}, and data.source {data.source} has them only "
-                f"from data.csv.items_path with {key} set (items_path {data.csv.items_path}, {key} {column})"
-            )
+        key, column = f"data.csv.{name}_column", data.item_file_column(name)
+        return (
+            f"model.item_features: {name!r} needs item {'titles' if name == 'title' else name}, and data.source "
+            f"{data.source} has them only from data.csv.items_path with {key} set (items_path "
+            f"{data.csv.items_path}, {key} {column})"
+        )
     return None
 
 
@@ -644,18 +416,13 @@ def _cold_items_need_content(config: "Config") -> Optional[str]:
     return None
 
 
-#: What the streamed input (``data.streaming``) can do in bounded memory.
-STREAMING_SOURCES = ("csv", "parquet")
-STREAMING_SPLITS = ("random", "leave_last_out")
-
-
 def _streaming_supported(config: Config) -> Optional[str]:
     d = config.data
     if not d.streaming:
         return None
     # Each refusal says why: these need every row (or every pair) in memory at once.
-    if d.source not in STREAMING_SOURCES:
-        return f"data.streaming: true reads csv or parquet sources, not data.source={d.source!r}"
+    if not d.provides.streams:
+        return f"data.streaming: true reads {' or '.join(streaming_sources())} sources, not data.source={d.source!r}"
     if d.split not in STREAMING_SPLITS:
         return (
             f"data.streaming: true supports data.split random (a seeded hash of each (user, item) pair) and "
@@ -688,8 +455,8 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         _early_stopping_has_validation,
     ),
     (
-        ("negatives.logq_variant", "negatives.logq", "negatives.mode"),
-        "`negatives.logq_variant: refined` needs the logQ correction on (`negatives.logq: true`, or null with "
+        ("experimental.logq_variant", "negatives.logq", "negatives.mode"),
+        "`experimental.logq_variant: refined` needs the logQ correction on (`negatives.logq: true`, or null with "
         "`mode` mixed or in_batch; never with `mode: full`)",
         _refined_logq_has_logq,
     ),
@@ -723,7 +490,8 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
     ),
     (
         ("train.sequence_training", "model.user_features", "model.history.pooling", "negatives.mode",
-         "negatives.logq_variant", "negatives.num_hard_negatives", "negatives.mask_same_user", "batching.strategy"),
+         "experimental.logq_variant", "negatives.num_hard_negatives", "experimental.mask_same_user",
+         "batching.strategy"),
         "`train.sequence_training: true` needs a `history` user tower with `pooling: transformer`, "
         "`negatives.mode` mixed, random or in_batch with the standard logQ, no hard negatives, no same-user mask, "
         "and random batches",
@@ -741,20 +509,7 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
 # ------------------------------------------------------------------ building
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        args = [repr(a) for a in typing.get_args(tp)]
-        return " or ".join(args) if len(args) == 2 else "one of " + ", ".join(args)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _type_name(args[0]) + " or null"
-    if origin is list:
-        return "a list of " + _type_name(typing.get_args(tp)[0])
-    if origin is dict:
-        key_tp, value_tp = typing.get_args(tp)
-        return f"a mapping of {_type_name(key_tp)} to {_type_name(value_tp)}"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+_type_name = type_name  # the config reference says types the same way
 
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -808,31 +563,61 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     raise TypeError(f"unsupported config type {tp} for {key}")
 
 
-def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
+def _build(cls: type, raw: Any, prefix: str, where: str, experimental: dict[str, Any]) -> Any:
+    """``cls`` from its ``raw`` mapping; ``experimental``: the ``experimental``
+    section's values by the dotted key of the field each sets."""
     if not isinstance(raw, dict):
         section = prefix.rstrip(".") or "top level"
         raise ConfigError(f"{where}{section}: expected a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    names = list(fields)
+    names = [name for name, f in fields.items() if not f.metadata.get("experimental")]
     kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in names:
+    given = [(key, value, prefix + str(key), False) for key, value in raw.items()]
+    for name, f in fields.items():
+        if prefix + name in experimental:  # set as experimental.<key>, named so in errors
+            given.append((name, experimental[prefix + name], f"{EXPERIMENTAL}.{f.metadata['experimental']}", True))
+    for key, value, full, moved in given:
+        if not moved and key in fields and fields[key].metadata.get("experimental"):
+            raise ConfigError(f"{where}{full}: moved to {EXPERIMENTAL}.{fields[key].metadata['experimental']}")
+        if key not in fields:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where}{prefix}{key}: unknown key{hint}")
+            raise ConfigError(f"{where}{full}: unknown key{hint}")
         tp = hints[key]
-        full = prefix + key
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, full + ".", where)
-        else:
-            if fields[key].metadata.get("column") and isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)  # a 0-based column position, for header: false
-            kwargs[key] = _coerce(value, tp, full, where)
-            rule = _RULES.get(full)
-            if rule is not None and kwargs[key] is not None and not rule[0](kwargs[key]):
-                raise ConfigError(f"{where}{full}: {rule[1]}, got {value!r}")
+            kwargs[key] = _build(tp, value, full + ".", where, experimental)
+            continue
+        if fields[key].metadata.get("column") and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a 0-based column position, for header: false
+        kwargs[key] = _coerce(value, tp, full, where)
+        problem = range_problem(fields[key], kwargs[key])
+        if problem is not None:
+            raise ConfigError(f"{where}{full}: {problem}, got {value!r}")
+    for name in fields:  # sections not given still take the experimental settings
+        if name not in kwargs and dataclasses.is_dataclass(hints[name]) and any(
+            key.startswith(prefix + name + ".") for key in experimental
+        ):
+            kwargs[name] = _build(hints[name], {}, prefix + name + ".", where, experimental)
     return cls(**kwargs)
+
+
+def _experimental_settings(raw: Any, where: str) -> dict[str, Any]:
+    """The ``experimental`` section of ``raw`` by the dotted key of the field each sets."""
+    section = raw.pop(EXPERIMENTAL, None) if isinstance(raw, dict) else None
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}{EXPERIMENTAL}: expected a mapping of keys, got {section!r}")
+    known = experimental_keys()
+    out = {}
+    for key, value in section.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean '{EXPERIMENTAL}.{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}{EXPERIMENTAL}.{key}: unknown key{hint}")
+        out[known[key][0]] = value
+    return out
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -893,7 +678,8 @@ def from_dict(raw: dict, where: str = "", sections: Optional[typing.Sequence[str
     overridden), only the rules that stay inside them: a rule that ties
     ``eval.ks`` to the training's monitor was training's to check.
     """
-    config = _build(Config, raw, "", where)
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    config = _build(Config, raw, "", where, _experimental_settings(raw, where))
     for keys, _, check in _CROSS_RULES:
         if sections is not None and any(key.split(".")[0] not in sections for key in keys):
             continue
@@ -979,10 +765,16 @@ def absolute_paths(config: _C) -> _C:
 
 
 def iter_keys(cls: type = Config, prefix: str = "") -> typing.Iterator[tuple[str, Any, dataclasses.Field]]:
-    """``(dotted key, type, field)`` of every key of ``cls``, sections included, in file order."""
-    hints = typing.get_type_hints(cls)
+    """``(dotted key, type, field)`` of every key of ``cls``, sections included, in file order; the
+    experimental settings as ``experimental.<key>`` last (with the field they set)."""
+    hints = type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("experimental"):
+            continue
         key = prefix + f.name
         yield key, hints[f.name], f
         if dataclasses.is_dataclass(hints[f.name]):
             yield from iter_keys(hints[f.name], key + ".")
+    if cls is Config:
+        for name, (_home, tp, f) in experimental_keys().items():
+            yield f"{EXPERIMENTAL}.{name}", tp, f

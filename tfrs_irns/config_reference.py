@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import typing
 from typing import Any
 
-from tfrs_irns.config import _CROSS_RULES, _RULES, Config, _type_name, iter_keys
+from tfrs_irns._params import type_hints, type_name
+from tfrs_irns.config import _CROSS_RULES, EXPERIMENTAL, EXPERIMENTAL_DOC, Config, experimental_keys, iter_keys
 
 REFERENCE_COMMAND = "python tools/gen_config_reference.py"
 
@@ -29,21 +29,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+_HEADER = ["| key | type | default | rule | description |", "|---|---|---|---|---|"]
+
+
+def _row(key: str, tp: Any, f: dataclasses.Field, extra: str = "") -> str:
+    rule = f.metadata["check"][1] if "check" in f.metadata else ""
+    default = json.dumps(_default(f), ensure_ascii=False)
+    # Path keys are relative to the folder the command runs in until a run saves them.
+    if f.metadata.get("path"):
+        extra += "; relative paths are made absolute in a run's saved config"
+    cells = [f"`{key}`", type_name(tp), f"`{default}`", rule, f.metadata["help"] + extra]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
 def _section_table(cls: type, prefix: str) -> list[str]:
-    hints = typing.get_type_hints(cls)
-    lines = ["| key | type | default | rule | description |", "|---|---|---|---|---|"]
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            continue
-        key = prefix + f.name
-        rule = _RULES.get(key, (None, ""))[1]
-        default = json.dumps(_default(f), ensure_ascii=False)
-        # Path keys are relative to the folder the command runs in until a run saves them.
-        extra = "; relative paths are made absolute in a run's saved config" if f.metadata.get("path") else ""
-        cells = [f"`{key}`", _type_name(tp), f"`{default}`", rule, f.metadata["help"] + extra]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return lines
+    hints = type_hints(cls)
+    return _HEADER + [
+        _row(prefix + f.name, hints[f.name], f)
+        for f in dataclasses.fields(cls)
+        if not dataclasses.is_dataclass(hints[f.name]) and not f.metadata.get("experimental")
+    ]
+
+
+def _summary(cls: type) -> str:
+    """A section's introduction: the first paragraph of its class docstring (the rest is for the library)."""
+    return inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
 
 
 def reference_markdown() -> str:
@@ -67,8 +77,12 @@ def reference_markdown() -> str:
     ]
     for key, tp, _field in iter_keys():
         if dataclasses.is_dataclass(tp):
-            out += ["", f"## `{key}`", "", inspect.cleandoc(tp.__doc__ or ""), ""]
+            out += ["", f"## `{key}`", "", _summary(tp), ""]
             out += _section_table(tp, key + ".")
+    out += ["", f"## `{EXPERIMENTAL}`", "", EXPERIMENTAL_DOC, "", *_HEADER]
+    out += [
+        _row(f"{EXPERIMENTAL}.{name}", tp, f, f" (sets `{home}`)") for name, (home, tp, f) in experimental_keys().items()
+    ]
     out += ["", "## Rules across keys", ""]
     out += [f"- {summary}." for _, summary, _ in _CROSS_RULES]
     out += [

@@ -82,35 +82,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from tfrs_irns.batching.params import GcbsParams
 from tfrs_irns.topk import Csr, rank_top_k
 
-# Defaults of the GCBS arguments, shared by gcbs_order and GCBSCallback (a
-# YAML config's batching.gcbs section repeats them; tests keep the two equal).
-# Epochs count from 1: the first epoch trains on random batches, since an
-# untrained model's "hard" negatives are noise.
-START_EPOCH = 2
-EVERY = 1
-# Each user's pool of hardest items.
-NEIGHBORS = 600
-# Which pool items become links: all of them, or those above the quantile.
-THRESHOLDS = ("topk", "quantile")
-THRESHOLD = "topk"
-# The paper's quantile: links only among the top 0.1% of pair scores.
-QUANTILE = 0.999
-SIMILARITIES = ("dot", "cosine")
-SIMILARITY = "dot"
-GRAPHS = ("user_item", "item_item")
-GRAPH = "user_item"
-EXCLUDE_ABOVE_POSITIVE = False
-SEED = 0
-# Links each example sends (the graph's out-degree); it receives about twice as
-# many at most. A few links per example already order the examples well, and
-# the graph's cost grows with them (see benchmarks/gcbs.py).
-LINKS_PER_EXAMPLE = 16
-# Random holders tried per link; the one hardest back is kept (see _pick_holders).
-# 1 (a random holder) measured as good as 8 on ml-latest-small at a third of the
-# cost, which keeps GCBS within 25% of a training run's time (benchmarks/gcbs.py).
-HOLDER_TRIES = 1
+# The settings (their defaults and ranges) are GcbsParams, defined once in batching/params.py.
+_DEFAULTS = GcbsParams()
 # Scores held at once while ranking items for a block of users.
 _SCORE_BLOCK = 4_000_000
 # A user x item score table up to this size is precomputed for holder choice;
@@ -122,11 +98,6 @@ _PAIR_BUDGET = 1 << 24
 _QUANTILE_SAMPLE = 200_000
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]
-
-
-def is_due(epoch: int, start_epoch: int, every: int) -> bool:
-    """Whether GCBS orders 1-based ``epoch`` (as Keras prints it)."""
-    return epoch >= start_epoch and (epoch - start_epoch) % every == 0
 
 
 @dataclass(frozen=True)
@@ -251,31 +222,6 @@ def estimate_quantile(
     return float(np.quantile(scores, q))
 
 
-# Smallest value of each count-like knob.
-_AT_LEAST = {"neighbors": 1, "links_per_example": 1, "holder_tries": 1, "every": 1, "start_epoch": 0}
-
-
-def check_gcbs_args(
-    threshold: str = THRESHOLD, quantile: float = QUANTILE, similarity: str = SIMILARITY, graph: str = GRAPH,
-    **counts: int,
-) -> None:
-    """Raise :class:`ValueError` naming the first GCBS argument out of range.
-
-    ``counts``: any of ``neighbors``, ``links_per_example``, ``holder_tries``,
-    ``every`` and ``start_epoch``.
-    """
-    for name, value, allowed in (("threshold", threshold, THRESHOLDS), ("similarity", similarity, SIMILARITIES),
-                                 ("graph", graph, GRAPHS)):
-        if value not in allowed:
-            raise ValueError(f"{name}: expected {' or '.join(repr(a) for a in allowed)}, got {value!r}")
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile: must be in (0, 1), got {quantile!r}")
-    for name, value in counts.items():
-        low = _AT_LEAST[name]
-        if value < low:
-            raise ValueError(f"{name}: must be {'> 0' if low else '>= 0'}, got {value!r}")
-
-
 @dataclass
 class GraphInfo:
     """What :func:`hard_negative_graph` kept (for logs and tests)."""
@@ -289,19 +235,11 @@ class GraphInfo:
 
 
 def hard_negative_graph(
-    emb: ExampleEmbeddings,
-    neighbors: int,
-    rng: np.random.Generator,
-    threshold: str = THRESHOLD,
-    quantile: float = QUANTILE,
-    links_per_example: int = LINKS_PER_EXAMPLE,
-    holder_tries: int = HOLDER_TRIES,
-    graph: str = GRAPH,
-    exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
+    emb: ExampleEmbeddings, rng: np.random.Generator, params: GcbsParams = _DEFAULTS
 ) -> tuple[sp.csr_matrix, GraphInfo]:
     """The symmetric example graph whose bandwidth GCBS minimises.
 
-    Each user's pool of hard items is its ``neighbors`` best-scoring items
+    Each user's pool of hard items is its ``params.neighbors`` best-scoring items
     that are not its positives (with ``threshold="quantile"``: only those
     scoring above the quantile). The ``r``-th example of a user links to
     ``k = min(links_per_example, neighbors)`` items of that pool, starting at
@@ -317,14 +255,12 @@ def hard_negative_graph(
     item); ``exclude_above_positive`` is the false-negative guard (see the
     module docstring).
     """
-    check_gcbs_args(
-        threshold=threshold, neighbors=neighbors, quantile=quantile, graph=graph,
-        links_per_example=links_per_example, holder_tries=holder_tries,
-    )
+    threshold, quantile, graph = params.threshold, params.quantile, params.graph
+    exclude_above_positive = params.exclude_above_positive
     view = emb if graph == "user_item" else emb.item_view()
     n, n_items = len(emb), len(emb.item_ids)
-    pool = int(min(neighbors, n_items))
-    k = int(min(pool, links_per_example))
+    pool = int(min(params.neighbors, n_items))
+    k = int(min(pool, params.links_per_example))
     positives = _positive_keys(view)
     rows, scores = _hard_items(view, pool, positives)
     cut = estimate_quantile(view, quantile, rng) if threshold == "quantile" else -np.inf
@@ -344,7 +280,7 @@ def hard_negative_graph(
     src = np.repeat(np.arange(n, dtype=np.int32), out)
     step = np.arange(src.shape[0]) - np.repeat(np.cumsum(out) - out, out)
     hard = rows[view.user_row[src], start[src] + (rank[src] * k + step) % size[src]]
-    dst, ok = _pick_holders(view, src, hard, rng, holder_tries, positives)
+    dst, ok = _pick_holders(view, src, hard, rng, params.holder_tries, positives)
     if graph == "item_item":
         # Never two examples of one user (a false negative in the batch),
         # nor, with the guard, an item the source's user prefers to its own.
@@ -488,29 +424,15 @@ class GcbsOrder:
 
 
 def gcbs_order(
-    emb: ExampleEmbeddings,
-    batch_size: int,
-    neighbors: int = NEIGHBORS,
-    threshold: str = THRESHOLD,
-    quantile: float = QUANTILE,
-    seed: int = SEED,
-    epoch: int = 0,
-    links_per_example: int = LINKS_PER_EXAMPLE,
-    holder_tries: int = HOLDER_TRIES,
-    similarity: str = SIMILARITY,
-    graph: str = GRAPH,
-    exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
+    emb: ExampleEmbeddings, batch_size: int, params: GcbsParams = _DEFAULTS, epoch: int = 0
 ) -> GcbsOrder:
     """A permutation of ``range(len(emb))`` whose runs of ``batch_size`` are
-    GCBS batches, reproducible from ``(seed, epoch)``. ``similarity``,
-    ``graph`` and ``exclude_above_positive``: see the module docstring."""
-    check_gcbs_args(
-        threshold=threshold, neighbors=neighbors, quantile=quantile, similarity=similarity, graph=graph,
-        links_per_example=links_per_example, holder_tries=holder_tries,
-    )
-    if similarity == "cosine":
+    GCBS batches, reproducible from ``(params.seed, epoch)``. ``params``'s
+    ``similarity``, ``graph`` and ``exclude_above_positive``: see the module
+    docstring."""
+    if params.similarity == "cosine":
         emb = emb.normalized()
-    rng = np.random.default_rng([seed, epoch])
+    rng = np.random.default_rng([params.seed, epoch])
     n = len(emb)
     clock = time.perf_counter()
     # Relabel the examples at random first: ties and isolated examples then
@@ -519,10 +441,7 @@ def gcbs_order(
     if n <= batch_size:  # one batch whatever the order
         empty = np.zeros(0, np.int32)
         return GcbsOrder(relabel, 0, 0, 0, -np.inf, n, {"graph": 0.0, "reorder": 0.0}, empty, empty)
-    graph_matrix, info = hard_negative_graph(
-        emb.take(relabel), neighbors, rng, threshold, quantile, links_per_example, holder_tries, graph,
-        exclude_above_positive,
-    )
+    graph_matrix, info = hard_negative_graph(emb.take(relabel), rng, params)
     graph_seconds = time.perf_counter() - clock
     clock = time.perf_counter()
     rcm = reverse_cuthill_mckee(graph_matrix, symmetric_mode=True)

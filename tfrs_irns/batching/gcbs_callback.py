@@ -16,24 +16,9 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.batching.gcbs import (
-    EVERY,
-    EXCLUDE_ABOVE_POSITIVE,
-    GRAPH,
-    HOLDER_TRIES,
-    LINKS_PER_EXAMPLE,
-    NEIGHBORS,
-    QUANTILE,
-    SEED,
-    SIMILARITY,
-    START_EPOCH,
-    THRESHOLD,
-    check_gcbs_args,
-    embed_examples,
-    gcbs_order,
-    is_due,
-)
+from tfrs_irns.batching.gcbs import embed_examples, gcbs_order
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
+from tfrs_irns.batching.params import GcbsParams
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.data.progress import Progress
 
@@ -72,7 +57,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
     """Tail Batch Sampling: hard-negative batches on the epochs it is due.
 
     Epochs count from 1 as Keras prints them. GCBS orders epoch ``e`` when
-    ``e >= start_epoch`` and ``(e - start_epoch) % every == 0``; the other
+    ``params.is_due(e)``: ``e >= start_epoch`` and ``(e - start_epoch) % every == 0``; the other
     epochs keep the pipeline's random order. Before a due epoch the callback
     embeds every training pair with the current towers (inference mode),
     builds the hard-negative graph, reorders it and hands the permutation to
@@ -94,18 +79,14 @@ class GCBSCallback(tf.keras.callbacks.Callback):
       towers: ``(query_tower, candidate_tower)`` (Keras layers or functions of
         int32 indices), a model with ``query_tower``/``candidate_tower``, or
         None for the model being fitted.
-      start_epoch, every: the due epochs (see :func:`~tfrs_irns.batching.gcbs.is_due`).
-      neighbors, threshold, quantile, seed: the order itself (see
-        :func:`~tfrs_irns.batching.gcbs.gcbs_order`); ``seed`` and the epoch
-        make each order reproducible.
-      links_per_example, holder_tries: graph size and link quality (see
-        :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
-      similarity, graph, exclude_above_positive: scores and links of the graph
-        (see :mod:`tfrs_irns.batching.gcbs`).
-      diagnostics: compute the similarity / gap measures. Off by default:
-        on ml-latest-small they took 2.8 s of a 3.9 s recompute
-        (``benchmarks/gcbs.py --overhead``), most of GCBS's share of a short
-        run; turn them on to check that batches got harder.
+      params: the GCBS settings (:class:`~tfrs_irns.batching.params.GcbsParams`,
+        checked when built): the due epochs, the order itself (see
+        :func:`~tfrs_irns.batching.gcbs.gcbs_order`; ``seed`` and the epoch
+        make each order reproducible) and ``diagnostics``, the similarity /
+        gap measures. Those are off by default: on ml-latest-small they took
+        2.8 s of a 3.9 s recompute (``benchmarks/gcbs.py --overhead``), most
+        of GCBS's share of a short run; turn them on to check that batches
+        got harder.
       log_dir: TensorBoard directory, optional.
       temperature: divides scores in the loss-gap estimate (the model's
         softmax temperature).
@@ -118,28 +99,14 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         ``progress_after`` seconds prints "still working" lines (see
         :class:`~tfrs_irns.data.progress.Progress`) to ``progress_out``
         (default stderr).
-
-    Raises:
-      ValueError: naming the argument out of range.
     """
 
     def __init__(
         self,
         pipeline: TrainPipeline,
         towers: Union[None, tf.keras.Model, Sequence[Tower]] = None,
+        params: Optional[GcbsParams] = None,
         *,
-        start_epoch: int = START_EPOCH,
-        every: int = EVERY,
-        neighbors: int = NEIGHBORS,
-        threshold: str = THRESHOLD,
-        quantile: float = QUANTILE,
-        seed: int = SEED,
-        links_per_example: int = LINKS_PER_EXAMPLE,
-        holder_tries: int = HOLDER_TRIES,
-        similarity: str = SIMILARITY,
-        graph: str = GRAPH,
-        exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
-        diagnostics: bool = False,
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
         initial_epoch: int = 0,
@@ -149,24 +116,11 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         progress_out: Optional[Any] = None,
     ) -> None:
         super().__init__()
-        check_gcbs_args(
-            threshold=threshold, neighbors=neighbors, quantile=quantile, links_per_example=links_per_example,
-            holder_tries=holder_tries, start_epoch=start_epoch, every=every, similarity=similarity, graph=graph,
-        )
+        if params is not None and not isinstance(params, GcbsParams):
+            raise TypeError(f"params: expected a GcbsParams, got {type(params).__name__}")
         self.pipeline = pipeline
         self.towers = towers
-        self.start_epoch = int(start_epoch)
-        self.every = int(every)
-        self.neighbors = int(neighbors)
-        self.threshold = threshold
-        self.quantile = float(quantile)
-        self.seed = int(seed)
-        self.links_per_example = int(links_per_example)
-        self.holder_tries = int(holder_tries)
-        self.similarity = similarity
-        self.graph = graph
-        self.exclude_above_positive = bool(exclude_above_positive)
-        self.diagnostics = diagnostics
+        self.gcbs = params if params is not None else GcbsParams()
         self.log_dir = log_dir
         self.temperature = float(temperature)
         self.initial_epoch = int(initial_epoch)
@@ -207,37 +161,24 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         clock = time.perf_counter()
         query_fn, candidate_fn = self._tower_fns()
         emb = embed_examples(pipe.users, pipe.items, query_fn, candidate_fn)
-        result = gcbs_order(
-            emb,
-            pipe.batch_size,
-            neighbors=self.neighbors,
-            threshold=self.threshold,
-            quantile=self.quantile,
-            seed=self.seed,
-            epoch=epoch,
-            links_per_example=self.links_per_example,
-            holder_tries=self.holder_tries,
-            similarity=self.similarity,
-            graph=self.graph,
-            exclude_above_positive=self.exclude_above_positive,
-        )
+        result = gcbs_order(emb, pipe.batch_size, self.gcbs, epoch=epoch)
         stats = {
             "gcbs_active": 1.0,
             "gcbs_seconds": time.perf_counter() - clock,
             "gcbs_links_per_example": float(result.links_per_example),
             "gcbs_bandwidth": float(result.bandwidth),
         }
-        if self.diagnostics:
+        if self.gcbs.diagnostics:
             clock = time.perf_counter()
             stats["gcbs_links_in_batch"] = links_in_batch(result.src, result.dst, result.order, pipe.batch_size)
-            rng = np.random.default_rng([self.seed, epoch, 1])
+            rng = np.random.default_rng([self.gcbs.seed, epoch, 1])
             found = compare_orders(emb, result.order, pipe.batch_size, rng, self.temperature)
             stats.update({"gcbs_" + key: value for key, value in found.items()})
             stats["gcbs_diagnostics_seconds"] = time.perf_counter() - clock
         return result.order, stats
 
     def _plan(self, epoch: int) -> None:
-        if not is_due(epoch, self.start_epoch, self.every):
+        if not self.gcbs.is_due(epoch):
             self.pipeline.set_epoch_order(None)
             self._planned = None
             return

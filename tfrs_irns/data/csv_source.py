@@ -21,9 +21,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tfrs_irns.config import CsvConfig
 from tfrs_irns.data import arrow_source
 from tfrs_irns.data.arrow_source import Column
+from tfrs_irns.data.params import CsvParams
 from tfrs_irns.data.rows import Field, RowReader, check_text_bytes, decode_bytes, iter_rows
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import ConfigError, DataError
@@ -134,7 +134,7 @@ def _read_table(
     return [(c, None) for c in columns], reader.skipped
 
 
-def interaction_columns(cfg: CsvConfig) -> list[tuple[str, str, str, str]]:
+def interaction_columns(cfg: CsvParams) -> list[tuple[str, str, str, str]]:
     """``(config key, column, label, kind)`` of the interaction columns ``cfg`` maps."""
     wanted = [
         ("data.csv.user_column", cfg.user_column, "user id", "str"),
@@ -147,7 +147,7 @@ def interaction_columns(cfg: CsvConfig) -> list[tuple[str, str, str, str]]:
     return wanted
 
 
-def interactions_from_columns(columns: list[Column], cfg: CsvConfig, path: str) -> Interactions:
+def interactions_from_columns(columns: list[Column], cfg: CsvParams, path: str) -> Interactions:
     """The interaction table of the columns :func:`interaction_columns` asked for."""
     (user, user_codes), (item, item_codes) = columns[0], columns[1]
     rest = [c for c, _ in columns[2:]]
@@ -162,7 +162,7 @@ def interactions_from_columns(columns: list[Column], cfg: CsvConfig, path: str) 
 
 
 def load_items(
-    cfg: CsvConfig, interactions: Interactions, skip_bad_rows: bool = False, engine: str = "auto"
+    cfg: CsvParams, interactions: Interactions, skip_bad_rows: bool = False, engine: str = "auto"
 ) -> tuple[ItemTable, int]:
     """The item table from ``cfg.items_path`` (a CSV/TSV, or Parquet when it
     ends in ``.parquet`` or is a folder), else just the interacted items; and
@@ -197,7 +197,7 @@ def describe(kind: str, path: str, interactions: Interactions) -> str:
     return f"{kind} {path}: {len(interactions):,} interactions, {users:,} users, {items:,} items"
 
 
-def load_csv(path: str, cfg: CsvConfig, skip_bad_rows: bool = False, engine: str = "auto") -> RawDataset:
+def load_csv(path: str, cfg: CsvParams, skip_bad_rows: bool = False, engine: str = "auto") -> RawDataset:
     """Interactions from the CSV/TSV ``path`` with the column mapping ``cfg``.
 
     With ``cfg.header`` false, column names in ``cfg`` are 0-based positions

@@ -10,13 +10,13 @@ or Parquet timestamps (seconds).
 
 from __future__ import annotations
 
-from tfrs_irns.config import CsvConfig
 from tfrs_irns.data.arrow_source import read_parquet
 from tfrs_irns.data.csv_source import describe, interaction_columns, interactions_from_columns, load_items
+from tfrs_irns.data.params import CsvParams
 from tfrs_irns.data.table import RawDataset
 
 
-def load_parquet(path: str, cfg: CsvConfig, skip_bad_rows: bool = False) -> RawDataset:
+def load_parquet(path: str, cfg: CsvParams, skip_bad_rows: bool = False) -> RawDataset:
     """Interactions from the Parquet file or folder ``path`` with the column mapping ``cfg``."""
     columns, skipped = read_parquet(path, interaction_columns(cfg), skip_bad_rows)
     interactions = interactions_from_columns(columns, cfg, path)

@@ -20,9 +20,9 @@ from typing import Any, Callable, Generic, Optional, TypeVar
 
 import numpy as np
 
-from tfrs_irns.config import DataConfig
 from tfrs_irns.data.cold_users import split_cold_users
 from tfrs_irns.data.duplicates import pair_groups
+from tfrs_irns.data.params import DataParams
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
@@ -194,7 +194,7 @@ def _item_side(items: ItemTable, vocab: Vocabulary) -> tuple[np.ndarray, Optiona
     return titles, multi_hot, names
 
 
-def data_fingerprint(inter: Interactions, cfg: DataConfig) -> str:
+def data_fingerprint(inter: Interactions, cfg: DataParams) -> str:
     """A digest of the interactions a run splits and of the settings that split them.
 
     Two runs with the same fingerprint trained and were tested on the same
@@ -233,7 +233,7 @@ CATALOGUES = ("interactions", "item_table")
 
 
 def prepare_from_raw(
-    raw: RawDataset, cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None,
+    raw: RawDataset, cfg: DataParams, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None,
     catalogue: str = "interactions",
 ) -> PreparedData:
     """Split ``raw`` by ``cfg`` and encode it.
@@ -403,7 +403,7 @@ def seen_items(data: PreparedData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_data(
-    cfg: DataConfig, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None, catalogue: str = "interactions"
+    cfg: DataParams, vocabularies: Optional[tuple[Vocabulary, Vocabulary]] = None, catalogue: str = "interactions"
 ) -> PreparedData:
     """Load the source named by ``cfg``, split it and encode it (see :func:`prepare_from_raw`)."""
     return prepare_from_raw(load_raw(cfg), cfg, vocabularies, catalogue)

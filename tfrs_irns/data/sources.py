@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from tfrs_irns.config import DataConfig
 from tfrs_irns.data.duplicates import collapse_duplicates
+from tfrs_irns.data.params import DataParams
 from tfrs_irns.data.table import RawDataset
 from tfrs_irns.errors import ConfigError, DataError
 
@@ -22,7 +22,7 @@ def _require(value, key: str, source: str, what: str):
     return value
 
 
-def load_raw(cfg: DataConfig) -> RawDataset:
+def load_raw(cfg: DataParams) -> RawDataset:
     """Load the source ``cfg.source``, collapse repeated pairs by ``cfg.duplicates``
     and apply ``cfg.min_rating``; a load that takes more than a few seconds
     prints progress lines."""
@@ -43,7 +43,7 @@ def load_raw(cfg: DataConfig) -> RawDataset:
     return raw
 
 
-def _load_source(cfg: DataConfig) -> RawDataset:
+def _load_source(cfg: DataParams) -> RawDataset:
     if cfg.source == "synthetic":
         from tfrs_irns.data.synthetic import make_synthetic
 

@@ -49,8 +49,8 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from tfrs_irns.config import DataConfig
 from tfrs_irns.data.arrow_source import _parquet_column, first_row, parquet_files
+from tfrs_irns.data.params import DataParams
 from tfrs_irns.data.prepare import Catalogue, EncodedSplit, PreparedData, _align, _item_side
 from tfrs_irns.data.snapshot import load_snapshot, save_snapshot, saved_info
 from tfrs_irns.data.table import ItemTable
@@ -73,7 +73,7 @@ _INTERMEDIATE = "codes.parquet"
 # ------------------------------------------------------------------ reading the source in batches
 
 
-def _source_files(cfg: DataConfig) -> list[str]:
+def _source_files(cfg: DataParams) -> list[str]:
     path = cfg.path
     if path is None:
         raise DataError(f"data.path: required when data.source is {cfg.source!r} with data.streaming")
@@ -84,7 +84,7 @@ def _source_files(cfg: DataConfig) -> list[str]:
     return [path]
 
 
-def _wanted(cfg: DataConfig) -> list[tuple[str, str, str]]:
+def _wanted(cfg: DataParams) -> list[tuple[str, str, str]]:
     """``(config key, column, kind)`` of the interaction columns."""
     c = cfg.csv
     out = [("data.csv.user_column", c.user_column, "id"), ("data.csv.item_column", c.item_column, "id")]
@@ -95,7 +95,7 @@ def _wanted(cfg: DataConfig) -> list[tuple[str, str, str]]:
     return out
 
 
-def _csv_batches(path: str, cfg: DataConfig, wanted: list[tuple[str, str, str]]) -> Iterator[Any]:
+def _csv_batches(path: str, cfg: DataParams, wanted: list[tuple[str, str, str]]) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -244,7 +244,7 @@ class _LastTwo:
 # ------------------------------------------------------------------ the cache
 
 
-def streaming_fingerprint(cfg: DataConfig) -> str:
+def streaming_fingerprint(cfg: DataParams) -> str:
     """The cache key: the settings that shape the shards and each source file's path, size and mtime."""
     settings = {
         "format": FORMAT_VERSION,
@@ -358,7 +358,7 @@ def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> Enc
     return EncodedSplit(user=user, item=item, timestamp=time)
 
 
-def _read_source(cfg: DataConfig, work: str) -> tuple[_Codes, _Codes, Optional[_LastTwo], int, int]:
+def _read_source(cfg: DataParams, work: str) -> tuple[_Codes, _Codes, Optional[_LastTwo], int, int]:
     """Pass 1: the source → a Parquet file of codes (user, item, time, row); the split's state."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -416,7 +416,7 @@ def _read_source(cfg: DataConfig, work: str) -> tuple[_Codes, _Codes, Optional[_
 
 
 def _labels(
-    cfg: DataConfig, hashes: tuple[np.ndarray, np.ndarray], last_two: Optional[_LastTwo], table: Any
+    cfg: DataParams, hashes: tuple[np.ndarray, np.ndarray], last_two: Optional[_LastTwo], table: Any
 ) -> np.ndarray:
     """Each row's split: 0 train, 1 validation, 2 test."""
     u = table.column("u").to_numpy()
@@ -439,7 +439,7 @@ def _vocabulary(codes: _Codes, used: np.ndarray) -> tuple[Vocabulary, np.ndarray
     return Vocabulary(ids=ids[picked[order]]), index
 
 
-def _build_cache(cfg: DataConfig, folder: str) -> None:
+def _build_cache(cfg: DataParams, folder: str) -> None:
     import pyarrow.parquet as pq
 
     parent = os.path.dirname(folder)
@@ -521,7 +521,7 @@ def _build_cache(cfg: DataConfig, folder: str) -> None:
 
 
 def _item_side_of(
-    cfg: DataConfig, vocab: Vocabulary
+    cfg: DataParams, vocab: Vocabulary
 ) -> tuple[np.ndarray, Optional[np.ndarray], list[str], dict[str, np.ndarray], int]:
     """Titles, genres and item columns per item index from ``data.csv.items_path`` (O(items))."""
     if cfg.csv.items_path is None:
@@ -538,12 +538,12 @@ def _item_side_of(
     return titles, genres, names, columns, skipped
 
 
-def cache_folder(cfg: DataConfig, cache_root: str) -> str:
+def cache_folder(cfg: DataParams, cache_root: str) -> str:
     """Where the shards of ``cfg``'s data live: ``<cache_root>/<fingerprint>``."""
     return os.path.join(cfg.cache_dir or cache_root, streaming_fingerprint(cfg))
 
 
-def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False) -> StreamedData:
+def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False) -> StreamedData:
     """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
     vocabularies, item side table and held-out splits as :class:`PreparedData`.
 

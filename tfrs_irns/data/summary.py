@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tfrs_irns.config import DataConfig
+from tfrs_irns.data.params import DataParams
 from tfrs_irns.data.prepare import PreparedData, prepare_from_raw, split_warnings
 from tfrs_irns.data.progress import Progress
 from tfrs_irns.data.sources import filter_min_rating, load_raw
@@ -144,7 +144,7 @@ def _stage(seconds: dict[str, float], name: str, label: Optional[str], fn: Calla
     return result
 
 
-def data_report(cfg: DataConfig) -> dict[str, Any]:
+def data_report(cfg: DataParams) -> dict[str, Any]:
     """Load, split and encode ``cfg``'s data as ``train`` would; the summary with
     per-stage wall times (``seconds``: load, split+encode, summary, total)."""
     seconds: dict[str, float] = {}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfrs_irns.config import SyntheticConfig
+from tfrs_irns.data.params import SyntheticParams
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import ConfigError
 
@@ -142,7 +142,7 @@ def make_titles(item_cluster: np.ndarray, n_clusters: int, seed: int) -> np.ndar
     return np.array([" ".join(w for w in row if w).title() for row in parts.tolist()], dtype=str)
 
 
-def make_synthetic(cfg: SyntheticConfig, seed: int) -> RawDataset:
+def make_synthetic(cfg: SyntheticParams, seed: int) -> RawDataset:
     """A deterministic (given ``seed``) dataset following ``cfg``."""
     n_users, n_items, n = cfg.num_users, cfg.num_items, cfg.num_interactions
     if n > n_users * n_items // 2:

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.evaluation.evaluate import DEFAULT_KS, ProtocolArgs, evaluate_model
+from tfrs_irns.evaluation.params import validation_keys
 from tfrs_irns.evaluation.ranking import CHUNK_SIZE
 
 
@@ -60,7 +61,7 @@ class EpochMetrics(tf.keras.callbacks.Callback):
             device=device,
         )
         self.prefix = prefix
-        self.keys = list(keys) if keys is not None else [f"hit_rate@{k}" for k in ks] + ["mrr"]
+        self.keys = list(keys) if keys is not None else validation_keys(ks)
 
     def compute(self) -> dict[str, float]:
         """The metrics of the model's current weights, with the log prefix."""

@@ -6,14 +6,10 @@ See :mod:`tfrs_irns.export.saved_model` for the layout and signatures,
 (config, metrics) is :func:`tfrs_irns.runs.exporting.export_run`.
 """
 
-from tfrs_irns.export.recommend import load_export, recommend, resolve_version_dir
-from tfrs_irns.export.saved_model import RetrievalModule, export_embeddings, export_model
+from tfrs_irns._lazy import lazy_names
 
-__all__ = [
-    "RetrievalModule",
-    "export_embeddings",
-    "export_model",
-    "load_export",
-    "recommend",
-    "resolve_version_dir",
-]
+# Loaded on first use (PEP 562): the package's params module, which the config imports, loads no TensorFlow.
+__getattr__, __dir__, __all__ = lazy_names(__name__, """
+    saved_model: RetrievalModule export_embeddings export_model
+    recommend: load_export recommend resolve_version_dir
+""")

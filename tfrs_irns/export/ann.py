@@ -30,17 +30,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Optional
 
 import numpy as np
 
 from tfrs_irns.errors import UserError
+from tfrs_irns.export.params import INDEX_FIELDS, AnnParams
 from tfrs_irns.topk import rank_top_k
 
 INDEX_FILE = "faiss.index"
 INFO_FILE = "index.json"
-KINDS = ("flat", "hnsw", "ivfpq")
 
 
 def import_faiss():
@@ -52,27 +52,6 @@ def import_faiss():
             "the ANN index needs faiss, which is not installed: pip install -e '.[ann]' (or pip install faiss-cpu)"
         ) from None
     return faiss
-
-
-@dataclass(frozen=True)
-class AnnParams:
-    """How the index is built and searched (see the module doc for what each trades)."""
-
-    kind: str = "hnsw"
-    hnsw_m: int = 32
-    ef_construction: int = 40
-    ef_search: int = 128
-    nlist: int = 1024
-    nprobe: int = 32
-    pq_m: int = 16
-    pq_bits: int = 8
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        for name in ("hnsw_m", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
 class AnnIndex:
@@ -126,7 +105,7 @@ class AnnIndex:
             info["nlist"], info["nprobe"] = nlist, int(index.nprobe)
         index.add(x)
         info["build_seconds"] = round(time.perf_counter() - start, 3)
-        info["params"] = asdict(params)
+        info["params"] = {name: value for name, value in asdict(params).items() if name in INDEX_FIELDS}
         return cls(params, index, info, np.ascontiguousarray(items, np.float32))
 
     @property

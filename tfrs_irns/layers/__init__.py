@@ -1,6 +1,9 @@
 """Keras layers: the two towers, and the activity (history) user tower."""
 
-from tfrs_irns.layers.history import HistoryQueryTower
-from tfrs_irns.layers.towers import CandidateTower, QueryTower
+from tfrs_irns._lazy import lazy_names
 
-__all__ = ["CandidateTower", "HistoryQueryTower", "QueryTower"]
+# Loaded on first use (PEP 562): the package's params module, which the config imports, loads no TensorFlow.
+__getattr__, __dir__, __all__ = lazy_names(__name__, """
+    towers: CandidateTower QueryTower
+    history: HistoryQueryTower
+""")

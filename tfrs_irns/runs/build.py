@@ -10,7 +10,6 @@ words, before anything trains.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from typing import Any, Iterator, Optional
@@ -20,7 +19,7 @@ import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.batching.sequence import sequence_pipeline, sequence_windows
-from tfrs_irns.config import Config, DistributionConfig, NegativesConfig, content_features
+from tfrs_irns.config import Config, DistributionConfig, content_features
 from tfrs_irns.data.history import WINDOW_RULES, UserHistory, history_of
 from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
 from tfrs_irns.data.prepare import PreparedData
@@ -31,15 +30,12 @@ from tfrs_irns.layers.item_content import ContentItemTower, catalogue_vocabulary
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler
-from tfrs_irns.tasks.irns import IRNSRetrieval, default_logq
+from tfrs_irns.evaluation.params import monitor_mode, validation_keys
+from tfrs_irns.tasks.irns import IRNSRetrieval
+from tfrs_irns.tasks.params import NegativesParams, full_softmax_fits
 
 
-def resolve_logq(negatives: NegativesConfig) -> bool:
-    """``negatives.logq: null`` means the task's default for ``negatives.mode``."""
-    return default_logq(negatives.mode) if negatives.logq is None else negatives.logq
-
-
-def resolve_cross_replica(negatives: NegativesConfig) -> bool:
+def resolve_cross_replica(negatives: NegativesParams) -> bool:
     """``negatives.cross_replica: null`` means true when the strategy in scope
     has more than one replica: each row then meets the global batch's
     positives, as on one device (the eBay semantics do not depend on the hardware)."""
@@ -48,7 +44,7 @@ def resolve_cross_replica(negatives: NegativesConfig) -> bool:
     return tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
-def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSampler:
+def make_sampler(negatives: NegativesParams, item_counts: Any) -> NegativeSampler:
     """The sampler ``negatives.sampler`` names, over the training catalogue."""
     counts = np.asarray(item_counts, np.float64)
     num_items = counts.shape[0] - 1
@@ -70,7 +66,7 @@ def make_sampler(negatives: NegativesConfig, item_counts: Any) -> NegativeSample
 
 
 def irns_task_from_config(
-    negatives: NegativesConfig,
+    negatives: NegativesParams,
     candidate_tower: tf.keras.layers.Layer,
     item_counts: Any,
     temperature: float = 1.0,
@@ -88,7 +84,7 @@ def irns_task_from_config(
     """
     counts = np.asarray(item_counts, np.float64)
     num_items = counts.shape[0] - 1
-    if negatives.mode == "full" and num_items > negatives.full_max_items:
+    if not full_softmax_fits(negatives.mode, num_items, negatives.full_max_items):
         raise ConfigError(
             f"negatives.mode=full computes the exact softmax over all {num_items} items, more than "
             f"negatives.full_max_items={negatives.full_max_items}; use mode mixed, or raise "
@@ -104,7 +100,7 @@ def irns_task_from_config(
         num_negatives=negatives.num_negatives,
         sampler=sampler,
         item_probabilities=probabilities,
-        logq=resolve_logq(negatives),
+        logq=negatives.logq_on,
         logq_variant=negatives.logq_variant,
         remove_accidental_hits=negatives.remove_accidental_hits,
         mask_same_user=negatives.mask_same_user,
@@ -385,15 +381,6 @@ def make_optimizer(config: Config) -> tf.keras.optimizers.Optimizer:
     return tf.keras.optimizers.AdamW(t.learning_rate, weight_decay=t.weight_decay)
 
 
-def validation_keys(config: Config) -> list[str]:
-    """Validation metrics logged each epoch: every hit_rate@K, mrr, and the monitored one."""
-    keys = [f"hit_rate@{k}" for k in config.eval.ks] + ["mrr"]
-    monitor = config.train.early_stopping.monitor
-    if monitor.startswith("val_") and monitor[4:] not in keys:
-        keys.append(monitor[4:])
-    return keys
-
-
 def export_name(config: Config) -> str:
     """The folder name a run exports under: ``export.name``, else the config's ``name``."""
     key, name = ("export.name", config.export.name) if config.export.name else ("name", config.name)
@@ -439,7 +426,7 @@ def build_callbacks(
                 chunk_size=config.eval.chunk_size,
                 max_queries=stopping.max_queries,
                 seed=config.train.seed,
-                keys=validation_keys(config),
+                keys=validation_keys(config.eval.ks, stopping.monitor),
             )
         )
     if stopping.enabled:
@@ -450,7 +437,7 @@ def build_callbacks(
             BestEpochStopping(  # the best epoch as a checkpoint in the run's backup, not a copy in memory
                 best_dir(run_dir),
                 monitor=stopping.monitor,
-                mode="min" if stopping.monitor.endswith("loss") else "max",
+                mode=monitor_mode(stopping.monitor),
                 patience=stopping.patience,
                 verbose=1,
             )
@@ -462,11 +449,11 @@ def build_callbacks(
             GCBSCallback(
                 pipeline,
                 model,
+                config.batching.gcbs,
                 log_dir=os.path.join(run_dir, "logs"),
                 temperature=config.model.temperature,
                 initial_epoch=initial_epoch,
                 resume_mid_epoch=resume_mid_epoch,
-                **dataclasses.asdict(config.batching.gcbs),
             )
         )
     callbacks.append(
@@ -492,17 +479,6 @@ def profile_batch(config: Config, pipeline: Any) -> Any:
             f"(train.epochs={config.train.epochs} × {pipeline.steps_per_epoch} per epoch); profile steps within them"
         )
     return (first, last)
-
-
-def ann_params(config: Config) -> "AnnParams":
-    """The FAISS index parameters of ``export.ann``."""
-    from tfrs_irns.export.ann import AnnParams
-
-    ann = config.export.ann
-    return AnnParams(
-        kind=ann.kind, hnsw_m=ann.hnsw_m, ef_construction=ann.ef_construction, ef_search=ann.ef_search,
-        nlist=ann.nlist, nprobe=ann.nprobe, pq_m=ann.pq_m, pq_bits=ann.pq_bits,
-    )
 
 
 def check_export_extras(config: Config) -> None:

@@ -18,7 +18,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tfrs_irns.runs.build import ann_params
 from tfrs_irns.runs.rundir import RunDir
 from tfrs_irns.runs.training import Run
 
@@ -111,7 +110,7 @@ def export_serving_files(run: Run, version_dir: str) -> dict[str, Any]:
             return
         from tfrs_irns.export.ann import AnnIndex, exact_top_k, recall_at_k
 
-        index = AnnIndex.build(items, ann_params(run.config), seed=run.config.data.seed)
+        index = AnnIndex.build(items, run.config.export.ann, seed=run.config.data.seed)
         k = min(RECALL_K, len(items))
         tuning = index.tune(_tuning_queries(run), k, run.config.export.ann.target_recall)
         if not tuning["reached"]:

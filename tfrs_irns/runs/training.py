@@ -43,6 +43,7 @@ from tfrs_irns.data.streaming import StreamedData, prepare_streamed
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.layers.history import HistoryQueryTower
+from tfrs_irns.evaluation.params import monitor_mode
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import Restored, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
@@ -359,7 +360,7 @@ def validation_result(config: Config, history: dict[str, list[float]], best_epoc
         "monitor": monitor,
         "value": float(values[best_epoch - 1]),
         "epoch": best_epoch,
-        "higher_is_better": not monitor.endswith("loss"),
+        "higher_is_better": monitor_mode(monitor) == "max",
     }
 
 

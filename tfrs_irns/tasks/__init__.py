@@ -4,6 +4,10 @@ The numerical kernels the loss runs on are public in
 :mod:`tfrs_irns.tasks.kernels`.
 """
 
-from tfrs_irns.tasks.irns import MODES, IRNSRetrieval, default_logq
+from tfrs_irns._lazy import lazy_names
 
-__all__ = ["MODES", "IRNSRetrieval", "default_logq"]
+# Loaded on first use (PEP 562): the package's params module, which the config imports, loads no TensorFlow.
+__getattr__, __dir__, __all__ = lazy_names(__name__, """
+    params: MODES default_logq NegativesParams
+    irns: IRNSRetrieval
+""")

@@ -26,16 +26,9 @@ import tensorflow_recommenders as tfrs
 
 from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler
 from tfrs_irns.tasks.kernels import MASK_VALUE, hit_mask, log_count, rowwise_dot, softmax_terms
+from tfrs_irns.tasks.params import FULL_MAX_ITEMS, LOGQ_VARIANTS, MODES, default_logq, full_softmax_fits, logq_on
 
-MODES = ("in_batch", "random", "mixed", "full")
-LOGQ_VARIANTS = ("standard", "refined")
-
-
-def default_logq(mode: str) -> bool:
-    """Whether the logQ correction is on when ``logq`` is not given: for the
-    modes with in-batch columns (``mixed``, ``in_batch``), whose positives
-    follow the popularity of the training data."""
-    return mode in ("mixed", "in_batch")
+__all__ = ["IRNSRetrieval", "LOGQ_VARIANTS", "MODES", "default_logq"]
 
 
 @tf.keras.utils.register_keras_serializable(package="tfrs_irns")
@@ -260,7 +253,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         mask_same_user: bool = False,
         temperature: float = 1.0,
         num_hard_negatives: Optional[int] = None,
-        full_max_items: int = 200000,
+        full_max_items: int = FULL_MAX_ITEMS,
         cross_replica: bool = False,
         seed: int = 0,
         candidate_ids_table: Optional[Any] = None,
@@ -285,7 +278,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if num_hard_negatives is not None and num_hard_negatives <= 0:
             raise ValueError(f"num_hard_negatives must be > 0, got {num_hard_negatives}")
-        if mode == "full" and num_items > full_max_items:
+        if not full_softmax_fits(mode, num_items, full_max_items):
             raise ValueError(
                 f"num_items={num_items} exceeds full_max_items={full_max_items}: mode='full' computes the "
                 "exact softmax over every item; use mode='mixed', or raise full_max_items if the "
@@ -295,7 +288,7 @@ class IRNSRetrieval(tf.keras.layers.Layer):
         self.num_items = num_items
         self.mode = mode
         self.num_negatives = int(num_negatives)
-        self.logq = (default_logq(mode) if logq is None else bool(logq)) if mode != "full" else False
+        self.logq = logq_on(mode, logq)
         self.remove_accidental_hits = bool(remove_accidental_hits)
         self.mask_same_user = bool(mask_same_user)
         self.temperature = float(temperature)

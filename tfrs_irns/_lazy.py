@@ -1,0 +1,37 @@
+"""Package ``__init__`` names that load on first use (PEP 562).
+
+A package's public names live in modules that import TensorFlow; its
+``params`` module does not, and the config imports it. Lazy names keep
+``import tfrs_irns.config`` free of TensorFlow while ``from tfrs_irns.tasks
+import IRNSRetrieval`` still works.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Callable
+
+
+def lazy_names(package: str, table: str) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``(__getattr__, __dir__, __all__)`` for ``package``, whose public names are listed in ``table``:
+    one line per defining module, ``module: name name ...`` (the module relative to the package)."""
+    namespace = sys.modules[package].__dict__
+    exports = {
+        name: f"{package}.{module.strip()}"
+        for module, _, names in (line.partition(":") for line in table.strip().splitlines())
+        for name in names.split()
+    }
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value  # later lookups skip __getattr__
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__, list(exports)
