@@ -1,5 +1,7 @@
 """Raw item strings per item index, for content towers."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -12,8 +14,11 @@ from helpers import encoded_split, prepared_data
 def data_with_side():
     data = prepared_data(encoded_split([1], [1]), encoded_split([], []), encoded_split([1], [2]), 1, 3)
     genres = np.array([[0, 0], [1, 1], [0, 0], [0, 1]], np.float32)
-    return data.__class__(**{**data.__dict__, "item_titles": np.array(["", "A", "B", "C"]), "item_genres": genres,
-                             "genre_names": ["Action", "Drama"], "item_columns": {"brand": np.array(["", "x", "", "y"])}})
+    catalogue = dataclasses.replace(
+        data.catalogue, item_titles=np.array(["", "A", "B", "C"]), item_genres=genres, genre_names=["Action", "Drama"],
+        item_columns={"brand": np.array(["", "x", "", "y"])},
+    )
+    return dataclasses.replace(data, catalogue=catalogue)
 
 
 def test_genres_joined_from_the_multi_hot_table():
