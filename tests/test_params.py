@@ -175,3 +175,21 @@ def test_sources_declare_what_they_provide():
     assert items.has_item_feature("title")  # title_column defaults to "title"
     assert not items.has_item_feature("genres")  # genres_column defaults to null
     assert items.has_item_feature("brand") and not DataParams(source="synthetic").has_item_feature("brand")
+
+
+def test_a_run_config_saved_before_the_move_loads_with_its_settings_at_their_new_place(tmp_path):
+    # A run folder's config.yaml holds every key; one written before the experimental section
+    # holds the moved keys at their old places. It is the run's own config: read, not refused.
+    old = Config().to_dict()
+    old.pop("experimental", None)
+    old["negatives"]["logq_variant"] = "refined"
+    old["negatives"]["mask_same_user"] = True
+    old["batching"]["gcbs"]["similarity"] = "cosine"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r": moved to experimental\."):
+        load_config(str(path))
+    config = load_config(str(path), saved=True)
+    assert config.negatives.logq_variant == "refined" and config.negatives.mask_same_user is True
+    assert config.batching.gcbs.similarity == "cosine"
+    assert config.batching.gcbs.graph == GcbsParams().graph  # untouched keys keep their defaults

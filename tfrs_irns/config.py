@@ -22,6 +22,7 @@ training starts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -719,13 +720,32 @@ def _read_yaml(path: str) -> Any:
         raise ConfigError(f"{path}:{line_no} invalid YAML: {getattr(exc, 'problem', exc)}") from None
 
 
+def _moved_to_experimental(raw: dict) -> dict:
+    """``raw`` with the keys that moved to the ``experimental`` section moved there: a
+    run folder's ``config.yaml`` written before the move holds every key, at its old place."""
+    out = dict(raw)
+    for name, (home, _tp, _f) in experimental_keys().items():
+        parts = home.split(".")
+        node: Any = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and parts[-1] in node:
+            section = out.setdefault(EXPERIMENTAL, {})
+            if isinstance(section, dict):
+                section.setdefault(name, node.pop(parts[-1]))
+    return out
+
+
 def load_config(
     path: Optional[str] = None,
     overrides: typing.Sequence[str] = (),
     sections: Optional[typing.Sequence[str]] = None,
+    saved: bool = False,
 ) -> Config:
     """Read ``path`` (YAML), apply ``--set`` style ``overrides`` (only keys of
-    ``sections``, when given) and validate."""
+    ``sections``, when given) and validate. ``saved``: ``path`` is a run's own
+    config (written by tfrs-irns, perhaps an older one), whose keys that moved
+    since are read at their new place instead of refused."""
     raw: dict = {}
     where = ""
     if path is not None:
@@ -734,6 +754,8 @@ def load_config(
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
         raw.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+        if saved:
+            raw = _moved_to_experimental(copy.deepcopy(raw))
     merged = _merge(raw, parse_overrides(overrides, sections))
     if overrides and path is not None:
         where = f"{path} (with --set): "

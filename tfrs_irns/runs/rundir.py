@@ -174,7 +174,7 @@ class RunDir:
     def read_config(self, overrides: Sequence[str] = (), sections: Optional[Sequence[str]] = None) -> Config:
         from tfrs_irns.config import load_config
 
-        return load_config(self.config, overrides, sections)
+        return load_config(self.config, overrides, sections, saved=True)
 
     def start(self, config: Config, data: PreparedData, history: Optional[UserHistory]) -> None:
         """Create the folder of a new run: its config and data snapshot (now, so a resume can check the data)."""
