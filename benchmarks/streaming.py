@@ -73,7 +73,11 @@ def write_folder(folder: str, rows: int, users: int, items: int, seed: int) -> N
         part += 1
 
 
-def config_text(path: str, streaming: bool, cache: str, batch_size: int) -> str:
+def config_text(path: str, streaming: bool, cache: str, batch_size: int, export: str = "") -> str:
+    """The run's YAML; ``export``: the folder to export into (empty: no export)."""
+    export_section = (
+        f"export:\n  enabled: true\n  base_dir: {export}\n  embeddings: false\n" if export else "export:\n  enabled: false\n"
+    )
     return f"""name: streaming-bench
 data:
   source: parquet
@@ -92,16 +96,15 @@ train:
   early_stopping: {{enabled: false}}
 eval:
   ks: [10, 100]
-export:
-  enabled: false
-"""
+""" + export_section
 
 
-def run_train(scratch: str, label: str, path: str, streaming: bool, batch_size: int) -> dict[str, Any]:
+def run_train(scratch: str, label: str, path: str, streaming: bool, batch_size: int, export: bool = False) -> dict[str, Any]:
     """One ``tfrs-irns train`` subprocess: its peak RSS, wall time and metrics."""
     config = os.path.join(scratch, f"{label}.yaml")
+    saved = os.path.join(scratch, "saved_models", label) if export else ""
     with open(config, "w", encoding="utf-8") as fh:
-        fh.write(config_text(path, streaming, os.path.join(scratch, "cache"), batch_size))
+        fh.write(config_text(path, streaming, os.path.join(scratch, "cache"), batch_size, saved))
     out = os.path.join(scratch, "runs", label)
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -128,6 +131,8 @@ def run_train(scratch: str, label: str, path: str, streaming: bool, batch_size: 
         "num_users": metrics["num_users"],
         "num_items": metrics["num_items"],
         "hit_rate@100": metrics["hit_rate@100"],
+        "exported": sorted(os.listdir(saved)) if export and os.path.isdir(saved) else None,
+        "last_lines": [line for line in output.splitlines() if not line.startswith(("I0000", "W0000", "E0000"))][-3:],
     }
 
 
@@ -141,6 +146,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", default=None, help="folder for the data, caches and runs (default: new in /tmp)")
     parser.add_argument("--skip-large", action="store_true", help="only the small folder (throughput ratio)")
+    parser.add_argument("--export", action="store_true", help="each run also evaluates and exports (export.enabled)")
+    parser.add_argument("--only", nargs="+", choices=["in_memory_small", "streamed_small", "streamed_large"],
+                        help="only these runs (the ratios need all three)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.scratch or tempfile.mkdtemp(prefix="tfrs-irns-streaming-")
@@ -153,11 +161,15 @@ def main() -> None:
     runs = [("in_memory_small", small, False), ("streamed_small", small, True)]
     if not args.skip_large:
         runs.append(("streamed_large", large, True))
+    runs = [run for run in runs if not args.only or run[0] in args.only]
     results = []
     for label, folder, streaming in runs:
-        results.append(run_train(scratch, label, folder, streaming, args.batch_size))
+        results.append(run_train(scratch, label, folder, streaming, args.batch_size, args.export))
         print(json.dumps(results[-1]), flush=True)  # each figure as soon as it exists (long runs)
     by = {r["label"]: r for r in results}
+    if len(by) < 3:
+        write_json(args.json, results)
+        return
     summary: dict[str, Any] = {
         "label": "ratios",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
