@@ -171,5 +171,5 @@ def test_tfds_offline_fails_fast_with_what_to_do(tmp_path, capsys, monkeypatch):
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1
     assert "movielens/100k-ratings is not prepared in" in lines[0] and "files.grouplens.org cannot be reached" in lines[0]
-    assert "data.source: movielens" in lines[0]
+    assert "pass that folder as data.tfds_data_dir, or use data.source=movielens with data.path a local" in lines[0]
     assert not (tmp_path / "run").exists()

@@ -88,6 +88,24 @@ def test_bad_config_is_one_line(tmp_path, capsys, body, message):
     assert err.startswith("tfrs-irns data: error: ") and message in err and err.count("\n") == 1
 
 
+def test_data_errors_name_the_config_key(tmp_path, capsys):
+    """The data layer names its argument (timestamp_column); the command says the key the user wrote."""
+    data = tmp_path / "events.csv"
+    data.write_text("user_id,item_id\nu1,a\n")
+    code, out, err = run_cli(capsys, "data", "--config", _config(tmp_path, f"data:\n  source: csv\n  path: {data}\n"))
+    assert code == 2 and out == ""
+    assert err == (
+        f"tfrs-irns data: error: {data}: no column 'timestamp' (data.csv.timestamp_column); the header has "
+        "'user_id', 'item_id'; set data.csv.timestamp_column=null to use the row order as time\n"
+    )
+    body = f"data:\n  source: csv\n  path: {data}\n  min_rating: 4\n  csv:\n    timestamp_column: null\n"
+    code, out, err = run_cli(capsys, "data", "--config", _config(tmp_path, body))
+    assert code == 2 and err == (
+        "tfrs-irns data: error: data.min_rating: the csv source has no ratings (set data.csv.rating_column); "
+        "set data.min_rating=null\n"
+    )
+
+
 def test_json_naming_a_folder_is_refused_before_loading(csv_config, capsys, tmp_path):
     code, _, err = run_cli(capsys, "data", "--config", csv_config, "--json", str(tmp_path))
     assert code == 2 and "is a folder" in err

@@ -9,6 +9,7 @@ import tfrs_irns  # noqa: F401
 from tfrs_irns.config import CsvConfig
 from tfrs_irns.data.csv_source import load_csv
 from tfrs_irns.errors import ConfigError, DataError
+from tfrs_irns.runs.wording import in_config_words
 
 
 def write(path, text, encoding="utf-8"):
@@ -92,8 +93,9 @@ def test_declared_item_columns_are_read_and_aligned_to_the_vocabulary(tmp_path):
 def test_a_declared_item_column_missing_from_the_file_names_the_key(tmp_path):
     path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1\n")
     items = write(tmp_path / "items.csv", "item_id,title\nx,X\n")
-    with pytest.raises((ConfigError, DataError), match="data.csv.item_columns.brand"):
+    with pytest.raises(DataError, match=r"no column 'brand' \(item_columns.brand\)") as err:
         load_csv(path, CsvConfig(items_path=items, item_columns={"brand": "text"}))
+    assert "(data.csv.item_columns.brand)" in str(in_config_words(err.value))  # as a run reports it
 
 
 def test_latin1_file_is_decoded(tmp_path):
@@ -114,21 +116,25 @@ def test_missing_column_names_column_key_and_header(tmp_path):
     with pytest.raises(DataError) as err:
         load_csv(path, CsvConfig())  # timestamp_column defaults to "timestamp"
     msg = str(err.value)
-    assert "e.csv" in msg and "'timestamp'" in msg and "data.csv.timestamp_column" in msg
-    assert "'user_id', 'item_id'" in msg and "null" in msg
+    assert "e.csv" in msg and "'timestamp'" in msg and "(timestamp_column)" in msg
+    assert "'user_id', 'item_id'" in msg and "set timestamp_column=None" in msg
+    msg = str(in_config_words(err.value))  # as a run reports it: the config's key and YAML's null
+    assert "(data.csv.timestamp_column)" in msg and "set data.csv.timestamp_column=null" in msg
 
 
 def test_missing_title_column_in_items_file(tmp_path):
     path = write(tmp_path / "e.csv", "user_id,item_id,timestamp\na,x,1\n")
     items = write(tmp_path / "items.csv", "item_id,name\nx,X\n")
-    with pytest.raises(DataError, match=r"items.csv: no column 'title' \(data.csv.title_column\)"):
+    with pytest.raises(DataError, match=r"items.csv: no column 'title' \(title_column\)") as err:
         load_csv(path, CsvConfig(items_path=items))
+    assert "(data.csv.title_column)" in str(in_config_words(err.value))
 
 
 def test_headerless_needs_positions(tmp_path):
     path = write(tmp_path / "e.csv", "a,x,1\n")
-    with pytest.raises(ConfigError, match="data.csv.user_column: with data.csv.header=false"):
+    with pytest.raises(ConfigError, match="^user_column: with header=False, columns are given by 0-based position") as err:
         load_csv(path, CsvConfig(header=False))
+    assert str(in_config_words(err.value)).startswith("data.csv.user_column: with data.csv.header=false, columns")
 
 
 def test_empty_file_and_header_only(tmp_path):

@@ -129,7 +129,7 @@ def test_a_csv_with_every_row_twice_prepares_like_the_csv_once(tmp_path):
     for x, y in ((a.train, b.train), (a.validation, b.validation), (a.test, b.test)):
         np.testing.assert_array_equal(x.user, y.user)
         np.testing.assert_array_equal(x.item, y.item)
-    assert "6,000 repeated (user, item) rows dropped (data.duplicates=keep_last)" in b.description
+    assert "6,000 repeated (user, item) rows dropped (duplicates=keep_last)" in b.description
     # keep_all keeps the copies, but each pair on one side only.
     c = prepare_data(load_config(None, ["data.source=csv", f"data.path={twice}", "data.duplicates=keep_all"]).data)
     assert len(c.train) + len(c.validation) + len(c.test) == 12000

@@ -11,6 +11,7 @@ from tfrs_irns.data.csv_source import load_csv
 from tfrs_irns.data.parquet_source import load_parquet
 from tfrs_irns.data.sources import load_raw
 from tfrs_irns.errors import ConfigError, DataError
+from tfrs_irns.runs.wording import in_config_words
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -89,9 +90,10 @@ def test_missing_value_names_file_row_and_column(tmp_path, caplog):
 
 def test_errors_name_the_file_and_key(tmp_path):
     pq.write_table(pa.table({"user_id": ["a"], "item": ["x"], "timestamp": [1]}), tmp_path / "c.parquet")
-    no_column = r"c.parquet: no column 'item_id' \(data.csv.item_column\); the file has 'user_id', 'item', 'timestamp'"
-    with pytest.raises(DataError, match=no_column):
+    no_column = r"c.parquet: no column 'item_id' \(item_column\); the file has 'user_id', 'item', 'timestamp'"
+    with pytest.raises(DataError, match=no_column) as err:
         load_parquet(str(tmp_path / "c.parquet"), CsvConfig())
+    assert "no column 'item_id' (data.csv.item_column);" in str(in_config_words(err.value))  # as a run reports it
     with pytest.raises(DataError, match="nope: no such file or folder"):
         load_parquet(str(tmp_path / "nope"), CsvConfig())
     (tmp_path / "empty").mkdir()
@@ -101,13 +103,15 @@ def test_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(DataError, match="text.parquet: not a Parquet file"):
         load_parquet(str(tmp_path / "text.parquet"), CsvConfig())
     pq.write_table(pa.table({"user_id": [1.5], "item_id": ["x"], "timestamp": [1]}), tmp_path / "f.parquet")
-    with pytest.raises(DataError, match=r"column 'user_id' \(data.csv.user_column\): has type double"):
+    with pytest.raises(DataError, match=r"column 'user_id' \(user_column\): has type double") as err:
         load_parquet(str(tmp_path / "f.parquet"), CsvConfig())
+    assert "column 'user_id' (data.csv.user_column): has type double" in str(in_config_words(err.value))
     pq.write_table(pa.table({"user_id": [""], "item_id": ["x"], "timestamp": [1]}), tmp_path / "e.parquet")
     with pytest.raises(DataError, match="holds an empty id"):
         load_parquet(str(tmp_path / "e.parquet"), CsvConfig())
-    with pytest.raises(ConfigError, match="data.path: required when data.source is 'parquet'"):
+    with pytest.raises(ConfigError, match="^path: required when source is 'parquet'") as err:
         load_raw(DataConfig(source="parquet"))
+    assert str(in_config_words(err.value)).startswith("data.path: required when data.source is 'parquet'")
 
 
 def test_items_file_may_be_parquet(tmp_path):

@@ -11,6 +11,7 @@ from tfrs_irns.data.sources import load_raw
 from tfrs_irns.data.splits import split_interactions
 from tfrs_irns.data.table import Interactions, ItemTable, RawDataset
 from tfrs_irns.errors import ConfigError, DataError
+from tfrs_irns.runs.wording import in_config_words
 
 
 def make_raw(n=600, seed=0, with_items=True):
@@ -132,12 +133,15 @@ def test_prepare_data_end_to_end_on_small_synthetic():
 
 
 def test_load_raw_requires_name_or_path():
-    with pytest.raises(ConfigError, match="data.name: required when data.source is 'tfds'.*movielens/100k-ratings"):
+    with pytest.raises(ConfigError, match="^name: required when source is 'tfds'.*movielens/100k-ratings") as err:
         load_raw(DataConfig(source="tfds"))
-    with pytest.raises(ConfigError, match="data.path: required when data.source is 'movielens'"):
+    # As a run reports it: the config's keys.
+    assert str(in_config_words(err.value)).startswith("data.name: required when data.source is 'tfds'")
+    with pytest.raises(ConfigError, match="^path: required when source is 'movielens'"):
         load_raw(DataConfig(source="movielens"))
-    with pytest.raises(ConfigError, match="data.path: required when data.source is 'csv'"):
+    with pytest.raises(ConfigError, match="^path: required when source is 'csv'") as err:
         load_raw(DataConfig(source="csv"))
+    assert str(in_config_words(err.value)).startswith("data.path: required when data.source is 'csv'")
 
 
 def test_load_raw_unsupported_tfds_name():
@@ -162,13 +166,17 @@ def test_min_rating_filter(tmp_path):
 
 def test_min_rating_errors(tmp_path):
     path = write_ratings_csv(tmp_path, "a,x,1,2\nb,y,2,3\n")
-    with pytest.raises(ConfigError, match=r"data.min_rating: the csv source has no ratings \(set data.csv.rating_column\)"):
+    with pytest.raises(ConfigError, match=r"^min_rating: the csv source has no ratings \(set rating_column\)") as err:
         load_raw(DataConfig(source="csv", path=path, min_rating=4.0))
-    with pytest.raises(ConfigError, match="data.min_rating: the synthetic source has no ratings"):
+    assert str(in_config_words(err.value)) == (  # as a run reports it
+        "data.min_rating: the csv source has no ratings (set data.csv.rating_column); set data.min_rating=null"
+    )
+    with pytest.raises(ConfigError, match="^min_rating: the synthetic source has no ratings"):
         load_raw(DataConfig(min_rating=1.0, synthetic=SyntheticConfig(num_users=20, num_items=50, num_interactions=100, num_clusters=2)))
     cfg = DataConfig(source="csv", path=path, csv=CsvConfig(rating_column="rating"), min_rating=4.5)
-    with pytest.raises(DataError, match=r"no interactions left after data.min_rating=4.5 \(ratings range from 2 to 3\)"):
+    with pytest.raises(DataError, match=r"no interactions left after min_rating=4.5 \(ratings range from 2 to 3\)") as err:
         load_raw(cfg)
+    assert "after data.min_rating=4.5 (ratings" in str(in_config_words(err.value))
 
 
 def test_skip_bad_rows_reaches_prepared_data(tmp_path):

@@ -122,7 +122,7 @@ def test_skip_bad_rows_counts_remembers_the_first_and_warns(caplog):
     with caplog.at_level(logging.WARNING):
         reader.warn()
     assert [r.getMessage() for r in caplog.records] == [
-        "bad.csv: skipped 2 malformed rows (data.skip_bad_rows); first at line 3: expected 3 columns, found 2"
+        "bad.csv: skipped 2 malformed rows (skip_bad_rows); first at line 3: expected 3 columns, found 2"
     ]
 
 

@@ -8,6 +8,7 @@ import tfrs_irns  # noqa: F401
 from tfrs_irns.config import SyntheticConfig
 from tfrs_irns.data.synthetic import GENRE_NAMES, make_synthetic
 from tfrs_irns.errors import ConfigError
+from tfrs_irns.runs.wording import in_config_words
 
 SMALL = SyntheticConfig(num_users=300, num_items=1000, num_interactions=12000, num_clusters=10)
 
@@ -145,10 +146,14 @@ def test_timestamps_span_one_year_and_rows_sorted_by_user_then_time():
 
 
 def test_impossible_sizes_are_config_errors():
-    with pytest.raises(ConfigError, match="data.synthetic.num_interactions"):
+    with pytest.raises(ConfigError, match="^num_interactions: 60 is more than half") as err:
         make_synthetic(SyntheticConfig(num_users=10, num_items=10, num_interactions=60, num_clusters=2), 0)
-    with pytest.raises(ConfigError, match="data.synthetic.num_items"):
+    assert str(in_config_words(err.value)).startswith("data.synthetic.num_interactions: 60 is")  # as a run says it
+    with pytest.raises(ConfigError, match="^num_items: 5 is fewer than num_clusters=8") as err:
         make_synthetic(SyntheticConfig(num_users=10, num_items=5, num_interactions=10, num_clusters=8), 0)
+    assert str(in_config_words(err.value)).startswith(
+        "data.synthetic.num_items: 5 is fewer than data.synthetic.num_clusters=8"
+    )
 
 
 def test_titles_follow_the_clusters():

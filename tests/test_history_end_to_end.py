@@ -119,11 +119,17 @@ def test_cli_recommend_from_a_history(cold_run, capsys):
 
 
 @pytest.mark.slow
-def test_history_on_an_id_export_is_a_clear_error(tmp_path):
+def test_history_on_an_id_export_is_a_clear_error(tmp_path, capsys):
     path = export_embeddings(np.ones((3, 2)), np.ones((4, 2)), np.array(["u1", "u2"]), np.array(["a", "b", "c"]),
                              base_dir=str(tmp_path), name="m", k=2)
-    with pytest.raises(UserError, match="has no recommend_from_history signature"):
+    with pytest.raises(UserError, match="^history: .* has no recommend_from_history signature"):
         recommend(path, history=["a"])
+    # The CLI names its flag and how to train a model that has one.
+    assert main(["recommend", "--model", path, "--history", "a"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfrs-irns recommend: error: --history: ") and err.count("\n") == 1
+    assert err.endswith('has no recommend_from_history signature (its user tower reads no item timelines); '
+                        'train with --set "model.user_features=[history]"\n')
 
 
 @pytest.mark.slow

@@ -5,9 +5,11 @@ imports inside functions count too), and what importing each layer actually
 loads in a fresh process.
 """
 
+import argparse
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +93,82 @@ def test_no_module_imports_a_higher_layer_or_the_root():
     assert not problems, "\n".join(problems)
 
 
+def _config_keys() -> set[str]:
+    """Every dotted config key (``data.csv.user_column``, ``train.learning_rate``, sections too)."""
+    from tfrs_irns.config import iter_keys
+
+    return {key for key, _, _ in iter_keys() if "." in key}
+
+
+def _cli_flags() -> set[str]:
+    """Every option string the ``tfrs-irns`` parser defines, in every subcommand (``--set``, ``-k``)."""
+    from tfrs_irns.cli.main import _parser
+
+    def flags(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= flags(sub)
+        return found
+
+    return flags(_parser())
+
+
+# A dotted name or a flag, standing alone (not inside a longer name, a path or "top-k").
+_TOKEN = re.compile(r"(?<![\w./\\-])(--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of ``tree``."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                found.add(id(first.value))
+    return found
+
+
+def _library_modules() -> list[Path]:
+    """The modules below ``runs`` (layers 0-5), without the config's own modules and the parameter
+    objects that hold each key's help text."""
+    below_runs = {unit for unit, rank in RANK.items() if rank < RANK["runs"]} - {"config", "config_reference"}
+    return [
+        path for path in sorted(PACKAGE.rglob("*.py"))
+        if _unit(".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)) in below_runs
+        and path.name not in ("params.py", "_params.py")
+    ]
+
+
+def test_no_library_module_names_a_config_key_or_a_flag():
+    """ARCHITECTURE.md: a library names its own arguments; ``runs`` words them as config keys
+    and ``cli`` as flags. Every string a library module can say (messages, log lines, notes,
+    f-string parts) is checked; docstrings are documentation and may point at the key that
+    sets an argument."""
+    words = _config_keys() | _cli_flags()
+    assert {"data.csv.user_column", "train.learning_rate", "--history", "--set", "-k"} <= words
+    modules = _library_modules()
+    assert PACKAGE / "data" / "csv_source.py" in modules and PACKAGE / "errors.py" in modules
+    assert not any(p.parent.name in ("runs", "cli") or p.name == "config.py" for p in modules)
+    hits = []
+    for path in modules:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for token in _TOKEN.findall(node.value):
+                    if token in words:
+                        hits.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {token}")
+    assert not hits, f"{len(hits)} config keys or CLI flags in library strings:\n" + "\n".join(hits)
+
+
+def test_the_key_scan_finds_keys_and_flags_standing_alone():
+    found = _TOKEN.findall("data.split=cold_users; try -k 5 or --history-file F (top-k; /a/data.csv.x)")
+    assert found == ["data.split", "-k", "--history-file"]
+
+
 # What a fresh `import X` may not load, as the architecture issue states it.
 FORBIDDEN = {
     "tfrs_irns.tasks": ["config", "data", "batching", "evaluation", "export", "runs", "cli"],
@@ -143,7 +221,7 @@ def _probe_all(modules: list[str]) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def probes():
-    return _probe_all(list(FORBIDDEN) + ["tfrs_irns.config", "tfrs_irns", "tfrs_irns.models"])
+    return _probe_all(list(FORBIDDEN) + ["tfrs_irns.config", "tfrs_irns", "tfrs_irns.models", "tfrs_irns.runs.wording"])
 
 
 @pytest.mark.slow
@@ -168,6 +246,8 @@ def test_config_and_root_load_no_tensorflow(probes):
     assert probes["tfrs_irns.config"]["tensorflow"] is False
     assert probes["tfrs_irns"]["tensorflow"] is False
     assert probes["tfrs_irns"]["loaded"] == ["_version"]
+    # `tfrs-irns data` words its errors as config keys without loading TensorFlow.
+    assert probes["tfrs_irns.runs.wording"]["tensorflow"] is False
 
 
 def test_root_names_resolve_lazily():

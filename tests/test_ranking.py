@@ -8,8 +8,9 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from tfrs_irns import topk
-from tfrs_irns.errors import UserError
+from tfrs_irns.errors import DivergedError, UserError
 from tfrs_irns.evaluation import ranking
+from tfrs_irns.runs.wording import in_config_words
 
 
 def int_embeddings(rng, rows, dim=2, low=-2, high=3):
@@ -199,8 +200,10 @@ def test_exclude_as_sparse_matrix_equals_lists():
 def test_bad_inputs_raise_clear_errors():
     q = np.ones((2, 3), np.float32)
     c = np.ones((5, 3), np.float32)
-    with pytest.raises(UserError, match="query_emb contains NaN or inf.*learning_rate"):
+    with pytest.raises(DivergedError, match="query_emb contains NaN or inf values; training probably diverged$") as err:
         ranking.top_k(np.full((2, 3), np.nan), c, 2)
+    # A run, which knows the settings, says which one to change.
+    assert str(in_config_words(err.value)).endswith("diverged (try a lower train.learning_rate)")
     with pytest.raises(UserError, match="candidate_emb contains NaN or inf"):
         ranking.top_k(q, np.full((5, 3), np.inf), 2)
     with pytest.raises(ValueError, match="dimension 3 but candidate_emb has 2"):

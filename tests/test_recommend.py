@@ -128,9 +128,11 @@ def test_bad_paths_name_the_path(model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_k_must_be_positive(model_dir):
-    with pytest.raises(UserError, match="-k: must be at least 1, got 0"):
+def test_k_must_be_positive(model_dir, capsys):
+    with pytest.raises(UserError, match="^k: must be at least 1, got 0$"):
         recommend(str(model_dir), "u1", 0)
+    assert main(["recommend", "--model", str(model_dir), "--user", "u1", "-k", "0"]) == 2
+    assert capsys.readouterr().err == "tfrs-irns recommend: error: -k: must be at least 1, got 0\n"
 
 
 class _Fixed(tf.Module):
@@ -146,13 +148,19 @@ class _Fixed(tf.Module):
         return {"y": x}
 
 
-def test_foreign_saved_models(tmp_path):
+def test_foreign_saved_models(tmp_path, capsys):
     module = _Fixed()
     tf.saved_model.save(module, str(tmp_path / "fixed" / "1"), signatures={"serving_default": module.serve})
     tf.saved_model.save(module, str(tmp_path / "other" / "1"), signatures={"serving_default": module.other})
     fixed = re.escape(str(tmp_path / "fixed" / "1"))
-    with pytest.raises(UserError, match=rf"-k 4: {fixed} returns at most 3 items .*--set export.k=4"):
+    with pytest.raises(UserError, match=rf"^k=4: {fixed} returns at most 3 items \(its top-k size\); ask for at most 3$"):
         recommend(str(tmp_path / "fixed"), "u1", 4)
+    # The CLI words it as its flag, with how to export more.
+    assert main(["recommend", "--model", str(tmp_path / "fixed"), "--user", "u1", "-k", "4"]) == 2
+    assert capsys.readouterr().err == (
+        f"tfrs-irns recommend: error: -k 4: {tmp_path / 'fixed' / '1'} returns at most 3 items (its top-k size); "
+        "ask for at most 3 or re-export with --set export.k=4\n"
+    )
     with pytest.raises(UserError, match=re.escape(str(tmp_path / "other" / "1")) + ": not a tfrs_irns export"):
         recommend(str(tmp_path / "other"), "u1", 2)
 
@@ -192,7 +200,7 @@ def test_seen_items_are_left_out_by_default_and_kept_on_request(seen_dir, capsys
     assert [r["item_id"] for r in rows] == ids
     np.testing.assert_allclose([r["score"] for r in rows], scores, rtol=1e-5)
     assert not {ITEM_IDS[i - 1] for i in SEEN[3]} & {r["item_id"] for r in rows}
-    assert "note: the 3 items the user already has are left out (--include-seen keeps them)" in capsys.readouterr().out
+    assert "note: the 3 items the user already has are left out (include_seen keeps them)" in capsys.readouterr().out
     # --include-seen: the plain top k, through the recommend_k signature.
     assert [r["item_id"] for r in recommend(str(seen_dir), "u2", 4, include_seen=True)] == _top(3, 4)[0]
     assert "already has" not in capsys.readouterr().out
@@ -213,7 +221,9 @@ def test_seen_items_leave_fewer_than_k_only_when_the_catalogue_runs_out(seen_dir
 @pytest.mark.slow
 def test_cli_include_seen_and_json(seen_dir, capsys):
     assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3"]) == 0
-    assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top_unseen(3, 3)[0]
+    out = capsys.readouterr().out
+    assert [p[2] for p in _table_rows(out)] == _top_unseen(3, 3)[0]
+    assert "note: the 3 items the user already has are left out (--include-seen keeps them)" in out
     assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3", "--include-seen"]) == 0
     assert [p[2] for p in _table_rows(capsys.readouterr().out)] == _top(3, 3)[0]
     assert main(["recommend", "--model", str(seen_dir), "--user", "u2", "-k", "3", "--json"]) == 0
@@ -259,17 +269,24 @@ def test_bulk_errors_name_the_flag(seen_dir, tmp_path, capsys):
     users.write_text("u1\n")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
+    folder = tmp_path / "dir.jsonl"
+    folder.mkdir()
     model = ["recommend", "--model", str(seen_dir)]
     cases = [
         (["--users", str(users)], "--users FILE needs --output PATH"),
         (["--users", str(users), "--output", str(tmp_path / "r.csv")], r"--output .*r\.csv: expected a \.jsonl or \.parquet"),
         (["--users", str(users), "--output", str(tmp_path / "no" / "r.jsonl")], "folder .* does not exist"),
         (["--users", str(tmp_path / "missing.txt"), "--output", str(tmp_path / "r.jsonl")], "--users .*missing.txt: cannot read"),
-        (["--users", str(empty), "--output", str(tmp_path / "r.jsonl")], "no user ids"),
+        (["--users", str(empty), "--output", str(tmp_path / "r.jsonl")], "--users .*empty.txt: no user ids"),
+        (["--users", str(users), "--output", str(folder)], r"--output .*dir\.jsonl: is a folder, expected a file name"),
         (["--user", "u1", "--output", str(tmp_path / "r.jsonl")], "--output writes the answers for --users"),
         ([], "give one of --user ID, --users FILE"),
         (["--user", "u1", "--history", "m01"], "give one of"),
         (["--history", "m01", "--include-seen"], "--include-seen is for --user"),
+        (["--history", "m01", "--index"], "--index answers for a --user; --history goes through recommend_from_history"),
+        (["--history-file", str(tmp_path / "missing.txt")], "--history-file .*missing.txt: cannot read it"),
+        (["--history-file", str(empty)], r"--history: give at least one item id \(--history ID, repeated, or --history-file"),
+        (["--user", "u1", "-k", "0"], "-k: must be at least 1, got 0"),
     ]
     for extra, message in cases:
         assert main(model + extra) == 2, extra
@@ -288,7 +305,7 @@ def test_history_ids_from_flags_and_files(seen_dir, tmp_path):
     listing = tmp_path / "history.txt"
     listing.write_text("m09\nToy Story, The\n\nunknown, with comma\n", encoding="utf-8")
     assert history_ids(model, ["m01"], [str(listing)]) == ["m01", "m09", "Toy Story, The", "unknown, with comma"]
-    with pytest.raises(UserError, match="--history-file .*nope.txt: cannot read it"):
+    with pytest.raises(UserError, match="^files=.*nope.txt: cannot read it"):
         history_ids(model, [], [str(tmp_path / "nope.txt")])
 
 

@@ -14,6 +14,7 @@ from tfrs_irns.data import streaming
 from tfrs_irns.data.prepare import prepare_data
 from tfrs_irns.data.streaming import id_hashes, pair_uniform, prepare_streamed
 from tfrs_irns.errors import ConfigError, DataError
+from tfrs_irns.runs.wording import in_config_words
 
 
 def _log(seed=0, users=40, items=60, rows=900):
@@ -134,11 +135,13 @@ def test_the_cache_is_reused_and_keyed_by_the_files(tmp_path):
 def test_bad_rows_name_the_file_row_and_column(tmp_path):
     path = tmp_path / "log.parquet"
     pq.write_table(pa.table({"u": ["a", "b", None, "c"], "i": [1, 2, 3, 4], "t": [1, 2, 3, 4]}), path)
-    with pytest.raises(DataError, match=r"log.parquet, row 3: column 'u' \(data.csv.user_column\) is missing"):
+    with pytest.raises(DataError, match=r"log.parquet, row 3: column 'u' \(user_column\) is missing") as err:
         prepare_streamed(_cfg(path, "parquet"), str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"no column 'i' \(data.csv.item_column\)"):
+    assert "column 'u' (data.csv.user_column) is missing" in str(in_config_words(err.value))  # as a run says it
+    with pytest.raises(DataError, match=r"no column 'i' \(item_column\)") as err:
         pq.write_table(pa.table({"u": ["a"], "item": [1], "t": [1]}), tmp_path / "other.parquet")
         prepare_streamed(_cfg(tmp_path / "other.parquet", "parquet"), str(tmp_path / "cache"))
+    assert "no column 'i' (data.csv.item_column)" in str(in_config_words(err.value))
     empty = tmp_path / "empty.csv"
     empty.write_text("u,i,t\na, ,1\n")
     with pytest.raises(DataError, match="empty id"):

@@ -166,12 +166,15 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _data(args: argparse.Namespace) -> None:
+    from tfrs_irns.cli.data import format_summary
     from tfrs_irns.config import load_config
-    from tfrs_irns.data.summary import data_report, format_summary
+    from tfrs_irns.data.summary import data_report
+    from tfrs_irns.runs.wording import config_words
 
     if args.json and os.path.isdir(args.json):
         raise UserError(f"--json {args.json}: is a folder, expected a file name")
-    report = data_report(load_config(args.config, args.set).data)
+    with config_words():
+        report = data_report(load_config(args.config, args.set).data)
     print(format_summary(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

@@ -1,12 +1,25 @@
-"""``tfrs-irns recommend``: one user, one history, or a file of users, from an export."""
+"""``tfrs-irns recommend``: one user, one history, or a file of users, from an export.
+
+:mod:`tfrs_irns.export.recommend` answers and names its own arguments; this
+module words its errors and notes as the flags a user typed, with the hint of
+how to export a model that can answer.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from typing import Iterator
 
 from tfrs_irns.cli.quiet import import_tensorflow
 from tfrs_irns.errors import UserError
+
+#: The library's arguments → this command's flags.
+FLAGS = {
+    "k": "-k", "history": "--history", "files": "--history-file", "index": "--index",
+    "include_seen": "--include-seen", "output": "--output", "path": "--users",
+}
 
 EXAMPLES = """examples:
   tfrs-irns recommend --model saved_models/quickstart --user u42
@@ -44,6 +57,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     recommend.add_argument("--output", metavar="PATH", help="with --users: write .jsonl or .parquet, one row per user")
 
 
+def _hints(args: argparse.Namespace) -> dict[str, str]:
+    """How to export a model that answers, by the argument an error names (the other
+    errors naming these arguments are caught before the export is asked)."""
+    return {
+        "k": f" or re-export with --set export.k={args.k}",
+        "index": "; export with --set export.index=faiss",
+        "history": '; train with --set "model.user_features=[history]"',
+    }
+
+
+@contextlib.contextmanager
+def _flag_words(args: argparse.Namespace) -> Iterator[None]:
+    """Reraise the library's errors naming its arguments as this command's flags, with their hint."""
+    try:
+        yield
+    except UserError as exc:
+        if not exc.arguments:
+            raise
+        hints = _hints(args)
+        extra = "".join(hints[a] for a in exc.arguments if a in hints)
+        raise UserError(str(exc.reworded(FLAGS)) + extra) from None
+
+
 def run(args: argparse.Namespace) -> None:
     has_history = bool(args.history or args.history_file)
     if sum(x for x in (args.user is not None, args.users is not None, has_history)) != 1:
@@ -56,7 +92,16 @@ def run(args: argparse.Namespace) -> None:
         raise UserError("--json prints one user's answer; --users writes to --output")
     if has_history and args.include_seen:
         raise UserError("--include-seen is for --user/--users: a --history excludes the items it names")
+    if has_history and args.index:
+        raise UserError("--index answers for a --user; --history goes through recommend_from_history")
+    if args.k < 1:
+        raise UserError(f"-k: must be at least 1, got {args.k}")
     import_tensorflow()
+    with _flag_words(args):
+        _answer(args, has_history)
+
+
+def _answer(args: argparse.Namespace, has_history: bool) -> None:
     from tfrs_irns.export.recommend import history_ids, read_user_ids, recommend, recommend_json, recommend_many
 
     if args.users is not None:
@@ -69,6 +114,8 @@ def run(args: argparse.Namespace) -> None:
         )
         return
     history = history_ids(args.model, args.history, args.history_file) if has_history else None
+    if has_history and not history:
+        raise UserError("--history: give at least one item id (--history ID, repeated, or --history-file FILE)")
     answer = recommend_json if args.json else recommend
     answer(args.model, args.user, args.k, out=sys.stdout, index=args.index, history=history,
-           include_seen=args.include_seen)
+           include_seen=args.include_seen, names=FLAGS)

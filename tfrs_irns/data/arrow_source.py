@@ -239,7 +239,7 @@ def parquet_files(path: str) -> list[str]:
 def read_parquet(
     path: str, wanted: Sequence[tuple[str, str, str, str]], skip_bad_rows: bool = False
 ) -> tuple[list[Column], int]:
-    """``wanted`` = ``(config key, column, label, kind)`` columns of the Parquet
+    """``wanted`` = ``(argument, column, label, kind)`` columns of the Parquet
     file or folder ``path``; returns the columns and the rows skipped (rows with
     a missing value, under ``skip_bad_rows``)."""
     pa = _pa()
@@ -256,7 +256,8 @@ def read_parquet(
         for key, name, _, _ in wanted:
             if name not in schema.names:
                 raise DataError(
-                    f"{file}: no column {name!r} ({key}); the file has {', '.join(repr(n) for n in schema.names)}"
+                    f"{file}: no column {name!r} ({key}); the file has {', '.join(repr(n) for n in schema.names)}",
+                    arguments=[key.partition(".")[0]],
                 )
         tables.append(pq.read_table(file, columns=list(dict.fromkeys(n for _, n, _, _ in wanted))))
     try:
@@ -276,12 +277,15 @@ def read_parquet(
         keep = pc.invert(missing)
         skipped = len(table) - int(pc.sum(keep).as_py())
         logger.warning(
-            "%s: skipped %d row%s with missing values (data.skip_bad_rows); first at row %d: %s",
+            "%s: skipped %d row%s with missing values (skip_bad_rows); first at row %d: %s",
             path, skipped, "" if skipped == 1 else "s", first + 1, label,
         )
         table = table.filter(keep)
-    with ThreadPoolExecutor(max_workers=min(len(wanted), os.cpu_count() or 1)) as pool:
-        out = list(pool.map(lambda w: _parquet_column(table[w[1]], w[3], f"{path}: column {w[1]!r} ({w[0]})"), wanted))
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(wanted), os.cpu_count() or 1)) as pool:
+            out = list(pool.map(lambda w: _parquet_column(table[w[1]], w[3], f"{path}: column {w[1]!r} ({w[0]})"), wanted))
+    except DataError as exc:  # names a column's argument: the caller may spell it its own way
+        raise DataError(str(exc), arguments=[w[0].partition(".")[0] for w in wanted]) from None
     return out, skipped
 
 

@@ -43,8 +43,9 @@ def cold_user_rows(inter: Interactions, cold_fraction: float, seed: int) -> np.n
     present = np.flatnonzero(np.bincount(codes) > 0) if len(codes) else codes
     if len(present) < 2:
         raise DataError(
-            f"data.split=cold_users needs at least 2 users (one to train on, one to hold out), the data has "
-            f"{len(present)}"
+            f"split=cold_users needs at least 2 users (one to train on, one to hold out), the data has "
+            f"{len(present)}",
+            arguments=["split"],
         )
     count = min(max(1, int(round(cold_fraction * len(present)))), len(present) - 1)
     cold = np.random.default_rng(seed).choice(present, count, replace=False)

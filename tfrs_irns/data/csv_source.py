@@ -52,7 +52,7 @@ def _delimiter(value: str) -> str:
     if value in ("\\t", "tab", "TAB", "\t"):
         return "\t"
     if not value:
-        raise ConfigError("data.csv.delimiter: must not be empty")
+        raise ConfigError("delimiter: must not be empty", arguments=["delimiter"])
     return value
 
 
@@ -61,7 +61,8 @@ def _resolve_columns(
     wanted: Sequence[tuple[str, str]],
     source: str,
 ) -> list[int]:
-    """Column positions of ``wanted`` ``(config key, column name)`` pairs."""
+    """Column positions of ``wanted`` ``(argument, column name)`` pairs (the argument of
+    :class:`CsvConfig` that names the column, for the errors)."""
     positions = []
     for key, name in wanted:
         if header is None:
@@ -69,22 +70,23 @@ def _resolve_columns(
                 pos = int(name)
             except ValueError:
                 raise ConfigError(
-                    f"{key}: with data.csv.header=false, columns are given by 0-based "
-                    f"position, got {name!r}"
+                    f"{key}: with header=False, columns are given by 0-based position, got {name!r}",
+                    arguments=[key.partition(".")[0], "header"],
                 ) from None
             if pos < 0:
-                raise ConfigError(f"{key}: column position must be >= 0, got {pos}")
+                raise ConfigError(f"{key}: column position must be >= 0, got {pos}", arguments=[key.partition(".")[0]])
             positions.append(pos)
             continue
         if name not in header:
             hint = ""
-            if key == "data.csv.timestamp_column":
-                hint = "; set it to null to use the row order as time"
-            elif key == "data.csv.title_column":
-                hint = "; set it to null if the file has no titles"
+            if key == "timestamp_column":
+                hint = "; set timestamp_column=None to use the row order as time"
+            elif key == "title_column":
+                hint = "; set title_column=None if the file has no titles"
             raise DataError(
                 f"{source}: no column {name!r} ({key}); the header has "
-                f"{', '.join(repr(h) for h in header)}{hint}"
+                f"{', '.join(repr(h) for h in header)}{hint}",
+                arguments=[key.partition(".")[0]],
             )
         positions.append(header.index(name))
     return positions
@@ -98,7 +100,7 @@ def _read_table(
     skip_bad_rows: bool,
     engine: str = "auto",
 ) -> tuple[list[Column], int]:
-    """Read ``wanted`` = ``(config key, column, label, kind)`` columns of ``path``;
+    """Read ``wanted`` = ``(argument, column, label, kind)`` columns of ``path``;
     returns the columns (with their codes, for ids) and the rows skipped.
 
     ``engine`` ``"auto"`` tries pyarrow first and falls back to the line
@@ -135,15 +137,15 @@ def _read_table(
 
 
 def interaction_columns(cfg: CsvParams) -> list[tuple[str, str, str, str]]:
-    """``(config key, column, label, kind)`` of the interaction columns ``cfg`` maps."""
+    """``(argument, column, label, kind)`` of the interaction columns ``cfg`` maps."""
     wanted = [
-        ("data.csv.user_column", cfg.user_column, "user id", "str"),
-        ("data.csv.item_column", cfg.item_column, "item id", "str"),
+        ("user_column", cfg.user_column, "user id", "str"),
+        ("item_column", cfg.item_column, "item id", "str"),
     ]
     if cfg.timestamp_column is not None:
-        wanted.append(("data.csv.timestamp_column", cfg.timestamp_column, "timestamp", "time"))
+        wanted.append(("timestamp_column", cfg.timestamp_column, "timestamp", "time"))
     if cfg.rating_column is not None:
-        wanted.append(("data.csv.rating_column", cfg.rating_column, "rating", "float"))
+        wanted.append(("rating_column", cfg.rating_column, "rating", "float"))
     return wanted
 
 
@@ -169,13 +171,13 @@ def load_items(
     the rows skipped."""
     if cfg.items_path is None:
         return ItemTable(item_id=interactions.coded("item").used()), 0
-    item_wanted = [("data.csv.item_id_column", cfg.item_id_column, "item id", "str")]
+    item_wanted = [("item_id_column", cfg.item_id_column, "item id", "str")]
     if cfg.title_column is not None:
-        item_wanted.append(("data.csv.title_column", cfg.title_column, "title", "text"))
+        item_wanted.append(("title_column", cfg.title_column, "title", "text"))
     if cfg.genres_column is not None:
-        item_wanted.append(("data.csv.genres_column", cfg.genres_column, "genres", "text"))
+        item_wanted.append(("genres_column", cfg.genres_column, "genres", "text"))
     for name in cfg.item_columns:
-        item_wanted.append((f"data.csv.item_columns.{name}", name, name, "text"))
+        item_wanted.append((f"item_columns.{name}", name, name, "text"))
     if cfg.items_path.endswith(".parquet") or os.path.isdir(cfg.items_path):
         item_cols, skipped = arrow_source.read_parquet(cfg.items_path, item_wanted, skip_bad_rows)
     else:

@@ -63,7 +63,7 @@ class _Release:
     def __init__(self, path: str) -> None:
         self.path = path
         if not os.path.exists(path):
-            raise DataError(f"{path}: no such file or folder (data.path)")
+            raise DataError(f"{path}: no such file or folder (path)", arguments=["path"])
         self.is_zip = os.path.isfile(path)
         if self.is_zip:
             try:
@@ -97,7 +97,8 @@ class _Release:
         if len(found) > 1:
             raise DataError(
                 f"{path}: holds several MovieLens folders ({', '.join(sorted(found))}); "
-                "point data.path at one of them"
+                "point path at one of them",
+                arguments=["path"],
             )
         self.files = groups[found[0]]
 

@@ -262,13 +262,15 @@ def prepare_from_raw(
     if len(train) == 0:
         raise DataError(
             f"the training split is empty ({len(raw.interactions)} interactions, "
-            f"data.split={cfg.split}); the dataset is too small for this split"
+            f"split={cfg.split}); the dataset is too small for this split",
+            arguments=["split"],
         )
     if len(test) == 0:
         raise DataError(
-            f"the test split is empty ({len(raw.interactions)} interactions, data.split={cfg.split}"
+            f"the test split is empty ({len(raw.interactions)} interactions, split={cfg.split}"
             + (", and no user has 2 or more interactions" if cfg.split == "leave_last_out" else "")
-            + "); nothing to evaluate on"
+            + "); nothing to evaluate on",
+            arguments=["split"],
         )
     if vocabularies is None:
         user_vocab = Vocabulary.from_ids(None, train.coded("user"))
@@ -383,13 +385,13 @@ def split_warnings(data: PreparedData, split: str) -> list[str]:
         )
         if split != "cold_users" and cold_user.all():
             out.append(
-                f"none of the {len(test):,} test interactions has a user seen in training (data.split={split}): "
+                f"none of the {len(test):,} test interactions has a user seen in training (split={split}): "
                 "every metric will be 0; split by another rule or use more data"
             )
         elif unseen.all():
             out.append(
                 f"all {len(test):,} test interactions have a user or item unseen in training (100% cold test, "
-                f"data.split={split}): every metric will be 0"
+                f"split={split}): every metric will be 0"
             )
     return out
 

@@ -281,7 +281,7 @@ class RowReader:
         if self.skipped:
             line, problem = self.first_problem  # type: ignore[misc]
             logger.warning(
-                "%s: skipped %d malformed row%s (data.skip_bad_rows); first at line %d: %s",
+                "%s: skipped %d malformed row%s (skip_bad_rows); first at line %d: %s",
                 self.source, self.skipped, "" if self.skipped == 1 else "s", line, problem,
             )
 

@@ -16,9 +16,9 @@ from tfrs_irns.data.table import RawDataset
 from tfrs_irns.errors import ConfigError, DataError
 
 
-def _require(value, key: str, source: str, what: str):
+def _require(value, argument: str, source: str, what: str):
     if value is None:
-        raise ConfigError(f"{key}: required when data.source is {source!r} ({what})")
+        raise ConfigError(f"{argument}: required when source is {source!r} ({what})", arguments=[argument, "source"])
     return value
 
 
@@ -51,34 +51,34 @@ def _load_source(cfg: DataParams) -> RawDataset:
     elif cfg.source == "tfds":
         from tfrs_irns.data.tfds_source import SUPPORTED, load_tfds
 
-        name = _require(cfg.name, "data.name", "tfds", "one of " + ", ".join(SUPPORTED))
+        name = _require(cfg.name, "name", "tfds", "one of " + ", ".join(SUPPORTED))
         raw = load_tfds(name, cfg.tfds_data_dir)
     elif cfg.source == "movielens":
         from tfrs_irns.data.movielens import load_movielens
 
-        path = _require(cfg.path, "data.path", "movielens", "a MovieLens folder or .zip file")
+        path = _require(cfg.path, "path", "movielens", "a MovieLens folder or .zip file")
         raw = load_movielens(path, skip_bad_rows=cfg.skip_bad_rows)
     elif cfg.source == "csv":
         from tfrs_irns.data.csv_source import load_csv
 
-        path = _require(cfg.path, "data.path", "csv", "the interactions CSV/TSV file")
+        path = _require(cfg.path, "path", "csv", "the interactions CSV/TSV file")
         raw = load_csv(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     elif cfg.source == "parquet":
         from tfrs_irns.data.parquet_source import load_parquet
 
-        path = _require(cfg.path, "data.path", "parquet", "a Parquet file or a folder of .parquet files")
+        path = _require(cfg.path, "path", "parquet", "a Parquet file or a folder of .parquet files")
         raw = load_parquet(path, cfg.csv, skip_bad_rows=cfg.skip_bad_rows)
     else:
-        raise ConfigError(f"data.source: unknown source {cfg.source!r}")
+        raise ConfigError(f"source: unknown source {cfg.source!r}", arguments=["source"])
     return raw
 
 
 def collapse_raw_duplicates(raw: RawDataset, policy: str) -> RawDataset:
-    """``raw`` with repeated (user, item) rows handled by ``policy`` (``data.duplicates``), counted and described."""
+    """``raw`` with repeated (user, item) rows handled by ``policy`` (``DataConfig.duplicates``), counted and described."""
     interactions, repeats = collapse_duplicates(raw.interactions, policy)
     if not repeats:
         return raw
-    what = "kept (data.duplicates=keep_all)" if policy == "keep_all" else f"dropped (data.duplicates={policy})"
+    what = "kept (duplicates=keep_all)" if policy == "keep_all" else f"dropped (duplicates={policy})"
     return dataclasses.replace(
         raw,
         interactions=interactions,
@@ -91,13 +91,17 @@ def filter_min_rating(raw: RawDataset, min_rating: float, source: str = "this") 
     """Keep interactions rated ``>= min_rating``."""
     rating = raw.interactions.rating
     if rating is None:
-        hint = " (set data.csv.rating_column)" if source in ("csv", "parquet") else ""
-        raise ConfigError(f"data.min_rating: the {source} source has no ratings{hint}; set it to null")
+        hint = " (set rating_column)" if source in ("csv", "parquet") else ""
+        raise ConfigError(
+            f"min_rating: the {source} source has no ratings{hint}; set min_rating=None",
+            arguments=["min_rating", "rating_column"],
+        )
     keep = rating >= min_rating
     if not keep.any():
         raise DataError(
-            f"no interactions left after data.min_rating={min_rating:g} "
-            f"(ratings range from {float(np.min(rating)):g} to {float(np.max(rating)):g})"
+            f"no interactions left after min_rating={min_rating:g} "
+            f"(ratings range from {float(np.min(rating)):g} to {float(np.max(rating)):g})",
+            arguments=["min_rating"],
         )
     return dataclasses.replace(
         raw,

@@ -76,7 +76,9 @@ _INTERMEDIATE = "codes.parquet"
 def _source_files(cfg: DataParams) -> list[str]:
     path = cfg.path
     if path is None:
-        raise DataError(f"data.path: required when data.source is {cfg.source!r} with data.streaming")
+        raise DataError(
+            f"path: required when source is {cfg.source!r} with streaming", arguments=["path", "source", "streaming"]
+        )
     if cfg.source == "parquet":
         return parquet_files(path)
     if not os.path.isfile(path):
@@ -85,13 +87,13 @@ def _source_files(cfg: DataParams) -> list[str]:
 
 
 def _wanted(cfg: DataParams) -> list[tuple[str, str, str]]:
-    """``(config key, column, kind)`` of the interaction columns."""
+    """``(argument, column, kind)`` of the interaction columns."""
     c = cfg.csv
-    out = [("data.csv.user_column", c.user_column, "id"), ("data.csv.item_column", c.item_column, "id")]
+    out = [("user_column", c.user_column, "id"), ("item_column", c.item_column, "id")]
     if c.timestamp_column is not None:
-        out.append(("data.csv.timestamp_column", c.timestamp_column, "time"))
+        out.append(("timestamp_column", c.timestamp_column, "time"))
     if c.rating_column is not None:
-        out.append(("data.csv.rating_column", c.rating_column, "float"))
+        out.append(("rating_column", c.rating_column, "float"))
     return out
 
 
@@ -121,7 +123,9 @@ def _csv_batches(path: str, cfg: DataParams, wanted: list[tuple[str, str, str]])
         )
         yield from reader
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: {str(exc).splitlines()[0]} (data.streaming reads with pyarrow only)") from None
+        raise DataError(
+            f"{path}: {str(exc).splitlines()[0]} (streaming reads with pyarrow only)", arguments=["streaming"]
+        ) from None
 
 
 def _parquet_batches(path: str, wanted: list[tuple[str, str, str]]) -> Iterator[Any]:
@@ -460,10 +464,13 @@ def _build_cache(cfg: DataParams, folder: str) -> None:
             user_used[batch.column("u").to_numpy()[train]] = True
             item_count += np.bincount(batch.column("i").to_numpy()[train], minlength=len(items.ids))
         if sizes[0] == 0:
-            raise DataError(f"the training split is empty ({rows_read} interactions, data.split={cfg.split})")
+            raise DataError(
+                f"the training split is empty ({rows_read} interactions, split={cfg.split})", arguments=["split"]
+            )
         if sizes[2] == 0:
             raise DataError(
-                f"the test split is empty ({rows_read} interactions, data.split={cfg.split}); nothing to evaluate on"
+                f"the test split is empty ({rows_read} interactions, split={cfg.split}); nothing to evaluate on",
+                arguments=["split"],
             )
         user_vocab, user_index = _vocabulary(users, user_used)
         item_vocab, item_index = _vocabulary(items, item_count > 0)
@@ -561,6 +568,8 @@ def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False)
         except OSError as exc:
             where = exc.filename or cfg.path
             raise DataError(f"{where}: cannot read or write ({exc.strerror or exc})") from None
+        except DataError as exc:  # may name a column's argument (user_column, ...): the caller spells it
+            raise DataError(str(exc), arguments=[*exc.arguments, *(w[0] for w in _wanted(cfg))]) from None
     with open(os.path.join(folder, META), encoding="utf-8") as fh:
         meta = json.load(fh)
     info = saved_info(folder)

@@ -113,8 +113,8 @@ def _sample_distinct(
         taken = np.insert(taken, np.searchsorted(taken, new), new)
         pending = pending[have[pending] < need[pending]]
     raise ConfigError(
-        "data.synthetic.num_interactions: cannot draw that many distinct user-item pairs; "
-        "lower it or raise num_items"
+        "num_interactions: cannot draw that many distinct user-item pairs; lower it or raise num_items",
+        arguments=["num_interactions", "num_items"],
     )
 
 
@@ -147,13 +147,14 @@ def make_synthetic(cfg: SyntheticParams, seed: int) -> RawDataset:
     n_users, n_items, n = cfg.num_users, cfg.num_items, cfg.num_interactions
     if n > n_users * n_items // 2:
         raise ConfigError(
-            f"data.synthetic.num_interactions: {n} is more than half of all "
-            f"{n_users} x {n_items} user-item pairs; each pair occurs at most once"
+            f"num_interactions: {n} is more than half of all "
+            f"{n_users} x {n_items} user-item pairs; each pair occurs at most once",
+            arguments=["num_interactions"],
         )
     if n_items < cfg.num_clusters:
         raise ConfigError(
-            f"data.synthetic.num_items: {n_items} is fewer than num_clusters={cfg.num_clusters}; "
-            "every cluster needs items"
+            f"num_items: {n_items} is fewer than num_clusters={cfg.num_clusters}; every cluster needs items",
+            arguments=["num_items", "num_clusters"],
         )
     rng = np.random.default_rng(seed)
     n_clusters = cfg.num_clusters
@@ -172,9 +173,10 @@ def make_synthetic(cfg: SyntheticParams, seed: int) -> RawDataset:
     per_user = rng.multinomial(n, activity / activity.sum())
     if per_user.max() > n_items // 2:
         raise ConfigError(
-            f"data.synthetic.num_items: {n_items} items are too few for the busiest user's "
+            f"num_items: {n_items} items are too few for the busiest user's "
             f"{per_user.max()} interactions (at most half the items); raise num_items or "
-            "lower num_interactions"
+            "lower num_interactions",
+            arguments=["num_items", "num_interactions"],
         )
     # Own-cluster share per user; a user takes at most half of their cluster.
     lo, hi = bounds[user_cluster], bounds[user_cluster + 1]

@@ -46,7 +46,9 @@ def _strings(values: np.ndarray) -> np.ndarray:
 def load_tfds(name: str, data_dir: Optional[str] = None) -> RawDataset:
     """The ``train`` split (all ratings) of the tfds dataset ``name``."""
     if name not in SUPPORTED:
-        raise DataError(f"data.name: unsupported tfds dataset {name!r}; supported: {', '.join(SUPPORTED)}")
+        raise DataError(
+            f"name: unsupported tfds dataset {name!r}; supported: {', '.join(SUPPORTED)}", arguments=["name"]
+        )
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -57,8 +59,8 @@ def load_tfds(name: str, data_dir: Optional[str] = None) -> RawDataset:
             raise DataError(
                 f"tfds {name} is not prepared in {builder.data_dir} and {DOWNLOAD_HOST} cannot be reached "
                 "(offline?); prepare it on a connected machine (tfds build or tfds.builder(...).download_and_prepare()) "
-                "and set data.tfds_data_dir to that folder, or use data.source: movielens with data.path "
-                "a local MovieLens folder or .zip"
+                "and pass that folder as data_dir, or use source=movielens with path a local MovieLens folder or .zip",
+                arguments=["data_dir", "source", "path"],
             )
         print(f"tfds: {name} is not prepared in {builder.data_dir}; downloading it now", flush=True)
         builder.download_and_prepare()

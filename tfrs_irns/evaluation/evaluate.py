@@ -283,7 +283,8 @@ def evaluate_on_split(
     if len(part) == 0:
         raise DataError(
             f"the {split} split is empty: nothing to evaluate"
-            + (" (was the data prepared with validation_fraction=0?)" if split == "validation" else "")
+            + (" (was the data prepared with validation_fraction=0?)" if split == "validation" else ""),
+            arguments=["validation_fraction"],  # a run names its key
         )
     names = list(HISTORY[split])
     if split == "test" and len(data.cold_history):  # cold users' given history is what they have seen
@@ -330,7 +331,7 @@ def cold_only_metrics(
     protocol = dict(protocol, exclude_seen=False)
     sub_items = np.concatenate([np.asarray(item_emb)[:1], np.asarray(item_emb)[cold]])
     result = evaluate_embeddings(user_emb, sub_items, np.asarray(test_users)[keep], position[items[keep]], **protocol)
-    result["protocol"]["catalogue"] = f"the {len(cold)} cold items only (data.split: cold_items)"
+    result["protocol"]["catalogue"] = f"the {len(cold)} cold items only (the cold_items split)"
     result["protocol"]["random_hit_rate"] = {
         f"@{k}": min(1.0, k / len(cold)) for k in _check_ks(protocol.get("ks", DEFAULT_KS))
     }

@@ -57,7 +57,7 @@ import scipy.sparse as sp
 
 from tfrs_irns import topk as _topk
 from tfrs_irns.data.progress import Progress
-from tfrs_irns.errors import UserError
+from tfrs_irns.errors import DivergedError
 from tfrs_irns.topk import CHUNK_SIZE, MAX_CHUNK_BYTES, TIE_RULE, UNRANKABLE
 
 __all__ = ["CHUNK_SIZE", "MAX_CHUNK_BYTES", "TIE_RULE", "UNRANKABLE", "rank_and_top_k", "target_ranks", "top_k"]
@@ -198,10 +198,7 @@ def _embeddings(name: str, value: np.ndarray) -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D [rows, dim] array, got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise UserError(
-            f"evaluation: {name} contains NaN or inf values; training probably diverged "
-            "(try a lower train.learning_rate)"
-        )
+        raise DivergedError(f"evaluation: {name} contains NaN or inf values; training probably diverged")
     return arr
 
 

@@ -215,7 +215,7 @@ class AnnIndex:
         faiss = import_faiss()
         path = os.path.join(folder, INDEX_FILE)
         if not os.path.isfile(path):
-            raise UserError(f"{folder}: no ANN index ({INDEX_FILE}); export with export.index: faiss")
+            raise UserError(f"{folder}: no ANN index ({INDEX_FILE}); the export was written without one")
         with open(os.path.join(folder, INFO_FILE), encoding="utf-8") as fh:
             info = json.load(fh)
         params = AnnParams(**info["params"])

@@ -69,7 +69,7 @@ def _read_metadata(version_dir: str) -> dict[str, Any]:
 
 def _versions(model_dir: str) -> dict[int, str]:
     if not os.path.exists(model_dir):
-        raise UserError(f"{model_dir}: no such model folder (expected <export.base_dir>/<name>, e.g. saved_models/quickstart)")
+        raise UserError(f"{model_dir}: no such model folder (expected a folder of version folders, e.g. saved_models/quickstart)")
     if not os.path.isdir(model_dir):
         raise UserError(f"{model_dir}: is not a folder")
     versions = version_dirs(model_dir)

@@ -1,7 +1,9 @@
-"""``tfrs-irns recommend``: the top items for one user, from an export.
+"""The top items for one user, one history or a file of users, from an export.
 
 It goes through the same SavedModel signatures TF Serving would call, so what
-it prints is what a served model answers.
+it prints is what a served model answers. Errors and notes name this module's
+arguments (``k``, ``history``, ``output``, ...); ``tfrs-irns recommend``
+(:mod:`tfrs_irns.cli.recommend`) words them as its flags.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Optional, TextIO
+from typing import Any, Mapping, Optional, TextIO
 
 import numpy as np
 import tensorflow as tf
 
-from tfrs_irns.errors import UserError
+from tfrs_irns.errors import UserError, reword
 from tfrs_irns.export.saved_model import HISTORY_SIGNATURE, ITEMS_FILE, METADATA_FILE
 from tfrs_irns.export.versions import version_dirs
 
@@ -71,11 +73,11 @@ def _titles(version_dir: str, wanted: set[str]) -> dict[str, str]:
 
 
 def history_ids(model_path: str, values: list[str], files: Optional[list[str]] = None) -> list[str]:
-    """Item ids from ``--history`` values and ``--history-file`` files.
+    """Item ids from ``values`` and the text ``files``.
 
-    A ``--history`` value is one id when the model knows it whole (ids may
-    contain commas: "Toy Story, The"), else it is split on commas
-    ("ID,ID,..."); a file has one id per line, taken whole. Order kept.
+    A value is one id when the model knows it whole (ids may contain commas:
+    "Toy Story, The"), else it is split on commas ("ID,ID,..."); a file has one
+    id per line, taken whole. Order kept.
     """
     version_dir = resolve_version_dir(model_path)
     whole = set(_titles(version_dir, set(values)))
@@ -87,9 +89,11 @@ def history_ids(model_path: str, values: list[str], files: Optional[list[str]] =
             with open(path, encoding="utf-8") as fh:
                 ids.extend(line.rstrip("\r\n") for line in fh if line.strip())
         except OSError as exc:
-            raise UserError(f"--history-file {path}: cannot read it ({exc.strerror or exc})") from None
+            raise UserError(f"files={path}: cannot read it ({exc.strerror or exc})", arguments=["files"]) from None
         except UnicodeDecodeError as exc:
-            raise UserError(f"--history-file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise UserError(
+                f"files={path}: not UTF-8 text ({exc.reason} at byte {exc.start})", arguments=["files"]
+            ) from None
     return ids
 
 
@@ -110,8 +114,10 @@ def _from_index(
 
     folder = embeddings_dir(version_dir)
     if not os.path.isdir(folder):
-        raise UserError(f"--index: {version_dir} has no {os.path.basename(folder)} folder beside it; "
-                        "export with --set export.index=faiss")
+        raise UserError(
+            f"index=True: {version_dir} has no {os.path.basename(folder)} folder beside it (exported without an ANN index)",
+            arguments=["index"],
+        )
     index = AnnIndex.load(folder)
     query = loaded.signatures["query_embedding"](user_id=users)["embedding"].numpy()
     ids = read_item_ids(folder)
@@ -129,11 +135,11 @@ def _from_index(
 def _check_history_signature(version_dir: str, loaded: Any, history: list[str]) -> None:
     if HISTORY_SIGNATURE not in loaded.signatures:
         raise UserError(
-            f"--history: {version_dir} has no {HISTORY_SIGNATURE} signature (its user tower has no history: "
-            "train with --set \"model.user_features=[history]\")"
+            f"history: {version_dir} has no {HISTORY_SIGNATURE} signature (its user tower reads no item timelines)",
+            arguments=["history"],
         )
     if not history:
-        raise UserError("--history: give at least one item id (--history ID, repeated, or --history-file FILE)")
+        raise UserError("history: give at least one item id", arguments=["history"])
 
 
 def _from_history(version_dir: str, loaded: Any, history: list[str], k: int, export_k: int) -> dict[str, Any]:
@@ -141,8 +147,9 @@ def _from_history(version_dir: str, loaded: Any, history: list[str], k: int, exp
     _check_history_signature(version_dir, loaded, history)
     if k > export_k:
         raise UserError(
-            f"-k {k}: {version_dir} returns at most {export_k} items from a history (exported with "
-            f"export.k={export_k}); use -k {export_k} or re-export with --set export.k={k}"
+            f"k={k}: {version_dir} returns at most {export_k} items from a history (its top-k size); "
+            f"ask for at most {export_k}",
+            arguments=["k"],
         )
     return loaded.signatures[HISTORY_SIGNATURE](item_ids=tf.constant([history]))
 
@@ -170,8 +177,8 @@ def _answer(
             user_id=users, k=tf.constant(k, tf.int32), exclude_item_ids=tf.zeros([int(users.shape[0]), 0], tf.string)
         )
     raise UserError(
-        f"-k {k}: {version_dir} returns at most {export_k} items (exported with export.k={export_k}); "
-        f"use -k {export_k} or re-export with --set export.k={k}"
+        f"k={k}: {version_dir} returns at most {export_k} items (its top-k size); ask for at most {export_k}",
+        arguments=["k"],
     )
 
 
@@ -183,20 +190,22 @@ def recommend(
     index: bool = False,
     history: Optional[list[str]] = None,
     include_seen: bool = False,
+    names: Mapping[str, str] = {},
 ) -> list[dict[str, Any]]:
     """Print (and return) the top ``k`` items of ``user_id`` as a numbered table.
 
     The user's training items are left out (the export stores them), unless
-    ``include_seen``. ``k`` beyond the export's ``export.k`` goes through the
+    ``include_seen``. ``k`` beyond the export's own top-k size goes through the
     ``recommend_k`` signature; beyond the catalogue it is clipped.
     An unknown user gets the out-of-vocabulary user's recommendations. With
     ``index``, the export's ANN index answers instead of the brute-force scan.
     With ``history`` (raw item ids, oldest first) instead of ``user_id``, the
     ``recommend_from_history`` signature answers, those items excluded; a
     history of only unknown items gets the most popular items, said so.
+    ``names``: how the caller spells the arguments the notes name (CLI flags).
     """
     out = out or sys.stdout
-    rows, notes, header = _recommend_one(model_path, user_id, k, index, history, include_seen)
+    rows, notes, header = _recommend_one(model_path, user_id, k, index, history, include_seen, names)
     print(header, file=out)
     for note in notes:
         print(f"note: {note}", file=out)
@@ -215,10 +224,11 @@ def recommend_json(
     index: bool = False,
     history: Optional[list[str]] = None,
     include_seen: bool = False,
+    names: Mapping[str, str] = {},
 ) -> dict[str, Any]:
-    """As :func:`recommend`, printed as one JSON object (``--json``)."""
+    """As :func:`recommend`, printed as one JSON object."""
     out = out or sys.stdout
-    rows, notes, _ = _recommend_one(model_path, user_id, k, index, history, include_seen)
+    rows, notes, _ = _recommend_one(model_path, user_id, k, index, history, include_seen, names)
     answer = {"user_id": user_id, "history": history, "items": rows, "notes": notes}
     if history is None:
         del answer["history"]
@@ -229,11 +239,13 @@ def recommend_json(
 
 
 def _recommend_one(
-    model_path: str, user_id: Optional[str], k: int, index: bool, history: Optional[list[str]], include_seen: bool
+    model_path: str, user_id: Optional[str], k: int, index: bool, history: Optional[list[str]], include_seen: bool,
+    names: Mapping[str, str],
 ) -> tuple[list[dict[str, Any]], list[str], str]:
-    """``(rows, notes, header line)`` of one user's or one history's answer."""
+    """``(rows, notes, header line)`` of one user's or one history's answer (notes spelling
+    the arguments they name as ``names`` says)."""
     if k < 1:
-        raise UserError(f"-k: must be at least 1, got {k}")
+        raise UserError(f"k: must be at least 1, got {k}", arguments=["k"])
     version_dir, loaded, metadata = load_export(model_path)
     serve = loaded.signatures["serving_default"]
     export_k = int(serve.structured_outputs["item_ids"].shape[-1])
@@ -241,7 +253,10 @@ def _recommend_one(
     notes: list[str] = []
     if history is not None:
         if index:
-            raise UserError("--index answers for a --user; --history goes through recommend_from_history")
+            raise UserError(
+                "index=True answers for a user_id; a history goes through recommend_from_history",
+                arguments=["index"],
+            )
         _check_history_signature(version_dir, loaded, history)
         known = set(_titles(version_dir, set(history)))
         unknown = [i for i in dict.fromkeys(history) if i not in known]
@@ -280,7 +295,10 @@ def _recommend_one(
             )
         seen = _seen(loaded, users)[0]
         if seen and not include_seen:
-            notes.append(f"the {len(seen)} items the user already has are left out (--include-seen keeps them)")
+            notes.append(reword(
+                f"the {len(seen)} items the user already has are left out (include_seen keeps them)",
+                ["include_seen"], names,
+            ))
     num_items = int(metadata.get("num_items", 0)) or None
     if len(rows) < k:
         if num_items is not None and len(rows) < min(k, num_items):
@@ -300,11 +318,13 @@ def read_user_ids(path: str) -> list[str]:
         with open(path, encoding="utf-8") as fh:
             users = [line.rstrip("\r\n") for line in fh if line.strip()]
     except OSError as exc:
-        raise UserError(f"--users {path}: cannot read it ({exc.strerror or exc})") from None
+        raise UserError(f"path={path}: cannot read it ({exc.strerror or exc})", arguments=["path"]) from None
     except UnicodeDecodeError as exc:
-        raise UserError(f"--users {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise UserError(
+            f"path={path}: not UTF-8 text ({exc.reason} at byte {exc.start})", arguments=["path"]
+        ) from None
     if not users:
-        raise UserError(f"--users {path}: no user ids (expected one per line)")
+        raise UserError(f"path={path}: no user ids (expected one per line)", arguments=["path"])
     return users
 
 
@@ -342,14 +362,14 @@ def recommend_many(
 
     suffix = os.path.splitext(output)[1].lower()
     if suffix not in BULK_FORMATS:
-        raise UserError(f"--output {output}: expected a {' or '.join(BULK_FORMATS)} file name")
+        raise UserError(f"output={output}: expected a {' or '.join(BULK_FORMATS)} file name", arguments=["output"])
     if os.path.isdir(output):
-        raise UserError(f"--output {output}: is a folder, expected a file name")
+        raise UserError(f"output={output}: is a folder, expected a file name", arguments=["output"])
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
-        raise UserError(f"--output {output}: folder {folder} does not exist")
+        raise UserError(f"output={output}: folder {folder} does not exist", arguments=["output"])
     if k < 1:
-        raise UserError(f"-k: must be at least 1, got {k}")
+        raise UserError(f"k: must be at least 1, got {k}", arguments=["k"])
     if batch_size < 1:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     version_dir, loaded, _ = load_export(model_path)

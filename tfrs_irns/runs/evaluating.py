@@ -16,8 +16,10 @@ from typing import Any, Sequence
 from tfrs_irns.data.snapshot import saved_fingerprint
 from tfrs_irns.runs.rundir import RunDir
 from tfrs_irns.runs.training import Run, evaluate_run, load_run
+from tfrs_irns.runs.wording import config_words
 
 
+@config_words()
 def evaluate_saved_run(
     run_dir: str, overrides: Sequence[str] = (), allow_changed_data: bool = False
 ) -> tuple[Run, dict[str, Any], str]:

@@ -52,6 +52,7 @@ from tfrs_irns.runs.build import (
 )
 from tfrs_irns.runs.console import EpochLine
 from tfrs_irns.runs.rundir import RunDir, default_run_dir, strict_json
+from tfrs_irns.runs.wording import config_words
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def resume_config(run_dir: str) -> Config:
     return folder.read_config()
 
 
+@config_words()  # the libraries name their arguments; the user reads config keys
 def train(
     config: Config,
     run_dir: Optional[str] = None,
@@ -424,6 +426,7 @@ def summary_line(metrics: dict[str, Any], config: Config) -> str:
     )
 
 
+@config_words()
 def load_run(
     run_dir: str,
     overrides: Sequence[str] = (),
