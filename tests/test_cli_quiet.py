@@ -20,6 +20,10 @@ PROBE_LINES = [
     "available CPU instructions in performance-critical operations.",
     "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
     "compiler flags.",
+    # Printed (twice) on CPUs where oneDNN is on by default, e.g. AVX-512 Xeons.
+    "I0000 00:00:1796204833.301929   16907 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors from different computation orders. To turn "
+    "them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.",
 ]
 
 

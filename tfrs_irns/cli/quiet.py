@@ -23,12 +23,14 @@ import tempfile
 from typing import Any
 
 # Start-up notices of a CPU-only TensorFlow: the CUDA probe and its aftermath,
-# and the "optimized CPU instructions" banner (informational).
+# the "optimized CPU instructions" banner and, on CPUs where oneDNN is on by
+# default (AVX-512 Xeons), its round-off notice (informational).
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called"
     r"|cudart_stub\.cc.*Could not find cuda drivers"
     r"|cuda_platform\.cc.*failed call to cuInit"
     r"|cpu_feature_guard\.cc"
+    r"|port\.cc.*oneDNN custom operations are on"
     r"|^To enable the following instructions:"
 )
 _NVIDIA = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0")
