@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -22,7 +22,10 @@ from tfrs_irns.batching.sequence import sequence_pipeline, sequence_windows
 from tfrs_irns.config import Config, DistributionConfig, content_features
 from tfrs_irns.data.history import WINDOW_RULES, UserHistory, history_of
 from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
-from tfrs_irns.data.prepare import PreparedData
+from tfrs_irns.data.prepare import Catalogue, PreparedData
+
+#: What a model is sized from: a catalogue, or prepared data (which reads through to its catalogue).
+Known = Union[Catalogue, PreparedData]
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.export.versions import check_name
 from tfrs_irns.layers.history import HistoryQueryTower
@@ -119,11 +122,14 @@ def user_history(config: Config, data: PreparedData) -> Optional[UserHistory]:
 
 
 def history_query_tower(
-    config: Config, data: PreparedData, candidate_tower: tf.keras.layers.Layer, history: Optional[UserHistory]
+    config: Config, data: Known, candidate_tower: tf.keras.layers.Layer, history: Optional[UserHistory]
 ) -> HistoryQueryTower:
     """The activity user tower of ``model.user_features`` with ``history``."""
     m, h = config.model, config.model.history
-    history = history if history is not None else history_of(data)
+    if history is None:
+        if isinstance(data, Catalogue):
+            raise ValueError("a history user tower built from a catalogue needs the run's saved timelines (history=)")
+        history = history_of(data)
     return HistoryQueryTower(
         data.user_vocab.size,
         data.num_items,
@@ -145,7 +151,7 @@ def history_query_tower(
 
 
 def build_towers(
-    config: Config, data: PreparedData, history: Optional[UserHistory] = None
+    config: Config, data: Known, history: Optional[UserHistory] = None
 ) -> tuple[tf.keras.layers.Layer, CandidateTower]:
     """The query and candidate towers ``config.model`` describes, sized for
     ``data``; ``history``: the timelines of a ``history`` user tower (default:
@@ -170,7 +176,7 @@ def build_towers(
     return query_tower, candidate_tower
 
 
-def content_tower(config: Config, data: PreparedData) -> ContentItemTower:
+def content_tower(config: Config, data: Known) -> ContentItemTower:
     """The content candidate tower of ``model.item_features``, its tables encoded from ``data``.
 
     Vocabularies come from the items with a training count only (a cold item's
@@ -225,7 +231,7 @@ def precision_policy(precision: str) -> Iterator[None]:
 
 def build_model(
     config: Config,
-    data: PreparedData,
+    data: Known,
     task: Optional[tf.keras.layers.Layer] = None,
     history: Optional[UserHistory] = None,
 ) -> TwoTowerModel:
@@ -240,7 +246,7 @@ def build_model(
 
 
 def _build_model(
-    config: Config, data: PreparedData, task: Optional[tf.keras.layers.Layer], history: Optional[UserHistory]
+    config: Config, data: Known, task: Optional[tf.keras.layers.Layer], history: Optional[UserHistory]
 ) -> TwoTowerModel:
     query_tower, candidate_tower = build_towers(config, data, history)
     if task is None:

@@ -453,7 +453,7 @@ def load_run(
     # A history tower's timelines as trained (the checkpoint restores them; this gives their shapes).
     history = load_history(folder.snapshot)
     # build_model reads the catalogue only (its annotation predates Catalogue).
-    model = build_model(config, data if data is not None else catalogue, history=history)  # type: ignore[arg-type]
+    model = build_model(config, data if data is not None else catalogue, history=history)
     try:
         model.load_weights(folder.weights).expect_partial()
     except (ValueError, tf.errors.OpError) as exc:
