@@ -46,6 +46,7 @@ from tfrs_irns.data.streaming import prepare_streamed
 from tfrs_irns.data.snapshot import has_snapshot, load_snapshot, save_snapshot, saved_fingerprint, saved_vocabularies
 from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
+from tfrs_irns.evaluation.shares import WorkerShare, worker_share
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import BACKUP_DIR, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
@@ -212,7 +213,7 @@ def train(
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     model.save_weights(os.path.join(out_dir, CHECKPOINT))
 
-    metrics = evaluate_run(config, data, model)
+    metrics = evaluate_run(config, data, model, share=worker_share(strategy))  # each worker ranks its share
     if streamed is not None:
         metrics.update(num_train=num_train, data_streaming={"cache": streamed.folder, "reused": streamed.reused})
     metrics.update(
@@ -287,12 +288,15 @@ def _best_epoch(callbacks: list, epochs_run: int) -> int:
     return epochs_run
 
 
-def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
-    """Test-split metrics of ``model`` and of the most-popular baseline."""
+def evaluate_run(
+    config: Config, data: PreparedData, model: TwoTowerModel, share: Optional[WorkerShare] = None
+) -> dict[str, Any]:
+    """Test-split metrics of ``model`` and of the most-popular baseline
+    (``share``: this worker's users under multi-worker training)."""
     e = config.eval
     metrics = evaluate_model(
         test_time_model(config, data, model), data, split="test", ks=e.ks, exclude_seen=e.exclude_seen,
-        chunk_size=e.chunk_size,
+        chunk_size=e.chunk_size, share=share,
     )
     metrics["popular_baseline"] = popular_baseline(data, split="test", ks=e.ks, exclude_seen=e.exclude_seen)
     metrics.update(

@@ -1,0 +1,179 @@
+"""Each worker ranks its share of the evaluated users; the workers' sums make the metrics.
+
+Full-corpus evaluation costs one ``[users, items]`` score matrix, and under
+multi-worker training every worker holds the same weights: ranking every
+user on every worker repeats the same work N times. Users are independent
+of each other in the ranking, so the work splits cleanly by user: worker
+``i`` of ``N`` ranks the sorted evaluated users ``i, i + N, i + 2N, ...``
+(strided, so a popular prefix of indices does not land on one worker), and
+every metric is rebuilt from sums the workers add up:
+
+* ``hit_rate@K``: hits and interactions (integers, so exactly the one-process value);
+* ``recall@K``, ``ndcg@K``, ``mrr``: per-user values summed, and the users
+  counted (equal to the one-process mean up to float round-off, ~1e-16);
+* ``coverage@K``: which items appear in some top-K list (a union, exact);
+* the same for the head and tail bands, and the users each worker ranked.
+
+The sum across workers is a parameter (:attr:`WorkerShare.combine`): a TF
+collective under ``MultiWorkerMirroredStrategy`` (:func:`worker_share`), or
+any function adding the workers' vectors (a test simulates workers with one).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+#: The keys of one metric block that are per-user means (summed as mean × users).
+PER_USER = ("recall", "ndcg")
+
+
+def _alone(vector: np.ndarray) -> np.ndarray:
+    return vector
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    """Which of the evaluated users this worker ranks, and how workers add up their sums.
+
+    Args:
+      num_workers: workers evaluating together.
+      index: this worker (``0..num_workers - 1``).
+      combine: sums a float64 vector over the workers (every worker calls it
+        with a vector of the same length, in the same order); the identity
+        for one worker.
+    """
+
+    num_workers: int = 1
+    index: int = 0
+    combine: Callable[[np.ndarray], np.ndarray] = field(default=_alone, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or not 0 <= self.index < self.num_workers:
+            raise ValueError(f"worker index {self.index} of {self.num_workers} workers is out of range")
+
+    def users(self, queries: np.ndarray) -> np.ndarray:
+        """This worker's users among the sorted distinct ``queries`` (strided)."""
+        return np.asarray(queries)[self.index :: self.num_workers]
+
+
+def combine_blocks(
+    blocks: dict[str, dict[str, Any]],
+    top: np.ndarray,
+    ks: Sequence[int],
+    num_items: int,
+    bands: dict[str, Optional[np.ndarray]],
+    share: WorkerShare,
+) -> tuple[dict[str, dict[str, Any]], list[int]]:
+    """This worker's metric ``blocks`` (``{"all": ..., "head": ..., "tail": ...}``,
+    each from :func:`~tfrs_irns.evaluation.evaluate._metric_block` over its
+    users) combined with the other workers' into the blocks of all users,
+    and the users each worker ranked.
+
+    ``top``: this worker's top lists ``[Q_worker, >= max(ks)]``; ``bands``:
+    each block's item mask (None = the whole catalogue).
+    """
+    names = list(blocks)
+    shown = np.zeros((len(ks), num_items + 1))
+    for j, k in enumerate(ks):
+        shown[j, np.asarray(top)[:, :k].reshape(-1)] = 1.0
+    ranked = np.zeros(share.num_workers)
+    ranked[share.index] = blocks["all"]["num_test_users"]
+    vector = np.concatenate([*(_block_sums(blocks[name], ks) for name in names), shown.reshape(-1), ranked])
+    total = np.asarray(share.combine(vector), np.float64)
+    if total.shape != vector.shape:
+        raise ValueError(f"combine returned shape {total.shape}, expected {vector.shape}")
+    width = 3 * len(ks) + 3
+    shown_total = total[len(names) * width : -share.num_workers].reshape(len(ks), num_items + 1) > 0
+    shown_total[:, 0] = False
+    combined = {
+        name: _block_means(total[i * width : (i + 1) * width], ks, shown_total, bands[name])
+        for i, name in enumerate(names)
+    }
+    return combined, [int(round(n)) for n in total[-share.num_workers :]]
+
+
+def _block_sums(block: dict[str, Any], ks: Sequence[int]) -> np.ndarray:
+    """``[hits, recall sum, ndcg sum] per K, mrr sum, interactions, users``."""
+    n, users = block["num_test_interactions"], block["num_test_users"]
+    values: list[float] = []
+    for k in ks:
+        values.append(round(_times(block[f"hit_rate@{k}"], n)))  # a count: exact
+        values += [_times(block[f"{name}@{k}"], users) for name in PER_USER]
+    return np.asarray([*values, _times(block["mrr"], users), n, users], np.float64)
+
+
+def _block_means(
+    sums: np.ndarray, ks: Sequence[int], shown: np.ndarray, band: Optional[np.ndarray]
+) -> dict[str, Any]:
+    n, users = int(round(sums[-2])), int(round(sums[-1]))
+    pool = np.ones(shown.shape[1], bool) if band is None else np.asarray(band, bool).copy()
+    pool[0] = False
+    out: dict[str, Any] = {}
+    for j, k in enumerate(ks):
+        out[f"hit_rate@{k}"] = _mean(sums[3 * j], n)
+        out[f"recall@{k}"] = _mean(sums[3 * j + 1], users)
+        out[f"ndcg@{k}"] = _mean(sums[3 * j + 2], users)
+    for j, k in enumerate(ks):
+        out[f"coverage@{k}"] = float(np.count_nonzero(shown[j] & pool) / pool.sum()) if pool.any() else None
+    out["mrr"] = _mean(sums[3 * len(ks)], users)
+    # The one-process block's key order: hit rate, recall, ndcg, coverage per K, then mrr and the counts.
+    ordered = {key: out[key] for key in _block_keys(ks)}
+    ordered["num_test_interactions"] = n
+    ordered["num_test_users"] = users
+    return ordered
+
+
+def _block_keys(ks: Sequence[int]) -> list[str]:
+    return [f"{name}@{k}" for name in ("hit_rate", "recall", "ndcg", "coverage") for k in ks] + ["mrr"]
+
+
+def _times(mean: Optional[float], count: int) -> float:
+    return 0.0 if mean is None or count == 0 else float(mean) * count
+
+
+def _mean(total: float, count: int) -> Optional[float]:
+    value = total / count if count else math.nan
+    return None if math.isnan(value) else float(value)
+
+
+def worker_share(strategy: tf.distribute.Strategy) -> Optional[WorkerShare]:
+    """This process's share under ``strategy``: None with one worker (it ranks
+    every user), else its index among the cluster's workers (chief first) and
+    a combine that all-reduces over them (one contribution per worker: its
+    first local replica's)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return None
+    spec = resolver.cluster_spec().as_dict()
+    chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
+    if chiefs + workers <= 1:
+        return None
+    index = int(resolver.task_id) + (chiefs if resolver.task_type == "worker" else 0)
+    return WorkerShare(chiefs + workers, index, collective_sum(strategy))
+
+
+def collective_sum(strategy: tf.distribute.Strategy) -> Callable[[np.ndarray], np.ndarray]:
+    """A function summing a float64 vector over the workers of ``strategy``
+    with one all-reduce (every worker must call it, with the same length)."""
+    local = max(1, len(strategy.extended.worker_devices))
+
+    @tf.function
+    def all_reduce(vector: tf.Tensor) -> Any:
+        def replica(value: tf.Tensor) -> tf.Tensor:
+            context = tf.distribute.get_replica_context()
+            first = tf.equal(context.replica_id_in_sync_group % local, 0)
+            # A worker's replicas all hold the vector: only its first adds it.
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(first, value, tf.zeros_like(value)))
+
+        return strategy.run(replica, args=(vector,))
+
+    def combine(vector: np.ndarray) -> np.ndarray:
+        result = all_reduce(tf.constant(vector, tf.float64))
+        return np.asarray(strategy.experimental_local_results(result)[0])
+
+    return combine
