@@ -141,8 +141,8 @@ def _mean(total: float, count: int) -> Optional[float]:
     return None if math.isnan(value) else float(value)
 
 
-def worker_share(strategy: tf.distribute.Strategy) -> Optional[WorkerShare]:
-    """This process's share under ``strategy``: None with one worker (it ranks
+def worker_share(strategy: Optional[tf.distribute.Strategy]) -> Optional[WorkerShare]:
+    """This process's share under ``strategy``: None with one worker or no strategy (it ranks
     every user), else its index among the cluster's workers (chief first) and
     a combine that all-reduces over them (one contribution per worker: its
     first local replica's)."""

@@ -71,7 +71,7 @@ class EpochMetrics(tf.keras.callbacks.Callback):
     def compute(self) -> dict[str, float]:
         """The metrics of the model's current weights, with the log prefix."""
         if not self._share_known:  # the model's strategy says which users this worker ranks
-            self._share = worker_share(self.model.distribute_strategy)
+            self._share = worker_share(getattr(self.model, "distribute_strategy", None))
             self._share_known = True
         metrics = evaluate_model(self.model, self.data, self.split, share=self._share, **self.protocol)
         return {self.prefix + key: float(metrics[key]) for key in self.keys}
