@@ -27,7 +27,7 @@ from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation.evaluate import evaluate_embeddings
 from tfrs_irns.evaluation.shares import WorkerShare
 
-from helpers import with_tiny
+from helpers import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]
@@ -38,9 +38,9 @@ def cli(args):
     return [sys.executable, "-m", "tfrs_irns.cli.main", *args]
 
 
-def start(out, extra=(), env=None):
+def start(out, extra=(), env=None, settings=SETTINGS):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    args = ["train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *with_tiny(*SETTINGS, *extra)]
+    args = ["train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *with_tiny(*settings, *extra)]
     return subprocess.Popen(
         cli(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -146,6 +146,7 @@ def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     for rc, _, err in results:
         assert rc == 0, err[-3000:]
     chief = metrics(root / "worker0")
+    assert "data" not in chief  # in-memory data: every worker holds it all
     assert chief["distribution"] == {
         "strategy": "multi_worker", "num_replicas": 2, "num_workers": 2, "global_batch_size": 128,
     }
@@ -162,6 +163,37 @@ def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
 
     _, one, _ = evaluate_saved_run(str(root / "worker0"))
     assert_same_metrics(one, {key: chief[key] for key in [*one, "users_ranked_by_worker"]})
+
+
+def worker_env(index, ports):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_two_workers_each_read_their_own_shards_and_train_as_well_as_one(tmp_path):
+    path = tmp_path / "log.csv"
+    write_tiny_csv(path)
+    streamed = [*TINY_CSV_OVERRIDES, f"data.path={path}", "data.streaming=true", "data.duplicates=keep_all",
+                "train.epochs=3", "train.early_stopping.enabled=false"]
+    ports = free_ports(2)
+    procs = [start(tmp_path / "one", settings=streamed)] + [
+        start(tmp_path / f"worker{i}", ["train.distribution.strategy=multi_worker"], worker_env(i, ports), streamed)
+        for i in range(2)
+    ]
+    results = finish(procs)
+    for rc, _, err in results:
+        assert rc == 0, err[-3000:]
+    one, chief = metrics(tmp_path / "one"), metrics(tmp_path / "worker0")
+    assert one["data"] == {"rows_read_by_worker": [one["num_train"]]}
+    rows = chief["data"]["rows_read_by_worker"]
+    assert len(rows) == 2 and all(0.4 <= r / chief["num_train"] <= 0.6 for r in rows), rows
+    assert chief["distribution"]["num_workers"] == 2 and chief["epochs_run"] == 3
+    # The two workers' model is as good as one process's (and both far above the most-popular list).
+    assert abs(chief["hit_rate@100"] - one["hit_rate@100"]) <= 0.03
+    assert chief["hit_rate@100"] > chief["popular_baseline"]["hit_rate@100"] + 0.1
+    assert not (tmp_path / "worker1").exists()
 
 
 @pytest.mark.slow

@@ -61,10 +61,14 @@ from tfrs_irns.errors import DataError
 BATCH_ROWS = 1 << 16
 #: Examples per TFRecord record (one serialized ``int64 [3, CHUNK]`` tensor).
 CHUNK = 4096
-#: Examples per shard file (several files, so training can interleave them).
+#: Examples per shard file at most (several files, so training can interleave them).
 SHARD_ROWS = 1 << 20
+#: Each split is cut into at least this many files of equal size (the last one shorter): the
+#: training files are what multi-worker training hands out, so up to this many workers each
+#: read their own files, and W workers' shares differ by at most one file.
+FILES_PER_SPLIT = 32
 #: Bump when the shard layout changes: old caches are then not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "validation", "test")
 META = "shards.json"
 _INTERMEDIATE = "codes.parquet"
@@ -277,6 +281,8 @@ class StreamedData:
     files: dict[str, list[str]]
     rows: dict[str, int]
     reused: bool
+    #: Rows in each of ``files``, split by split.
+    file_rows: Optional[dict[str, list[int]]] = None
 
     @property
     def num_train(self) -> int:
@@ -289,12 +295,25 @@ def _serialize(block: np.ndarray) -> bytes:
     return tf.io.serialize_tensor(tf.constant(block, tf.int64)).numpy()
 
 
-class _ShardWriter:
-    """Rows of one split → ``<split>-00000.tfrecord`` ... of ``[3, CHUNK]`` int64 records."""
+def file_layout(rows: int) -> tuple[int, int]:
+    """``(rows per file, rows per record)`` of a split of ``rows`` rows: at least
+    :data:`FILES_PER_SPLIT` files of equal size (at most :data:`SHARD_ROWS` rows each,
+    a whole number of records of at most :data:`CHUNK` rows)."""
+    per_file = max(1, min(SHARD_ROWS, -(-rows // FILES_PER_SPLIT)))
+    if per_file > CHUNK:
+        per_file = -(-per_file // CHUNK) * CHUNK
+    return per_file, min(CHUNK, per_file)
 
-    def __init__(self, folder: str, split: str) -> None:
+
+class _ShardWriter:
+    """Rows of one split → ``<split>-00000.tfrecord`` ... of ``[3, record]`` int64 records
+    (:func:`file_layout` of the split's ``total`` rows)."""
+
+    def __init__(self, folder: str, split: str, total: int) -> None:
         self.folder, self.split = folder, split
+        self.file_rows_max, self.record = file_layout(total)
         self.files: list[str] = []
+        self.file_rows: list[int] = []
         self.rows = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
@@ -304,8 +323,8 @@ class _ShardWriter:
     def add(self, block: np.ndarray) -> None:
         self._pending.append(block)
         self._pending_rows += block.shape[1]
-        while self._pending_rows >= CHUNK:
-            self._emit(CHUNK)
+        while self._pending_rows >= self.record:
+            self._emit(self.record)
 
     def _emit(self, size: int) -> None:
         import tensorflow as tf
@@ -313,15 +332,17 @@ class _ShardWriter:
         whole = np.concatenate(self._pending, axis=1)
         head, rest = whole[:, :size], whole[:, size:]
         self._pending, self._pending_rows = ([rest] if rest.shape[1] else []), rest.shape[1]
-        if self._writer is None or self._in_file >= SHARD_ROWS:
+        if self._writer is None or self._in_file >= self.file_rows_max:
             if self._writer is not None:
                 self._writer.close()
             name = f"{self.split}-{len(self.files):05d}.tfrecord"
             self.files.append(name)
+            self.file_rows.append(0)
             self._writer = tf.io.TFRecordWriter(os.path.join(self.folder, name))
             self._in_file = 0
         self._writer.write(_serialize(head))
         self._in_file += head.shape[1]
+        self.file_rows[-1] += head.shape[1]
         self.rows += head.shape[1]
 
     def close(self) -> None:
@@ -470,7 +491,7 @@ def _build_cache(cfg: DataConfig, folder: str) -> None:
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")
         # Pass 3: encoded shards.
-        writers = [_ShardWriter(work, split) for split in SPLITS]
+        writers = [_ShardWriter(work, split, int(size)) for split, size in zip(SPLITS, sizes)]
         for batch in codes.iter_batches(batch_size=BATCH_ROWS):
             label = _labels(cfg, hashes, last_two, batch)
             block = np.stack([
@@ -505,6 +526,7 @@ def _build_cache(cfg: DataConfig, folder: str) -> None:
             "format": FORMAT_VERSION,
             "rows": {split: writer.rows for split, writer in zip(SPLITS, writers)},
             "files": {split: writer.files for split, writer in zip(SPLITS, writers)},
+            "file_rows": {split: writer.file_rows for split, writer in zip(SPLITS, writers)},
             "rows_read": rows_read,
         }
         with open(os.path.join(work, META), "w", encoding="utf-8") as fh:
@@ -569,4 +591,6 @@ def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False)
         train=read_split(folder, meta["files"]["train"], meta["rows"]["train"]) if load_train else data.train,
     )
     files = {split: [os.path.join(folder, f) for f in meta["files"][split]] for split in SPLITS}
-    return StreamedData(data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused)
+    return StreamedData(
+        data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused, file_rows=meta["file_rows"]
+    )

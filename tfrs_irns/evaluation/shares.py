@@ -28,6 +28,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfrs_irns.batching.shards import cluster_position, collective_sum
+
 #: The keys of one metric block that are per-user means (summed as mean × users).
 PER_USER = ("recall", "ndcg")
 
@@ -142,38 +144,10 @@ def _mean(total: float, count: int) -> Optional[float]:
 
 
 def worker_share(strategy: Optional[tf.distribute.Strategy]) -> Optional[WorkerShare]:
-    """This process's share under ``strategy``: None with one worker or no strategy (it ranks
-    every user), else its index among the cluster's workers (chief first) and
-    a combine that all-reduces over them (one contribution per worker: its
-    first local replica's)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
+    """This process's share under ``strategy``: None with one worker or no strategy
+    (it ranks every user), else its index among the cluster's workers (chief first)
+    and a combine that all-reduces over them."""
+    position = cluster_position(strategy)
+    if position is None:
         return None
-    spec = resolver.cluster_spec().as_dict()
-    chiefs, workers = len(spec.get("chief", [])), len(spec.get("worker", []))
-    if chiefs + workers <= 1:
-        return None
-    index = int(resolver.task_id) + (chiefs if resolver.task_type == "worker" else 0)
-    return WorkerShare(chiefs + workers, index, collective_sum(strategy))
-
-
-def collective_sum(strategy: tf.distribute.Strategy) -> Callable[[np.ndarray], np.ndarray]:
-    """A function summing a float64 vector over the workers of ``strategy``
-    with one all-reduce (every worker must call it, with the same length)."""
-    local = max(1, len(strategy.extended.worker_devices))
-
-    @tf.function
-    def all_reduce(vector: tf.Tensor) -> Any:
-        def replica(value: tf.Tensor) -> tf.Tensor:
-            context = tf.distribute.get_replica_context()
-            first = tf.equal(context.replica_id_in_sync_group % local, 0)
-            # A worker's replicas all hold the vector: only its first adds it.
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(first, value, tf.zeros_like(value)))
-
-        return strategy.run(replica, args=(vector,))
-
-    def combine(vector: np.ndarray) -> np.ndarray:
-        result = all_reduce(tf.constant(vector, tf.float64))
-        return np.asarray(strategy.experimental_local_results(result)[0])
-
-    return combine
+    return WorkerShare(position[0], position[1], collective_sum(strategy))

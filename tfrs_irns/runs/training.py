@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
-from tfrs_irns.batching.shards import ShardPipeline
+from tfrs_irns.batching.shards import ShardPipeline, per_worker, worker_files, worker_input
 from tfrs_irns._files import atomic_open
 from tfrs_irns.config import Config, absolute_paths, content_features, load_config, save_config, validate
 from tfrs_irns.data.history import build_history, load_history, save_history
@@ -142,9 +142,15 @@ def train(
     history = user_history(config, data)
     pipeline: Any
     if streamed is not None:
+        workers = worker_files(strategy, (streamed.file_rows or {}).get("train", []))  # each reads its own files
+        if workers is not None and config.train.batch_size % workers.num_replicas:
+            raise ConfigError(
+                f"train.batch_size={config.train.batch_size} with data.streaming under multi_worker must split "
+                f"evenly over the {workers.num_replicas} replicas"
+            )
         pipeline = ShardPipeline(
             streamed.files["train"], streamed.num_train, config.train.batch_size,
-            seed=config.train.seed, drop_remainder=config.batching.drop_remainder,
+            seed=config.train.seed, drop_remainder=config.batching.drop_remainder, workers=workers,
         )
     elif config.train.sequence_training and history is not None:  # windows of whole timelines
         pipeline = sequence_train_pipeline(config, data, history)
@@ -204,7 +210,8 @@ def train(
 
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     epochs = restored.initial_epoch if restored is not None and restored.stopped else config.train.epochs
-    model.fit(_sharded(pipeline.dataset), epochs=epochs, callbacks=callbacks, verbose=0)
+    fit_input = worker_input(pipeline, strategy) or {"x": _sharded(pipeline.dataset)}
+    model.fit(**fit_input, epochs=epochs, callbacks=callbacks, verbose=0)
     train_seconds = backup.train_seconds
     epochs_run = len(backup.history.get("loss", []))
     best_epoch = _best_epoch(callbacks, epochs_run)
@@ -216,6 +223,8 @@ def train(
     metrics = evaluate_run(config, data, model, share=worker_share(strategy))  # each worker ranks its share
     if streamed is not None:
         metrics.update(num_train=num_train, data_streaming={"cache": streamed.folder, "reused": streamed.reused})
+        # Rows each worker read in its first epoch (from its own files when several), gathered on every worker.
+        metrics["data"] = {"rows_read_by_worker": per_worker(strategy, pipeline.rows_read_per_epoch)}
     metrics.update(
         train_seconds=round(train_seconds, 3),
         train_examples_per_second=round(num_train * epochs_run / max(train_seconds, 1e-9), 1),
