@@ -297,11 +297,10 @@ def _serialize(block: np.ndarray) -> bytes:
 
 def file_layout(rows: int) -> tuple[int, int]:
     """``(rows per file, rows per record)`` of a split of ``rows`` rows: at least
-    :data:`FILES_PER_SPLIT` files of equal size (at most :data:`SHARD_ROWS` rows each,
-    a whole number of records of at most :data:`CHUNK` rows)."""
+    :data:`FILES_PER_SPLIT` files of equal size (the last one shorter), at most
+    :data:`SHARD_ROWS` rows each, in records of at most :data:`CHUNK` rows (a file's
+    last record holds what is left of it)."""
     per_file = max(1, min(SHARD_ROWS, -(-rows // FILES_PER_SPLIT)))
-    if per_file > CHUNK:
-        per_file = -(-per_file // CHUNK) * CHUNK
     return per_file, min(CHUNK, per_file)
 
 
@@ -323,8 +322,13 @@ class _ShardWriter:
     def add(self, block: np.ndarray) -> None:
         self._pending.append(block)
         self._pending_rows += block.shape[1]
-        while self._pending_rows >= self.record:
-            self._emit(self.record)
+        while self._pending_rows >= self._next_record():
+            self._emit(self._next_record())
+
+    def _next_record(self) -> int:
+        """Rows of the next record: a whole one, or what the open file still takes."""
+        left = self.file_rows_max - self._in_file
+        return min(self.record, left) if self._writer is not None and left > 0 else self.record
 
     def _emit(self, size: int) -> None:
         import tensorflow as tf
