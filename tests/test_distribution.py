@@ -198,6 +198,24 @@ def test_two_workers_each_read_their_own_shards_and_train_as_well_as_one(tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.subprocess
+def test_a_streamed_batch_that_does_not_split_over_the_workers_is_one_line(tmp_path):
+    path = tmp_path / "log.csv"
+    write_tiny_csv(path)
+    streamed = [*TINY_CSV_OVERRIDES, f"data.path={path}", "data.streaming=true", "data.duplicates=keep_all",
+                "train.batch_size=127", "train.distribution.strategy=multi_worker"]
+    ports = free_ports(2)
+    results = finish([start(tmp_path / f"worker{i}", (), worker_env(i, ports), streamed) for i in range(2)])
+    for rc, _, err in results:
+        assert rc == 2, err[-3000:]
+        assert err.strip().splitlines()[-1] == (
+            "tfrs-irns train: error: train.batch_size=127 with data.streaming under multi_worker must split "
+            "evenly over the 2 replicas"
+        )
+    assert not (tmp_path / "worker0").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     args = ["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),

@@ -129,7 +129,8 @@ def evaluate_embeddings(
         keep = np.isin(users, chosen)
         users, items = users[keep], items[keep]
     queries, rows = np.unique(users, return_inverse=True)
-    num_queries, oov_items, oov_users = int(queries.size), int(np.count_nonzero(items == 0)), int(np.count_nonzero(users == 0))
+    num_queries = int(queries.size)
+    oov_items, oov_users = int(np.count_nonzero(items == 0)), int(np.count_nonzero(users == 0))
     if share is not None:  # the protocol above is the whole evaluation's; the ranking below this worker's
         keep = np.isin(users, share.users(queries))
         users, items = users[keep], items[keep]
