@@ -165,6 +165,13 @@ def test_two_workers_train_one_run_and_only_the_chief_writes(runs):
     assert_same_metrics(one, {key: chief[key] for key in [*one, "users_ranked_by_worker"]})
 
 
+def streamed_csv(folder, *extra):
+    """The tiny CSV written in ``folder`` and the settings that stream it (then ``extra``)."""
+    path = folder / "log.csv"
+    write_tiny_csv(path)
+    return [*TINY_CSV_OVERRIDES, f"data.path={path}", "data.streaming=true", "data.duplicates=keep_all", *extra]
+
+
 def worker_env(index, ports):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
@@ -173,10 +180,7 @@ def worker_env(index, ports):
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_two_workers_each_read_their_own_shards_and_train_as_well_as_one(tmp_path):
-    path = tmp_path / "log.csv"
-    write_tiny_csv(path)
-    streamed = [*TINY_CSV_OVERRIDES, f"data.path={path}", "data.streaming=true", "data.duplicates=keep_all",
-                "train.epochs=3", "train.early_stopping.enabled=false"]
+    streamed = streamed_csv(tmp_path, "train.epochs=3", "train.early_stopping.enabled=false")
     ports = free_ports(2)
     procs = [start(tmp_path / "one", settings=streamed)] + [
         start(tmp_path / f"worker{i}", ["train.distribution.strategy=multi_worker"], worker_env(i, ports), streamed)
@@ -199,10 +203,7 @@ def test_two_workers_each_read_their_own_shards_and_train_as_well_as_one(tmp_pat
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_a_streamed_batch_that_does_not_split_over_the_workers_is_one_line(tmp_path):
-    path = tmp_path / "log.csv"
-    write_tiny_csv(path)
-    streamed = [*TINY_CSV_OVERRIDES, f"data.path={path}", "data.streaming=true", "data.duplicates=keep_all",
-                "train.batch_size=127", "train.distribution.strategy=multi_worker"]
+    streamed = streamed_csv(tmp_path, "train.batch_size=127", "train.distribution.strategy=multi_worker")
     ports = free_ports(2)
     results = finish([start(tmp_path / f"worker{i}", (), worker_env(i, ports), streamed) for i in range(2)])
     for rc, _, err in results:
