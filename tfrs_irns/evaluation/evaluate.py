@@ -128,42 +128,17 @@ def evaluate_embeddings(
     if chosen.size < total_users:
         keep = np.isin(users, chosen)
         users, items = users[keep], items[keep]
-    queries, rows = np.unique(users, return_inverse=True)
+    queries = np.unique(users)
     num_queries = int(queries.size)
     oov_items, oov_users = int(np.count_nonzero(items == 0)), int(np.count_nonzero(users == 0))
     if share is not None:  # the protocol above is the whole evaluation's; the ranking below this worker's
         keep = np.isin(users, share.users(queries))
         users, items = users[keep], items[keep]
-        queries, rows = np.unique(users, return_inverse=True)
 
-    exclude = None
-    if exclude_seen:
-        if train_users is None or train_items is None:
-            raise ValueError("exclude_seen=True needs train_users and train_items")
-        exclude = _seen_matrix(queries, train_users, train_items, num_items)
-    ranks, top, _ = rank_and_top_k(
-        np.asarray(user_emb)[queries],
-        item_emb,
-        targets=items,
-        target_rows=rows,
-        k=max(ks),
-        exclude=exclude,
-        chunk_size=chunk_size,
-        device=device,
+    bands, head_items = item_bands(num_items, item_counts, train_items)
+    blocks, top = ranked_blocks(
+        user_emb, item_emb, users, items, ks, bands, exclude_seen, train_users, train_items, chunk_size, device
     )
-
-    if item_counts is None and train_items is not None:
-        train = np.asarray(train_items, np.int64).reshape(-1)
-        item_counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
-    bands: dict[str, Optional[np.ndarray]] = {"all": None}
-    head_items = None
-    if item_counts is not None:
-        if np.shape(item_counts) != (num_items + 1,):
-            raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
-        head = metrics.popularity_head(item_counts, HEAD_SHARE)
-        head_items = int(head.sum())
-        bands.update(head=head, tail=~head)
-    blocks = {name: _metric_block(ranks, rows, items, top, ks, num_items, band=band) for name, band in bands.items()}
     ranked_by_worker = None
     if share is not None:
         blocks, ranked_by_worker = combine_blocks(blocks, top, ks, num_items, bands, share)
@@ -172,41 +147,10 @@ def evaluate_embeddings(
     if ranked_by_worker is not None:
         result["users_ranked_by_worker"] = ranked_by_worker
 
-    result["protocol"] = {
-        "ranking": f"full corpus, brute force: each test user scored against all {num_items} catalogue items",
-        "num_items": int(num_items),
-        "catalogue": "item indices 1..num_items; the OOV index 0 is never ranked",
-        "tie_rule": TIE_RULE,
-        "exclude_seen": bool(exclude_seen),
-        "seen_items": (
-            "each user's history items are removed from their ranking, except the target itself"
-            if exclude_seen
-            else "items seen in training stay in the ranking (TFRS protocol)"
-        ),
-        "hit_rate": "per test interaction: share ranked < K (TFRS FactorizedTopK top-K accuracy)",
-        "recall": "per user: share of the user's distinct test items ranked < K; mean over users",
-        "ndcg": "per user, binary relevance, ideal DCG from min(#test items, K); mean over users",
-        "mrr": "per user: mean of 1/(rank+1) over the user's distinct test items; mean over users",
-        "coverage": "share of catalogue (or band) items in at least one evaluated user's top K",
-        "k_above_catalogue": "K > num_items ranks the whole catalogue",
-        "oov_items": (
-            f"{oov_items} test interactions have an item unseen in training (OOV); "
-            "they cannot be retrieved and count as misses"
-        ),
-        "oov_users": (
-            f"{oov_users} test interactions have a user unseen in training; they are ranked "
-            "with the OOV user embedding and form one user in per-user metrics"
-        ),
-        "head": (
-            f"the {head_items} most popular items holding {HEAD_SHARE:.0%} of training interactions "
-            "(ties by lower index); tail = every other item, including OOV and unseen items"
-            if head_items is not None
-            else "not computed: no training item counts given"
-        ),
-        "max_queries": None if max_queries is None else int(max_queries),
-        "evaluated_users": f"{num_queries} of {total_users} test users",
-        "seed": int(seed),
-    }
+    result["protocol"] = _protocol(
+        num_items, exclude_seen, head_items, max_queries, seed,
+        {"queries": num_queries, "users": total_users, "oov_items": oov_items, "oov_users": oov_users},
+    )
     return result
 
 
@@ -403,6 +347,109 @@ def _metric_block(
     out["num_test_interactions"] = int(ranks.shape[0])
     out["num_test_users"] = int(np.unique(rows).shape[0])
     return out
+
+
+def item_bands(
+    num_items: int, item_counts: Optional[np.ndarray], train_items: Optional[np.ndarray]
+) -> tuple[dict[str, Optional[np.ndarray]], Optional[int]]:
+    """The item masks metrics are reported for (``"all"``, and ``"head"`` / ``"tail"``
+    when training counts are known) and the number of head items."""
+    if item_counts is None and train_items is not None:
+        train = np.asarray(train_items, np.int64).reshape(-1)
+        item_counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
+    bands: dict[str, Optional[np.ndarray]] = {"all": None}
+    head_items = None
+    if item_counts is not None:
+        if np.shape(item_counts) != (num_items + 1,):
+            raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
+        head = metrics.popularity_head(item_counts, HEAD_SHARE)
+        head_items = int(head.sum())
+        bands.update(head=head, tail=~head)
+    return bands, head_items
+
+
+def ranked_blocks(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    ks: Sequence[int],
+    bands: dict[str, Optional[np.ndarray]],
+    exclude_seen: bool,
+    train_users: Optional[np.ndarray],
+    train_items: Optional[np.ndarray],
+    chunk_size: int,
+    device: str,
+) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
+    """Every metric block (one per band) of the test interactions ``users``, ``items``
+    (checked, 0-based indices), and the evaluated users' top lists."""
+    num_items = np.shape(item_emb)[0] - 1
+    queries, rows = np.unique(users, return_inverse=True)
+    exclude = None
+    if exclude_seen:
+        if train_users is None or train_items is None:
+            raise ValueError("exclude_seen=True needs train_users and train_items")
+        exclude = _seen_matrix(queries, train_users, train_items, num_items)
+    ranks, top, _ = rank_and_top_k(
+        np.asarray(user_emb)[queries],
+        item_emb,
+        targets=items,
+        target_rows=rows,
+        k=max(ks),
+        exclude=exclude,
+        chunk_size=chunk_size,
+        device=device,
+    )
+
+    blocks = {name: _metric_block(ranks, rows, items, top, ks, num_items, band=band) for name, band in bands.items()}
+    return blocks, top
+
+
+def _protocol(
+    num_items: int,
+    exclude_seen: bool,
+    head_items: Optional[int],
+    max_queries: Optional[int],
+    seed: int,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """The ``"protocol"`` record; ``counts``: evaluated ``queries`` of the split's
+    ``users``, and the ``oov_items`` / ``oov_users`` test interactions."""
+    return {
+        "ranking": f"full corpus, brute force: each test user scored against all {num_items} catalogue items",
+        "num_items": int(num_items),
+        "catalogue": "item indices 1..num_items; the OOV index 0 is never ranked",
+        "tie_rule": TIE_RULE,
+        "exclude_seen": bool(exclude_seen),
+        "seen_items": (
+            "each user's history items are removed from their ranking, except the target itself"
+            if exclude_seen
+            else "items seen in training stay in the ranking (TFRS protocol)"
+        ),
+        "hit_rate": "per test interaction: share ranked < K (TFRS FactorizedTopK top-K accuracy)",
+        "recall": "per user: share of the user's distinct test items ranked < K; mean over users",
+        "ndcg": "per user, binary relevance, ideal DCG from min(#test items, K); mean over users",
+        "mrr": "per user: mean of 1/(rank+1) over the user's distinct test items; mean over users",
+        "coverage": "share of catalogue (or band) items in at least one evaluated user's top K",
+        "k_above_catalogue": "K > num_items ranks the whole catalogue",
+        "oov_items": (
+            f"{counts['oov_items']} test interactions have an item unseen in training (OOV); "
+            "they cannot be retrieved and count as misses"
+        ),
+        "oov_users": (
+            f"{counts['oov_users']} test interactions have a user unseen in training; they are ranked "
+            "with the OOV user embedding and form one user in per-user metrics"
+        ),
+        "head": (
+            f"the {head_items} most popular items holding {HEAD_SHARE:.0%} of training interactions "
+            "(ties by lower index); tail = every other item, including OOV and unseen items"
+            if head_items is not None
+            else "not computed: no training item counts given"
+        ),
+        "max_queries": None if max_queries is None else int(max_queries),
+        "evaluated_users": f"{counts['queries']} of {counts['users']} test users",
+        "seed": int(seed),
+    }
 
 
 def _seen_matrix(queries: np.ndarray, users: np.ndarray, items: np.ndarray, num_items: int) -> sp.csr_matrix:

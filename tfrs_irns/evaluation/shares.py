@@ -79,24 +79,45 @@ def combine_blocks(
     ``top``: this worker's top lists ``[Q_worker, >= max(ks)]``; ``bands``:
     each block's item mask (None = the whole catalogue).
     """
-    names = list(blocks)
-    shown = np.zeros((len(ks), num_items + 1))
-    for j, k in enumerate(ks):
-        shown[j, np.asarray(top)[:, :k].reshape(-1)] = 1.0
-    ranked = np.zeros(share.num_workers)
-    ranked[share.index] = blocks["all"]["num_test_users"]
-    vector = np.concatenate([*(_block_sums(blocks[name], ks) for name in names), shown.reshape(-1), ranked])
+    vector = share_sums(blocks, top, ks, num_items, share.index, share.num_workers)
     total = np.asarray(share.combine(vector), np.float64)
     if total.shape != vector.shape:
         raise ValueError(f"combine returned shape {total.shape}, expected {vector.shape}")
+    return blocks_from_sums(total, list(blocks), ks, num_items, bands, share.num_workers)
+
+
+def share_sums(
+    blocks: dict[str, dict[str, Any]], top: np.ndarray, ks: Sequence[int], num_items: int, slot: int, num_slots: int
+) -> np.ndarray:
+    """One share's metric ``blocks`` and top lists as a float64 vector that adds up
+    across shares: each block's sums, the items in some top-K list, and the share's
+    users in position ``slot`` of ``num_slots``."""
+    shown = np.zeros((len(ks), num_items + 1))
+    for j, k in enumerate(ks):
+        shown[j, np.asarray(top)[:, :k].reshape(-1)] = 1.0
+    ranked = np.zeros(num_slots)
+    ranked[slot] = blocks["all"]["num_test_users"]
+    return np.concatenate([*(_block_sums(blocks[name], ks) for name in blocks), shown.reshape(-1), ranked])
+
+
+def blocks_from_sums(
+    total: np.ndarray,
+    names: Sequence[str],
+    ks: Sequence[int],
+    num_items: int,
+    bands: dict[str, Optional[np.ndarray]],
+    num_slots: int,
+) -> tuple[dict[str, dict[str, Any]], list[int]]:
+    """The metric blocks of the shares whose :func:`share_sums` add up to ``total``,
+    and the users of each slot."""
     width = 3 * len(ks) + 3
-    shown_total = total[len(names) * width : -share.num_workers].reshape(len(ks), num_items + 1) > 0
+    shown_total = total[len(names) * width : -num_slots].reshape(len(ks), num_items + 1) > 0
     shown_total[:, 0] = False
     combined = {
         name: _block_means(total[i * width : (i + 1) * width], ks, shown_total, bands[name])
         for i, name in enumerate(names)
     }
-    return combined, [int(round(n)) for n in total[-share.num_workers :]]
+    return combined, [int(round(n)) for n in total[-num_slots:]]
 
 
 def _block_sums(block: dict[str, Any], ks: Sequence[int]) -> np.ndarray:
