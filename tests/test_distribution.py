@@ -12,7 +12,6 @@ test hit rate (ranks of 1,200 test pairs from near-identical embeddings) to
 """
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -26,8 +25,9 @@ from tfrs_irns.config import from_dict
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.evaluation.evaluate import evaluate_embeddings
 from tfrs_irns.evaluation.shares import WorkerShare
+from tfrs_irns.evaluation.streamed import evaluate_streamed
 
-from helpers import TINY_CSV_OVERRIDES, with_tiny, write_tiny_csv
+from helpers import TINY_CSV_OVERRIDES, assert_same_metrics, with_tiny, write_tiny_csv
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]
@@ -272,15 +272,15 @@ class FakeCollective:
         return combine
 
 
-def evaluate_on_workers(num_workers, *args, **kwargs):
-    """:func:`evaluate_embeddings` run by ``num_workers`` simulated workers at once; their results."""
+def evaluate_on_workers(num_workers, *args, evaluate=evaluate_embeddings, **kwargs):
+    """``evaluate`` run by ``num_workers`` simulated workers at once; their results."""
     collective = FakeCollective(num_workers)
     results, errors = [None] * num_workers, []
 
     def work(index):
         try:
             share = WorkerShare(num_workers, index, collective.combine_for(index))
-            results[index] = evaluate_embeddings(*args, share=share, **kwargs)
+            results[index] = evaluate(*args, share=share, **kwargs)
         except Exception as exc:  # surfaced below, in the test's thread
             errors.append(exc)
             collective.barrier.abort()
@@ -292,18 +292,6 @@ def evaluate_on_workers(num_workers, *args, **kwargs):
         thread.join(timeout=120)
     assert not errors, errors
     return results
-
-
-def assert_same_metrics(one, combined):
-    """Counts, hit rates and coverage exactly; per-user means (recall, NDCG, MRR) to float round-off."""
-    assert set(combined) == set(one) | {"users_ranked_by_worker"}
-    for key, value in one.items():
-        if isinstance(value, dict) and key != "protocol":
-            assert_same_metrics(value, dict(combined[key], users_ranked_by_worker=None))
-        elif key.startswith(("recall", "ndcg", "mrr")) and value is not None:
-            assert math.isclose(combined[key], value, rel_tol=1e-12), key
-        else:
-            assert combined[key] == value, key
 
 
 def random_evaluation(seed, num_users=40, num_items=60):
@@ -333,6 +321,24 @@ def test_workers_ranking_their_shares_combine_to_the_one_process_metrics(num_wor
     evaluated = int(one["protocol"]["evaluated_users"].split()[0])
     # Strided shares of the sorted users: sizes differ by at most one.
     assert sum(counts) == evaluated and max(counts) - min(counts) <= 1 and len(counts) == num_workers
+
+
+@pytest.mark.parametrize("num_workers", [2, 3])
+@pytest.mark.parametrize("users_per_pass", [4, 10**6])  # 10**6: one pass, the other workers rank no one
+def test_workers_share_the_passes_of_a_streamed_evaluation(num_workers, users_per_pass):
+    (user_emb, item_emb, users, items), history = random_evaluation(num_workers)
+    kwargs = dict(history, ks=[1, 10, 100], exclude_seen=True)
+    one = evaluate_embeddings(user_emb, item_emb, users, items, **kwargs)
+    blocks = [np.stack([users[i : i + 64], items[i : i + 64]]) for i in range(0, len(users), 64)]
+    results = evaluate_on_workers(
+        num_workers, user_emb, item_emb, lambda: iter(blocks), evaluate=evaluate_streamed, users_per_pass=users_per_pass,
+        **kwargs
+    )
+    for combined in results:
+        assert_same_metrics(one, combined)
+    # The passes dealt out in turn: each worker ranked the users of its own passes.
+    ranked = results[0]["users_ranked_by_worker"]
+    assert sum(ranked) == one["num_test_users"] and (ranked[1:] == [0] * (num_workers - 1)) == (users_per_pass > 40)
 
 
 def test_a_worker_with_no_user_to_rank_still_takes_part():

@@ -45,7 +45,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -356,6 +356,15 @@ class _ShardWriter:
             self._writer.close()
 
 
+def iter_blocks(paths: Sequence[str]) -> Iterator[np.ndarray]:
+    """The records of the shard files ``paths`` in order: ``int64 [3, n]`` (user, item, timestamp)."""
+    import tensorflow as tf
+
+    for path in paths:
+        for record in tf.data.TFRecordDataset(path):
+            yield tf.io.parse_tensor(record, tf.int64).numpy()
+
+
 def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> EncodedSplit:
     """A split's shards as an in-memory :class:`EncodedSplit` (O(its rows): held-out splits, small data).
 
@@ -371,8 +380,7 @@ def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> Enc
     user, item, time = np.empty(rows, np.int32), np.empty(rows, np.int32), np.empty(rows, np.int64)
     at = 0
     for name in files:
-        for record in tf.data.TFRecordDataset(os.path.join(folder, name)):
-            block = tf.io.parse_tensor(record, tf.int64).numpy()
+        for block in iter_blocks([os.path.join(folder, name)]):
             n = block.shape[1]
             if at + n > rows:
                 raise DataError(f"{folder}: the {name} shards hold more rows than shards.json says; delete the folder")

@@ -147,7 +147,7 @@ def evaluate_embeddings(
     if ranked_by_worker is not None:
         result["users_ranked_by_worker"] = ranked_by_worker
 
-    result["protocol"] = _protocol(
+    result["protocol"] = protocol_record(
         num_items, exclude_seen, head_items, max_queries, seed,
         {"queries": num_queries, "users": total_users, "oov_items": oov_items, "oov_users": oov_users},
     )
@@ -405,7 +405,7 @@ def ranked_blocks(
     return blocks, top
 
 
-def _protocol(
+def protocol_record(
     num_items: int,
     exclude_seen: bool,
     head_items: Optional[int],
