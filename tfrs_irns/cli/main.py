@@ -175,8 +175,16 @@ def _data(args: argparse.Namespace) -> None:
 
     if args.json and os.path.isdir(args.json):
         raise UserError(f"--json {args.json}: is a folder, expected a file name")
-    report = data_report(load_config(args.config, args.set).data)
-    print(format_summary(report))
+    config = load_config(args.config, args.set)
+    if config.data.streaming:  # reported from the shards (the cache train would use), never loaded whole
+        from tfrs_irns.data.streaming import format_streamed_summary, streamed_summary
+        from tfrs_irns.runs.training import default_run_dir, streaming_cache_root
+
+        report = streamed_summary(config.data, streaming_cache_root(default_run_dir(config)))
+        print(format_streamed_summary(report))
+    else:
+        report = data_report(config.data)
+        print(format_summary(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)

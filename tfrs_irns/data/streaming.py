@@ -575,13 +575,8 @@ def cache_folder(cfg: DataConfig, cache_root: str) -> str:
     return os.path.join(cfg.cache_dir or cache_root, streaming_fingerprint(cfg))
 
 
-def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False) -> StreamedData:
-    """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
-    vocabularies, item side table and held-out splits as :class:`PreparedData`.
-
-    ``cache_root`` is used unless ``cfg.cache_dir`` is set. ``load_train`` also reads the
-    training split into memory (evaluation with ``exclude_seen`` needs it).
-    """
+def _cache(cfg: DataConfig, cache_root: str) -> tuple[str, dict[str, Any], bool]:
+    """``(folder, shards.json, reused)`` of ``cfg``'s shards, built first if they are not there."""
     from tfrs_irns.data.progress import Progress
 
     folder = cache_folder(cfg, cache_root)
@@ -594,7 +589,54 @@ def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False)
             where = exc.filename or cfg.path
             raise DataError(f"{where}: cannot read or write ({exc.strerror or exc})") from None
     with open(os.path.join(folder, META), encoding="utf-8") as fh:
-        meta = json.load(fh)
+        return folder, json.load(fh), reused
+
+
+def streamed_summary(cfg: DataConfig, cache_root: str) -> dict[str, Any]:
+    """What ``tfrs-irns data`` reports for ``data.streaming``, read from the shards
+    (built first if needed): per split its rows and distinct users and items (one
+    pass over its records, O(ids) memory), the training vocabularies' sizes."""
+    folder, meta, reused = _cache(cfg, cache_root)
+    data = load_snapshot(folder)
+    splits = {}
+    for split in SPLITS:
+        users, items = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for block in iter_blocks([os.path.join(folder, f) for f in meta["files"][split]]):
+            users, items = np.union1d(users, block[0]), np.union1d(items, block[1])
+        splits[split] = {
+            "interactions": int(meta["rows"][split]), "files": len(meta["files"][split]),
+            # Index 0 is every id unseen in training: not a user or item "known to training".
+            "users": int(np.count_nonzero(users)), "items": int(np.count_nonzero(items)),
+        }
+    return {
+        "description": data.description, "streamed": True, "cache": folder, "reused": reused,
+        "rows_read": int(meta["rows_read"]), "users": data.num_users, "items": data.num_items, "splits": splits,
+    }
+
+
+def format_streamed_summary(s: dict[str, Any]) -> str:
+    """:func:`streamed_summary` as the lines ``tfrs-irns data`` prints."""
+    lines = [
+        s["description"],
+        f"shards: {s['cache']} ({'reused' if s['reused'] else 'built now'}); {s['rows_read']:,} rows read",
+        f"users: {s['users']:,}   items: {s['items']:,} (in training)",
+    ]
+    for name, part in s["splits"].items():
+        lines.append(
+            f"{name + ':':<11} {part['interactions']:>12,} interactions in {part['files']} files, "
+            f"{part['users']:,} users, {part['items']:,} items (known to training)"
+        )
+    return "\n".join(lines)
+
+
+def prepare_streamed(cfg: DataConfig, cache_root: str, load_train: bool = False) -> StreamedData:
+    """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
+    vocabularies, item side table and held-out splits as :class:`PreparedData`.
+
+    ``cache_root`` is used unless ``cfg.cache_dir`` is set. ``load_train`` also reads the
+    training split into memory (evaluation with ``exclude_seen`` needs it).
+    """
+    folder, meta, reused = _cache(cfg, cache_root)
     data = load_snapshot(folder)
     data = replace(
         data,
