@@ -6,6 +6,7 @@ another test file: conftest holds fixtures only, and a test file is not a librar
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -154,3 +155,17 @@ def fresh_process_result(script: str, args: list, cwd, drop_env: tuple = ("TF_US
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))[len("RESULT "):])
+
+
+def assert_same_metrics(one, combined):
+    """Evaluation results of one process (``one``) and of workers or passes combined (``combined``, which
+    may add ``users_ranked_by_worker``): counts, hit rates, coverage and the protocol exactly; per-user
+    means (recall, NDCG, MRR) to float round-off."""
+    assert set(combined) - {"users_ranked_by_worker"} == set(one)
+    for key, value in one.items():
+        if isinstance(value, dict) and key != "protocol":
+            assert_same_metrics(value, dict(combined[key], users_ranked_by_worker=None))
+        elif key.startswith(("recall", "ndcg", "mrr")) and value is not None:
+            assert math.isclose(combined[key], value, rel_tol=1e-12), key
+        else:
+            assert combined[key] == value, key

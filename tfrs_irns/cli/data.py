@@ -37,3 +37,18 @@ def format_summary(s: dict[str, Any]) -> str:
     if times:
         lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
     return "\n".join(lines)
+
+
+def format_streamed_summary(s: dict[str, Any]) -> str:
+    """:func:`~tfrs_irns.data.streaming.streamed_summary` as the lines ``tfrs-irns data`` prints."""
+    lines = [
+        s["description"],
+        f"shards: {s['cache']} ({'reused' if s['reused'] else 'built now'}); {s['rows_read']:,} rows read",
+        f"users: {s['users']:,}   items: {s['items']:,} (in training)",
+    ]
+    for name, part in s["splits"].items():
+        lines.append(
+            f"{name + ':':<11} {part['interactions']:>12,} interactions in {part['files']} files, "
+            f"{part['users']:,} users, {part['items']:,} items (known to training)"
+        )
+    return "\n".join(lines)

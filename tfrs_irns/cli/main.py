@@ -166,7 +166,7 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _data(args: argparse.Namespace) -> None:
-    from tfrs_irns.cli.data import format_summary
+    from tfrs_irns.cli.data import format_streamed_summary, format_summary
     from tfrs_irns.config import load_config
     from tfrs_irns.data.summary import data_report
     from tfrs_irns.runs.wording import config_words
@@ -174,7 +174,15 @@ def _data(args: argparse.Namespace) -> None:
     if args.json and os.path.isdir(args.json):
         raise UserError(f"--json {args.json}: is a folder, expected a file name")
     with config_words():
-        report = data_report(load_config(args.config, args.set).data)
+        config = load_config(args.config, args.set)
+        if config.data.streaming:  # reported from the shards (the cache train would use), never loaded whole
+            from tfrs_irns.data.streaming import streamed_summary
+            from tfrs_irns.runs.rundir import RunDir, default_run_dir
+
+            cache_root = RunDir(default_run_dir(config.name)).streaming_cache_root()
+            print(format_streamed_summary(streamed_summary(config.data, cache_root)))
+            return
+        report = data_report(config.data)
     print(format_summary(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

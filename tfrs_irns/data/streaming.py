@@ -45,7 +45,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -61,10 +61,14 @@ from tfrs_irns.errors import DataError
 BATCH_ROWS = 1 << 16
 #: Examples per TFRecord record (one serialized ``int64 [3, CHUNK]`` tensor).
 CHUNK = 4096
-#: Examples per shard file (several files, so training can interleave them).
+#: Examples per shard file at most (several files, so training can interleave them).
 SHARD_ROWS = 1 << 20
+#: Each split is cut into at least this many files of equal size (the last one shorter): the
+#: training files are what multi-worker training hands out, so up to this many workers each
+#: read their own files, and W workers' shares differ by at most one file.
+FILES_PER_SPLIT = 32
 #: Bump when the shard layout changes: old caches are then not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SPLITS = ("train", "validation", "test")
 META = "shards.json"
 _INTERMEDIATE = "codes.parquet"
@@ -281,6 +285,8 @@ class StreamedData:
     files: dict[str, list[str]]
     rows: dict[str, int]
     reused: bool
+    #: Rows in each of ``files``, split by split.
+    file_rows: Optional[dict[str, list[int]]] = None
 
     @property
     def num_train(self) -> int:
@@ -293,12 +299,24 @@ def _serialize(block: np.ndarray) -> bytes:
     return tf.io.serialize_tensor(tf.constant(block, tf.int64)).numpy()
 
 
-class _ShardWriter:
-    """Rows of one split → ``<split>-00000.tfrecord`` ... of ``[3, CHUNK]`` int64 records."""
+def file_layout(rows: int) -> tuple[int, int]:
+    """``(rows per file, rows per record)`` of a split of ``rows`` rows: at least
+    :data:`FILES_PER_SPLIT` files of equal size (the last one shorter), at most
+    :data:`SHARD_ROWS` rows each, in records of at most :data:`CHUNK` rows (a file's
+    last record holds what is left of it)."""
+    per_file = max(1, min(SHARD_ROWS, -(-rows // FILES_PER_SPLIT)))
+    return per_file, min(CHUNK, per_file)
 
-    def __init__(self, folder: str, split: str) -> None:
+
+class _ShardWriter:
+    """Rows of one split → ``<split>-00000.tfrecord`` ... of ``[3, record]`` int64 records
+    (:func:`file_layout` of the split's ``total`` rows)."""
+
+    def __init__(self, folder: str, split: str, total: int) -> None:
         self.folder, self.split = folder, split
+        self.file_rows_max, self.record = file_layout(total)
         self.files: list[str] = []
+        self.file_rows: list[int] = []
         self.rows = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
@@ -308,8 +326,13 @@ class _ShardWriter:
     def add(self, block: np.ndarray) -> None:
         self._pending.append(block)
         self._pending_rows += block.shape[1]
-        while self._pending_rows >= CHUNK:
-            self._emit(CHUNK)
+        while self._pending_rows >= self._next_record():
+            self._emit(self._next_record())
+
+    def _next_record(self) -> int:
+        """Rows of the next record: a whole one, or what the open file still takes."""
+        left = self.file_rows_max - self._in_file
+        return min(self.record, left) if self._writer is not None and left > 0 else self.record
 
     def _emit(self, size: int) -> None:
         import tensorflow as tf
@@ -317,15 +340,17 @@ class _ShardWriter:
         whole = np.concatenate(self._pending, axis=1)
         head, rest = whole[:, :size], whole[:, size:]
         self._pending, self._pending_rows = ([rest] if rest.shape[1] else []), rest.shape[1]
-        if self._writer is None or self._in_file >= SHARD_ROWS:
+        if self._writer is None or self._in_file >= self.file_rows_max:
             if self._writer is not None:
                 self._writer.close()
             name = f"{self.split}-{len(self.files):05d}.tfrecord"
             self.files.append(name)
+            self.file_rows.append(0)
             self._writer = tf.io.TFRecordWriter(os.path.join(self.folder, name))
             self._in_file = 0
         self._writer.write(_serialize(head))
         self._in_file += head.shape[1]
+        self.file_rows[-1] += head.shape[1]
         self.rows += head.shape[1]
 
     def close(self) -> None:
@@ -333,6 +358,15 @@ class _ShardWriter:
             self._emit(self._pending_rows)
         if self._writer is not None:
             self._writer.close()
+
+
+def iter_blocks(paths: Sequence[str]) -> Iterator[np.ndarray]:
+    """The records of the shard files ``paths`` in order: ``int64 [3, n]`` (user, item, timestamp)."""
+    import tensorflow as tf
+
+    for path in paths:
+        for record in tf.data.TFRecordDataset(path):
+            yield tf.io.parse_tensor(record, tf.int64).numpy()
 
 
 def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> EncodedSplit:
@@ -350,8 +384,7 @@ def read_split(folder: str, files: list[str], rows: Optional[int] = None) -> Enc
     user, item, time = np.empty(rows, np.int32), np.empty(rows, np.int32), np.empty(rows, np.int64)
     at = 0
     for name in files:
-        for record in tf.data.TFRecordDataset(os.path.join(folder, name)):
-            block = tf.io.parse_tensor(record, tf.int64).numpy()
+        for block in iter_blocks([os.path.join(folder, name)]):
             n = block.shape[1]
             if at + n > rows:
                 raise DataError(f"{folder}: the {name} shards hold more rows than shards.json says; delete the folder")
@@ -477,7 +510,7 @@ def _build_cache(cfg: DataParams, folder: str) -> None:
         check_ids(user_vocab.ids, "user")
         check_ids(item_vocab.ids, "item")
         # Pass 3: encoded shards.
-        writers = [_ShardWriter(work, split) for split in SPLITS]
+        writers = [_ShardWriter(work, split, int(size)) for split, size in zip(SPLITS, sizes)]
         for batch in codes.iter_batches(batch_size=BATCH_ROWS):
             label = _labels(cfg, hashes, last_two, batch)
             block = np.stack([
@@ -514,6 +547,7 @@ def _build_cache(cfg: DataParams, folder: str) -> None:
             "format": FORMAT_VERSION,
             "rows": {split: writer.rows for split, writer in zip(SPLITS, writers)},
             "files": {split: writer.files for split, writer in zip(SPLITS, writers)},
+            "file_rows": {split: writer.file_rows for split, writer in zip(SPLITS, writers)},
             "rows_read": rows_read,
         }
         with open(os.path.join(work, META), "w", encoding="utf-8") as fh:
@@ -550,13 +584,8 @@ def cache_folder(cfg: DataParams, cache_root: str) -> str:
     return os.path.join(cfg.cache_dir or cache_root, streaming_fingerprint(cfg))
 
 
-def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False) -> StreamedData:
-    """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
-    vocabularies, item side table and held-out splits as :class:`PreparedData`.
-
-    ``cache_root`` is used unless ``cfg.cache_dir`` is set. ``load_train`` also reads the
-    training split into memory (evaluation with ``exclude_seen`` needs it).
-    """
+def _cache(cfg: DataParams, cache_root: str) -> tuple[str, dict[str, Any], bool]:
+    """``(folder, shards.json, reused)`` of ``cfg``'s shards, built first if they are not there."""
     from tfrs_irns.data.progress import Progress
 
     folder = cache_folder(cfg, cache_root)
@@ -571,7 +600,40 @@ def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False)
         except DataError as exc:  # may name a column's argument (user_column, ...): the caller spells it
             raise DataError(str(exc), arguments=[*exc.arguments, *(w[0] for w in _wanted(cfg))]) from None
     with open(os.path.join(folder, META), encoding="utf-8") as fh:
-        meta = json.load(fh)
+        return folder, json.load(fh), reused
+
+
+def streamed_summary(cfg: DataParams, cache_root: str) -> dict[str, Any]:
+    """What ``tfrs-irns data`` reports for ``data.streaming``, read from the shards
+    (built first if needed): per split its rows and distinct users and items (one
+    pass over its records, O(ids) memory), the training vocabularies' sizes."""
+    folder, meta, reused = _cache(cfg, cache_root)
+    catalogue = load_snapshot(folder)
+    splits = {}
+    for split in SPLITS:
+        users, items = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for block in iter_blocks([os.path.join(folder, f) for f in meta["files"][split]]):
+            users, items = np.union1d(users, block[0]), np.union1d(items, block[1])
+        splits[split] = {
+            "interactions": int(meta["rows"][split]), "files": len(meta["files"][split]),
+            # Index 0 is every id unseen in training: not a user or item "known to training".
+            "users": int(np.count_nonzero(users)), "items": int(np.count_nonzero(items)),
+        }
+    return {
+        "description": saved_info(folder).get("description", ""), "streamed": True, "cache": folder,
+        "reused": reused, "rows_read": int(meta["rows_read"]), "users": catalogue.num_users,
+        "items": catalogue.num_items, "splits": splits,
+    }
+
+
+def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False) -> StreamedData:
+    """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
+    vocabularies, item side table and held-out splits as :class:`PreparedData`.
+
+    ``cache_root`` is used unless ``cfg.cache_dir`` is set. ``load_train`` also reads the
+    training split into memory (evaluation with ``exclude_seen`` needs it).
+    """
+    folder, meta, reused = _cache(cfg, cache_root)
     info = saved_info(folder)
     data = PreparedData(
         load_snapshot(folder),
@@ -583,4 +645,6 @@ def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False)
         duplicate_rows=int(info.get("duplicate_rows", 0)),
     )
     files = {split: [os.path.join(folder, f) for f in meta["files"][split]] for split in SPLITS}
-    return StreamedData(data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused)
+    return StreamedData(
+        data=data, folder=folder, files=files, rows=dict(meta["rows"]), reused=reused, file_rows=meta["file_rows"]
+    )

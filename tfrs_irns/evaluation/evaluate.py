@@ -39,6 +39,7 @@ from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.errors import DataError
 from tfrs_irns.evaluation import metrics
 from tfrs_irns.evaluation.ranking import CHUNK_SIZE, TIE_RULE, rank_and_top_k
+from tfrs_irns.evaluation.shares import WorkerShare, combine_blocks
 from tfrs_irns.layers.towers import embed_indices
 
 #: Cut-offs K reported by default.
@@ -82,6 +83,7 @@ def evaluate_embeddings(
     max_queries: Optional[int] = None,
     seed: int = 0,
     device: str = "auto",
+    share: Optional[WorkerShare] = None,
 ) -> dict[str, Any]:
     """Full-corpus retrieval metrics of precomputed embeddings.
 
@@ -126,74 +128,29 @@ def evaluate_embeddings(
     if chosen.size < total_users:
         keep = np.isin(users, chosen)
         users, items = users[keep], items[keep]
-    queries, rows = np.unique(users, return_inverse=True)
+    queries = np.unique(users)
+    num_queries = int(queries.size)
+    oov_items, oov_users = int(np.count_nonzero(items == 0)), int(np.count_nonzero(users == 0))
+    if share is not None:  # the protocol above is the whole evaluation's; the ranking below this worker's
+        keep = np.isin(users, share.users(queries))
+        users, items = users[keep], items[keep]
 
-    exclude = None
-    if exclude_seen:
-        if train_users is None or train_items is None:
-            raise ValueError("exclude_seen=True needs train_users and train_items")
-        exclude = _seen_matrix(queries, train_users, train_items, num_items)
-    ranks, top, _ = rank_and_top_k(
-        np.asarray(user_emb)[queries],
-        item_emb,
-        targets=items,
-        target_rows=rows,
-        k=max(ks),
-        exclude=exclude,
-        chunk_size=chunk_size,
-        device=device,
+    bands, head_items = item_bands(num_items, item_counts, train_items)
+    blocks, top = ranked_blocks(
+        user_emb, item_emb, users, items, ks, bands, exclude_seen, train_users, train_items, chunk_size, device
     )
+    ranked_by_worker = None
+    if share is not None:
+        blocks, ranked_by_worker = combine_blocks(blocks, top, ks, num_items, bands, share)
+    result = blocks.pop("all")
+    result.update(blocks)
+    if ranked_by_worker is not None:
+        result["users_ranked_by_worker"] = ranked_by_worker
 
-    result = _metric_block(ranks, rows, items, top, ks, num_items)
-    if item_counts is None and train_items is not None:
-        train = np.asarray(train_items, np.int64).reshape(-1)
-        item_counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
-    head_items = None
-    if item_counts is not None:
-        if np.shape(item_counts) != (num_items + 1,):
-            raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
-        head = metrics.popularity_head(item_counts, HEAD_SHARE)
-        head_items = int(head.sum())
-        result["head"] = _metric_block(ranks, rows, items, top, ks, num_items, band=head)
-        result["tail"] = _metric_block(ranks, rows, items, top, ks, num_items, band=~head)
-
-    oov_items = int(np.count_nonzero(items == 0))
-    oov_users = int(np.count_nonzero(users == 0))
-    result["protocol"] = {
-        "ranking": f"full corpus, brute force: each test user scored against all {num_items} catalogue items",
-        "num_items": int(num_items),
-        "catalogue": "item indices 1..num_items; the OOV index 0 is never ranked",
-        "tie_rule": TIE_RULE,
-        "exclude_seen": bool(exclude_seen),
-        "seen_items": (
-            "each user's history items are removed from their ranking, except the target itself"
-            if exclude_seen
-            else "items seen in training stay in the ranking (TFRS protocol)"
-        ),
-        "hit_rate": "per test interaction: share ranked < K (TFRS FactorizedTopK top-K accuracy)",
-        "recall": "per user: share of the user's distinct test items ranked < K; mean over users",
-        "ndcg": "per user, binary relevance, ideal DCG from min(#test items, K); mean over users",
-        "mrr": "per user: mean of 1/(rank+1) over the user's distinct test items; mean over users",
-        "coverage": "share of catalogue (or band) items in at least one evaluated user's top K",
-        "k_above_catalogue": "K > num_items ranks the whole catalogue",
-        "oov_items": (
-            f"{oov_items} test interactions have an item unseen in training (OOV); "
-            "they cannot be retrieved and count as misses"
-        ),
-        "oov_users": (
-            f"{oov_users} test interactions have a user unseen in training; they are ranked "
-            "with the OOV user embedding and form one user in per-user metrics"
-        ),
-        "head": (
-            f"the {head_items} most popular items holding {HEAD_SHARE:.0%} of training interactions "
-            "(ties by lower index); tail = every other item, including OOV and unseen items"
-            if head_items is not None
-            else "not computed: no training item counts given"
-        ),
-        "max_queries": None if max_queries is None else int(max_queries),
-        "evaluated_users": f"{int(queries.size)} of {total_users} test users",
-        "seed": int(seed),
-    }
+    result["protocol"] = protocol_record(
+        num_items, exclude_seen, head_items, max_queries, seed,
+        {"queries": num_queries, "users": total_users, "oov_items": oov_items, "oov_users": oov_users},
+    )
     return result
 
 
@@ -203,6 +160,7 @@ def evaluate_model(
     split: str = "test",
     *,
     batch_size: int = EMBED_BATCH,
+    share: Optional[WorkerShare] = None,
     **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` of ``model``'s towers on a split of ``data``.
@@ -220,6 +178,8 @@ def evaluate_model(
       data: the prepared data the model was trained on.
       split: ``"validation"`` or ``"test"``.
       batch_size: indices embedded per tower call.
+      share: this worker's share of the users (:func:`evaluate_embeddings`):
+        only they are embedded and ranked.
       **protocol: ``ks``, ``exclude_seen``, ``chunk_size``, ``max_queries``,
         ``seed``, as in :func:`evaluate_embeddings`.
     """
@@ -229,10 +189,12 @@ def evaluate_model(
     # cold_only (a cold_items test) samples its own users among the split's: embed them all then.
     sampled = not (split == "test" and len(data.cold_items))
     chosen = scored_users(users, protocol.get("max_queries") if sampled else None, protocol.get("seed", 0))
+    if share is not None and sampled:
+        chosen = share.users(chosen)
     # Cold users (data.split: cold_users) follow the known users' indices.
     user_emb = embed_users(model.query_tower, chosen, data.num_query_users, batch_size)
     item_emb = embed_indices(model.candidate_tower, data.num_items + 1, batch_size)
-    return evaluate_on_split(user_emb, item_emb, data, split, **protocol)
+    return evaluate_on_split(user_emb, item_emb, data, split, share=share, **protocol)
 
 
 def scored_users(users: np.ndarray, max_queries: Optional[int] = None, seed: int = 0) -> np.ndarray:
@@ -270,12 +232,13 @@ def evaluate_on_split(
     item_emb: np.ndarray,
     data: PreparedData,
     split: str = "test",
+    share: Optional[WorkerShare] = None,
     **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` on ``data``'s ``split``, with its history
     (see :data:`HISTORY`) and training ``item_counts``; records the split.
 
-    ``**protocol``: as in :func:`evaluate_model`.
+    ``share``, ``**protocol``: as in :func:`evaluate_model`.
     """
     if split not in HISTORY:
         raise ValueError(f"split must be 'validation' or 'test', got {split!r}")
@@ -298,13 +261,16 @@ def evaluate_on_split(
         train_users=np.concatenate([h.user for h in history]),
         train_items=np.concatenate([h.item for h in history]),
         item_counts=data.item_counts,
+        share=share,
         **protocol,
     )
     recorded = result["protocol"]
     recorded["split"] = split
     recorded["history"] = names if recorded["exclude_seen"] else []
     if len(data.cold_items) and split == "test":
-        result["cold_only"] = cold_only_metrics(user_emb, item_emb, part.user, part.item, data.cold_items, **protocol)
+        result["cold_only"] = cold_only_metrics(
+            user_emb, item_emb, part.user, part.item, data.cold_items, share=share, **protocol
+        )
     return result
 
 
@@ -314,6 +280,7 @@ def cold_only_metrics(
     test_users: np.ndarray,
     test_items: np.ndarray,
     cold_items: np.ndarray,
+    share: Optional[WorkerShare] = None,
     **protocol: Unpack[ProtocolArgs],
 ) -> dict[str, Any]:
     """:func:`evaluate_embeddings` with the catalogue cut down to ``cold_items``.
@@ -330,7 +297,9 @@ def cold_only_metrics(
     keep = position[items] > 0
     protocol = dict(protocol, exclude_seen=False)
     sub_items = np.concatenate([np.asarray(item_emb)[:1], np.asarray(item_emb)[cold]])
-    result = evaluate_embeddings(user_emb, sub_items, np.asarray(test_users)[keep], position[items[keep]], **protocol)
+    result = evaluate_embeddings(
+        user_emb, sub_items, np.asarray(test_users)[keep], position[items[keep]], share=share, **protocol
+    )
     result["protocol"]["catalogue"] = f"the {len(cold)} cold items only (the cold_items split)"
     result["protocol"]["random_hit_rate"] = {
         f"@{k}": min(1.0, k / len(cold)) for k in _check_ks(protocol.get("ks", DEFAULT_KS))
@@ -381,10 +350,115 @@ def _metric_block(
     return out
 
 
+def item_bands(
+    num_items: int, item_counts: Optional[np.ndarray], train_items: Optional[np.ndarray]
+) -> tuple[dict[str, Optional[np.ndarray]], Optional[int]]:
+    """The item masks metrics are reported for (``"all"``, and ``"head"`` / ``"tail"``
+    when training counts are known) and the number of head items."""
+    if item_counts is None and train_items is not None:
+        train = np.asarray(train_items, np.int64).reshape(-1)
+        item_counts = np.bincount(train[(train > 0) & (train <= num_items)], minlength=num_items + 1)
+    bands: dict[str, Optional[np.ndarray]] = {"all": None}
+    head_items = None
+    if item_counts is not None:
+        if np.shape(item_counts) != (num_items + 1,):
+            raise ValueError(f"item_counts has shape {np.shape(item_counts)}, expected ({num_items + 1},)")
+        head = metrics.popularity_head(item_counts, HEAD_SHARE)
+        head_items = int(head.sum())
+        bands.update(head=head, tail=~head)
+    return bands, head_items
+
+
+def ranked_blocks(
+    user_emb: np.ndarray,
+    item_emb: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    ks: Sequence[int],
+    bands: dict[str, Optional[np.ndarray]],
+    exclude_seen: bool,
+    train_users: Optional[np.ndarray],
+    train_items: Optional[np.ndarray],
+    chunk_size: int,
+    device: str,
+) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
+    """Every metric block (one per band) of the test interactions ``users``, ``items``
+    (checked, 0-based indices), and the evaluated users' top lists."""
+    num_items = np.shape(item_emb)[0] - 1
+    queries, rows = np.unique(users, return_inverse=True)
+    exclude = None
+    if exclude_seen:
+        if train_users is None or train_items is None:
+            raise ValueError("exclude_seen=True needs train_users and train_items")
+        exclude = _seen_matrix(queries, train_users, train_items, num_items)
+    ranks, top, _ = rank_and_top_k(
+        np.asarray(user_emb)[queries],
+        item_emb,
+        targets=items,
+        target_rows=rows,
+        k=max(ks),
+        exclude=exclude,
+        chunk_size=chunk_size,
+        device=device,
+    )
+
+    blocks = {name: _metric_block(ranks, rows, items, top, ks, num_items, band=band) for name, band in bands.items()}
+    return blocks, top
+
+
+def protocol_record(
+    num_items: int,
+    exclude_seen: bool,
+    head_items: Optional[int],
+    max_queries: Optional[int],
+    seed: int,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """The ``"protocol"`` record; ``counts``: evaluated ``queries`` of the split's
+    ``users``, and the ``oov_items`` / ``oov_users`` test interactions."""
+    return {
+        "ranking": f"full corpus, brute force: each test user scored against all {num_items} catalogue items",
+        "num_items": int(num_items),
+        "catalogue": "item indices 1..num_items; the OOV index 0 is never ranked",
+        "tie_rule": TIE_RULE,
+        "exclude_seen": bool(exclude_seen),
+        "seen_items": (
+            "each user's history items are removed from their ranking, except the target itself"
+            if exclude_seen
+            else "items seen in training stay in the ranking (TFRS protocol)"
+        ),
+        "hit_rate": "per test interaction: share ranked < K (TFRS FactorizedTopK top-K accuracy)",
+        "recall": "per user: share of the user's distinct test items ranked < K; mean over users",
+        "ndcg": "per user, binary relevance, ideal DCG from min(#test items, K); mean over users",
+        "mrr": "per user: mean of 1/(rank+1) over the user's distinct test items; mean over users",
+        "coverage": "share of catalogue (or band) items in at least one evaluated user's top K",
+        "k_above_catalogue": "K > num_items ranks the whole catalogue",
+        "oov_items": (
+            f"{counts['oov_items']} test interactions have an item unseen in training (OOV); "
+            "they cannot be retrieved and count as misses"
+        ),
+        "oov_users": (
+            f"{counts['oov_users']} test interactions have a user unseen in training; they are ranked "
+            "with the OOV user embedding and form one user in per-user metrics"
+        ),
+        "head": (
+            f"the {head_items} most popular items holding {HEAD_SHARE:.0%} of training interactions "
+            "(ties by lower index); tail = every other item, including OOV and unseen items"
+            if head_items is not None
+            else "not computed: no training item counts given"
+        ),
+        "max_queries": None if max_queries is None else int(max_queries),
+        "evaluated_users": f"{counts['queries']} of {counts['users']} test users",
+        "seed": int(seed),
+    }
+
+
 def _seen_matrix(queries: np.ndarray, users: np.ndarray, items: np.ndarray, num_items: int) -> sp.csr_matrix:
     """``[len(queries), num_items + 1]`` CSR of each query user's history items."""
     users = np.asarray(users, np.int64).reshape(-1)
     items = np.asarray(items, np.int64).reshape(-1)
+    if queries.size == 0:  # a worker with no users to rank
+        return sp.csr_matrix((0, num_items + 1), dtype=np.int8)
     pos = np.minimum(np.searchsorted(queries, users), queries.shape[0] - 1)
     keep = (queries[pos] == users) & (items > 0) & (items <= num_items)
     return sp.csr_matrix(

@@ -6,6 +6,9 @@ metric users care about (hit rate over the whole catalogue) is not the
 training loss, so this callback computes it on a held-out split at every
 epoch's end and puts it in the Keras logs as ``val_<metric>`` — where
 ``tf.keras.callbacks.EarlyStopping``, ``TensorBoard`` and ``History`` find it.
+Under multi-worker training each worker ranks its share of the users and the
+workers' sums are combined (:mod:`~tfrs_irns.evaluation.shares`), so every
+worker logs the same numbers and early stopping decides alike everywhere.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tfrs_irns.data.prepare import PreparedData
 from tfrs_irns.evaluation.evaluate import DEFAULT_KS, ProtocolArgs, evaluate_model
 from tfrs_irns.evaluation.params import validation_keys
 from tfrs_irns.evaluation.ranking import CHUNK_SIZE
+from tfrs_irns.evaluation.shares import WorkerShare, worker_share
 
 
 class EpochMetrics(tf.keras.callbacks.Callback):
@@ -62,10 +66,15 @@ class EpochMetrics(tf.keras.callbacks.Callback):
         )
         self.prefix = prefix
         self.keys = list(keys) if keys is not None else validation_keys(ks)
+        self._share: Optional[WorkerShare] = None
+        self._share_known = False
 
     def compute(self) -> dict[str, float]:
         """The metrics of the model's current weights, with the log prefix."""
-        metrics = evaluate_model(self.model, self.data, self.split, **self.protocol)
+        if not self._share_known:  # the model's strategy says which users this worker ranks
+            self._share = worker_share(getattr(self.model, "distribute_strategy", None))
+            self._share_known = True
+        metrics = evaluate_model(self.model, self.data, self.split, share=self._share, **self.protocol)
         return {self.prefix + key: float(metrics[key]) for key in self.keys}
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:

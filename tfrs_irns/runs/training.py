@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.batching.pipeline import TrainPipeline
-from tfrs_irns.batching.shards import ShardPipeline
+from tfrs_irns.batching.shards import ShardPipeline, per_worker, worker_files, worker_input
 from tfrs_irns.config import Config, absolute_paths, content_features, validate
 from tfrs_irns.data.history import UserHistory, build_history, load_history
 from tfrs_irns.data.prepare import Catalogue, PreparedData, prepare_data
@@ -44,6 +44,7 @@ from tfrs_irns.errors import ConfigError, UserError
 from tfrs_irns.evaluation import evaluate_model, popular_baseline
 from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.evaluation.params import monitor_mode
+from tfrs_irns.evaluation.shares import WorkerShare, worker_share
 from tfrs_irns.models.two_tower import TwoTowerModel
 from tfrs_irns.runs.backup import Restored, RunBackup, RunState, restore
 from tfrs_irns.runs.build import (
@@ -256,9 +257,15 @@ def _pipeline(p: Prepared) -> Any:
     """The training batches: from shards on disk, windows of whole timelines, or in-memory (GCBS) batches."""
     config = p.config
     if p.streamed is not None:
+        workers = worker_files(p.strategy, (p.streamed.file_rows or {}).get("train", []))  # each reads its own files
+        if workers is not None and config.train.batch_size % workers.num_replicas:
+            raise ConfigError(
+                f"train.batch_size={config.train.batch_size} with data.streaming under multi_worker must split "
+                f"evenly over the {workers.num_replicas} replicas"
+            )
         return ShardPipeline(
             p.streamed.files["train"], p.streamed.num_train, config.train.batch_size,
-            seed=config.train.seed, drop_remainder=config.batching.drop_remainder,
+            seed=config.train.seed, drop_remainder=config.batching.drop_remainder, workers=workers,
         )
     if config.train.sequence_training and p.history is not None:
         return sequence_train_pipeline(config, p.data, p.history)
@@ -284,7 +291,8 @@ def fit(p: Prepared, s: Session) -> Fitted:
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     restored = s.restored
     epochs = restored.initial_epoch if restored is not None and restored.stopped else p.config.train.epochs
-    s.model.fit(_sharded(s.pipeline.dataset), epochs=epochs, callbacks=s.callbacks, verbose=0)
+    fit_input = worker_input(s.pipeline, p.strategy) or {"x": _sharded(s.pipeline.dataset)}
+    s.model.fit(**fit_input, epochs=epochs, callbacks=s.callbacks, verbose=0)
     epochs_run = len(s.backup.history.get("loss", []))
     fitted = Fitted(s.backup.train_seconds, epochs_run, _best_epoch(s.callbacks, epochs_run), s.backup.history)
     s.model.set_oov_user_to_mean()
@@ -320,9 +328,11 @@ def finish(p: Prepared, s: Session, f: Fitted) -> Run:
 
 def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
     """``metrics.json``: the test metrics, and how training went."""
-    metrics = evaluate_run(p.config, p.data, s.model)
+    metrics = evaluate_run(p.config, p.data, s.model, share=worker_share(p.strategy))  # each worker ranks its share
     if p.streamed is not None:
         metrics.update(num_train=p.num_train, data_streaming={"cache": p.streamed.folder, "reused": p.streamed.reused})
+        # Rows each worker read in its first epoch (from its own files when several), gathered on every worker.
+        metrics["data"] = {"rows_read_by_worker": per_worker(p.strategy, s.pipeline.rows_read_per_epoch)}
     metrics.update(
         train_seconds=round(f.train_seconds, 3),
         train_examples_per_second=round(p.num_train * f.epochs_run / max(f.train_seconds, 1e-9), 1),
@@ -375,12 +385,15 @@ def _best_epoch(callbacks: list, epochs_run: int) -> int:
     return epochs_run
 
 
-def evaluate_run(config: Config, data: PreparedData, model: TwoTowerModel) -> dict[str, Any]:
-    """Test-split metrics of ``model`` and of the most-popular baseline."""
+def evaluate_run(
+    config: Config, data: PreparedData, model: TwoTowerModel, share: Optional[WorkerShare] = None
+) -> dict[str, Any]:
+    """Test-split metrics of ``model`` and of the most-popular baseline
+    (``share``: this worker's users under multi-worker training)."""
     e = config.eval
     metrics = evaluate_model(
         test_time_model(config, data, model), data, split="test", ks=e.ks, exclude_seen=e.exclude_seen,
-        chunk_size=e.chunk_size,
+        chunk_size=e.chunk_size, share=share,
     )
     metrics["popular_baseline"] = popular_baseline(data, split="test", ks=e.ks, exclude_seen=e.exclude_seen)
     metrics.update(
