@@ -180,10 +180,10 @@ def _data(args: argparse.Namespace) -> None:
             from tfrs_irns.runs.rundir import RunDir, default_run_dir
 
             cache_root = RunDir(default_run_dir(config.name)).streaming_cache_root()
-            print(format_streamed_summary(streamed_summary(config.data, cache_root)))
-            return
-        report = data_report(config.data)
-    print(format_summary(report))
+            report = streamed_summary(config.data, cache_root)
+        else:
+            report = data_report(config.data)
+    print(format_streamed_summary(report) if config.data.streaming else format_summary(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)
