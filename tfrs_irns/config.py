@@ -253,6 +253,21 @@ class GcbsConfig:
         False, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch; off by default: "
         "they cost more than the order itself"
     )
+    graph_builder: Literal["auto", "exact", "ann"] = _f(
+        "auto", "how each user's hard items are found: exact scores every user x item pair; ann searches a FAISS "
+        "IVF index over the item embeddings (pip install -e '.[ann]'); auto: exact up to 2^28 user x item pairs, "
+        "ann above"
+    )
+    ann_nlist: int = _f(0, "IVF cells of the ann builder (0: 4 x sqrt(items), at most items / 39)")
+    ann_nprobe: int = _f(32, "IVF cells scanned per user by the ann builder (lowered to fit max_scored_pairs)")
+    max_scored_pairs: int = _f(
+        2_000_000_000, "time bound of an ann recompute: users x (nlist + nprobe x items / nlist) scored pairs at "
+        "most; nprobe drops, then only a seeded sample of users gets hard items"
+    )
+    max_links: int = _f(
+        16_777_216, "memory bound of a recompute (~60 bytes per link): links per example drop to "
+        "max_links / examples (at least 1)"
+    )
 
 
 @dataclass
@@ -463,6 +478,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batching.gcbs.quantile": (lambda v: 0 < v < 1, "must be in (0, 1)"),
     "batching.gcbs.links_per_example": (lambda v: v > 0, "must be > 0"),
     "batching.gcbs.holder_tries": (lambda v: v > 0, "must be > 0"),
+    "batching.gcbs.ann_nlist": (lambda v: v >= 0, "must be >= 0"),
+    "batching.gcbs.ann_nprobe": (lambda v: v > 0, "must be > 0"),
+    "batching.gcbs.max_scored_pairs": (lambda v: v > 0, "must be > 0"),
+    "batching.gcbs.max_links": (lambda v: v > 0, "must be > 0"),
     "train.batch_size": (lambda v: v > 0, "must be > 0"),
     "train.epochs": (lambda v: v > 0, "must be > 0"),
     "train.learning_rate": (lambda v: v > 0, "must be > 0"),

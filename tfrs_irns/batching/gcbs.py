@@ -76,12 +76,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from tfrs_irns.batching.gcbs_ann import PoolBuilder, ann_hard_items
 from tfrs_irns.topk import Csr, rank_top_k
 
 # Defaults of the GCBS arguments, shared by gcbs_order and GCBSCallback (a
@@ -214,16 +215,22 @@ def _positive_keys(emb: ExampleEmbeddings) -> np.ndarray:
     return np.unique(emb.user_row.astype(np.int64) * len(emb.item_ids) + emb.item_row)
 
 
-def _hard_items(emb: ExampleEmbeddings, k: int, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hard_items(
+    emb: ExampleEmbeddings, k: int, positives: np.ndarray, builder: Optional[PoolBuilder] = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per unique user, its ``k`` best-scoring items that are not its positives.
 
     Returns item rows ``[U, k]`` and scores ``[U, k]`` (descending, ties to the
     lower item row; ``-inf`` and row -1 where a user has fewer than ``k``
     non-positive items). The package's ranking primitive
     (:func:`tfrs_irns.topk.rank_top_k`) does the work, positives excluded where
-    the scores are.
+    the scores are; or, when ``builder`` picks it, the approximate IVF search
+    of :mod:`tfrs_irns.batching.gcbs_ann` (seeded by ``seed``).
     """
     n_users, n_items = len(emb.user_ids), len(emb.item_ids)
+    if builder is not None and builder.uses_ann(n_users, n_items):
+        return ann_hard_items(emb.user_vectors, emb.item_vectors, k, positives, seed, builder.nlist, builder.nprobe,
+                              builder.max_scored_pairs)[:2]
     # positives are sorted user_row * n_items + item_row keys: one CSR row per user.
     ptr = np.searchsorted(positives, np.arange(n_users + 1, dtype=np.int64) * n_items)
     exclude = Csr(ptr.astype(np.int64), (positives % n_items).astype(np.int64))
@@ -298,6 +305,7 @@ def hard_negative_graph(
     holder_tries: int = HOLDER_TRIES,
     graph: str = GRAPH,
     exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
+    builder: Optional[PoolBuilder] = None,
 ) -> tuple[sp.csr_matrix, GraphInfo]:
     """The symmetric example graph whose bandwidth GCBS minimises.
 
@@ -315,7 +323,9 @@ def hard_negative_graph(
     ``graph="item_item"`` runs the same construction on
     :meth:`ExampleEmbeddings.item_view` (an example's "user" is its positive
     item); ``exclude_above_positive`` is the false-negative guard (see the
-    module docstring).
+    module docstring). ``builder`` (default: the exact pool, no link cap)
+    picks how the pools are found and caps the links
+    (:class:`~tfrs_irns.batching.gcbs_ann.PoolBuilder`).
     """
     check_gcbs_args(
         threshold=threshold, neighbors=neighbors, quantile=quantile, graph=graph,
@@ -324,9 +334,14 @@ def hard_negative_graph(
     view = emb if graph == "user_item" else emb.item_view()
     n, n_items = len(emb), len(emb.item_ids)
     pool = int(min(neighbors, n_items))
-    k = int(min(pool, links_per_example))
+    k = int(min(pool, links_per_example if builder is None else builder.links_per_example(links_per_example, n)))
     positives = _positive_keys(view)
-    rows, scores = _hard_items(view, pool, positives)
+    ann = builder is not None and builder.uses_ann(len(view.user_ids), n_items)
+    if ann and not exclude_above_positive:
+        # The r-th example of a user reads pool slots r*k .. r*k+k-1: beyond
+        # k x (most examples of one user) the pool is never read.
+        pool = int(min(pool, k * np.bincount(view.user_row).max(initial=1)))
+    rows, scores = _hard_items(view, pool, positives, builder, int(rng.integers(1 << 30)) if ann else 0)
     cut = estimate_quantile(view, quantile, rng) if threshold == "quantile" else -np.inf
     # Rows are sorted by score, so each user's pool is a prefix of its row.
     pool_size = (scores > cut).sum(axis=1)
@@ -500,10 +515,12 @@ def gcbs_order(
     similarity: str = SIMILARITY,
     graph: str = GRAPH,
     exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
+    builder: Optional[PoolBuilder] = None,
 ) -> GcbsOrder:
     """A permutation of ``range(len(emb))`` whose runs of ``batch_size`` are
     GCBS batches, reproducible from ``(seed, epoch)``. ``similarity``,
-    ``graph`` and ``exclude_above_positive``: see the module docstring."""
+    ``graph`` and ``exclude_above_positive``: see the module docstring;
+    ``builder``: see :func:`hard_negative_graph`."""
     check_gcbs_args(
         threshold=threshold, neighbors=neighbors, quantile=quantile, similarity=similarity, graph=graph,
         links_per_example=links_per_example, holder_tries=holder_tries,
@@ -521,7 +538,7 @@ def gcbs_order(
         return GcbsOrder(relabel, 0, 0, 0, -np.inf, n, {"graph": 0.0, "reorder": 0.0}, empty, empty)
     graph_matrix, info = hard_negative_graph(
         emb.take(relabel), neighbors, rng, threshold, quantile, links_per_example, holder_tries, graph,
-        exclude_above_positive,
+        exclude_above_positive, builder,
     )
     graph_seconds = time.perf_counter() - clock
     clock = time.perf_counter()

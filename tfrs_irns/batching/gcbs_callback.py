@@ -33,6 +33,15 @@ from tfrs_irns.batching.gcbs import (
     gcbs_order,
     is_due,
 )
+from tfrs_irns.batching.gcbs_ann import (
+    KIND,
+    MAX_LINKS,
+    MAX_SCORED_PAIRS,
+    NLIST,
+    NPROBE,
+    PoolBuilder,
+    import_faiss,
+)
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.data.progress import Progress
@@ -102,6 +111,10 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         :func:`~tfrs_irns.batching.gcbs.hard_negative_graph`).
       similarity, graph, exclude_above_positive: scores and links of the graph
         (see :mod:`tfrs_irns.batching.gcbs`).
+      graph_builder, ann_nlist, ann_nprobe, max_scored_pairs, max_links: how
+        the hard items are found and the time and memory bounds of a
+        recompute (see :class:`~tfrs_irns.batching.gcbs_ann.PoolBuilder`;
+        ``graph_builder="ann"`` checks at construction that faiss is installed).
       diagnostics: compute the similarity / gap measures. Off by default:
         on ml-latest-small they took 2.8 s of a 3.9 s recompute
         (``benchmarks/gcbs.py --overhead``), most of GCBS's share of a short
@@ -121,6 +134,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
 
     Raises:
       ValueError: naming the argument out of range.
+      UserError: ``graph_builder="ann"`` without faiss.
     """
 
     def __init__(
@@ -140,6 +154,11 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         graph: str = GRAPH,
         exclude_above_positive: bool = EXCLUDE_ABOVE_POSITIVE,
         diagnostics: bool = False,
+        graph_builder: str = KIND,
+        ann_nlist: int = NLIST,
+        ann_nprobe: int = NPROBE,
+        max_scored_pairs: int = MAX_SCORED_PAIRS,
+        max_links: int = MAX_LINKS,
         log_dir: Optional[str] = None,
         temperature: float = 1.0,
         initial_epoch: int = 0,
@@ -153,6 +172,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             threshold=threshold, neighbors=neighbors, quantile=quantile, links_per_example=links_per_example,
             holder_tries=holder_tries, start_epoch=start_epoch, every=every, similarity=similarity, graph=graph,
         )
+        self.builder = PoolBuilder(graph_builder, ann_nlist, ann_nprobe, max_scored_pairs, max_links)
+        if graph_builder == "ann":
+            import_faiss()  # fail now, not after the first epoch
         self.pipeline = pipeline
         self.towers = towers
         self.start_epoch = int(start_epoch)
@@ -220,6 +242,7 @@ class GCBSCallback(tf.keras.callbacks.Callback):
             similarity=self.similarity,
             graph=self.graph,
             exclude_above_positive=self.exclude_above_positive,
+            builder=self.builder,
         )
         stats = {
             "gcbs_active": 1.0,
