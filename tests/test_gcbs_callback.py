@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import tfrs_irns  # noqa: F401
 from tfrs_irns.batching import gcbs_callback
+from tfrs_irns.batching.gcbs_ann import PoolBuilder
 from tfrs_irns.batching.gcbs_callback import LOG_KEYS, GCBSCallback
 from tfrs_irns.batching.pipeline import TrainPipeline
 from tfrs_irns.config import GcbsConfig
@@ -186,8 +187,9 @@ def test_every_graph_argument_reaches_gcbs_order(monkeypatch):
     towers = (lambda u: tf.one_hot(u % 3, 3), lambda v: tf.one_hot(v % 3, 3))
     given = dict(neighbors=7, threshold="quantile", quantile=0.5, seed=5, links_per_example=3, holder_tries=8,
                  similarity="cosine", graph="item_item", exclude_above_positive=True)
-    GCBSCallback(pipe, towers, **given).order_for(4)
-    assert seen == {**given, "epoch": 4}
+    builder = dict(graph_builder="exact", ann_nlist=2, ann_nprobe=3, max_scored_pairs=99, max_links=50)
+    GCBSCallback(pipe, towers, **given, **builder).order_for(4)
+    assert seen == {**given, "epoch": 4, "builder": PoolBuilder("exact", 2, 3, 99, 50)}
     seen.clear()
     GCBSCallback(pipe, towers, **dataclasses.asdict(GcbsConfig(holder_tries=8))).order_for(2)
     assert seen["holder_tries"] == 8
