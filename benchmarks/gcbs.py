@@ -226,14 +226,15 @@ class PeakRss:
         self.peak = max(self.peak, self.rss() - self.base)
 
 
-def at_scale(n: int, num_users: int, num_items: int, sample_users: int = 200) -> dict[str, Any]:
-    """One default recompute over ``n`` synthetic examples, its memory, and the pools' recall."""
+def at_scale(n: int, num_users: int, num_items: int, sample_users: int = 200, **bounds: int) -> dict[str, Any]:
+    """One recompute over ``n`` synthetic examples (default bounds unless ``bounds``
+    gives ``nprobe`` / ``max_scored_pairs`` / ``max_links``), its memory, and the pools' recall."""
     from tfrs_irns.batching.gcbs import NEIGHBORS, _positive_keys
     from tfrs_irns.batching.gcbs_ann import PoolBuilder, ann_hard_items, plan_search
     from tfrs_irns.topk import Csr, rank_top_k
 
     users, items, q, c = synthetic(n, num_users, num_items)
-    builder = PoolBuilder()
+    builder = PoolBuilder(**bounds)
     with PeakRss() as rss:
         clock, cpu = time.perf_counter(), time.process_time()
         emb = embed_examples(users, items, lambda u: q[u], lambda v: c[v])
@@ -406,13 +407,18 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="only the recompute at scale (6)")
     parser.add_argument("--users", type=int, default=200_000, help="users of --scale")
     parser.add_argument("--items", type=int, default=500_000, help="items of --scale")
+    parser.add_argument("--nprobe", type=int, help="--scale: batching.gcbs.ann_nprobe (default: the library's)")
+    parser.add_argument("--max-scored-pairs", type=int, help="--scale: batching.gcbs.max_scored_pairs")
+    parser.add_argument("--max-links", type=int, help="--scale: batching.gcbs.max_links")
     parser.add_argument("--early-stopped", action="store_true", help="only the runs to early stopping (7)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     if args.scale or args.early_stopped:
         if args.scale:
             n = args.examples if args.examples != 1_000_000 else 5_000_000
-            results["scale"] = found = at_scale(n, args.users, args.items)
+            bounds = {key: value for key, value in (("nprobe", args.nprobe), ("max_scored_pairs", args.max_scored_pairs),
+                                                     ("max_links", args.max_links)) if value is not None}
+            results["scale"] = found = at_scale(n, args.users, args.items, **bounds)
             for key, value in found.items():
                 print(f"  {key:28s} {value}")
         if args.early_stopped:
