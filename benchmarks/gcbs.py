@@ -41,8 +41,9 @@ Three measurements, all in this process, one after another:
    ``leave_last_out``, ``negatives.mode: in_batch`` with logQ, early stopping
    on (patience 3, at most 50 epochs); random batches, GCBS (``auto``: exact
    pools at this size), GCBS with ``graph_builder: ann``, with 4 links per
-   example and with ``every: 3``, alternating after a warm-up: ``model.fit`` wall and process CPU seconds, epochs, per-epoch
-   ratios to random and test ``hit_rate@100``.
+   example and with ``every: 3``, alternating after a warm-up: ``model.fit``
+   wall and process CPU seconds, epochs, per-epoch ratios to random and test
+   ``hit_rate@100``.
 
     python benchmarks/gcbs.py                 # ~5 min on 2 cores
     python benchmarks/gcbs.py --skip-1m --repeats 1
