@@ -259,9 +259,9 @@ class GcbsConfig:
         "ann above"
     )
     ann_nlist: int = _f(0, "IVF cells of the ann builder (0: 4 x sqrt(items), at most items / 39)")
-    ann_nprobe: int = _f(32, "IVF cells scanned per user by the ann builder (lowered to fit max_scored_pairs)")
+    ann_nprobe: int = _f(64, "IVF cells scanned per user by the ann builder (lowered to fit max_scored_pairs)")
     max_scored_pairs: int = _f(
-        2_000_000_000, "time bound of an ann recompute: users x (nlist + nprobe x items / nlist) scored pairs at "
+        4_000_000_000, "time bound of an ann recompute: users x (nlist + nprobe x items / nlist) scored pairs at "
         "most; nprobe drops, then only a seeded sample of users gets hard items"
     )
     max_links: int = _f(

@@ -55,9 +55,10 @@ EXACT_MAX_PAIRS = 1 << 28
 # 0: 4 x sqrt(items) cells (FAISS's usual range is 4-16 x sqrt(N)), at most
 # items / 39 (FAISS wants >= 39 training points per cell).
 NLIST = 0
-NPROBE = 32
-# ~1 min of IVF scan on the 2-core CPU here (~15-30 ns per scored pair).
-MAX_SCORED_PAIRS = 2_000_000_000
+NPROBE = 64
+# ~2 min of IVF scan on the 2-core CPU here; 5M examples x 500k items fit it with
+# nprobe 64 (pool recall 0.999; nprobe 32 found 0.79: benchmarks/gcbs.py --scale).
+MAX_SCORED_PAIRS = 4_000_000_000
 # Links of one graph: ~60 bytes each through the graph and the reordering, so
 # ~1 GB; 1M examples keep the default 16 links per example.
 MAX_LINKS = 1 << 24
