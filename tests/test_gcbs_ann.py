@@ -1,5 +1,6 @@
 """GCBS's approximate hard-item pools (FAISS IVF) against a numpy oracle; the bounds."""
 
+import os
 import sys
 
 import numpy as np
@@ -11,6 +12,7 @@ from tfrs_irns.batching.gcbs import _positive_keys, embed_examples, gcbs_order, 
 from tfrs_irns.batching.gcbs_ann import PoolBuilder, ann_hard_items, import_faiss, plan_search
 from tfrs_irns.batching.gcbs_callback import GCBSCallback
 from tfrs_irns.batching.pipeline import TrainPipeline
+from tfrs_irns.cli.main import main
 from tfrs_irns.errors import UserError
 
 pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install -e '.[ann]')")
@@ -183,6 +185,16 @@ def test_missing_faiss_is_one_line_naming_the_key(monkeypatch):
     with pytest.raises(UserError, match="needs faiss"):
         GCBSCallback(TrainPipeline(users, items, 2), graph_builder="ann")
     GCBSCallback(TrainPipeline(users, items, 2), graph_builder="auto")  # auto on small data needs no faiss
+
+
+def test_train_with_ann_but_without_faiss_stops_before_the_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    code = main(["train", "--config", "configs/quickstart.yaml", "--output", str(tmp_path / "run"),
+                 "--set", "batching.strategy=gcbs", "--set", "batching.gcbs.graph_builder=ann"])
+    err = capsys.readouterr().err
+    assert code == 2 and "batching.gcbs.graph_builder: ann: the GCBS ann graph builder needs faiss" in err
+    assert err.count("\n") == 1
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_callback_passes_its_builder_to_the_order(monkeypatch):

@@ -76,7 +76,7 @@ def import_faiss() -> Any:
         import faiss  # noqa: PLC0415
     except ImportError:
         raise UserError(
-            "GCBS graph_builder 'ann' needs faiss, which is not installed: pip install -e '.[ann]' "
+            "the GCBS ann graph builder needs faiss, which is not installed: pip install -e '.[ann]' "
             "(or pip install faiss-cpu), or set batching.gcbs.graph_builder: exact"
         ) from None
     return faiss
@@ -112,6 +112,11 @@ def plan_search(
 @dataclass(frozen=True)
 class PoolBuilder:
     """How GCBS finds each user's hard items, and the bounds of one recompute.
+
+    A user's hard negatives are the unseen items its query vector scores
+    highest: a nearest-neighbour question. Scoring every item answers it
+    exactly and is affordable for a catalogue of thousands; an IVF index
+    answers it approximately, within a stated budget, for millions.
 
     ``kind``: ``"exact"`` scores every user x item pair; ``"ann"`` uses the
     IVF index (:func:`ann_hard_items`); ``"auto"`` is exact while

@@ -506,7 +506,15 @@ def ann_params(config: Config) -> "AnnParams":
 
 
 def check_export_extras(config: Config) -> None:
-    """``export.index: faiss`` needs the optional faiss: say so before training."""
+    """``export.index: faiss`` and GCBS's ``graph_builder: ann`` need the optional faiss: say so before training."""
+    if config.batching.strategy == "gcbs" and config.batching.gcbs.graph_builder == "ann":
+        from tfrs_irns.batching.gcbs_ann import import_faiss as gcbs_faiss
+        from tfrs_irns.errors import UserError
+
+        try:
+            gcbs_faiss()
+        except UserError as exc:
+            raise ConfigError(f"batching.gcbs.graph_builder: ann: {exc}") from None
     if config.export.index == "faiss":
         from tfrs_irns.errors import UserError
         from tfrs_irns.export.ann import import_faiss
