@@ -157,6 +157,10 @@ def test_max_links_caps_the_graph():
     _, info = hard_negative_graph(emb, 30, np.random.default_rng(0), links_per_example=16,
                                   builder=PoolBuilder("exact", max_links=3 * n + 7))
     assert info.links_per_example == 3 and info.num_links <= 3 * n
+    # Incoming links are thinned to twice the links asked for (16), not twice
+    # the 3 sent: a cut in memory must not unlink most examples.
+    assert np.bincount(info.dst, minlength=n).max() > 2 * 3
+    assert info.num_links >= 0.95 * 3 * n
     _, tiny = hard_negative_graph(emb, 30, np.random.default_rng(0), builder=PoolBuilder("exact", max_links=1))
     assert tiny.links_per_example == 1  # never fewer than one link per example
 

@@ -369,10 +369,12 @@ def hard_negative_graph(
             ok &= above <= emb.positive_scores()[src]
     src, dst = src[ok], dst[ok]
     # Thin the links into crowded examples to about 2k: a hub would make every
-    # BFS level of the reordering huge.
+    # BFS level of the reordering huge. (k as asked for: when max_links cut the
+    # links sent, a cap of twice that few would unlink most examples.)
+    most = 2 * int(min(pool, links_per_example))
     indeg = np.bincount(dst, minlength=n)
-    if indeg.max(initial=0) > 2 * k:
-        keep = rng.random(dst.shape[0], dtype=np.float32) * indeg[dst] < 2 * k
+    if indeg.max(initial=0) > most:
+        keep = rng.random(dst.shape[0], dtype=np.float32) * indeg[dst] < most
         src, dst = src[keep], dst[keep]
     forward = sp.csr_matrix(
         (np.ones(src.shape[0], np.int8), dst, np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])),
