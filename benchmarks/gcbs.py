@@ -30,11 +30,27 @@ Three measurements, all in this process, one after another:
    ``gcbs_order`` builds and reorders a 1M-example graph (synthetic, as in 3),
    against the stated budget :data:`MEMORY_BUDGET` — a dense N x N float32
    matrix would be 4 TB.
+6. **A recompute at scale** (``--scale``): 5M synthetic examples (200k users,
+   500k items, clustered as in 3) ordered with the default
+   ``graph_builder: auto`` (the FAISS IVF pools there) and default bounds:
+   wall and CPU seconds by phase, the peak RSS growth during the recompute
+   (sampled every 20 ms: FAISS's buffers are not seen by tracemalloc), the
+   search plan, the pools' recall against exact pools on a sample of users,
+   and the exact pool's time extrapolated from a sample of users.
+7. **Overhead to early stopping** (``--early-stopped``): ml-latest-small,
+   ``leave_last_out``, ``negatives.mode: in_batch`` with logQ, early stopping
+   on (patience 3, at most 50 epochs); random batches, GCBS (``auto``: exact
+   pools at this size), GCBS with ``graph_builder: ann``, with 4 links per
+   example and with ``every: 3``, alternating after a warm-up: ``model.fit``
+   wall and process CPU seconds, epochs, per-epoch ratios to random and test
+   ``hit_rate@100``.
 
     python benchmarks/gcbs.py                 # ~5 min on 2 cores
     python benchmarks/gcbs.py --skip-1m --repeats 1
     python benchmarks/gcbs.py --overhead --repeats 1 --json overhead.json
     python benchmarks/gcbs.py --memory --json memory.json
+    python benchmarks/gcbs.py --scale --json scale.json                # 6
+    python benchmarks/gcbs.py --early-stopped --repeats 1 --json es.json  # 7
 
 Other engineers may share the CPU: compare numbers of one run, not across runs.
 """
@@ -77,15 +93,18 @@ MEMORY_BUDGET = 2 * 1024**3
 
 
 def one_run(data_path: str, strategy: str, *extra: str) -> Any:
-    """One 12-epoch ml-latest-small run, timed."""
+    """One 12-epoch ml-latest-small run, timed (``extra`` overrides may replace the defaults)."""
     from tfrs_irns.runs.training import train
+
+    defaults = [f"data.path={data_path}", f"batching.strategy={strategy}", "export.enabled=false",
+                f"train.epochs={EPOCHS}", "train.early_stopping.enabled=false"]
+    given = {f.split("=")[0] for f in extra}
 
     config = load_config(
         str(ROOT / "configs" / "movielens-latest-small.yaml"),
         # The default run's length (early stopping keeps epoch ~10 of 13), fixed so both
         # strategies train the same number of epochs and their times compare.
-        [f"data.path={data_path}", f"batching.strategy={strategy}", "export.enabled=false",
-         f"train.epochs={EPOCHS}", "train.early_stopping.enabled=false", *extra],
+        [*(f for f in defaults if f.split("=")[0] not in given), *extra],
     )
     with tempfile.TemporaryDirectory() as run_dir:
         start, cpu = time.perf_counter(), time.process_time()
@@ -139,6 +158,127 @@ def memory(n: int) -> dict[str, Any]:
             "tracemalloc_peak_bytes": peak, "rss_peak_growth_bytes": max(0, rss_after - rss_before),
             "budget_bytes": MEMORY_BUDGET, "within_budget": peak <= MEMORY_BUDGET,
             "dense_n_by_n_float32_bytes": 4 * n * n, "num_links": result.num_links}
+
+
+EARLY_STOPPED = ("data.split=leave_last_out", "negatives.mode=in_batch", "negatives.logq=true",
+                 "train.epochs=50", "train.early_stopping.enabled=true")
+
+
+def early_stopped(data_path: str, repeats: int) -> list[dict[str, Any]]:
+    """Random vs GCBS (exact and ann pools) to early stopping, alternating in this process."""
+    variants = {
+        "random": ("random", *EARLY_STOPPED),
+        "gcbs (auto = exact here)": ("gcbs", *EARLY_STOPPED),
+        "gcbs, graph_builder ann": ("gcbs", *EARLY_STOPPED, "batching.gcbs.graph_builder=ann"),
+        # The two knobs that shorten the recompute here (graph and reordering
+        # grow with the links) or skip some: what meets 1.25x, measured.
+        "gcbs, links_per_example 4": ("gcbs", *EARLY_STOPPED, "batching.gcbs.links_per_example=4"),
+        "gcbs, every 3": ("gcbs", *EARLY_STOPPED, "batching.gcbs.every=3"),
+    }
+    one_run(data_path, "random", *EARLY_STOPPED)  # warm-up
+    runs: dict[str, list] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, args in variants.items():
+            runs[name].append(one_run(data_path, *args))
+    med = statistics.median
+
+    def row(name: str) -> dict[str, Any]:
+        found = [r.metrics for r in runs[name]]
+        history = [m["history"].get("gcbs_seconds", []) for m in found]
+        return {
+            "variant": name,
+            "train_seconds": med([m["train_seconds"] for m in found]),
+            "cpu_seconds": med([m["cpu_seconds"] for m in found]),
+            "epochs": med([m["epochs_run"] for m in found]),
+            "gcbs_seconds": med([float(np.nansum([np.nan if v is None else v for v in h])) for h in history]),
+            "hit_rate@100": med([m["hit_rate@100"] for m in found]),
+        }
+
+    rows = [row(name) for name in variants]
+    base = rows[0]
+    for r in rows:
+        r["ratio_wall"] = r["train_seconds"] / base["train_seconds"]
+        r["ratio_cpu"] = r["cpu_seconds"] / base["cpu_seconds"]
+        r["ratio_wall_per_epoch"] = r["ratio_wall"] * base["epochs"] / r["epochs"]
+        r["ratio_cpu_per_epoch"] = r["ratio_cpu"] * base["epochs"] / r["epochs"]
+    return rows
+
+
+class PeakRss:
+    """Peak resident memory above the starting point, sampled from /proc in a thread."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import threading
+
+        self.every, self.peak, self.base = every, 0, self.rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss() - self.base)
+            time.sleep(self.every)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss() - self.base)
+
+
+def at_scale(n: int, num_users: int, num_items: int, sample_users: int = 200, **bounds: int) -> dict[str, Any]:
+    """One recompute over ``n`` synthetic examples (default bounds unless ``bounds``
+    gives ``nprobe`` / ``max_scored_pairs`` / ``max_links``), its memory, and the pools' recall."""
+    from tfrs_irns.batching.gcbs import NEIGHBORS, _positive_keys
+    from tfrs_irns.batching.gcbs_ann import PoolBuilder, ann_hard_items, plan_search
+    from tfrs_irns.topk import Csr, rank_top_k
+
+    users, items, q, c = synthetic(n, num_users, num_items)
+    builder = PoolBuilder(**bounds)
+    with PeakRss() as rss:
+        clock, cpu = time.perf_counter(), time.process_time()
+        emb = embed_examples(users, items, lambda u: q[u], lambda v: c[v])
+        embed_s = time.perf_counter() - clock
+        result = gcbs_order(emb, 600, epoch=1, builder=builder)
+        seconds, cpu_s = time.perf_counter() - clock, time.process_time() - cpu
+    n_users, n_items = len(emb.user_ids), len(emb.item_ids)
+    plan = plan_search(n_users, n_items, builder.nlist, builder.nprobe, builder.max_scored_pairs)
+    # Recall of the pools on a sample of users: the same search (same cells and
+    # probes) against the exact pool, both over the user's non-positive items.
+    rng = np.random.default_rng(7)
+    who = np.sort(rng.choice(n_users, sample_users, replace=False))
+    pool = min(NEIGHBORS, result.links_per_example * int(np.bincount(emb.user_row).max()))
+    keys = _positive_keys(emb)
+    mine = np.isin(keys // n_items, who)
+    remap = np.full(n_users, -1, np.int64)
+    remap[who] = np.arange(sample_users)
+    sub_keys = np.sort(remap[keys[mine] // n_items] * n_items + keys[mine] % n_items)
+    approx, _, _ = ann_hard_items(emb.user_vectors[who], emb.item_vectors, pool, sub_keys, seed=1,
+                                  nlist=plan.nlist, nprobe=plan.nprobe, max_scored_pairs=1 << 62)
+    ptr = np.searchsorted(sub_keys, np.arange(sample_users + 1, dtype=np.int64) * n_items)
+    clock = time.perf_counter()
+    _, exact, _ = rank_top_k(emb.user_vectors[who], emb.item_vectors, pool, exclude=Csr(ptr, sub_keys % n_items))
+    exact_per_user = (time.perf_counter() - clock) / sample_users
+    recall = [len(set(a) & set(e)) / pool for a, e in zip(approx.tolist(), exact.tolist())]
+    return {
+        "examples": n, "users": n_users, "items": n_items, "builder": "ann" if builder.uses_ann(n_users, n_items)
+        else "exact", "seconds": seconds, "cpu_seconds": cpu_s, "phase_embed": embed_s,
+        "phase_graph": result.seconds["graph"], "phase_reorder": result.seconds["reorder"],
+        "peak_rss_growth_bytes": rss.peak, "budget_bytes": MEMORY_BUDGET, "within_budget": rss.peak <= MEMORY_BUDGET,
+        "nlist": plan.nlist, "nprobe": plan.nprobe, "users_searched": plan.users, "scored_pairs": plan.scored_pairs,
+        "pool": pool, "links_per_example": result.links_per_example, "num_links": result.num_links,
+        "isolated": result.isolated, "bandwidth": result.bandwidth,
+        "pool_recall_mean": float(np.mean(recall)), "pool_recall_p10": float(np.quantile(recall, 0.1)),
+        "exact_pools_seconds_estimate": exact_per_user * n_users,
+    }
 
 
 def share_of_run(data_path: str, repeats: int) -> tuple[dict[str, Any], Any]:
@@ -272,8 +412,40 @@ def main() -> None:
     parser.add_argument("--out", "--json", dest="out", help="also write the results as JSON here")
     parser.add_argument("--overhead", action="store_true", help="only the before/after overhead runs (4)")
     parser.add_argument("--memory", action="store_true", help="only the 1M-example memory measurement (5)")
+    parser.add_argument("--scale", action="store_true", help="only the recompute at scale (6)")
+    parser.add_argument("--users", type=int, default=200_000, help="users of --scale")
+    parser.add_argument("--items", type=int, default=500_000, help="items of --scale")
+    parser.add_argument("--nprobe", type=int, help="--scale: batching.gcbs.ann_nprobe (default: the library's)")
+    parser.add_argument("--max-scored-pairs", type=int, help="--scale: batching.gcbs.max_scored_pairs")
+    parser.add_argument("--max-links", type=int, help="--scale: batching.gcbs.max_links")
+    parser.add_argument("--early-stopped", action="store_true", help="only the runs to early stopping (7)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
+    if args.scale or args.early_stopped:
+        if args.scale:
+            n = args.examples if args.examples != 1_000_000 else 5_000_000
+            bounds = {key: value for key, value in (("nprobe", args.nprobe), ("max_scored_pairs", args.max_scored_pairs),
+                                                     ("max_links", args.max_links)) if value is not None}
+            results["scale"] = found = at_scale(n, args.users, args.items, **bounds)
+            for key, value in found.items():
+                print(f"  {key:28s} {value}")
+        if args.early_stopped:
+            results["early_stopped"] = rows = early_stopped(args.data, args.repeats)
+            print_table(
+                f"GCBS to early stopping on ml-latest-small, leave_last_out, in_batch + logQ "
+                f"(median of {args.repeats})",
+                "| variant | fit s | CPU s | epochs | GCBS s | × random wall | × random CPU | per epoch wall | "
+                "per epoch CPU | hit_rate@100 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                [[r["variant"], f"{r['train_seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['epochs']:.0f}",
+                  f"{r['gcbs_seconds']:.1f}", f"{r['ratio_wall']:.2f}", f"{r['ratio_cpu']:.2f}",
+                  f"{r['ratio_wall_per_epoch']:.2f}", f"{r['ratio_cpu_per_epoch']:.2f}",
+                  f"{r['hit_rate@100']:.4f}"] for r in rows],
+            )
+        results["loadavg"] = Path("/proc/loadavg").read_text().split()[:3]
+        print("  load average:", " ".join(results["loadavg"]))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=2, default=float))
+        return
     if args.overhead or args.memory:
         if args.overhead:
             rows = overhead(args.data, args.repeats)

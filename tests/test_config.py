@@ -152,6 +152,12 @@ def test_shipped_configs_load():
         ({"batching": {"gcbs": {"neighbors": 0}}}, r"batching\.gcbs\.neighbors: must be > 0, got 0$"),
         ({"experimental": {"gcbs_quantile": 1.0}}, r"experimental\.gcbs_quantile: must be in \(0, 1\), got 1\.0$"),
         ({"batching": {"gcbs": {"links_per_example": 0}}}, r"batching\.gcbs\.links_per_example: must be > 0, got 0$"),
+        ({"batching": {"gcbs": {"graph_builder": "faiss"}}},
+         r"batching\.gcbs\.graph_builder: expected one of 'auto', 'exact', 'ann', got 'faiss'"),
+        ({"batching": {"gcbs": {"ann_nlist": -1}}}, r"batching\.gcbs\.ann_nlist: must be >= 0, got -1$"),
+        ({"batching": {"gcbs": {"ann_nprobe": 0}}}, r"batching\.gcbs\.ann_nprobe: must be > 0, got 0$"),
+        ({"batching": {"gcbs": {"max_scored_pairs": 0}}}, r"batching\.gcbs\.max_scored_pairs: must be > 0, got 0$"),
+        ({"batching": {"gcbs": {"max_links": 0}}}, r"batching\.gcbs\.max_links: must be > 0, got 0$"),
         # The task's and the sampler's keys (the library objects now name their own arguments).
         ({"model": {"temperature": 0}}, r"model\.temperature: must be > 0, got 0$"),
         ({"model": {"temperature": -0.5}}, r"model\.temperature: must be > 0, got -0\.5$"),

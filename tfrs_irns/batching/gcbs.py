@@ -76,12 +76,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from tfrs_irns.batching.gcbs_ann import PoolBuilder, ann_hard_items
 from tfrs_irns.batching.params import GcbsParams
 from tfrs_irns.topk import Csr, rank_top_k
 
@@ -185,16 +186,22 @@ def _positive_keys(emb: ExampleEmbeddings) -> np.ndarray:
     return np.unique(emb.user_row.astype(np.int64) * len(emb.item_ids) + emb.item_row)
 
 
-def _hard_items(emb: ExampleEmbeddings, k: int, positives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hard_items(
+    emb: ExampleEmbeddings, k: int, positives: np.ndarray, builder: Optional[PoolBuilder] = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per unique user, its ``k`` best-scoring items that are not its positives.
 
     Returns item rows ``[U, k]`` and scores ``[U, k]`` (descending, ties to the
     lower item row; ``-inf`` and row -1 where a user has fewer than ``k``
     non-positive items). The package's ranking primitive
     (:func:`tfrs_irns.topk.rank_top_k`) does the work, positives excluded where
-    the scores are.
+    the scores are; or, when ``builder`` picks it, the approximate IVF search
+    of :mod:`tfrs_irns.batching.gcbs_ann` (seeded by ``seed``).
     """
     n_users, n_items = len(emb.user_ids), len(emb.item_ids)
+    if builder is not None and builder.uses_ann(n_users, n_items):
+        return ann_hard_items(emb.user_vectors, emb.item_vectors, k, positives, seed, builder.nlist, builder.nprobe,
+                              builder.max_scored_pairs)[:2]
     # positives are sorted user_row * n_items + item_row keys: one CSR row per user.
     ptr = np.searchsorted(positives, np.arange(n_users + 1, dtype=np.int64) * n_items)
     exclude = Csr(ptr.astype(np.int64), (positives % n_items).astype(np.int64))
@@ -253,16 +260,23 @@ def hard_negative_graph(
     ``graph="item_item"`` runs the same construction on
     :meth:`ExampleEmbeddings.item_view` (an example's "user" is its positive
     item); ``exclude_above_positive`` is the false-negative guard (see the
-    module docstring).
+    module docstring). ``graph_builder`` and its bounds pick how the pools
+    are found and cap the links (:class:`~tfrs_irns.batching.gcbs_ann.PoolBuilder`).
     """
     threshold, quantile, graph = params.threshold, params.quantile, params.graph
     exclude_above_positive = params.exclude_above_positive
+    builder = PoolBuilder.of(params)
     view = emb if graph == "user_item" else emb.item_view()
     n, n_items = len(emb), len(emb.item_ids)
     pool = int(min(params.neighbors, n_items))
-    k = int(min(pool, params.links_per_example))
+    k = int(min(pool, builder.links_per_example(params.links_per_example, n)))
     positives = _positive_keys(view)
-    rows, scores = _hard_items(view, pool, positives)
+    ann = builder.uses_ann(len(view.user_ids), n_items)
+    if ann and not exclude_above_positive:
+        # The r-th example of a user reads pool slots r*k .. r*k+k-1: beyond
+        # k x (most examples of one user) the pool is never read.
+        pool = int(min(pool, k * np.bincount(view.user_row).max(initial=1)))
+    rows, scores = _hard_items(view, pool, positives, builder, int(rng.integers(1 << 30)) if ann else 0)
     cut = estimate_quantile(view, quantile, rng) if threshold == "quantile" else -np.inf
     # Rows are sorted by score, so each user's pool is a prefix of its row.
     pool_size = (scores > cut).sum(axis=1)
@@ -290,10 +304,12 @@ def hard_negative_graph(
             ok &= above <= emb.positive_scores()[src]
     src, dst = src[ok], dst[ok]
     # Thin the links into crowded examples to about 2k: a hub would make every
-    # BFS level of the reordering huge.
+    # BFS level of the reordering huge. (k as asked for: when max_links cut the
+    # links sent, a cap of twice that few would unlink most examples.)
+    most = 2 * int(min(pool, params.links_per_example))
     indeg = np.bincount(dst, minlength=n)
-    if indeg.max(initial=0) > 2 * k:
-        keep = rng.random(dst.shape[0], dtype=np.float32) * indeg[dst] < 2 * k
+    if indeg.max(initial=0) > most:
+        keep = rng.random(dst.shape[0], dtype=np.float32) * indeg[dst] < most
         src, dst = src[keep], dst[keep]
     forward = sp.csr_matrix(
         (np.ones(src.shape[0], np.int8), dst, np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])),

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfrs_irns.batching.gcbs import embed_examples, gcbs_order
+from tfrs_irns.batching.gcbs_ann import import_faiss
 from tfrs_irns.batching.gcbs_diagnostics import compare_orders, links_in_batch
 from tfrs_irns.batching.params import GcbsParams
 from tfrs_irns.batching.pipeline import TrainPipeline
@@ -82,7 +83,9 @@ class GCBSCallback(tf.keras.callbacks.Callback):
       params: the GCBS settings (:class:`~tfrs_irns.batching.params.GcbsParams`,
         checked when built): the due epochs, the order itself (see
         :func:`~tfrs_irns.batching.gcbs.gcbs_order`; ``seed`` and the epoch
-        make each order reproducible) and ``diagnostics``, the similarity /
+        make each order reproducible), how the hard items are found and the
+        bounds of a recompute (``graph_builder``: ``"ann"`` checks here that
+        faiss is installed) and ``diagnostics``, the similarity /
         gap measures. Those are off by default: on ml-latest-small they took
         2.8 s of a 3.9 s recompute (``benchmarks/gcbs.py --overhead``), most
         of GCBS's share of a short run; turn them on to check that batches
@@ -121,6 +124,8 @@ class GCBSCallback(tf.keras.callbacks.Callback):
         self.pipeline = pipeline
         self.towers = towers
         self.gcbs = params if params is not None else GcbsParams()
+        if self.gcbs.graph_builder == "ann":
+            import_faiss()  # fail now, not after the first epoch
         self.log_dir = log_dir
         self.temperature = float(temperature)
         self.initial_epoch = int(initial_epoch)

@@ -70,6 +70,29 @@ class GcbsParams(Params):
         False, "log the paper's diagnostics (similarities, loss-gap estimate) per GCBS epoch; off by default: "
         "they cost more than the order itself"
     )
+    graph_builder: Literal["auto", "exact", "ann"] = param(
+        "auto", "how each user's hard items are found: exact scores every user x item pair; ann searches a FAISS "
+        "IVF index over the item embeddings (pip install -e '.[ann]'); auto: exact up to 2^28 user x item pairs, "
+        "ann above"
+    )
+    # 0: 4 x sqrt(items) cells (FAISS's usual range is 4-16 x sqrt(N)), at most
+    # items / 39 (FAISS wants >= 39 training points per cell).
+    ann_nlist: int = param(0, "IVF cells of the ann builder (0: 4 x sqrt(items), at most items / 39)", check=NON_NEGATIVE)
+    ann_nprobe: int = param(
+        64, "IVF cells scanned per user by the ann builder (lowered to fit max_scored_pairs)", check=POSITIVE
+    )
+    # ~2 min of IVF scan on the 2-core CPU here; 5M examples x 500k items fit it with
+    # nprobe 64 (pool recall 0.999; nprobe 32 found 0.79: benchmarks/gcbs.py --scale).
+    max_scored_pairs: int = param(
+        4_000_000_000, "time bound of an ann recompute: users x (nlist + nprobe x items / nlist) scored pairs at "
+        "most; nprobe drops, then only a seeded sample of users gets hard items", check=POSITIVE
+    )
+    # Links of one graph: ~60 bytes each through the graph and the reordering, so
+    # ~1 GB; 1M examples keep the default 16 links per example.
+    max_links: int = param(
+        16_777_216, "memory bound of a recompute (~60 bytes per link): links per example drop to "
+        "max_links / examples (at least 1)", check=POSITIVE
+    )
 
     def is_due(self, epoch: int) -> bool:
         """Whether GCBS orders 1-based ``epoch`` (as Keras prints it)."""

@@ -488,7 +488,18 @@ def profile_batch(config: Config, pipeline: Any) -> Any:
 
 
 def check_export_extras(config: Config) -> None:
-    """``export.index: faiss`` needs the optional faiss: say so before training."""
+    """``export.index: faiss`` and GCBS's ``graph_builder: ann`` need the optional faiss: say so before training."""
+    if config.batching.strategy == "gcbs" and config.batching.gcbs.graph_builder == "ann":
+        from tfrs_irns.batching.gcbs_ann import import_faiss as gcbs_faiss
+        from tfrs_irns.errors import UserError
+
+        try:
+            gcbs_faiss()
+        except UserError:
+            raise ConfigError(
+                "batching.gcbs.graph_builder: ann needs faiss, which is not installed: pip install -e '.[ann]' "
+                "(or pip install faiss-cpu), or set batching.gcbs.graph_builder: exact"
+            ) from None
     if config.export.index == "faiss":
         from tfrs_irns.errors import UserError
         from tfrs_irns.export.ann import import_faiss
