@@ -124,14 +124,24 @@ class EarlyStoppingConfig:
 class DistributionConfig:
     """Where training runs: one device, several local devices, or several machines (tf.distribute)."""
 
-    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = param(
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "parameter_server"] = param(
         "auto", "auto: MirroredStrategy over the local GPUs when there are several, else one device; "
         "mirrored: MirroredStrategy over the local GPUs (or logical_cpus CPUs); multi_worker: "
-        "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable"
+        "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable; "
+        "parameter_server: ParameterServerStrategy (TF_CONFIG with chief, ps and worker tasks), the id tables "
+        "split by rows across the parameter servers, asynchronous workers (docs/scaling.md)"
     )
     logical_cpus: Optional[int] = param(
         None, "split the host CPU into this many logical devices (mirrored on a machine without GPUs; "
         "null: one CPU device)", check=POSITIVE
+    )
+    num_shards: Optional[int] = param(
+        None, "parameter_server: split each large variable (the id tables) into at most this many row shards "
+        "(null: one per parameter server)", check=POSITIVE
+    )
+    min_shard_bytes: int = param(
+        262144, "parameter_server: the smallest shard; a variable under twice this size stays whole on one "
+        "parameter server", check=POSITIVE
     )
 
 
