@@ -12,10 +12,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfrs_irns.errors import ConfigError
-from tfrs_irns.runs.parameter_server import check_cluster
+from tfrs_irns.config import from_dict
+from tfrs_irns.runs.parameter_server import check_cluster, tf_config, worker_dataset
 
 from helpers import with_tiny
 
@@ -24,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 2 shards of the 401-row item table (102 KB) and the 201-row user table (51 KB) need a small minimum.
 SETTINGS = [
     "train.distribution.strategy=parameter_server", "train.distribution.min_shard_bytes=8192",
-    "train.epochs=3", "negatives.sampler=unigram", "train.early_stopping.enabled=false",
+    "train.epochs=3", "negatives.sampler=unigram", "train.early_stopping.enabled=false", "export.enabled=true",
 ]
 
 
@@ -40,10 +42,11 @@ def free_ports(n):
     return ports
 
 
-def start(task, index, cluster, out):
+def start(task, index, cluster, out, exports):
     tf_config = json.dumps({"cluster": cluster, "task": {"type": task, "index": index}})
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=tf_config)
-    args = ["train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set", *with_tiny(*SETTINGS)]
+    args = ["train", "--config", "configs/quickstart.yaml", "--output", str(out), "--set",
+            *with_tiny(*SETTINGS, f"export.base_dir={exports}")]
     return subprocess.Popen([sys.executable, "-m", "tfrs_irns.cli.main", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
@@ -54,8 +57,9 @@ def cluster_run(tmp_path_factory):
     ports = free_ports(5)
     cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "ps": [f"127.0.0.1:{p}" for p in ports[1:3]],
                "worker": [f"127.0.0.1:{p}" for p in ports[3:]]}
-    servers = [start(task, i, cluster, out) for task in ("ps", "worker") for i in range(2)]
-    chief = start("chief", 0, cluster, out)
+    exports = out.parent / "exports"
+    servers = [start(task, i, cluster, out, exports) for task in ("ps", "worker") for i in range(2)]
+    chief = start("chief", 0, cluster, out, exports)
     try:
         stdout, stderr = chief.communicate(timeout=TIMEOUT)
     finally:
@@ -85,12 +89,16 @@ def test_id_tables_are_split_across_the_two_parameter_servers(cluster_run):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_the_workers_train_the_model(cluster_run):
-    metrics, _ = cluster_run
-    loss = metrics["history"]["loss"]
-    assert len(loss) == 3 and loss[-1] < loss[0]
-    # 400 items: random embeddings put a test item in the top 100 a quarter of the time.
-    assert metrics["hit_rate@100"] > 0.5
+def test_the_workers_train_a_model_that_ranks_and_exports(cluster_run):
+    metrics, stdout = cluster_run
+    # The logged loss is one step's (the last one an epoch dispatched), asynchronous: too noisy
+    # to compare across epochs. The ranking is not: with 400 items, random embeddings put a test
+    # item in the top 100 a quarter of the time and popularity 0.49 of the time here; one device
+    # trained the same 3 epochs reaches 0.86.
+    assert len(metrics["history"]["loss"]) == 3 and all(np.isfinite(metrics["history"]["loss"]))
+    assert metrics["hit_rate@100"] > 0.7
+    assert metrics["hit_rate@100"] > metrics["popular_baseline"]["hit_rate@100"] + 0.2
+    assert "exported to" in stdout or "not published" in stdout
 
 
 @pytest.mark.parametrize(
@@ -105,3 +113,48 @@ def test_the_workers_train_the_model(cluster_run):
 def test_a_cluster_without_what_it_needs_is_one_line(tf_config, message):
     with pytest.raises(ConfigError, match=f"^train.distribution.strategy=parameter_server: {message}"):
         check_cluster(tf_config)
+
+
+def test_without_tf_config_is_one_line(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="^train.distribution.strategy=parameter_server reads the cluster from the "
+                       "TF_CONFIG environment variable, which is not set$"):
+        tf_config("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", "[1, 2]")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not a JSON object$"):
+        tf_config("parameter_server")
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"batching": {"strategy": "gcbs"}}, "needs batching.strategy: random"),
+        ({"data": {"streaming": True, "source": "csv", "duplicates": "keep_all"}}, "does not support data.streaming: true"),
+    ],
+)
+def test_what_parameter_servers_do_not_support_is_refused_at_load(setting, message):
+    raw = {"train": {"distribution": {"strategy": "parameter_server"}}, **setting}
+    with pytest.raises(ConfigError, match=f"train.distribution.strategy=parameter_server {message}"):
+        from_dict(raw)
+
+
+class _Context:
+    """What a DatasetCreator's function reads of its ``tf.distribute.InputContext``."""
+
+    def __init__(self, index, count):
+        self.input_pipeline_id, self.num_input_pipelines = index, count
+
+
+def test_each_worker_reads_its_own_share_in_its_own_order():
+    arrays = {"user": np.arange(40, dtype=np.int32), "item": np.arange(40, dtype=np.int32) + 100}
+    creator = worker_dataset(arrays, batch_size=4, seed=3)
+    shares = []
+    for index in range(2):
+        batches = list(creator(_Context(index, 2)).take(10).as_numpy_iterator())  # 2 passes over 20 rows
+        users = np.concatenate([b["user"] for b in batches])
+        np.testing.assert_array_equal(np.concatenate([b["item"] for b in batches]), users + 100)  # rows kept whole
+        first, second = users[:20], users[20:]
+        assert sorted(first) == sorted(second)  # endless: every epoch of the share is all of it
+        assert list(first) != list(second)  # reshuffled each pass
+        shares.append(set(first))
+    assert shares[0].isdisjoint(shares[1]) and shares[0] | shares[1] == set(range(40))

@@ -451,6 +451,20 @@ def _streaming_supported(config: Config) -> Optional[str]:
     return None
 
 
+def _parameter_server_supported(config: Config) -> Optional[str]:
+    if config.train.distribution.strategy != "parameter_server":
+        return None
+    # Each worker reads its own share of the in-memory examples in a seeded random order.
+    prefix = "train.distribution.strategy=parameter_server"
+    if config.batching.strategy != "random":
+        return f"{prefix} needs batching.strategy: random (the GCBS order is planned on one process, not the workers)"
+    if config.train.sequence_training:
+        return f"{prefix} does not support train.sequence_training: true"
+    if config.data.streaming:
+        return f"{prefix} does not support data.streaming: true (the workers read the examples held in memory)"
+    return None
+
+
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -513,6 +527,12 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         "`data.streaming: true` needs source csv or parquet, split random or leave_last_out, duplicates keep_all, "
         "no history user tower and batching.strategy random",
         _streaming_supported,
+    ),
+    (
+        ("train.distribution.strategy", "batching.strategy", "train.sequence_training", "data.streaming"),
+        "`train.distribution.strategy: parameter_server` needs `batching.strategy: random`, no sequence training "
+        "and no streaming",
+        _parameter_server_supported,
     ),
 ]
 
