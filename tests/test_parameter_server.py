@@ -17,6 +17,7 @@ import pytest
 
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.config import from_dict
+from tfrs_irns.runs.training import evaluate_run, load_run
 from tfrs_irns.runs.parameter_server import check_cluster, tf_config, worker_dataset
 
 from helpers import with_tiny
@@ -69,13 +70,13 @@ def cluster_run(tmp_path_factory):
             proc.wait()
     assert chief.returncode == 0, stderr[-3000:]
     with open(out / "metrics.json", encoding="utf-8") as fh:
-        return json.load(fh), stdout
+        return json.load(fh), stdout, out
 
 
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_id_tables_are_split_across_the_two_parameter_servers(cluster_run):
-    metrics, _ = cluster_run
+    metrics, _, _ = cluster_run
     info = metrics["distribution"]
     assert info["strategy"] == "parameter_server"
     assert info["num_workers"] == 2 and info["num_ps"] == 2
@@ -90,7 +91,7 @@ def test_id_tables_are_split_across_the_two_parameter_servers(cluster_run):
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_the_workers_train_a_model_that_ranks_and_exports(cluster_run):
-    metrics, stdout = cluster_run
+    metrics, stdout, _ = cluster_run
     # The logged loss is one step's (the last one an epoch dispatched), asynchronous: too noisy
     # to compare across epochs. The ranking is not: with 400 items, random embeddings put a test
     # item in the top 100 a quarter of the time and popularity 0.49 of the time here; one device
@@ -136,6 +137,15 @@ def test_what_parameter_servers_do_not_support_is_refused_at_load(setting, messa
     raw = {"train": {"distribution": {"strategy": "parameter_server"}}, **setting}
     with pytest.raises(ConfigError, match=f"train.distribution.strategy=parameter_server {message}"):
         from_dict(raw)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_run_loads_on_one_device_with_the_same_answers(cluster_run):
+    metrics, _, out = cluster_run
+    run = load_run(str(out))  # the row shards restore into whole tables
+    again = evaluate_run(run.config, run.data, run.model)
+    assert again["hit_rate@100"] == metrics["hit_rate@100"] and again["mrr"] == metrics["mrr"]
 
 
 class _Context:

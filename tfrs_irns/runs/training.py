@@ -309,7 +309,7 @@ def finish(p: Prepared, s: Session, f: Fitted) -> Run:
     before leaves a run ``--resume`` can finish), then the export and its record."""
     config, folder = p.config, p.folder
     metrics = _metrics(p, s, f)
-    run = Run(config, p.data.catalogue, s.model, folder.path, p.data, metrics, is_chief=p.chief)
+    run = Run(config, p.data.catalogue, _handed_on(p, s), folder.path, p.data, metrics, is_chief=p.chief)
     if p.chief:
         folder.write_metrics(metrics)
         folder.delete_backup()
@@ -326,6 +326,16 @@ def finish(p: Prepared, s: Session, f: Fitted) -> Run:
             metrics.update(run.exported.recorded)
             folder.write_metrics(metrics)
     return run
+
+
+def _handed_on(p: Prepared, s: Session) -> TwoTowerModel:
+    """The model the run hands on (its export, :class:`Run`). A parameter-server model is
+    rebuilt on this process from its saved weights: a SavedModel cannot hold its per-worker tables."""
+    if not is_parameter_server(p.strategy):
+        return s.model
+    model = build_model(p.config, p.data, history=p.history)
+    model.load_weights(RunDir(s.out_dir).weights).expect_partial()  # no optimizer: its slots stay unread
+    return model
 
 
 def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
