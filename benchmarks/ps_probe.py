@@ -8,6 +8,18 @@ process: builds the tiny quickstart model in the strategy's scope with a
 every variable is placed, the losses, and a test hit rate; kills only the
 servers it started (by PID).
 
+Finding (2026-12-02, tf 2.21 / tf-keras 2.21 / TFRS 0.7.7): it works as is.
+The id tables become ``ShardedVariable`` s of 2 parts, one per PS; the tf-keras
+``Embedding`` gathers from them and its sparse gradients update them; TFRS's
+``Model.train_step`` (the package's ``TwoTowerModel``) and ``IRNSRetrieval``'s
+stateless sampling need no change; ``model.fit`` takes the
+``DatasetCreator`` with ``steps_per_epoch``. ``--worker-tables`` makes the
+sampler's and logQ's tables per-worker variables (``per_worker_variable=True``
+through a variable creator scope). The one change the package needed:
+``set_oov_row_to_mean`` assigned ``table[0]``, which a ``ShardedVariable``
+has no view for (now a ``scatter_update``). The wired-in version is
+``train.distribution.strategy: parameter_server`` (tests/test_parameter_server.py).
+
     TF_USE_LEGACY_KERAS=1 PYTHONPATH=. python benchmarks/ps_probe.py
     python benchmarks/ps_probe.py --steps 20 --epochs 3 --timeout 120
 """
@@ -15,6 +27,7 @@ servers it started (by PID).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -24,13 +37,12 @@ import time
 
 
 def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    """``n`` ports free on 127.0.0.1: all bound at once (so distinct), then released."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def serve(job: str, index: int, cluster: dict) -> None:
@@ -55,15 +67,6 @@ def start_servers(cluster: dict) -> list[subprocess.Popen]:
     return procs
 
 
-def worker_tables(next_creator, **kwargs):
-    """Non-trainable, unaggregated variables (the sampler's and logQ's tables) as per-worker variables."""
-    import tensorflow as tf
-
-    if not kwargs.get("trainable", True) and kwargs.get("aggregation") in (None, tf.VariableAggregation.NONE):
-        kwargs["per_worker_variable"] = True
-    return next_creator(**kwargs)
-
-
 def coordinate(cluster: dict, args: argparse.Namespace) -> dict:
     import numpy as np
     import tensorflow as tf
@@ -72,6 +75,7 @@ def coordinate(cluster: dict, args: argparse.Namespace) -> dict:
     from tfrs_irns.data.prepare import prepare_data
     from tfrs_irns.evaluation.evaluate import evaluate_model
     from tfrs_irns.runs.build import build_model, make_optimizer
+    from tfrs_irns.runs.parameter_server import worker_tables
 
     overrides = [
         "data.synthetic.num_users=200", "data.synthetic.num_items=400", "data.synthetic.num_interactions=6000",
@@ -88,7 +92,7 @@ def coordinate(cluster: dict, args: argparse.Namespace) -> dict:
     strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
     data = prepare_data(config.data)
     with strategy.scope():
-        with tf.variable_creator_scope(worker_tables if args.worker_tables else (lambda next_creator, **kw: next_creator(**kw))):
+        with worker_tables(strategy) if args.worker_tables else contextlib.nullcontext():
             model = build_model(config, data)
         model.compile(optimizer=make_optimizer(config), steps_per_execution=args.steps_per_execution)
     placement = {}

@@ -13,7 +13,6 @@ test hit rate (ranks of 1,200 test pairs from near-identical embeddings) to
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -23,7 +22,7 @@ import pytest
 from tfrs_irns.config import from_dict
 from tfrs_irns.errors import ConfigError
 
-from helpers import with_tiny
+from helpers import free_ports, with_tiny
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]
@@ -61,16 +60,6 @@ def finish(procs):
 def metrics(folder):
     with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

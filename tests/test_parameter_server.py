@@ -20,7 +20,7 @@ from tfrs_irns.config import from_dict
 from tfrs_irns.runs.training import evaluate_run, load_run
 from tfrs_irns.runs.parameter_server import check_cluster, tf_config, worker_dataset
 
-from helpers import with_tiny
+from helpers import free_ports, with_tiny
 
 TIMEOUT = 150
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,18 +29,6 @@ SETTINGS = [
     "train.distribution.strategy=parameter_server", "train.distribution.min_shard_bytes=8192",
     "train.epochs=3", "negatives.sampler=unigram", "train.early_stopping.enabled=false", "export.enabled=true",
 ]
-
-
-def free_ports(n):
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start(task, index, cluster, out, exports):
