@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any, Callable, Iterator, Mapping, NoReturn
+from typing import Any, Callable, Iterator, Mapping, NoReturn, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -72,7 +72,7 @@ def check_cluster(parsed: Mapping[str, Any]) -> str:
     return str(kind)
 
 
-def make_parameter_server_strategy(num_shards: Any, min_shard_bytes: int) -> tf.distribute.Strategy:
+def make_parameter_server_strategy(num_shards: Optional[int], min_shard_bytes: int) -> tf.distribute.Strategy:
     """The coordinator's ``ParameterServerStrategy`` over the TF_CONFIG cluster, whose
     partitioner splits every variable of at least ``2 × min_shard_bytes`` into up
     to ``num_shards`` row shards (None: one per PS). On a ``ps`` or ``worker``
