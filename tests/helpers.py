@@ -169,3 +169,16 @@ def assert_same_metrics(one, combined):
             assert math.isclose(combined[key], value, rel_tol=1e-12), key
         else:
             assert combined[key] == value, key
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` TCP ports free on 127.0.0.1 now (for a local cluster's TF_CONFIG)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -13,7 +13,6 @@ test hit rate (ranks of 1,200 test pairs from near-identical embeddings) to
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from tfrs_irns.evaluation.evaluate import evaluate_embeddings
 from tfrs_irns.evaluation.shares import WorkerShare
 from tfrs_irns.evaluation.streamed import evaluate_streamed
 
-from helpers import TINY_CSV_OVERRIDES, assert_same_metrics, with_tiny, write_tiny_csv
+from helpers import TINY_CSV_OVERRIDES, assert_same_metrics, free_ports, with_tiny, write_tiny_csv
 
 TIMEOUT = 240
 SETTINGS = ["train.epochs=2", "data.synthetic.num_interactions=4000"]
@@ -65,16 +64,6 @@ def finish(procs):
 def metrics(folder):
     with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as fh:
         return json.load(fh)
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")

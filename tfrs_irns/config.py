@@ -124,14 +124,24 @@ class EarlyStoppingConfig:
 class DistributionConfig:
     """Where training runs: one device, several local devices, or several machines (tf.distribute)."""
 
-    strategy: Literal["auto", "one_device", "mirrored", "multi_worker"] = param(
+    strategy: Literal["auto", "one_device", "mirrored", "multi_worker", "parameter_server"] = param(
         "auto", "auto: MirroredStrategy over the local GPUs when there are several, else one device; "
         "mirrored: MirroredStrategy over the local GPUs (or logical_cpus CPUs); multi_worker: "
-        "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable"
+        "MultiWorkerMirroredStrategy, the cluster read from the TF_CONFIG environment variable; "
+        "parameter_server: ParameterServerStrategy (TF_CONFIG with chief, ps and worker tasks), the id tables "
+        "split by rows across the parameter servers, asynchronous workers (docs/scaling.md)"
     )
     logical_cpus: Optional[int] = param(
         None, "split the host CPU into this many logical devices (mirrored on a machine without GPUs; "
         "null: one CPU device)", check=POSITIVE
+    )
+    num_shards: Optional[int] = param(
+        None, "parameter_server: split each large variable (the id tables) into at most this many row shards "
+        "(null: one per parameter server)", check=POSITIVE
+    )
+    min_shard_bytes: int = param(
+        262144, "parameter_server: the smallest shard; a variable under twice this size stays whole on one "
+        "parameter server", check=POSITIVE
     )
 
 
@@ -441,6 +451,20 @@ def _streaming_supported(config: Config) -> Optional[str]:
     return None
 
 
+def _parameter_server_supported(config: Config) -> Optional[str]:
+    if config.train.distribution.strategy != "parameter_server":
+        return None
+    # Each worker reads its own share of the in-memory examples in a seeded random order.
+    prefix = "train.distribution.strategy=parameter_server"
+    if config.batching.strategy != "random":
+        return f"{prefix} needs batching.strategy: random (the GCBS order is planned on one process, not the workers)"
+    if config.train.sequence_training:
+        return f"{prefix} does not support train.sequence_training: true"
+    if config.data.streaming:
+        return f"{prefix} does not support data.streaming: true (the workers read the examples held in memory)"
+    return None
+
+
 # (keys involved, the rule in words, check returning the message or None), in
 # the order they are checked.
 _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]]] = [
@@ -503,6 +527,12 @@ _CROSS_RULES: list[tuple[tuple[str, ...], str, Callable[[Config], Optional[str]]
         "`data.streaming: true` needs source csv or parquet, split random or leave_last_out, duplicates keep_all, "
         "no history user tower and batching.strategy random",
         _streaming_supported,
+    ),
+    (
+        ("train.distribution.strategy", "batching.strategy", "train.sequence_training", "data.streaming"),
+        "`train.distribution.strategy: parameter_server` needs `batching.strategy: random`, no sequence training "
+        "and no streaming",
+        _parameter_server_supported,
     ),
 ]
 

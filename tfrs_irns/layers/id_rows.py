@@ -43,11 +43,14 @@ def set_oov_row_to_mean(table: tf.Variable, trained: Optional[tf.Tensor] = None)
     """
     if table.shape[0] <= 1:
         return
+    rows = tf.convert_to_tensor(table)
     if trained is None:
-        table[0].assign(tf.reduce_mean(table[1:], axis=0))
+        mean = tf.reduce_mean(rows[1:], axis=0)
     else:
         mask = tf.convert_to_tensor(trained)[:, None]
-        table[0].assign(tf.reduce_sum(table * mask, axis=0) / tf.maximum(tf.reduce_sum(mask), 1.0))
+        mean = tf.reduce_sum(rows * mask, axis=0) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    # A scatter, not ``table[0].assign``: a table split in row shards (parameter servers) has no row views.
+    table.scatter_update(tf.IndexedSlices(mean[None], tf.constant([0])))
 
 
 class IdRowsMixin:

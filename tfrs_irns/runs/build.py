@@ -10,7 +10,6 @@ words, before anything trains.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import Any, Iterator, Optional, Union
 
@@ -32,6 +31,9 @@ from tfrs_irns.layers.history import HistoryQueryTower
 from tfrs_irns.layers.item_content import ContentItemTower, catalogue_vocabulary, encode_catalogue, make_encoders
 from tfrs_irns.layers.towers import CandidateTower, QueryTower
 from tfrs_irns.models.two_tower import TwoTowerModel
+from tfrs_irns.runs.parameter_server import (
+    cluster_jobs, is_parameter_server, make_parameter_server_strategy, tf_config,
+)
 from tfrs_irns.sampling.samplers import NegativeSampler, UniformSampler, UnigramSampler
 from tfrs_irns.evaluation.params import monitor_mode, validation_keys
 from tfrs_irns.tasks.irns import IRNSRetrieval
@@ -312,16 +314,10 @@ def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
     set_logical_cpus(distribution.logical_cpus)
     name = distribution.strategy
     if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ConfigError(
-                "train.distribution.strategy=multi_worker reads the cluster from the TF_CONFIG environment "
-                "variable, which is not set"
-            )
-        try:
-            json.loads(os.environ["TF_CONFIG"])
-        except ValueError as exc:
-            raise ConfigError(f"train.distribution.strategy=multi_worker: TF_CONFIG is not JSON ({exc})") from None
+        tf_config(name)
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":  # on a ps or worker task this serves and never returns
+        return make_parameter_server_strategy(distribution.num_shards, distribution.min_shard_bytes)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = gpus or tf.config.list_logical_devices("CPU")
@@ -331,6 +327,8 @@ def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:
     """The ``train.distribution.strategy`` word for a strategy (``auto`` resolved)."""
+    if is_parameter_server(strategy):
+        return "parameter_server"
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return "multi_worker"
     if isinstance(strategy, tf.distribute.MirroredStrategy):
@@ -340,6 +338,8 @@ def strategy_name(strategy: tf.distribute.Strategy) -> str:
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:
     """Machines (TF_CONFIG chief and workers) training together; 1 without a cluster."""
+    if is_parameter_server(strategy):  # the chief coordinates; the workers train
+        return len(cluster_jobs().get("worker", []))
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None:
         return 1

@@ -52,6 +52,7 @@ from tfrs_irns.runs.build import (
     make_optimizer, make_strategy, pipeline_extras, sequence_train_pipeline, user_history,
 )
 from tfrs_irns.runs.console import EpochLine
+from tfrs_irns.runs.parameter_server import is_parameter_server, placement, worker_dataset, worker_tables
 from tfrs_irns.runs.rundir import RunDir, default_run_dir, strict_json
 from tfrs_irns.runs.wording import config_words
 
@@ -220,7 +221,8 @@ def build(p: Prepared, extra_callbacks: Sequence[tf.keras.callbacks.Callback] = 
     config = p.config
     pipeline = _pipeline(p)
     with p.strategy.scope():  # mirrored variables, optimizer slots included
-        model = build_model(config, p.data, history=p.history)
+        with worker_tables(p.strategy):  # parameter_server: data tables per worker, not on the PS
+            model = build_model(config, p.data, history=p.history)
         model.compile(optimizer=make_optimizer(config), **compile_options(config))
         # Slots now, in scope: a backup restores into them, and BackupAndRestore wants a built model.
         model.optimizer.build(model.trainable_variables)
@@ -291,8 +293,16 @@ def fit(p: Prepared, s: Session) -> Fitted:
     # An early-stopped backup trains no more epochs; fit still runs the callbacks' ends.
     restored = s.restored
     epochs = restored.initial_epoch if restored is not None and restored.stopped else p.config.train.epochs
-    fit_input = worker_input(s.pipeline, p.strategy) or {"x": _sharded(s.pipeline.dataset)}
-    s.model.fit(**fit_input, epochs=epochs, callbacks=s.callbacks, verbose=0)
+    if is_parameter_server(p.strategy):  # the coordinator counts the steps of each worker's endless share
+        data = p.data.train
+        arrays = {"user": data.user, "item": data.item, **pipeline_extras(p.history)}
+        s.model.fit(
+            worker_dataset(arrays, p.config.train.batch_size, p.config.train.seed), epochs=epochs,
+            steps_per_epoch=s.pipeline.steps_per_epoch, callbacks=s.callbacks, verbose=0,
+        )
+    else:
+        fit_input = worker_input(s.pipeline, p.strategy) or {"x": _sharded(s.pipeline.dataset)}
+        s.model.fit(**fit_input, epochs=epochs, callbacks=s.callbacks, verbose=0)
     epochs_run = len(s.backup.history.get("loss", []))
     fitted = Fitted(s.backup.train_seconds, epochs_run, _best_epoch(s.callbacks, epochs_run), s.backup.history)
     s.model.set_oov_user_to_mean()
@@ -307,7 +317,7 @@ def finish(p: Prepared, s: Session, f: Fitted) -> Run:
     before leaves a run ``--resume`` can finish), then the export and its record."""
     config, folder = p.config, p.folder
     metrics = _metrics(p, s, f)
-    run = Run(config, p.data.catalogue, s.model, folder.path, p.data, metrics, is_chief=p.chief)
+    run = Run(config, p.data.catalogue, _handed_on(p, s), folder.path, p.data, metrics, is_chief=p.chief)
     if p.chief:
         folder.write_metrics(metrics)
         folder.delete_backup()
@@ -326,6 +336,16 @@ def finish(p: Prepared, s: Session, f: Fitted) -> Run:
     return run
 
 
+def _handed_on(p: Prepared, s: Session) -> TwoTowerModel:
+    """The model the run hands on (its export, :class:`Run`). A parameter-server model is
+    rebuilt on this process from its saved weights: a SavedModel cannot hold its per-worker tables."""
+    if not is_parameter_server(p.strategy):
+        return s.model
+    model = build_model(p.config, p.data, history=p.history)
+    model.load_weights(RunDir(s.out_dir).weights).expect_partial()  # no optimizer: its slots stay unread
+    return model
+
+
 def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
     """``metrics.json``: the test metrics, and how training went."""
     metrics = evaluate_run(p.config, p.data, s.model, share=worker_share(p.strategy))  # each worker ranks its share
@@ -340,7 +360,7 @@ def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
         # 1-based epoch whose weights were kept (early stopping restores the best one).
         best_epoch=f.best_epoch,
         history=f.history,
-        distribution=distribution_info(p.config, p.strategy),
+        distribution={**distribution_info(p.config, p.strategy), **placement(p.strategy, s.model)},
         data_fingerprint=p.data.fingerprint,
         duplicate_rows=p.data.duplicate_rows,
         validation=validation_result(p.config, f.history, f.best_epoch),
