@@ -277,7 +277,8 @@ def streaming_fingerprint(cfg: DataParams) -> str:
 class StreamedData:
     """A streamed dataset: the prepared vocabularies and held-out splits, and the shard files.
 
-    ``data.train`` is empty unless it was loaded (``load_train``); ``num_train`` counts the training rows.
+    ``data.train`` is empty unless it was loaded (``load_train``), ``data.test`` when it was
+    not (``load_test``); ``rows`` counts every split's rows.
     """
 
     data: PreparedData
@@ -626,19 +627,23 @@ def streamed_summary(cfg: DataParams, cache_root: str) -> dict[str, Any]:
     }
 
 
-def prepare_streamed(cfg: DataParams, cache_root: str, load_train: bool = False) -> StreamedData:
+def prepare_streamed(
+    cfg: DataParams, cache_root: str, load_train: bool = False, load_test: bool = True
+) -> StreamedData:
     """The shards of ``cfg``'s data (built in one bounded-memory pass, or reused), with the
     vocabularies, item side table and held-out splits as :class:`PreparedData`.
 
     ``cache_root`` is used unless ``cfg.cache_dir`` is set. ``load_train`` also reads the
-    training split into memory (evaluation with ``exclude_seen`` needs it).
+    training split into memory (evaluation with ``exclude_seen`` needs it); without
+    ``load_test`` the test split stays on disk (evaluated from its shards,
+    :func:`~tfrs_irns.evaluation.streamed.evaluate_streamed`).
     """
     folder, meta, reused = _cache(cfg, cache_root)
     info = saved_info(folder)
     data = PreparedData(
         load_snapshot(folder),
         validation=read_split(folder, meta["files"]["validation"], meta["rows"]["validation"]),
-        test=read_split(folder, meta["files"]["test"], meta["rows"]["test"]),
+        test=read_split(folder, meta["files"]["test"], meta["rows"]["test"]) if load_test else EncodedSplit.empty(),
         train=read_split(folder, meta["files"]["train"], meta["rows"]["train"]) if load_train else EncodedSplit.empty(),
         description=info.get("description", ""),
         skipped_rows=int(info.get("skipped_rows", 0)),

@@ -169,7 +169,10 @@ def prepare(config: Config, run_dir: Optional[str], resume: bool = False, verbos
     tf.keras.utils.set_random_seed(config.train.seed)
     streamed = None
     if config.data.streaming:  # the rows stay in shards on disk; the held-out splits are loaded
-        streamed = prepare_streamed(config.data, folder.streaming_cache_root(), load_train=config.eval.exclude_seen)
+        # The test split stays in its shards: the final evaluation reads it a group of users at a time.
+        streamed = prepare_streamed(
+            config.data, folder.streaming_cache_root(), load_train=config.eval.exclude_seen, load_test=False
+        )
         data = streamed.data
     else:
         # A content item tower serves the whole item table (items without interactions embed from content).
@@ -348,7 +351,11 @@ def _handed_on(p: Prepared, s: Session) -> TwoTowerModel:
 
 def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
     """``metrics.json``: the test metrics, and how training went."""
-    metrics = evaluate_run(p.config, p.data, s.model, share=worker_share(p.strategy))  # each worker ranks its share
+    share = worker_share(p.strategy)  # each worker ranks its share
+    if p.streamed is not None:
+        metrics = evaluate_streamed_run(p.config, p.streamed, s.model, share=share)
+    else:
+        metrics = evaluate_run(p.config, p.data, s.model, share=share)
     if p.streamed is not None:
         metrics.update(num_train=p.num_train, data_streaming={"cache": p.streamed.folder, "reused": p.streamed.reused})
         # Rows each worker read in its first epoch (from its own files when several), gathered on every worker.
@@ -422,6 +429,49 @@ def evaluate_run(
         num_train=len(data.train),
         num_validation=len(data.validation),
         num_test=len(data.test),
+    )
+    return metrics
+
+
+def evaluate_streamed_run(
+    config: Config, streamed: StreamedData, model: TwoTowerModel, share: Optional[WorkerShare] = None
+) -> dict[str, Any]:
+    """:func:`evaluate_run` with the test split read from its shards in passes of
+    users (memory: one pass's rows, not the split's), the model's and the
+    most-popular baseline's; the same numbers as the in-memory evaluation."""
+    from tfrs_irns.data.streaming import iter_blocks
+    from tfrs_irns.evaluation.baselines import SCORER, popularity_embeddings
+    from tfrs_irns.evaluation.evaluate import embed_users
+    from tfrs_irns.evaluation.streamed import evaluate_streamed
+    from tfrs_irns.layers.towers import embed_indices
+
+    e, data = config.eval, streamed.data
+    seen: dict[str, Any] = {}
+    if e.exclude_seen:  # what the test ranking leaves out: training and validation (load_train)
+        seen = dict(
+            train_users=np.concatenate([data.train.user, data.validation.user]),
+            train_items=np.concatenate([data.train.item, data.validation.item]),
+        )
+
+    def records() -> Any:
+        return iter_blocks(streamed.files["test"])
+
+    protocol = dict(ks=e.ks, exclude_seen=e.exclude_seen, chunk_size=e.chunk_size)
+    user_emb = embed_users(model.query_tower, np.arange(data.num_users + 1), data.num_users)
+    item_emb = embed_indices(model.candidate_tower, data.num_items + 1)
+    metrics = evaluate_streamed(
+        user_emb, item_emb, records, item_counts=data.item_counts, share=share, **seen, **protocol  # type: ignore[arg-type]
+    )
+    popular_users, popular_items = popularity_embeddings(data.item_counts, data.num_users)
+    baseline = evaluate_streamed(
+        popular_users, popular_items, records, item_counts=data.item_counts, share=share, **seen, **protocol  # type: ignore[arg-type]
+    )
+    baseline["protocol"]["scorer"] = SCORER
+    baseline.pop("users_ranked_by_worker", None)
+    metrics["popular_baseline"] = baseline
+    metrics.update(
+        num_users=data.num_users, num_items=data.num_items, num_train=streamed.rows["train"],
+        num_validation=streamed.rows["validation"], num_test=streamed.rows["test"],
     )
     return metrics
 
