@@ -1,0 +1,195 @@
+"""What fits where: peak RSS of ``tfrs-irns train`` against rows, users and items, fitted per path.
+
+A small grid of synthetic Parquet folders (``streaming.write_folder``: Zipf items,
+every user and item present, integer ids), varying one thing at a time around a
+centre point: rows (``--rows``, at the centre's users and items), users
+(``--users``) and items (``--items``). Each point is trained by its own
+``tfrs-irns train`` subprocess, once with ``data.streaming: false`` (in memory)
+and once with ``true`` (a fresh shard cache per run), for each ``--dims``
+embedding size: one epoch, random split, ``data.test_fraction`` small
+(``--test-fraction``, so evaluation does not dominate the time), no
+validation, ``eval.ks: [10]``, no export. The peak is ``os.wait4``'s
+``ru_maxrss`` of the whole process: load (or the shard pass), training and the
+test evaluation, whichever is highest.
+
+Per path and embedding size, least squares fits
+
+    peak_rss ≈ base + a·rows + b·users + c·items
+
+and prints the residuals, the rows, users and items per GiB (1 / a, 1 / b,
+1 / c) and what a ``--budget-gb`` machine takes: the most rows at the centre's
+users and items, and likewise the most users and the most items.
+``/proc/loadavg`` is recorded around every run (RSS does not depend on the
+load; time does, and is only recorded, not fitted).
+
+    python benchmarks/memory_fit.py --json docs/results/memory-fit.json
+    python benchmarks/memory_fit.py --rows 20000 40000 --users 2000 --items 1000 --dims 32  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _report import print_table, write_json  # noqa: E402  (benchmarks/_report.py)
+from streaming import config_text, write_folder  # noqa: E402  (benchmarks/streaming.py)
+
+MIB_PER_GIB = 1024
+FEATURES = ("rows", "users", "items")
+PATHS = {"in_memory": False, "streamed": True}
+
+
+def grid(rows: Sequence[int], users: Sequence[int], items: Sequence[int]) -> list[dict[str, int]]:
+    """The points: the centre (each list's middle value) and one list varied at a time, no repeats."""
+    centre = {"rows": rows[len(rows) // 2], "users": users[len(users) // 2], "items": items[len(items) // 2]}
+    points = [centre]
+    for name, values in zip(FEATURES, (rows, users, items)):
+        for value in values:
+            point = dict(centre, **{name: value})
+            if point not in points:
+                points.append(point)
+    return points
+
+
+def fit(points: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Least squares ``peak_rss_mb ≈ base + a·rows + b·users + c·items`` over ``points``.
+
+    Returns the coefficients in MiB (base) and bytes per row, user and item, and each
+    point's residual (measured − fitted, MiB)."""
+    x = np.array([[1.0] + [float(p[name]) for name in FEATURES] for p in points])
+    y = np.array([float(p["peak_rss_mb"]) for p in points])
+    if np.linalg.matrix_rank(x) < x.shape[1]:
+        raise ValueError("the points must vary rows, users and items independently (at least 4 distinct points)")
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    residuals = y - x @ coef
+    return {
+        "base_mb": float(coef[0]),
+        **{f"bytes_per_{name[:-1]}": float(c) * 2**20 for name, c in zip(FEATURES, coef[1:])},
+        "residuals_mb": [float(r) for r in residuals],
+        "max_abs_residual_mb": float(np.abs(residuals).max()),
+    }
+
+
+def per_gib(model: dict[str, Any], centre: dict[str, int], budget_gb: float) -> dict[str, Any]:
+    """Rows, users and items per GiB from ``fit``'s model, and the most of each a ``budget_gb`` GiB machine takes
+    with the other two at ``centre``'s values (None where the fitted cost is not positive: no measurable limit)."""
+    out: dict[str, Any] = {}
+    for name in FEATURES:
+        cost = model[f"bytes_per_{name[:-1]}"]
+        out[f"{name}_per_gb"] = None if cost <= 0 else 2**30 / cost
+        others_mb = model["base_mb"] + sum(
+            model[f"bytes_per_{other[:-1]}"] * centre[other] / 2**20 for other in FEATURES if other != name
+        )
+        out[f"max_{name}_in_{budget_gb:g}gb"] = None if cost <= 0 else (budget_gb * MIB_PER_GIB - others_mb) * 2**20 / cost
+    return out
+
+
+def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages (``/proc/loadavg``), or empty where there is none."""
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return ""
+
+
+def measure(scratch: str, point: dict[str, int], path: str, dim: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One ``tfrs-irns train`` subprocess on ``point``'s folder: peak RSS (MiB), wall time, load around it."""
+    folder = os.path.join(scratch, "data", "rows{rows}-users{users}-items{items}".format(**point))
+    label = f"{path}-d{dim}-" + os.path.basename(folder)
+    config = os.path.join(scratch, f"{label}.yaml")
+    with open(config, "w", encoding="utf-8") as fh:
+        fh.write(config_text(folder, PATHS[path], os.path.join(scratch, "cache", label), args.batch_size))
+    overrides = [f"model.embedding_dim={dim}", "eval.ks=[10]", "train.early_stopping.monitor=loss",
+                 f"data.test_fraction={args.test_fraction}"]
+    command = [sys.executable, "-m", "tfrs_irns.cli.main", "train", "--config", config,
+               "--output", os.path.join(scratch, "runs", label), "--set", *overrides]
+    load_before, start = loadavg(), time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=scratch)
+    log = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{label}: tfrs-irns train failed:\n{log[-3000:]}")
+    row = {"label": label, "path": path, "embedding_dim": dim, **point,
+           "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
+           "wall_seconds": round(time.perf_counter() - start, 1), "loadavg_before": load_before, "loadavg_after": loadavg()}
+    print(json.dumps(row), flush=True)  # each figure as soon as it exists (long grid)
+    return row
+
+
+def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float) -> list[dict[str, Any]]:
+    """Per path and embedding size: the fit, its residuals and the per-GiB figures, printed and returned."""
+    summaries = []
+    for path in PATHS:
+        for dim in sorted({r["embedding_dim"] for r in rows}):
+            points = [r for r in rows if r["path"] == path and r["embedding_dim"] == dim]
+            if not points:
+                continue
+            model = fit(points)
+            summary = {"label": f"fit {path} d={dim}", "path": path, "embedding_dim": dim, **model,
+                       **per_gib(model, centre, budget_gb)}
+            summaries.append(summary)
+            print_table(
+                f"{path}, d = {dim}: peak RSS ≈ {model['base_mb']:.0f} MiB + {model['bytes_per_row']:.0f} B/row + "
+                f"{model['bytes_per_user']:.0f} B/user + {model['bytes_per_item']:.0f} B/item",
+                "| rows | users | items | peak RSS MiB | residual MiB |", "|---:|---:|---:|---:|---:|",
+                [[f"{p['rows']:,}", f"{p['users']:,}", f"{p['items']:,}", f"{p['peak_rss_mb']:.0f}", f"{res:+.0f}"]
+                 for p, res in zip(points, model["residuals_mb"])],
+            )
+            print("  " + ", ".join(f"{key}: {_count(value)}" for key, value in summary.items()
+                                   if key.endswith("gb") and key != "base_mb"))
+    return summaries
+
+
+def _count(value: float | None) -> str:
+    """A count for the per-GiB line: millions with one decimal, or 'no measurable limit'."""
+    return "no measurable limit" if value is None else f"{value / 1e6:,.2f}M"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
+    parser.add_argument("--users", type=int, nargs="+", default=[20_000, 100_000, 400_000])
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000, 100_000, 400_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[32])
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--test-fraction", type=float, default=0.02)
+    parser.add_argument("--budget-gb", type=float, default=24.0)
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (each RSS is its own process's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scratch", default=None, help="folder for the data, caches and runs (default: new in /tmp)")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    points = grid(args.rows, args.users, args.items)
+    if any(max(p["users"], p["items"]) > p["rows"] for p in points):
+        parser.error("every point needs rows >= users and rows >= items (write_folder puts every id in)")
+    scratch = args.scratch or tempfile.mkdtemp(prefix="tfrs-irns-memory-fit-")
+    for point in points:
+        folder = os.path.join(scratch, "data", "rows{rows}-users{users}-items{items}".format(**point))
+        if not os.path.isdir(folder):
+            write_folder(folder, point["rows"], point["users"], point["items"], args.seed)
+    jobs = [(p, path, dim) for dim in args.dims for p in points for path in args.paths]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda job: measure(scratch, *job, args), jobs))
+    started = rows[0]["loadavg_before"] if rows else ""
+    summaries = report(rows, points[0], args.budget_gb)
+    meta = {"label": "run", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scratch": scratch,
+            "command": " ".join(["python", "benchmarks/memory_fit.py", *sys.argv[1:]]), "jobs": args.jobs,
+            "batch_size": args.batch_size, "test_fraction": args.test_fraction, "loadavg_first": started,
+            "loadavg_last": loadavg(), "centre": points[0]}
+    write_json(args.json, rows + summaries + [meta])
+
+
+if __name__ == "__main__":
+    main()
