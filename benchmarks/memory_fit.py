@@ -19,8 +19,12 @@ Per path and embedding size, least squares fits
 and prints the residuals, the rows, users and items per GiB (1 / a, 1 / b,
 1 / c) and what a ``--budget-gb`` machine takes: the most rows at the centre's
 users and items, and likewise the most users and the most items.
-``/proc/loadavg`` is recorded around every run (RSS does not depend on the
-load; time does, and is only recorded, not fitted).
+``--validate ROWS,USERS,ITEMS`` points are measured too but kept out of the
+fit: the report sets the fit's prediction beside the measured peak (how far the
+line extrapolates). ``/proc/loadavg`` is recorded around every run (RSS does
+not depend on the load; time does, and is only recorded, not fitted).
+``--reuse`` takes runs from earlier ``--json`` files instead of measuring them
+again (same label: path, embedding size and point), so a grid can grow in steps.
 
     python benchmarks/memory_fit.py --json docs/results/memory-fit.json
     python benchmarks/memory_fit.py --rows 20000 40000 --users 2000 --items 1000 --dims 32  # a quick look
@@ -103,10 +107,20 @@ def loadavg() -> str:
         return ""
 
 
+def folder_of(scratch: str, point: dict[str, Any]) -> str:
+    """The synthetic Parquet folder of ``point``."""
+    return os.path.join(scratch, "data", "rows{rows}-users{users}-items{items}".format(**point))
+
+
+def label_of(point: dict[str, Any], path: str, dim: int) -> str:
+    """A run's name: path, embedding size and point (also how ``--reuse`` finds it)."""
+    return f"{path}-d{dim}-" + os.path.basename(folder_of("", point))
+
+
 def measure(scratch: str, point: dict[str, int], path: str, dim: int, args: argparse.Namespace) -> dict[str, Any]:
     """One ``tfrs-irns train`` subprocess on ``point``'s folder: peak RSS (MiB), wall time, load around it."""
-    folder = os.path.join(scratch, "data", "rows{rows}-users{users}-items{items}".format(**point))
-    label = f"{path}-d{dim}-" + os.path.basename(folder)
+    folder = folder_of(scratch, point)
+    label = label_of(point, path, dim)
     config = os.path.join(scratch, f"{label}.yaml")
     with open(config, "w", encoding="utf-8") as fh:
         fh.write(config_text(folder, PATHS[path], os.path.join(scratch, "cache", label), args.batch_size))
@@ -120,24 +134,37 @@ def measure(scratch: str, point: dict[str, int], path: str, dim: int, args: argp
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{label}: tfrs-irns train failed:\n{log[-3000:]}")
-    row = {"label": label, "path": path, "embedding_dim": dim, **point,
+    with open(os.path.join(scratch, "runs", label, "metrics.json"), encoding="utf-8") as fh:
+        metrics = json.load(fh)
+    row = {"label": label, "path": path, "embedding_dim": dim, **point, "validate": point in args.validate,
            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
+           # Evaluation's peak (eval.chunk_size users x all items) needs that many test users who are not cold.
+           "num_test_users": metrics["num_test_users"], "num_train": metrics["num_train"],
            "wall_seconds": round(time.perf_counter() - start, 1), "loadavg_before": load_before, "loadavg_after": loadavg()}
     print(json.dumps(row), flush=True)  # each figure as soon as it exists (long grid)
     return row
 
 
+def predict(model: dict[str, Any], point: dict[str, int]) -> float:
+    """``fit``'s peak RSS (MiB) at ``point``."""
+    return model["base_mb"] + sum(model[f"bytes_per_{name[:-1]}"] * point[name] for name in FEATURES) / 2**20
+
+
 def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float) -> list[dict[str, Any]]:
-    """Per path and embedding size: the fit, its residuals and the per-GiB figures, printed and returned."""
+    """Per path and embedding size: the fit, its residuals and the per-GiB figures, printed and returned;
+    the validation runs (``validate``) beside the fit's prediction."""
     summaries = []
     for path in PATHS:
         for dim in sorted({r["embedding_dim"] for r in rows}):
-            points = [r for r in rows if r["path"] == path and r["embedding_dim"] == dim]
+            mine = [r for r in rows if r["path"] == path and r["embedding_dim"] == dim]
+            points = [r for r in mine if not r.get("validate")]
             if not points:
                 continue
             model = fit(points)
+            checks = [{**{k: r[k] for k in FEATURES}, "measured_mb": r["peak_rss_mb"],
+                       "predicted_mb": round(predict(model, r), 1)} for r in mine if r.get("validate")]
             summary = {"label": f"fit {path} d={dim}", "path": path, "embedding_dim": dim, **model,
-                       **per_gib(model, centre, budget_gb)}
+                       **per_gib(model, centre, budget_gb), "validation": checks}
             summaries.append(summary)
             print_table(
                 f"{path}, d = {dim}: peak RSS ≈ {model['base_mb']:.0f} MiB + {model['bytes_per_row']:.0f} B/row + "
@@ -148,12 +175,24 @@ def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float)
             )
             print("  " + ", ".join(f"{key}: {_count(value)}" for key, value in summary.items()
                                    if key.endswith("gb") and key != "base_mb"))
+            for check in checks:
+                print(f"  held out: {check['rows']:,} rows, {check['users']:,} users, {check['items']:,} items: "
+                      f"measured {check['measured_mb']:.0f} MiB, fit {check['predicted_mb']:.0f} MiB")
     return summaries
 
 
 def _count(value: float | None) -> str:
     """A count for the per-GiB line: millions with one decimal, or 'no measurable limit'."""
     return "no measurable limit" if value is None else f"{value / 1e6:,.2f}M"
+
+
+def _point(text: str) -> dict[str, int]:
+    """``ROWS,USERS,ITEMS`` as a point."""
+    try:
+        rows, users, items = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ROWS,USERS,ITEMS (three integers)") from None
+    return {"rows": rows, "users": users, "items": items}
 
 
 def main() -> None:
@@ -167,21 +206,33 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.02)
     parser.add_argument("--budget-gb", type=float, default=24.0)
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each RSS is its own process's)")
+    parser.add_argument("--validate", type=_point, nargs="+", default=[], metavar="ROWS,USERS,ITEMS",
+                        help="points measured but kept out of the fit (the fit's prediction is printed beside)")
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="JSON",
+                        help="take runs from these earlier --json files instead of measuring them again")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", default=None, help="folder for the data, caches and runs (default: new in /tmp)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     points = grid(args.rows, args.users, args.items)
-    if any(max(p["users"], p["items"]) > p["rows"] for p in points):
+    every = points + [p for p in args.validate if p not in points]
+    if any(max(p["users"], p["items"]) > p["rows"] for p in every):
         parser.error("every point needs rows >= users and rows >= items (write_folder puts every id in)")
+    reused = {}
+    for earlier in args.reuse:
+        with open(earlier, encoding="utf-8") as fh:
+            reused.update({r["label"]: dict(r, validate={k: r[k] for k in FEATURES} in args.validate) for r in json.load(fh)
+                           if r.get("path") in PATHS and "rows" in r})
+    jobs = [(p, path, dim) for dim in args.dims for p in every for path in args.paths
+            if label_of(p, path, dim) not in reused]
     scratch = args.scratch or tempfile.mkdtemp(prefix="tfrs-irns-memory-fit-")
-    for point in points:
-        folder = os.path.join(scratch, "data", "rows{rows}-users{users}-items{items}".format(**point))
-        if not os.path.isdir(folder):
-            write_folder(folder, point["rows"], point["users"], point["items"], args.seed)
-    jobs = [(p, path, dim) for dim in args.dims for p in points for path in args.paths]
+    for point in {os.path.basename(folder_of("", p)): p for p, _, _ in jobs}.values():
+        if not os.path.isdir(folder_of(scratch, point)):
+            write_folder(folder_of(scratch, point), point["rows"], point["users"], point["items"], args.seed)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda job: measure(scratch, *job, args), jobs))
+        measured = {r["label"]: r for r in pool.map(lambda job: measure(scratch, job[0], job[1], job[2], args), jobs)}
+    measured.update(reused)
+    rows = [measured[label_of(p, path, dim)] for dim in args.dims for p in every for path in args.paths]
     started = rows[0]["loadavg_before"] if rows else ""
     summaries = report(rows, points[0], args.budget_gb)
     meta = {"label": "run", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scratch": scratch,
