@@ -14,9 +14,12 @@ test evaluation, whichever is highest.
 
 Per path and embedding size, least squares fits
 
-    peak_rss ≈ base + a·rows + b·users + c·items
+    peak_rss ≈ base + a·rows + b·users + c·items + S
 
-and prints the residuals, the rows, users and items per GiB (1 / a, 1 / b,
+where S, not fitted, is the test evaluation's score matrix: ``eval.chunk_size``
+(1024) users × all items × 4 bytes, capped at 256 MiB (``tfrs_irns.topk``'s
+``chunk_rows``), so it grows with the items up to 65,536 items and then stops.
+It prints the residuals, the rows, users and items per GiB (1 / a, 1 / b,
 1 / c) and what a ``--budget-gb`` machine takes: the most rows at the centre's
 users and items, and likewise the most users and the most items.
 ``--validate ROWS,USERS,ITEMS`` points are measured too but kept out of the
@@ -65,13 +68,20 @@ def grid(rows: Sequence[int], users: Sequence[int], items: Sequence[int]) -> lis
     return points
 
 
-def fit(points: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """Least squares ``peak_rss_mb ≈ base + a·rows + b·users + c·items`` over ``points``.
+def score_chunk_mb(items: int, test_users: int, chunk_size: int = 1024) -> float:
+    """S: the evaluation's score matrix of one chunk of test users, MiB (the ranking's own rule)."""
+    from tfrs_irns.topk import chunk_rows  # lazily: it imports TensorFlow
 
-    Returns the coefficients in MiB (base) and bytes per row, user and item, and each
-    point's residual (measured − fitted, MiB)."""
+    return chunk_rows(chunk_size, items, test_users) * items * 4 / 2**20
+
+
+def fit(points: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """Least squares ``peak_rss_mb − eval_scores_mb ≈ base + a·rows + b·users + c·items`` over ``points``.
+
+    ``eval_scores_mb`` (S, default 0) is known, not fitted. Returns the coefficients in MiB
+    (base) and bytes per row, user and item, and each point's residual (measured − fitted, MiB)."""
     x = np.array([[1.0] + [float(p[name]) for name in FEATURES] for p in points])
-    y = np.array([float(p["peak_rss_mb"]) for p in points])
+    y = np.array([float(p["peak_rss_mb"]) - float(p.get("eval_scores_mb", 0.0)) for p in points])
     if np.linalg.matrix_rank(x) < x.shape[1]:
         raise ValueError("the points must vary rows, users and items independently (at least 4 distinct points)")
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
@@ -84,14 +94,15 @@ def fit(points: Sequence[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def per_gib(model: dict[str, Any], centre: dict[str, int], budget_gb: float) -> dict[str, Any]:
+def per_gib(model: dict[str, Any], centre: dict[str, int], budget_gb: float, scores_mb: float) -> dict[str, Any]:
     """Rows, users and items per GiB from ``fit``'s model, and the most of each a ``budget_gb`` GiB machine takes
-    with the other two at ``centre``'s values (None where the fitted cost is not positive: no measurable limit)."""
+    with the other two at ``centre``'s values and S = ``scores_mb`` (None where the fitted cost is not positive:
+    no measurable limit)."""
     out: dict[str, Any] = {}
     for name in FEATURES:
         cost = model[f"bytes_per_{name[:-1]}"]
         out[f"{name}_per_gb"] = None if cost <= 0 else 2**30 / cost
-        others_mb = model["base_mb"] + sum(
+        others_mb = model["base_mb"] + scores_mb + sum(
             model[f"bytes_per_{other[:-1]}"] * centre[other] / 2**20 for other in FEATURES if other != name
         )
         out[f"max_{name}_in_{budget_gb:g}gb"] = None if cost <= 0 else (budget_gb * MIB_PER_GIB - others_mb) * 2**20 / cost
@@ -145,9 +156,10 @@ def measure(scratch: str, point: dict[str, int], path: str, dim: int, args: argp
     return row
 
 
-def predict(model: dict[str, Any], point: dict[str, int]) -> float:
-    """``fit``'s peak RSS (MiB) at ``point``."""
-    return model["base_mb"] + sum(model[f"bytes_per_{name[:-1]}"] * point[name] for name in FEATURES) / 2**20
+def predict(model: dict[str, Any], point: dict[str, Any]) -> float:
+    """``fit``'s peak RSS (MiB) at ``point``, S included."""
+    linear = sum(model[f"bytes_per_{name[:-1]}"] * point[name] for name in FEATURES) / 2**20
+    return model["base_mb"] + linear + float(point.get("eval_scores_mb", 0.0))
 
 
 def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float) -> list[dict[str, Any]]:
@@ -164,13 +176,15 @@ def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float)
             checks = [{**{k: r[k] for k in FEATURES}, "measured_mb": r["peak_rss_mb"],
                        "predicted_mb": round(predict(model, r), 1)} for r in mine if r.get("validate")]
             summary = {"label": f"fit {path} d={dim}", "path": path, "embedding_dim": dim, **model,
-                       **per_gib(model, centre, budget_gb), "validation": checks}
+                       **per_gib(model, centre, budget_gb, score_chunk_mb(centre["items"], 1024)),
+                       "validation": checks}
             summaries.append(summary)
             print_table(
                 f"{path}, d = {dim}: peak RSS ≈ {model['base_mb']:.0f} MiB + {model['bytes_per_row']:.0f} B/row + "
-                f"{model['bytes_per_user']:.0f} B/user + {model['bytes_per_item']:.0f} B/item",
-                "| rows | users | items | peak RSS MiB | residual MiB |", "|---:|---:|---:|---:|---:|",
-                [[f"{p['rows']:,}", f"{p['users']:,}", f"{p['items']:,}", f"{p['peak_rss_mb']:.0f}", f"{res:+.0f}"]
+                f"{model['bytes_per_user']:.0f} B/user + {model['bytes_per_item']:.0f} B/item + S",
+                "| rows | users | items | peak RSS MiB | S MiB | residual MiB |", "|---:|---:|---:|---:|---:|---:|",
+                [[f"{p['rows']:,}", f"{p['users']:,}", f"{p['items']:,}", f"{p['peak_rss_mb']:.0f}",
+                  f"{p['eval_scores_mb']:.0f}", f"{res:+.0f}"]
                  for p, res in zip(points, model["residuals_mb"])],
             )
             print("  " + ", ".join(f"{key}: {_count(value)}" for key, value in summary.items()
@@ -233,6 +247,8 @@ def main() -> None:
         measured = {r["label"]: r for r in pool.map(lambda job: measure(scratch, job[0], job[1], job[2], args), jobs)}
     measured.update(reused)
     rows = [measured[label_of(p, path, dim)] for dim in args.dims for p in every for path in args.paths]
+    for row in rows:
+        row["eval_scores_mb"] = round(score_chunk_mb(row["items"], row["num_test_users"]), 1)
     started = rows[0]["loadavg_before"] if rows else ""
     summaries = report(rows, points[0], args.budget_gb)
     meta = {"label": "run", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scratch": scratch,
