@@ -163,8 +163,8 @@ def predict(model: dict[str, Any], point: dict[str, Any]) -> float:
 
 
 def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float) -> list[dict[str, Any]]:
-    """Per path and embedding size: the fit, its residuals and the per-GiB figures, printed and returned;
-    the validation runs (``validate``) beside the fit's prediction."""
+    """Per path and embedding size: the fit on the grid, its residuals and per-GiB figures, the held-out
+    (``validate``) runs beside its prediction, then the fit on all the points; printed and returned."""
     summaries = []
     for path in PATHS:
         for dim in sorted({r["embedding_dim"] for r in rows}):
@@ -172,27 +172,34 @@ def report(rows: list[dict[str, Any]], centre: dict[str, int], budget_gb: float)
             points = [r for r in mine if not r.get("validate")]
             if not points:
                 continue
-            model = fit(points)
-            checks = [{**{k: r[k] for k in FEATURES}, "measured_mb": r["peak_rss_mb"],
-                       "predicted_mb": round(predict(model, r), 1)} for r in mine if r.get("validate")]
-            summary = {"label": f"fit {path} d={dim}", "path": path, "embedding_dim": dim, **model,
-                       **per_gib(model, centre, budget_gb, score_chunk_mb(centre["items"], 1024)),
-                       "validation": checks}
-            summaries.append(summary)
-            print_table(
-                f"{path}, d = {dim}: peak RSS ≈ {model['base_mb']:.0f} MiB + {model['bytes_per_row']:.0f} B/row + "
-                f"{model['bytes_per_user']:.0f} B/user + {model['bytes_per_item']:.0f} B/item + S",
-                "| rows | users | items | peak RSS MiB | S MiB | residual MiB |", "|---:|---:|---:|---:|---:|---:|",
-                [[f"{p['rows']:,}", f"{p['users']:,}", f"{p['items']:,}", f"{p['peak_rss_mb']:.0f}",
-                  f"{p['eval_scores_mb']:.0f}", f"{res:+.0f}"]
-                 for p, res in zip(points, model["residuals_mb"])],
-            )
-            print("  " + ", ".join(f"{key}: {_count(value)}" for key, value in summary.items()
-                                   if key.endswith("gb") and key != "base_mb"))
-            for check in checks:
+            summary = _summary(f"fit {path} d={dim}", points, centre, budget_gb)
+            summary["validation"] = [
+                {**{k: r[k] for k in FEATURES}, "measured_mb": r["peak_rss_mb"], "predicted_mb": round(predict(summary, r), 1)}
+                for r in mine if r.get("validate")
+            ]
+            for check in summary["validation"]:
                 print(f"  held out: {check['rows']:,} rows, {check['users']:,} users, {check['items']:,} items: "
                       f"measured {check['measured_mb']:.0f} MiB, fit {check['predicted_mb']:.0f} MiB")
+            summaries.append(summary)
+            if len(mine) > len(points):  # the held-out runs widen the range: the fit on everything
+                summaries.append(_summary(f"fit {path} d={dim}, all points", mine, centre, budget_gb))
     return summaries
+
+
+def _summary(label: str, points: list[dict[str, Any]], centre: dict[str, int], budget_gb: float) -> dict[str, Any]:
+    """``fit`` and ``per_gib`` on ``points`` (one path and embedding size), printed as a table."""
+    model = fit(points)
+    summary = {"label": label, "path": points[0]["path"], "embedding_dim": points[0]["embedding_dim"], **model,
+               **per_gib(model, centre, budget_gb, score_chunk_mb(centre["items"], 1024))}
+    print_table(
+        f"{label}: peak RSS ≈ {model['base_mb']:.0f} MiB + {model['bytes_per_row']:.0f} B/row + "
+        f"{model['bytes_per_user']:.0f} B/user + {model['bytes_per_item']:.0f} B/item + S",
+        "| rows | users | items | peak RSS MiB | S MiB | residual MiB |", "|---:|---:|---:|---:|---:|---:|",
+        [[f"{p['rows']:,}", f"{p['users']:,}", f"{p['items']:,}", f"{p['peak_rss_mb']:.0f}",
+          f"{p['eval_scores_mb']:.0f}", f"{res:+.0f}"] for p, res in zip(points, model["residuals_mb"])],
+    )
+    print("  " + ", ".join(f"{key}: {_count(value)}" for key, value in summary.items() if key.endswith("gb")))
+    return summary
 
 
 def _count(value: float | None) -> str:
