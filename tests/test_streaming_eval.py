@@ -76,6 +76,25 @@ def test_a_pass_holds_only_its_groups_rows(streamed, monkeypatch):
     assert max(held) < len(streamed.data.test) / 2
 
 
+def test_rows_per_pass_bounds_a_pass_whatever_the_users(streamed, monkeypatch):
+    # Few users with many rows each: the row bound, not the user bound, cuts the passes.
+    held = []
+    from tfrs_irns.evaluation import streamed as module
+
+    original = module._group_rows
+    monkeypatch.setattr(module, "_group_rows", lambda r, g: held.append(len(original(r, g)[0])) or original(r, g))
+    user_emb, item_emb = _embeddings(streamed)
+    test = streamed.data.test
+    bound = len(test) // 5
+    result = evaluate_streamed(
+        user_emb, item_emb, lambda: iter_blocks(streamed.files["test"]), users_per_pass=10**6, rows_per_pass=bound,
+        ks=[5],
+    )
+    one = evaluate_embeddings(user_emb, item_emb, test.user, test.item, ks=[5])
+    assert_same_metrics(one, result)
+    assert len(held) >= 5 and sum(held) == len(test) and max(held) < 2 * bound
+
+
 def test_streamed_evaluation_refuses_what_evaluate_embeddings_refuses(streamed, records):
     user_emb, item_emb = _embeddings(streamed)
     with pytest.raises(DataError, match="no test interactions"):
@@ -84,3 +103,5 @@ def test_streamed_evaluation_refuses_what_evaluate_embeddings_refuses(streamed, 
         evaluate_streamed(user_emb, item_emb, lambda: iter([np.array([[1], [999]])]), ks=[5])
     with pytest.raises(ValueError, match="users_per_pass must be >= 1, got 0"):
         evaluate_streamed(user_emb, item_emb, records, users_per_pass=0)
+    with pytest.raises(ValueError, match="rows_per_pass must be >= 1, got 0"):
+        evaluate_streamed(user_emb, item_emb, records, rows_per_pass=0)

@@ -37,6 +37,9 @@ from tfrs_irns.evaluation.shares import WorkerShare, blocks_from_sums, share_sum
 
 #: Users ranked per pass by default (their rows and top lists are what a pass holds).
 USERS_PER_PASS = 50_000
+#: Rows (targets) ranked per pass at most, by default: a target costs ~100 B through the
+#: ranking's per-target arrays, so a pass holds ~100 MB whatever the split's size.
+ROWS_PER_PASS = 1_000_000
 
 
 def evaluate_streamed(
@@ -44,6 +47,7 @@ def evaluate_streamed(
     item_emb: np.ndarray,
     records: Callable[[], Iterable[np.ndarray]],
     users_per_pass: int = USERS_PER_PASS,
+    rows_per_pass: int = ROWS_PER_PASS,
     train_users: Optional[np.ndarray] = None,
     train_items: Optional[np.ndarray] = None,
     item_counts: Optional[np.ndarray] = None,
@@ -56,26 +60,33 @@ def evaluate_streamed(
       records: returns a fresh iterator over the split's records, each an
         integer array ``[>= 2, n]`` whose rows 0 and 1 are user and item indices
         (:func:`tfrs_irns.data.streaming.iter_blocks` of the split's files).
-      users_per_pass: users ranked per pass (bounds the rows held at once).
+      users_per_pass, rows_per_pass: users, and rows (about: users are grouped, not
+        rows), ranked per pass at most (what a pass holds at once).
       share: this worker's share of the passes, as in ``evaluate_embeddings``.
       train_users, train_items, item_counts, **protocol: as in ``evaluate_embeddings``.
     """
     if int(users_per_pass) < 1:
         raise ValueError(f"users_per_pass must be >= 1, got {users_per_pass!r}")
+    if int(rows_per_pass) < 1:
+        raise ValueError(f"rows_per_pass must be >= 1, got {rows_per_pass!r}")
     ks = _check_ks(protocol.get("ks", DEFAULT_KS))
     exclude_seen, max_queries, seed = protocol.get("exclude_seen", False), protocol.get("max_queries"), protocol.get("seed", 0)
     chunk_size, device = protocol.get("chunk_size", CHUNK_SIZE), protocol.get("device", "auto")
     num_users, num_items = np.shape(user_emb)[0] - 1, np.shape(item_emb)[0] - 1
     distinct = np.zeros(0, np.int64)
+    rows = 0
     for block in records():  # pass 1: the users (O(users)), every index checked once
         users, items = np.asarray(block[0], np.int64), np.asarray(block[1], np.int64)
         _check_range("test user", users, num_users, "user")
         _check_range("test item", items, num_items, "item")
         distinct = np.union1d(distinct, users)
+        rows += users.shape[0]
     if distinct.size == 0:
         raise DataError("evaluation: there are no test interactions to evaluate")
     chosen = scored_users(distinct, max_queries, seed)
-    groups = -(-chosen.size // int(users_per_pass))
+    # Groups stride over the sorted users, so each holds about its share of the chosen users' rows.
+    chosen_rows = rows * chosen.size / max(1, distinct.size)
+    groups = max(-(-chosen.size // int(users_per_pass)), int(np.ceil(chosen_rows / int(rows_per_pass))))
     bands, head_items = item_bands(num_items, item_counts, train_items)
     slot, slots = (share.index, share.num_workers) if share is not None else (0, 1)
     total: Optional[np.ndarray] = None
