@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfrs_irns"
 
 # Bottom up. `config` is a leaf that only the layers reading config keys may import.
 RANK = {
-    "errors": 0, "_files": 0, "_keras": 0, "_version": 0, "_params": 0, "_lazy": 0, "config": 0, "config_reference": 0,
+    "errors": 0, "_files": 0, "_keras": 0, "_version": 0, "_params": 0, "_lazy": 0, "_faiss": 0,
+    "config": 0, "config_reference": 0,
     "topk": 1, "gpu_kernels": 1, "sampling": 1, "layers": 1, "tasks": 1,
     "models": 2,
     "data": 3, "batching": 3,

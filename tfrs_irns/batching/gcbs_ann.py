@@ -44,8 +44,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tfrs_irns import _faiss
 from tfrs_irns.batching.params import GcbsParams
-from tfrs_irns.errors import UserError
 
 KINDS = ("auto", "exact", "ann")
 # The builder's defaults are GcbsParams' (each written once, there, with why).
@@ -64,14 +64,7 @@ _POINTS_PER_CELL = 64
 
 def import_faiss() -> Any:
     """The ``faiss`` module, or a one-line :class:`UserError` saying how to install it."""
-    try:
-        import faiss  # noqa: PLC0415
-    except ImportError:
-        raise UserError(
-            "graph_builder='ann' needs faiss, which is not installed: pip install -e '.[ann]' "
-            "(or pip install faiss-cpu), or use graph_builder='exact'"
-        ) from None
-    return faiss
+    return _faiss.import_faiss("graph_builder='ann'", "use graph_builder='exact'")
 
 
 class SearchPlan(NamedTuple):

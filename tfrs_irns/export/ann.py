@@ -35,6 +35,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tfrs_irns import _faiss
 from tfrs_irns.errors import UserError
 from tfrs_irns.export.params import INDEX_FIELDS, AnnParams
 from tfrs_irns.topk import rank_top_k
@@ -43,15 +44,9 @@ INDEX_FILE = "faiss.index"
 INFO_FILE = "index.json"
 
 
-def import_faiss():
+def import_faiss() -> Any:
     """The ``faiss`` module, or a :class:`UserError` saying how to install it."""
-    try:
-        import faiss  # noqa: PLC0415
-    except ImportError:
-        raise UserError(
-            "the ANN index needs faiss, which is not installed: pip install -e '.[ann]' (or pip install faiss-cpu)"
-        ) from None
-    return faiss
+    return _faiss.import_faiss("the ANN index")
 
 
 class AnnIndex:

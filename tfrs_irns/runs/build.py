@@ -489,22 +489,16 @@ def profile_batch(config: Config, pipeline: Any) -> Any:
 
 def check_export_extras(config: Config) -> None:
     """``export.index: faiss`` and GCBS's ``graph_builder: ann`` need the optional faiss: say so before training."""
+    from tfrs_irns._faiss import import_faiss
+    from tfrs_irns.errors import UserError
+
+    needs = []
     if config.batching.strategy == "gcbs" and config.batching.gcbs.graph_builder == "ann":
-        from tfrs_irns.batching.gcbs_ann import import_faiss as gcbs_faiss
-        from tfrs_irns.errors import UserError
-
-        try:
-            gcbs_faiss()
-        except UserError:
-            raise ConfigError(
-                "batching.gcbs.graph_builder: ann needs faiss, which is not installed: pip install -e '.[ann]' "
-                "(or pip install faiss-cpu), or set batching.gcbs.graph_builder: exact"
-            ) from None
+        needs.append(("batching.gcbs.graph_builder: ann", "set batching.gcbs.graph_builder: exact"))
     if config.export.index == "faiss":
-        from tfrs_irns.errors import UserError
-        from tfrs_irns.export.ann import import_faiss
-
+        needs.append(("export.index: faiss: the ANN index", ""))
+    for needed_by, otherwise in needs:
         try:
-            import_faiss()
+            import_faiss(needed_by, otherwise)
         except UserError as exc:
-            raise ConfigError(f"export.index: faiss: {exc}") from None
+            raise ConfigError(str(exc)) from None
