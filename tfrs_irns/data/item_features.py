@@ -23,17 +23,15 @@ are read as strings under their own name.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 
-from tfrs_irns.data.prepare import Catalogue, PreparedData
+from tfrs_irns.data.prepare import Known
 
 #: Built-in content features and their kind (text: tokenised; categorical: ``|``-joined values).
 BUILTIN_KINDS = {"title": "text", "genres": "categorical"}
 
 
-def joined_genres(data: Union[Catalogue, PreparedData]) -> np.ndarray:
+def joined_genres(data: Known) -> np.ndarray:
     """Each item's genres as one ``|``-joined string (from the multi-hot table), ``''`` when none."""
     out = np.full(data.item_vocab.size, "", dtype=object)
     if data.item_genres is not None:
@@ -45,7 +43,7 @@ def joined_genres(data: Union[Catalogue, PreparedData]) -> np.ndarray:
     return out.astype(str)
 
 
-def item_feature_strings(data: Union[Catalogue, PreparedData], name: str) -> np.ndarray:
+def item_feature_strings(data: Known, name: str) -> np.ndarray:
     """The raw strings of content feature ``name`` per item index, ``[num_items + 1]``.
 
     ``title`` and ``genres`` are built in; any other name is a column of

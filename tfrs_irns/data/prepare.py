@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Optional, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -148,6 +148,11 @@ class PreparedData:
     def num_query_users(self) -> int:
         """User indices evaluation embeds beyond OOV: the known users, then the cold users."""
         return self.num_users + self.num_cold_users
+
+
+#: What a model is sized from and content is read from: a catalogue, or prepared
+#: data (which reads through to its catalogue).
+Known = Union[Catalogue, PreparedData]
 
 
 def _encode(inter: Interactions, users: Vocabulary, items: Vocabulary) -> EncodedSplit:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -21,10 +21,7 @@ from tfrs_irns.batching.sequence import sequence_pipeline, sequence_windows
 from tfrs_irns.config import Config, DistributionConfig, content_features
 from tfrs_irns.data.history import WINDOW_RULES, UserHistory, history_of
 from tfrs_irns.data.item_features import BUILTIN_KINDS, item_feature_strings
-from tfrs_irns.data.prepare import Catalogue, PreparedData
-
-#: What a model is sized from: a catalogue, or prepared data (which reads through to its catalogue).
-Known = Union[Catalogue, PreparedData]
+from tfrs_irns.data.prepare import Catalogue, Known, PreparedData
 from tfrs_irns.errors import ConfigError
 from tfrs_irns.export.versions import check_name
 from tfrs_irns.layers.history import HistoryQueryTower
