@@ -352,12 +352,11 @@ def _handed_on(p: Prepared, s: Session) -> TwoTowerModel:
 def _metrics(p: Prepared, s: Session, f: Fitted) -> dict[str, Any]:
     """``metrics.json``: the test metrics, and how training went."""
     share = worker_share(p.strategy)  # each worker ranks its share
-    if p.streamed is not None:
-        metrics = evaluate_streamed_run(p.config, p.streamed, s.model, share=share)
-    else:
+    if p.streamed is None:
         metrics = evaluate_run(p.config, p.data, s.model, share=share)
-    if p.streamed is not None:
-        metrics.update(num_train=p.num_train, data_streaming={"cache": p.streamed.folder, "reused": p.streamed.reused})
+    else:
+        metrics = evaluate_streamed_run(p.config, p.streamed, s.model, share=share)
+        metrics["data_streaming"] = {"cache": p.streamed.folder, "reused": p.streamed.reused}
         # Rows each worker read in its first epoch (from its own files when several), gathered on every worker.
         metrics["data"] = {"rows_read_by_worker": per_worker(p.strategy, s.pipeline.rows_read_per_epoch)}
     metrics.update(
